@@ -1,0 +1,96 @@
+"""The warm-transfer gateway: a Flask app that puts phone calls into LiveKit rooms.
+
+``create_app()`` is the application factory (gunicorn: ``gateway:create_app()``).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from dotenv import load_dotenv
+from flask import Flask, jsonify, request
+
+from gateway import config as config_module
+from gateway.bootstrap import Services, build
+
+log = logging.getLogger("gateway")
+# The twilio client logs every REST request and response at INFO: noise, and phone numbers.
+logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+
+
+def _has_nul(req) -> bool:
+    body = req.get_data(cache=True)
+    return b"\x00" in body or b"\\u0000" in body or b"%00" in body
+
+
+def create_app(settings: Optional[config_module.Settings] = None, *, services: Optional[Services] = None) -> Flask:
+    """Build the app. Background work (job runner, sandbox doubles) starts with the first
+    request or ``services.start()``, so CLI commands and the gunicorn master start nothing."""
+    if settings is None and services is None:
+        load_dotenv()
+        settings = config_module.from_environment()
+    if services is None:
+        sandbox = None
+        if settings.sandbox:
+            from gateway.sandbox.runtime import Sandbox
+
+            sandbox = Sandbox(settings)
+            settings = sandbox.settings
+        services = build(settings)
+        services.sandbox = sandbox
+    settings = services.gw.settings
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=settings.public_origin.startswith("https://"),
+        MAX_CONTENT_LENGTH=256 * 1024,
+    )
+    app.extensions["gateway"] = services
+
+    from gateway.web import api, livekit_hooks, openapi, twilio_hooks
+
+    app.register_blueprint(twilio_hooks.bp)
+    app.register_blueprint(livekit_hooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+
+    from gateway.web.console import init_console
+
+    init_console(app)
+
+    @app.before_request
+    def _guard_and_start():
+        # Refuse before any handler runs: Werkzeug only enforces MAX_CONTENT_LENGTH when a
+        # body is read, and NUL characters cannot be stored (PostgreSQL refuses them).
+        if request.content_length is not None and request.content_length > app.config["MAX_CONTENT_LENGTH"]:
+            return jsonify(error="request body too large"), 413
+        if "\x00" in request.path or b"%00" in request.query_string or _has_nul(request):
+            return jsonify(error="NUL characters are not allowed"), 400
+        services.start()
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", sandbox=settings.sandbox)
+
+    @app.errorhandler(413)
+    def too_large(_exc):
+        return jsonify(error="request body too large"), 413
+
+    @app.errorhandler(404)
+    def not_found(_exc):
+        return jsonify(error="not found"), 404
+
+    @app.errorhandler(405)
+    def not_allowed(_exc):
+        return jsonify(error="method not allowed"), 405
+
+    from gateway import cli, ops
+
+    cli.register(app)
+    ops.init_app(app)
+    if settings.sandbox:
+        log.warning("SANDBOX MODE: no Twilio or LiveKit credentials are set; every provider is a loopback double.")
+    return app

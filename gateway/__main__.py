@@ -1,0 +1,37 @@
+"""``python -m gateway``: run the gateway in one process (sandbox mode when nothing is configured).
+
+For production use gunicorn (see Procfile); this is the newcomer's and developer's runner.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from dotenv import load_dotenv
+
+from gateway import config, create_app
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_dotenv()
+    try:
+        settings = config.from_environment()
+    except config.ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    services = app.extensions["gateway"]
+    services.start()
+    if services.sandbox is not None:
+        twilio_url = services.sandbox.twilio.url
+        print(f"\n  Sandbox gateway on http://127.0.0.1:{settings.port}\n"
+              f"  Place a test call:  flask --app gateway simulate-call   (or POST {twilio_url}/_sim/calls)\n")
+    app.run(host="0.0.0.0" if not settings.sandbox else "127.0.0.1", port=settings.port, threaded=True,
+            use_reloader=False)
+    services.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

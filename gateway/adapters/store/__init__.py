@@ -1,0 +1,1 @@
+from gateway.adapters.store.db import Store, StaleState  # noqa: F401

@@ -1,0 +1,242 @@
+"""The store: SQLAlchemy engine, units of work, compare-and-set transitions, jobs, timeline.
+
+Every state change is ``UPDATE … SET state=:new, version=version+1 WHERE id=:id AND
+version=:seen``. If another worker got there first the update touches no row, the unit
+of work is rolled back and run again on fresh data, where the event usually turns out
+to be a duplicate. SQLite transactions start with BEGIN IMMEDIATE so two writers never
+deadlock on a lock upgrade.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+from sqlalchemy import create_engine, event, inspect, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+
+from gateway.adapters.store import models
+from gateway.adapters.store.models import Job, TimelineEntry, WebhookReceipt, utcnow
+from gateway.domain.machine import Outcome, StateMachine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class StaleState(Exception):
+    """Another worker changed the row between our read and our write: run again."""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class Store:
+    def __init__(self, url: str, *, echo: bool = False):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            # Enough for every request thread and job thread of a worker: no connection churn.
+            kwargs.update(pool_size=40, max_overflow=10, pool_pre_ping=True, pool_recycle=300)
+        self.engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            self._sqlite_pragmas()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Called with the ids of jobs committed by a unit of work (the job runner subscribes).
+        self.job_listeners: list[Callable[[list[int]], None]] = []
+        self.commit_listeners: list[Callable[[], None]] = []
+
+    def _sqlite_pragmas(self) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _connect(dbapi_conn, _record):  # pragma: no cover - trivial
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _begin(conn):  # pragma: no cover - trivial
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    # ---------------------------------------------------------------- schema
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "head")
+
+    def drop_all(self) -> None:
+        models.Base.metadata.drop_all(self.engine)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+    # ---------------------------------------------------------- units of work
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction; commits on success. Jobs added are handed to the runner after commit."""
+        session = self._sessions()
+        session.info["new_jobs"] = []
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+        now = utcnow()
+        jobs = [j.id for j in session.info["new_jobs"] if j.run_at <= now]  # timers wait for the poller
+        for listener in self.commit_listeners:
+            listener()
+        if jobs:
+            for listener in self.job_listeners:
+                listener(jobs)
+
+    def run(self, work: Callable[[Session], T], attempts: int = 8) -> T:
+        """Run ``work`` in a unit of work, again on fresh data when a compare-and-set lost."""
+        for attempt in range(attempts):
+            try:
+                with self.session() as session:
+                    return work(session)
+            except StaleState:
+                continue
+            except OperationalError as exc:  # SQLite "database is locked" under heavy contention
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+        raise StaleState("gave up after repeated concurrent updates")
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        with self.session() as session:
+            return work(session)
+
+    # ----------------------------------------------------------- transitions
+    @staticmethod
+    def transition(
+        session: Session, row: Any, machine: StateMachine, event_name: str, **changes: Any
+    ) -> Outcome:
+        """Offer ``event_name`` to ``row``; persist the new state with compare-and-set.
+
+        Raises IllegalTransition (nothing changes) or StaleState (run the unit again).
+        ``changes`` are written only when the state really changes.
+        """
+        outcome = machine.apply(row.state, event_name)
+        if outcome.changed:
+            Store.compare_and_set(session, row, state=outcome.state, **changes)
+        return outcome
+
+    @staticmethod
+    def compare_and_set(session: Session, row: Any, **changes: Any) -> None:
+        """Change fields of a versioned row without a state transition (same CAS rule)."""
+        if inspect(row).pending:  # added in this unit of work: nobody else can have seen it
+            for key, value in changes.items():
+                setattr(row, key, value)
+            return
+        model = type(row)
+        values = {"version": row.version + 1, **changes}
+        with session.no_autoflush:  # new rows of this unit of work are inserted together at commit
+            result = session.execute(
+                update(model).where(model.id == row.id, model.version == row.version).values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        if result.rowcount != 1:
+            raise StaleState(f"{model.__tablename__} {row.id} changed concurrently")
+        for key, value in values.items():
+            set_committed_value(row, key, value)  # already written: the ORM must not write it again
+
+    # ---------------------------------------------------------------- timeline
+    @staticmethod
+    def record(
+        session: Session, call_id: str, kind: str, *, transfer_id: Optional[str] = None,
+        agent_id: Optional[str] = None, **detail: Any,
+    ) -> None:
+        session.add(TimelineEntry(call_id=call_id, transfer_id=transfer_id, agent_id=agent_id, kind=kind, detail=detail))
+
+    # -------------------------------------------------------------- webhooks
+    @staticmethod
+    def first_time(session: Session, key: str) -> bool:
+        """True the first time a provider event key is seen (the receipt commits with the effect)."""
+        if session.get(WebhookReceipt, key) is not None:
+            return False
+        session.add(WebhookReceipt(key=key))
+        return True
+
+    # -------------------------------------------------------------------- jobs
+    @staticmethod
+    def enqueue(
+        session: Session, kind: str, payload: dict, *, delay_s: float = 0.0, dedupe_key: Optional[str] = None
+    ) -> Optional[Job]:
+        if dedupe_key and session.execute(select(Job.id).where(Job.dedupe_key == dedupe_key)).first():
+            return None
+        job = Job(kind=kind, payload=payload, run_at=utcnow() + timedelta(seconds=delay_s), dedupe_key=dedupe_key,
+                  state="pending", attempts=0)
+        session.add(job)  # inserted with the rest of the unit of work at commit (one round trip per table)
+        session.info.setdefault("new_jobs", []).append(job)
+        return job
+
+    def claim(self, job_id: int, lease_s: float) -> Optional[Job]:
+        """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
+        now = utcnow()
+        with self.session() as session:
+            job = session.get(Job, job_id)
+            if job is None or job.run_at > now:
+                return None
+            expired = job.state == "running" and job.locked_until is not None and job.locked_until < now
+            if job.state != "pending" and not expired:
+                return None
+            result = session.execute(
+                update(Job).where(Job.id == job_id, Job.state == job.state, Job.attempts == job.attempts)
+                .values(state="running", attempts=job.attempts + 1, locked_until=now + timedelta(seconds=lease_s))
+            )
+            if result.rowcount != 1:
+                return None
+            session.refresh(job)
+            return job
+
+    def due_job_ids(self, limit: int = 50) -> list[int]:
+        now = utcnow()
+        with self.session() as session:
+            rows = session.execute(
+                select(Job.id).where(
+                    ((Job.state == "pending") & (Job.run_at <= now))
+                    | ((Job.state == "running") & (Job.locked_until < now))
+                ).order_by(Job.run_at).limit(limit)
+            ).scalars()
+            return list(rows)
+
+    def next_due_in(self) -> Optional[float]:
+        with self.session() as session:
+            run_at = session.execute(
+                select(Job.run_at).where(Job.state == "pending").order_by(Job.run_at).limit(1)
+            ).scalar()
+        if run_at is None:
+            return None
+        return max(0.0, (run_at - utcnow()).total_seconds())
+
+    def finish_job(self, job_id: int, *, error: Optional[str] = None, retry_in_s: Optional[float] = None) -> None:
+        with self.session() as session:
+            values: dict[str, Any] = {"locked_until": None, "last_error": error}
+            if retry_in_s is not None:
+                values.update(state="pending", run_at=utcnow() + timedelta(seconds=retry_in_s))
+            else:
+                values["state"] = "failed" if error else "done"
+            session.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg

@@ -1,0 +1,174 @@
+"""Tables. Every stateful row carries ``version`` for compare-and-set updates."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    phone: Mapped[Optional[str]] = mapped_column(String(20))
+    browser: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="offline")
+    idle_since: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    twilio_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(32))
+    to_number: Mapped[str] = mapped_column(String(32))
+    room: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[Optional[str]] = mapped_column(String(40))
+    dial_sid: Mapped[Optional[str]] = mapped_column(String(64))
+    caller_identity: Mapped[Optional[str]] = mapped_column(String(128))
+    # Bumped whenever we send the caller into a room again: a <Dial> action carrying an older
+    # generation belongs to a bridge we superseded ourselves, not to a failure.
+    bridge_gen: Mapped[int] = mapped_column(Integer, default=0)
+    end_reason: Mapped[Optional[str]] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    connected_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_calls_state", "state"), Index("ix_calls_room", "room"))
+
+
+class Leg(Base):
+    __tablename__ = "legs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    transfer_id: Mapped[Optional[str]] = mapped_column(String(40))
+    agent_id: Mapped[Optional[str]] = mapped_column(String(40))
+    phone: Mapped[Optional[str]] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(16))  # browser | phone
+    room: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16))
+    twilio_sid: Mapped[Optional[str]] = mapped_column(String(64))
+    identity: Mapped[Optional[str]] = mapped_column(String(128))
+    end_reason: Mapped[Optional[str]] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    __table_args__ = (
+        Index("ix_legs_call", "call_id"), Index("ix_legs_twilio_sid", "twilio_sid"),
+        Index("ix_legs_agent_state", "agent_id", "state"),
+    )
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
+    source_agent_id: Mapped[str] = mapped_column(String(40))
+    source_leg_id: Mapped[Optional[str]] = mapped_column(String(40))
+    target_agent_id: Mapped[Optional[str]] = mapped_column(String(40))
+    target_number: Mapped[Optional[str]] = mapped_column(String(20))
+    target_leg_id: Mapped[Optional[str]] = mapped_column(String(40))
+    mode: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(20))
+    # Only one active transfer per call: a unique key that is the call id while active, NULL after.
+    active_call_id: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
+    consult_room: Mapped[str] = mapped_column(String(128))
+    notes: Mapped[Optional[str]] = mapped_column(Text)
+    summary: Mapped[Optional[dict]] = mapped_column(JSON)
+    summary_source: Mapped[Optional[str]] = mapped_column(String(16))
+    end_reason: Mapped[Optional[str]] = mapped_column(String(120))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_transfers_call", "call_id"),)
+
+
+class TimelineEntry(Base):
+    __tablename__ = "timeline"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    transfer_id: Mapped[Optional[str]] = mapped_column(String(40))
+    agent_id: Mapped[Optional[str]] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_timeline_call", "call_id", "id"),)
+
+
+class Job(Base):
+    """Outbox and timers: provider work and deadlines any worker may claim and run."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    payload: Mapped[dict] = mapped_column(JSON, default=dict)
+    run_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(160), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_jobs_due", "state", "run_at"),)
+
+
+class WebhookReceipt(Base):
+    """Provider event ids already handled: a retried webhook is acknowledged and ignored."""
+
+    __tablename__ = "webhook_receipts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TranscriptLine(Base):
+    __tablename__ = "transcript"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    source_key: Mapped[str] = mapped_column(String(160))
+    speaker: Mapped[str] = mapped_column(String(16))  # caller | agent
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (UniqueConstraint("call_id", "source_key"), Index("ix_transcript_call", "call_id", "id"))
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    agent_id: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    transfer_id: Mapped[Optional[str]] = mapped_column(String(40))
+    to_number: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    twilio_sid: Mapped[Optional[str]] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Voicemail(Base):
+    __tablename__ = "voicemails"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    recording_url: Mapped[str] = mapped_column(String(500))
+    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,91 @@
+"""The composition root: builds the store, adapters, services and job runner from Settings.
+
+The one place that decides between real providers and the sandbox doubles (which sit
+behind the very same adapters, reached over loopback HTTP).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from gateway.adapters.livekit_rooms import LiveKitRooms
+from gateway.adapters.openai_summarizer import OpenAISummarizer
+from gateway.adapters.store import Store
+from gateway.adapters.twilio_client import TwilioTelephony
+from gateway.config import Settings
+from gateway.metrics import Metrics
+from gateway.services import work
+from gateway.services.agents import AgentService
+from gateway.services.calls import CallEdges
+from gateway.services.jobs import JobRunner
+from gateway.services.ports import Gateway, Urls
+from gateway.services.transfers import TransferService
+from gateway.services.views import Views
+
+log = logging.getLogger(__name__)
+_start_lock = threading.Lock()
+
+
+@dataclass
+class Services:
+    """What the web layer and the CLI use."""
+
+    gw: Gateway
+    calls: CallEdges
+    transfers: TransferService
+    agents: AgentService
+    views: Views
+    runner: JobRunner
+    metrics: Metrics
+    sandbox: Optional[Any] = None
+    _started_pid: Optional[int] = None
+
+    @property
+    def livekit_client_url(self) -> str:
+        url = self.gw.settings.livekit_url
+        return url.replace("https://", "wss://").replace("http://", "ws://")
+
+    def start(self) -> None:
+        """Start background work in this process (idempotent; after gunicorn forks)."""
+        pid = os.getpid()
+        with _start_lock:
+            if self._started_pid == pid:
+                return
+            self._started_pid = pid
+            if self.sandbox is not None:
+                self.sandbox.start()
+            if self.gw.settings.run_jobs:
+                self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.gw.rooms.close()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+
+def build(settings: Settings, *, store: Optional[Store] = None, migrate: bool = True) -> Services:
+    store = store or Store(settings.database_url)
+    if migrate:
+        store.migrate()
+    telephony = TwilioTelephony(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_phone_number,
+                                base_url=settings.twilio_api_base_url, timeout_s=settings.provider_timeout_s)
+    rooms = LiveKitRooms(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret,
+                         timeout_s=settings.provider_timeout_s)
+    summarizer = (OpenAISummarizer(settings.openai_api_key, settings.openai_model, base_url=settings.openai_base_url)
+                  if settings.openai_api_key else None)
+    metrics = Metrics()
+    gw = Gateway(settings=settings, store=store, telephony=telephony, rooms=rooms, summarizer=summarizer,
+                 urls=Urls(settings.public_origin))
+    gw.extras["metrics_provider_error"] = metrics.provider_error
+    calls = CallEdges(gw)
+    transfers = TransferService(gw, calls)
+    gw.extras["transfers"] = transfers
+    runner = JobRunner(store, threads=settings.job_threads, lease_s=settings.job_lease_s)
+    gw.runner = runner
+    work.register(runner, gw, calls, transfers)
+    return Services(gw=gw, calls=calls, transfers=transfers, agents=AgentService(store), views=Views(store),
+                    runner=runner, metrics=metrics)

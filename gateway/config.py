@@ -1,0 +1,241 @@
+"""Settings from the environment, validated once at start-up with one clear message.
+
+With no Twilio and no LiveKit credentials at all the gateway runs in *sandbox mode*
+(loopback doubles); with some but not all, it refuses to start rather than guess.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping, Optional
+from urllib.parse import urlparse
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+# (name, required outside sandbox, description) — the single source for .env.example and app.json.
+VARIABLES: list[tuple[str, bool, str]] = [
+    ("TWILIO_ACCOUNT_SID", True, "Twilio account SID (AC…)."),
+    ("TWILIO_AUTH_TOKEN", True, "Twilio auth token; signs webhooks and authenticates REST calls."),
+    ("TWILIO_PHONE_NUMBER", True, "The E.164 number callers dial; caller ID for agent legs and SMS."),
+    ("TWILIO_API_BASE_URL", False, "Origin for Twilio REST requests (default https://api.twilio.com); for loopback doubles."),
+    ("LIVEKIT_URL", True, "LiveKit server URL (wss://… or https://…)."),
+    ("LIVEKIT_API_KEY", True, "LiveKit API key."),
+    ("LIVEKIT_API_SECRET", True, "LiveKit API secret."),
+    ("LIVEKIT_SIP_HOST", True, "LiveKit SIP domain the TwiML dials, e.g. abc123.sip.livekit.cloud."),
+    ("LIVEKIT_SIP_USERNAME", False, "Username of the LiveKit inbound trunk's digest auth."),
+    ("LIVEKIT_SIP_PASSWORD", False, "Password of the LiveKit inbound trunk's digest auth."),
+    ("LIVEKIT_ROOM_PREFIX", False, "Prefix of the Callee dispatch rule (rooms are <prefix>_<token>). Default: call."),
+    ("OPENAI_API_KEY", False, "OpenAI API key; without it summaries use the local extractive fallback."),
+    ("OPENAI_MODEL", False, "Chat model for transfer summaries. Default: gpt-4o-mini."),
+    ("OPENAI_BASE_URL", False, "OpenAI API base URL (default https://api.openai.com/v1)."),
+    ("DATABASE_URL", False, "SQLAlchemy URL; postgres:// accepted. Default: sqlite:///gateway.db."),
+    ("PUBLIC_BASE_URL", True, "Public https origin Twilio calls; builds callback URLs and validates signatures."),
+    ("ADMIN_TOKEN", False, "Bearer token for the admin REST API (/api/admin/…)."),
+    ("SECRET_KEY", False, "Signs console session cookies. Required outside sandbox."),
+    ("RING_TIMEOUT_S", False, "Seconds an agent is rung before the next one is tried. Default: 20."),
+    ("QUEUE_TIMEOUT_S", False, "Seconds a caller waits for any agent before the apology/voicemail. Default: 120."),
+    ("SUMMARY_DEADLINE_S", False, "Seconds to wait for OpenAI before the local summary is used. Default: 3."),
+    ("INTRO_TIMEOUT_S", False, "Seconds after Connect before agent A is dropped automatically. Default: 60."),
+    ("HOLD_MUSIC_URL", False, "Audio played to a held caller."),
+    ("TRANSCRIPTION_ENABLED", False, "Start Twilio real-time transcription on callers' legs (true/false). Default: false."),
+    ("VOICEMAIL_ENABLED", False, "Offer voicemail when no agent answers (true/false). Default: true."),
+    ("RETENTION_HOURS", False, "Hours transcripts and summaries are kept after a call ends. Default: 24."),
+    ("USE_MOVE_PARTICIPANT", False, "Use LiveKit Cloud's MoveParticipant instead of re-bridging (true/false). Default: false."),
+    ("PORT", False, "Port the web process binds (set by the platform). Default: 5000."),
+    ("JOB_LEASE_S", False, "Seconds a worker holds a job before another may take it over (crash recovery). Default: 30."),
+]
+
+DEFAULT_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
+
+
+class ConfigError(ValueError):
+    """A missing or malformed setting; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_phone_number: str = ""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    livekit_url: str = ""
+    livekit_api_key: str = ""
+    livekit_api_secret: str = ""
+    livekit_sip_host: str = ""
+    livekit_sip_username: Optional[str] = None
+    livekit_sip_password: Optional[str] = None
+    livekit_room_prefix: str = "call"
+    openai_api_key: Optional[str] = None
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: Optional[str] = None
+    database_url: str = "sqlite:///gateway.db"
+    public_base_url: str = "http://127.0.0.1:5000"
+    admin_token: Optional[str] = None
+    secret_key: str = "sandbox-not-secret"
+    ring_timeout_s: float = 20.0
+    queue_timeout_s: float = 120.0
+    summary_deadline_s: float = 3.0
+    intro_timeout_s: float = 60.0
+    hold_music_url: str = DEFAULT_HOLD_MUSIC
+    transcription_enabled: bool = False
+    voicemail_enabled: bool = True
+    retention_hours: float = 24.0
+    use_move_participant: bool = False
+    port: int = 5000
+    sandbox: bool = False
+    # Background work: the in-process job runner (tests may turn it off to step jobs by hand).
+    run_jobs: bool = True
+    job_threads: int = 8
+    job_lease_s: float = 30.0
+    provider_timeout_s: float = 5.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def public_origin(self) -> str:
+        return self.public_base_url.rstrip("/")
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _number(name: str, raw: str, *, minimum: float = 0.0) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def normalise_database_url(url: str) -> str:
+    """Heroku's add-on says ``postgres://``; SQLAlchemy 2 wants ``postgresql+psycopg://``."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+PROVIDER_CREDENTIALS = (
+    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL",
+)
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    """Build and validate Settings from an environment mapping."""
+    get = lambda name: (env.get(name) or "").strip()  # noqa: E731
+    sandbox = not any(get(name) for name in PROVIDER_CREDENTIALS)
+    values: dict = {"sandbox": sandbox}
+
+    if not sandbox:
+        missing = [name for name, required, _ in VARIABLES if required and not get(name)]
+        if missing:
+            raise ConfigError(
+                "missing configuration: " + ", ".join(missing)
+                + " (provider credentials are partly set, so sandbox mode is off; set these or unset all"
+                " Twilio and LiveKit credentials to run the sandbox)"
+            )
+        sid = get("TWILIO_ACCOUNT_SID")
+        if not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
+            raise ConfigError(f"TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits, got {sid[:6]!r}…")
+        number = get("TWILIO_PHONE_NUMBER")
+        if not E164.match(number):
+            raise ConfigError(f"TWILIO_PHONE_NUMBER must be E.164 (+15551234567), got {number!r}")
+        values.update(
+            twilio_account_sid=sid,
+            twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+            twilio_phone_number=number,
+            livekit_url=_url("LIVEKIT_URL", get("LIVEKIT_URL"), ("ws", "wss", "http", "https")),
+            livekit_api_key=get("LIVEKIT_API_KEY"),
+            livekit_api_secret=get("LIVEKIT_API_SECRET"),
+            livekit_sip_host=get("LIVEKIT_SIP_HOST"),
+            public_base_url=_url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http")),
+        )
+        if not get("SECRET_KEY"):
+            raise ConfigError("missing configuration: SECRET_KEY (signs agent console sessions)")
+        values["secret_key"] = get("SECRET_KEY")
+    elif get("PUBLIC_BASE_URL"):
+        values["public_base_url"] = _url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http"))
+
+    if get("TWILIO_API_BASE_URL"):
+        values["twilio_api_base_url"] = _url("TWILIO_API_BASE_URL", get("TWILIO_API_BASE_URL"), ("https", "http"))
+    if get("LIVEKIT_SIP_USERNAME"):
+        values["livekit_sip_username"] = get("LIVEKIT_SIP_USERNAME")
+    if get("LIVEKIT_SIP_PASSWORD"):
+        values["livekit_sip_password"] = get("LIVEKIT_SIP_PASSWORD")
+    if bool(values.get("livekit_sip_username")) != bool(values.get("livekit_sip_password")):
+        raise ConfigError("LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD must be set together")
+    if get("LIVEKIT_ROOM_PREFIX"):
+        prefix = get("LIVEKIT_ROOM_PREFIX")
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,32}", prefix):
+            raise ConfigError(f"LIVEKIT_ROOM_PREFIX must be letters, digits or '-', got {prefix!r}")
+        values["livekit_room_prefix"] = prefix
+    if get("OPENAI_API_KEY"):
+        values["openai_api_key"] = get("OPENAI_API_KEY")
+    if get("OPENAI_MODEL"):
+        values["openai_model"] = get("OPENAI_MODEL")
+    if get("OPENAI_BASE_URL"):
+        values["openai_base_url"] = _url("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), ("https", "http"))
+    if get("DATABASE_URL"):
+        url = get("DATABASE_URL")
+        if "://" not in url:
+            raise ConfigError(f"DATABASE_URL must be a database URL (postgres://… or sqlite:///…), got {url!r}")
+        values["database_url"] = normalise_database_url(url)
+    if get("ADMIN_TOKEN"):
+        values["admin_token"] = get("ADMIN_TOKEN")
+    if sandbox and get("SECRET_KEY"):
+        values["secret_key"] = get("SECRET_KEY")
+    for name, attr, minimum in (
+        ("RING_TIMEOUT_S", "ring_timeout_s", 5), ("QUEUE_TIMEOUT_S", "queue_timeout_s", 10),
+        ("SUMMARY_DEADLINE_S", "summary_deadline_s", 0.1), ("INTRO_TIMEOUT_S", "intro_timeout_s", 1),
+        ("RETENTION_HOURS", "retention_hours", 0), ("JOB_LEASE_S", "job_lease_s", 1),
+    ):
+        if get(name):
+            values[attr] = _number(name, get(name), minimum=minimum)
+    if get("HOLD_MUSIC_URL"):
+        values["hold_music_url"] = _url("HOLD_MUSIC_URL", get("HOLD_MUSIC_URL"), ("https", "http"))
+    for name, attr in (
+        ("TRANSCRIPTION_ENABLED", "transcription_enabled"), ("VOICEMAIL_ENABLED", "voicemail_enabled"),
+        ("USE_MOVE_PARTICIPANT", "use_move_participant"),
+    ):
+        if get(name):
+            values[attr] = _bool(name, get(name))
+    if get("PORT"):
+        values["port"] = int(_number("PORT", get("PORT"), minimum=1))
+    if sandbox and "public_base_url" not in values:
+        values["public_base_url"] = f"http://127.0.0.1:{values.get('port', 5000)}"
+    return Settings(**values)
+
+
+def from_environment() -> Settings:
+    return load(os.environ)
+
+
+def describe(settings: Settings) -> dict:
+    """Settings safe to print: secrets reduced to set/unset."""
+    secret = ("token", "secret", "password", "key")
+    out = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if any(s in f.name for s in secret) and value:
+            value = "(set)"
+        out[f.name] = value
+    return out

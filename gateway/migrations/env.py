@@ -1,0 +1,20 @@
+"""Alembic environment: the URL comes from the caller's config (set by Store.migrate / the CLI)."""
+from alembic import context
+from sqlalchemy import create_engine
+
+from gateway.adapters.store.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+run_migrations_online()

@@ -1,0 +1,32 @@
+"""Operations: provisioning, doctor, readiness, metrics, structured logs, proxy handling.
+
+``init_app(app)`` wires it all into an app made by ``create_app``; calling it twice is harmless.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from gateway.ops.settings import OpsSettings
+
+
+def init_app(app: Flask, ops: Optional[OpsSettings] = None) -> None:
+    """Blueprint (/readyz, /metrics, https redirect, webhook timing), the provision and doctor
+    commands, JSON logs, Prometheus, and ProxyFix for TRUSTED_PROXY_HOPS proxies."""
+    if "ops" in app.extensions:
+        return
+    from gateway.ops import commands, observability, web
+
+    ops = ops or OpsSettings.from_env(os.environ)
+    app.extensions["ops"] = ops
+    observability.install_logging(ops.log_level)
+    if ops.prometheus_multiproc_dir:
+        os.makedirs(ops.prometheus_multiproc_dir, exist_ok=True)
+    app.register_blueprint(web.bp)
+    commands.register(app)
+    hops = ops.trusted_proxy_hops
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

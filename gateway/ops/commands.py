@@ -1,0 +1,75 @@
+"""The ``provision`` and ``doctor`` commands, for ``flask --app gateway …`` and ``python -m gateway.ops …``.
+
+Under flask they use the app's settings (sandbox ports included); ``python -m gateway.ops``
+reads the environment (and .env) without building an app, so it also works when the app
+would not start.
+"""
+from __future__ import annotations
+
+import os
+
+import click
+from dotenv import load_dotenv
+from flask import Flask, current_app
+
+from gateway import config
+from gateway.config import Settings
+from gateway.ops.doctor import doctor
+from gateway.ops.provision import provision
+from gateway.ops.settings import OpsSettings
+
+PROVISION_HELP = ("Create or update the LiveKit SIP trunk and dispatch rule and point the Twilio number at this "
+                  "gateway. Safe to repeat: only differences are changed.")
+DOCTOR_HELP = ("Check configuration, database, migrations, provider credentials and provisioning; "
+               "exit status 1 when any check fails.")
+DRY_RUN = click.option("--dry-run", is_flag=True, help="Print what would change and change nothing.")
+
+
+def _provision(settings: Settings, ops: OpsSettings, dry_run: bool) -> int:
+    if settings.sandbox:
+        click.echo("sandbox mode: the sandbox sets up its loopback doubles itself when it starts; nothing to provision")
+        return 0
+    return provision(settings, dry_run=dry_run, out=click.echo, ops=ops).exit_code
+
+
+def register(app: Flask) -> None:
+    """``flask --app gateway provision|doctor``: with the app's settings and store."""
+    def app_settings() -> tuple:
+        services = current_app.extensions["gateway"]
+        return services, current_app.extensions.get("ops") or OpsSettings.from_env(os.environ)
+
+    @app.cli.command("provision", help=PROVISION_HELP)
+    @DRY_RUN
+    @click.pass_context
+    def provision_command(ctx: click.Context, dry_run: bool) -> None:
+        services, ops = app_settings()
+        ctx.exit(_provision(services.gw.settings, ops, dry_run))
+
+    @app.cli.command("doctor", help=DOCTOR_HELP)
+    @click.pass_context
+    def doctor_command(ctx: click.Context) -> None:
+        services, ops = app_settings()
+        ctx.exit(doctor(services.gw.settings, store=services.gw.store, ops=ops, out=click.echo))
+
+
+@click.group()
+def cli() -> None:
+    """Operations commands for the warm-transfer gateway (no app is built)."""
+    load_dotenv()
+
+
+@cli.command("provision", help=PROVISION_HELP)
+@DRY_RUN
+@click.pass_context
+def provision_from_environment(ctx: click.Context, dry_run: bool) -> None:
+    try:
+        settings, ops = config.from_environment(), OpsSettings.from_env(os.environ)
+    except config.ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+    ctx.exit(_provision(settings, ops, dry_run))
+
+
+@cli.command("doctor", help=DOCTOR_HELP)
+@click.pass_context
+def doctor_from_environment(ctx: click.Context) -> None:
+    ctx.exit(doctor(out=click.echo))

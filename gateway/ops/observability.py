@@ -1,0 +1,198 @@
+"""Structured logs and Prometheus metrics.
+
+Logs: one JSON object a line (ts, level, logger, msg, and call_id / transfer_id when passed
+with ``extra=``). A filter masks every E.164-looking number to its last four digits, and
+only those fields leave the process, so a transcript or summary passed in ``extra`` never
+reaches the logs (never put one in a message either).
+
+Metrics: webhook latency is timed per URL rule here; provider errors and rejected requests
+are counted by gateway.metrics; active calls, transfers by outcome, time to summary and
+time to reach B are read from the store at scrape time, so every gunicorn worker reports
+the same figures and nothing has to be fed from the services.
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Iterable, TextIO
+
+from flask import g, request
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+from sqlalchemy import func, select
+
+from gateway.adapters.store import Store
+from gateway.adapters.store.models import Call, TimelineEntry, Transfer
+from gateway.domain import calls as C
+from gateway.domain import transfers as T
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------- logging
+PHONE_NUMBER = re.compile(r"(?<!\d)(?:\+|%2[Bb])[1-9]\d{6,14}(?!\d)")  # also URL-encoded (%2B…)
+CONTEXT_FIELDS = ("call_id", "transfer_id")
+
+
+def mask_phone_numbers(text: str) -> str:
+    return PHONE_NUMBER.sub(lambda m: "…" + m.group()[-4:], text)
+
+
+class PhoneNumberFilter(logging.Filter):
+    """Rewrites the formatted message with phone numbers masked (on the handler, so it
+    covers records from every logger, including werkzeug's and gunicorn's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is logging's problem to report, not ours
+            return True
+        record.msg, record.args = mask_phone_numbers(message), None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["exc"] = mask_phone_numbers(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def json_handler(stream: TextIO) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(PhoneNumberFilter())
+    handler.gateway_json = True  # marks it, so installing twice adds nothing
+    return handler
+
+
+def install_logging(level: str) -> None:
+    """JSON lines on stderr from the root logger; replaces a plain ``basicConfig`` handler."""
+    root = logging.getLogger()
+    if any(getattr(h, "gateway_json", False) for h in root.handlers):
+        return
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(handler)
+    root.addHandler(json_handler(sys.stderr))
+    root.setLevel(level)
+
+
+# ------------------------------------------------------------------------------- metrics
+WEBHOOK_SECONDS = Histogram(
+    "gateway_webhook_duration_seconds", "Time to answer a provider webhook, by URL rule and status.",
+    ["endpoint", "status"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),  # Twilio gives up at 15 s
+)
+TIMED_PREFIXES = ("/twilio/", "/livekit/")
+SUMMARY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 30)
+TARGET_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 120, 300)
+
+
+def start_timer() -> None:
+    g.ops_started = time.perf_counter()
+
+
+def observe_webhook(response):
+    started = g.pop("ops_started", None)
+    rule = request.url_rule
+    if started is not None and rule is not None and rule.rule.startswith(TIMED_PREFIXES):
+        WEBHOOK_SECONDS.labels(endpoint=rule.rule, status=str(response.status_code)).observe(
+            time.perf_counter() - started)
+    return response
+
+
+def _histogram(name: str, documentation: str, label: str, samples: dict[str, list[float]],
+               bounds: tuple[float, ...]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, observations in sorted(samples.items()):
+        observations = sorted(observations)
+        buckets = [(floatToGoString(b), bisect.bisect_right(observations, b)) for b in bounds]
+        family.add_metric([value], buckets + [("+Inf", len(observations))], sum_value=sum(observations))
+    return family
+
+
+class StoreCollector:
+    """Figures read from the database when Prometheus scrapes."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self) -> Iterable:
+        up = GaugeMetricFamily("gateway_store_up", "1 when the store could be read for this scrape.")
+        try:
+            active, outcomes, summary, target = self.store.read(self._read)
+        except Exception:
+            log.warning("metrics: reading the store failed", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("gateway_active_calls", "Calls that have not ended.", value=active)
+        ended = CounterMetricFamily("gateway_transfers", "Transfers that ended, by outcome.", labels=["outcome"])
+        for state in T.TERMINAL:
+            ended.add_metric([state], outcomes.get(state, 0))
+        yield ended
+        yield _histogram("gateway_transfer_summary_seconds", "From transfer initiated to its summary ready, by source.",
+                         "source", summary, SUMMARY_BUCKETS)
+        yield _histogram("gateway_transfer_target_seconds", "From transfer initiated to target B connected, by mode.",
+                         "mode", target, TARGET_BUCKETS)
+
+    @staticmethod
+    def _read(session):
+        active = session.scalar(select(func.count()).select_from(Call).where(Call.state != C.ENDED))
+        outcomes = dict(session.execute(
+            select(Transfer.state, func.count()).where(Transfer.state.in_(T.TERMINAL)).group_by(Transfer.state)
+        ).all())
+        rows = session.execute(
+            select(TimelineEntry.kind, TimelineEntry.detail, TimelineEntry.at, Transfer.created_at, Transfer.mode)
+            .join(Transfer, (TimelineEntry.call_id == Transfer.call_id) & (TimelineEntry.transfer_id == Transfer.id))
+            .where(TimelineEntry.kind.in_(("summary_ready", "transfer_target_accepted")))
+        ).all()
+        summary: dict[str, list[float]] = {}
+        target: dict[str, list[float]] = {}
+        for kind, detail, at, created_at, mode in rows:
+            if kind == "summary_ready":
+                elapsed_ms = (detail or {}).get("elapsed_ms")
+                seconds = elapsed_ms / 1000 if elapsed_ms is not None else (at - created_at).total_seconds()
+                summary.setdefault((detail or {}).get("source", "unknown"), []).append(seconds)
+            else:
+                target.setdefault(mode, []).append((at - created_at).total_seconds())
+        return active, outcomes, summary, target
+
+
+class _Combined:
+    """Several collectors read as one registry."""
+
+    def __init__(self, *sources):
+        self.sources = sources
+
+    def collect(self):
+        for source in self.sources:
+            yield from source.collect()
+
+
+def exposition(store: Store) -> tuple[bytes, str]:
+    """The /metrics body. Under gunicorn with PROMETHEUS_MULTIPROC_DIR set the counters and
+    histograms come from every worker's files, not just this process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        counters = CollectorRegistry()
+        multiprocess.MultiProcessCollector(counters)
+    else:
+        counters = REGISTRY
+    return generate_latest(_Combined(counters, StoreCollector(store))), CONTENT_TYPE_LATEST

@@ -1,0 +1,87 @@
+"""The ops blueprint: /readyz, /metrics, the https redirect for browser pages, webhook timing.
+
+/healthz (in create_app) says the process is up; /readyz says it can take calls now.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Optional
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
+
+from gateway.adapters.twilio_client import ProviderError
+from gateway.ops import checks, observability
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ops", __name__)
+
+LIVEKIT_PROBE_S = 2.0
+# Provider webhooks and probes must never be redirected: Twilio and LiveKit do not follow
+# redirects for a POST, and a probe wants the plain answer.
+NO_REDIRECT = ("/twilio/", "/livekit/", "/healthz", "/readyz", "/metrics")
+# LiveKitRooms waits up to the provider timeout; readiness answers after 2 s regardless.
+_probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz-livekit")
+
+
+def _services():
+    return current_app.extensions["gateway"]
+
+
+@bp.before_app_request
+def _redirect_to_https() -> Optional[Response]:
+    """A browser that reached the proxy over plain http is sent to the https origin. Only
+    when a proxy is trusted: then ProxyFix has set the scheme from X-Forwarded-Proto."""
+    origin = _services().gw.settings.public_origin
+    if (request.method in ("GET", "HEAD") and origin.startswith("https://")
+            and current_app.extensions["ops"].trusted_proxy_hops > 0
+            and request.headers.get("X-Forwarded-Proto") and request.scheme == "http"
+            and not request.path.startswith(NO_REDIRECT)):
+        target = origin + request.full_path.rstrip("?")
+        return redirect(target, code=301)
+    return None
+
+
+bp.before_app_request(observability.start_timer)
+bp.after_app_request(observability.observe_webhook)
+
+
+def _livekit_ready(rooms) -> dict:
+    future = _probes.submit(rooms.list_rooms)
+    try:
+        future.result(timeout=LIVEKIT_PROBE_S)
+    except FutureTimeout:
+        return {"ok": False, "detail": f"no answer within {LIVEKIT_PROBE_S:g} s"}
+    except ProviderError as exc:
+        return {"ok": False, "detail": exc.kind}
+    return {"ok": True}
+
+
+@bp.get("/readyz")
+def readyz():
+    gw = _services().gw
+    try:
+        schema = checks.schema(gw.store)
+    except Exception as exc:
+        log.warning("readyz: database unreachable: %s", exc)
+        results = {"database": {"ok": False, "detail": type(exc).__name__},
+                   "migrations": {"ok": False, "detail": "database unreachable"}}
+    else:
+        results = {"database": {"ok": True}, "migrations": {"ok": schema.current, "detail": schema.describe()}}
+    results["livekit"] = _livekit_ready(gw.rooms)
+    ready = all(r["ok"] for r in results.values())
+    return jsonify(status="ready" if ready else "not ready", checks=results), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    token = current_app.extensions["ops"].metrics_token
+    if token:
+        presented = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+            return jsonify(error="metrics need Authorization: Bearer <METRICS_TOKEN>"), 401, {
+                "WWW-Authenticate": 'Bearer realm="metrics"'}
+    body, content_type = observability.exposition(_services().gw.store)
+    return Response(body, content_type=content_type)

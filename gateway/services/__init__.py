@@ -1,0 +1,1 @@
+"""Use cases: inbound calls, routing, agent legs, transfers, summaries, and the job runner."""

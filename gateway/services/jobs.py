@@ -1,0 +1,170 @@
+"""The job runner: executes outbox jobs and timers stored in the database.
+
+Webhook handlers only change state and enqueue jobs in the same transaction; provider
+calls happen here, on a thread pool, so slow calls overlap instead of queueing and
+nothing slow sits on a webhook's path. Jobs just committed by this process start at once;
+a poller picks up timers as they fall due and jobs whose runner died (expired lease),
+so a killed process loses nothing.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
+
+from gateway.adapters.twilio_client import ProviderError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict], None]
+LEASE_S = 30.0
+MAX_ATTEMPTS = 5
+
+
+class RetryLater(Exception):
+    """A handler asks to be run again later (e.g. waiting for another job's result)."""
+
+    def __init__(self, delay_s: float, reason: str = ""):
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class JobRunner:
+    def __init__(self, store, *, threads: int = 8, poll_s: float = 0.25, lease_s: float = LEASE_S,
+                 on_error: Optional[Callable[[str, dict, BaseException], None]] = None):
+        self.store = store
+        self.handlers: dict[str, Handler] = {}
+        self.threads, self.poll_s, self.lease_s = threads, poll_s, lease_s
+        self.on_error = on_error
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._poller: Optional[threading.Thread] = None
+        self._inflight = 0
+        self._inflight_lock = threading.Condition()
+        self.store.job_listeners.append(self.kick)
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    # ----------------------------------------------------------------- life
+    def start(self) -> "JobRunner":
+        if self._poller is None:
+            self._stop.clear()
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="job")
+            self._poller = threading.Thread(target=self._poll_loop, name="job-poller", daemon=True)
+            self._poller.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Graceful: stop taking jobs, let running ones finish (their leases protect the rest)."""
+        self._stop.set()
+        self._wake.set()
+        if self._poller:
+            self._poller.join(timeout_s)
+        if self._pool:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._poller, self._pool = None, None
+
+    @property
+    def running(self) -> bool:
+        return self._poller is not None and not self._stop.is_set()
+
+    def kick(self, job_ids: list[int]) -> None:
+        """Run freshly committed jobs now rather than at the next poll."""
+        if not self.running or self._pool is None:
+            return
+        for job_id in job_ids:
+            self._submit(job_id)
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """For tests and shutdown: wait until no job of this process is running or due now."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._inflight_lock:
+                busy = self._inflight
+            if not busy and not self.store.due_job_ids(1):
+                return True
+            time.sleep(0.02)
+        return False
+
+    # ------------------------------------------------------------- internals
+    def _submit(self, job_id: int) -> None:
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            self._pool.submit(self._run_one, job_id)
+        except RuntimeError:  # pool shut down
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for job_id in self.store.due_job_ids(self.threads * 4):
+                    self._submit(job_id)
+                next_in = self.store.next_due_in()
+            except Exception:  # the database may be restarting: keep polling
+                log.exception("job poll failed")
+                next_in = None
+            wait = self.poll_s if next_in is None else min(self.poll_s, max(0.01, next_in))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _run_one(self, job_id: int) -> None:
+        try:
+            self.run_job(job_id)
+        except Exception:
+            log.exception("job %s crashed", job_id)
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    def run_job(self, job_id: int) -> bool:
+        """Claim and run one job; False if another worker has it. Public for tests that step jobs."""
+        job = self.store.claim(job_id, self.lease_s)
+        if job is None:
+            return False
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            self.store.finish_job(job.id, error=f"no handler for {job.kind}")
+            return True
+        try:
+            handler(dict(job.payload, _attempt=job.attempts))
+        except RetryLater as wait:
+            self.store.finish_job(job.id, error=str(wait) or None, retry_in_s=wait.delay_s)
+        except ProviderError as exc:
+            if exc.retryable and job.attempts < MAX_ATTEMPTS:
+                delay = exc.retry_after_s or min(8.0, 0.2 * 2 ** job.attempts) * (0.75 + random.random() / 2)
+                self.store.finish_job(job.id, error=str(exc), retry_in_s=delay)
+            else:
+                self._give_up(job, exc)
+        except Exception as exc:
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            self._give_up(job, exc)
+        else:
+            self.store.finish_job(job.id)
+        return True
+
+    def _give_up(self, job, exc: BaseException) -> None:
+        self.store.finish_job(job.id, error=f"{type(exc).__name__}: {exc}"[:500])
+        if self.on_error:
+            try:
+                self.on_error(job.kind, dict(job.payload), exc)
+            except Exception:
+                log.exception("failure handler for job %s failed", job.id)
+
+    def drain(self, max_jobs: int = 1000) -> int:
+        """Run every due job synchronously in this thread (tests without the thread pool)."""
+        ran = 0
+        while ran < max_jobs:
+            ids = self.store.due_job_ids(50)
+            if not ids:
+                return ran
+            for job_id in ids:
+                if self.run_job(job_id):
+                    ran += 1
+        return ran

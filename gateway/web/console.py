@@ -1,0 +1,374 @@
+"""The agent console: the page, its assets, its event stream, and the sandbox helpers.
+
+``init_console(app)`` registers everything here (idempotent). The page itself is plain
+ES modules under ``gateway/static/console/``; ``npm run build`` bundles them with
+livekit-client into ``gateway/static/vendor/console/`` (used when present).
+
+The event stream (``GET /api/events``) is Server-Sent Events fed from the store, not
+from in-process signals: it polls the timeline (the event log) every half second, so
+it works the same with several gunicorn workers or hosts. Each timeline entry is sent
+with its id, so a reconnecting browser (``Last-Event-ID``, or ``?after=`` after a manual
+reconnect) receives what it missed. Offers and presence are sent as snapshots whenever
+they change, and once at the start of every connection.
+
+CSRF: the session cookie is SameSite=Strict; in addition, every state-changing request
+to ``/api/*`` or ``/console/*`` authenticated by that cookie must carry
+``X-Requested-With: console`` (a header a cross-site form cannot set). Requests with
+``Authorization: Bearer`` carry no ambient credential and are exempt.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+from urllib.parse import urlparse
+
+import jwt
+import requests
+from flask import (Blueprint, Flask, Response, current_app, g, jsonify, render_template, request,
+                   send_from_directory, session, url_for)
+
+from gateway.domain.agents import E164
+from gateway.web import api
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("console", __name__, template_folder="../templates")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+SOURCE_ENTRY = "console/main.js"
+BUNDLE_ENTRY = "vendor/console/main.js"
+STYLESHEET = "console/console.css"
+CSRF_HEADER, CSRF_VALUE = "X-Requested-With", "console"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class EventStreams:
+    """This process's open event streams, their timing, and the knobs tests turn.
+
+    ``drop()`` closes every open stream at its next tick (the browser reconnects with
+    Last-Event-ID); with ``refuse_for_s`` new streams are answered 503 for that long,
+    as during a deploy or a router hiccup.
+    """
+
+    poll_s = 0.5  # timeline and offers: an incoming call shows within half a second
+    presence_s = 1.5  # other agents' presence is less urgent (one query per stream per tick adds up)
+    heartbeat_s = 15.0
+    auth_check_s = 2.0
+    max_age_s = 300.0  # streams end now and then; the browser resumes where it was
+    retry_ms = 2000
+    lookback = 100  # ids re-read on every poll: a transaction may commit a lower id late
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self.generation = 0
+        self.refuse_until = 0.0
+        self.open = 0
+        self.closed = False
+
+    def drop(self, refuse_for_s: float = 0.0) -> None:
+        with self._lock:
+            self.generation += 1
+            self.refuse_until = time.monotonic() + refuse_for_s
+            self._wake.notify_all()
+
+    def shutdown(self) -> None:
+        """End every stream for good (tests' teardown, worker exit)."""
+        with self._lock:
+            self.closed = True
+            self.generation += 1
+            self._wake.notify_all()
+
+    def refusing(self) -> bool:
+        return self.closed or time.monotonic() < self.refuse_until
+
+    def sleep(self, seconds: float, generation: int) -> bool:
+        """Wait up to ``seconds``; False if the stream must end (dropped or shut down)."""
+        with self._lock:
+            if self.generation == generation:
+                self._wake.wait(seconds)
+            return self.generation == generation
+
+
+def init_console(app: Flask) -> EventStreams:
+    """Register the console on ``app`` once; later calls return the same EventStreams."""
+    existing = app.extensions.get("console")
+    if existing is not None:
+        return existing
+    streams = EventStreams()
+    app.extensions["console"] = streams
+    app.register_blueprint(bp)
+    app.before_request(_csrf_guard)
+    return streams
+
+
+def svc():
+    return current_app.extensions["gateway"]
+
+
+def streams() -> EventStreams:
+    return current_app.extensions["console"]
+
+
+@bp.errorhandler(api.ApiError)
+def _api_error(exc):
+    return jsonify(error=str(exc)), exc.status
+
+
+def _csrf_guard():
+    if request.method not in STATE_CHANGING:
+        return None
+    if not request.path.startswith(("/api/", "/console/")):
+        return None
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return None
+    if not session.get("agent_id"):
+        return None  # no cookie session: nothing ambient for a forged request to use
+    if request.headers.get(CSRF_HEADER) == CSRF_VALUE:
+        return None
+    return jsonify(error=f"missing {CSRF_HEADER}: {CSRF_VALUE} header on a cookie-authenticated request"), 403
+
+
+def _current_agent() -> Optional[dict]:
+    """The signed-in agent by the API's own rules (Bearer or a still-valid cookie), or None."""
+    try:
+        api.agent_required(lambda: None)()
+    except api.ApiError:
+        return None
+    return g.agent
+
+
+def _sandbox_only() -> None:
+    if not svc().gw.settings.sandbox:
+        raise api.ApiError(404, "not found")
+
+
+def _asset_version(relative: str) -> str:
+    try:
+        return str(int((STATIC_DIR / relative).stat().st_mtime))
+    except OSError:
+        return "0"
+
+
+def _livekit_origins(livekit_url: str) -> list[str]:
+    """Where livekit-client may connect: the configured server (its WebSocket and HTTP forms:
+    it validates over HTTP after a failed signal connection) and LiveKit Cloud's region hosts."""
+    parsed = urlparse(livekit_url)
+    origins = ["wss://*.livekit.cloud", "https://*.livekit.cloud"]
+    if parsed.hostname:
+        secure = parsed.scheme in ("https", "wss")
+        netloc = parsed.netloc
+        origins += [f"{'wss' if secure else 'ws'}://{netloc}", f"{'https' if secure else 'http'}://{netloc}"]
+    return origins
+
+
+def bundle_built() -> bool:
+    return (STATIC_DIR / BUNDLE_ENTRY).is_file()
+
+
+# ------------------------------------------------------------------- page
+@bp.get("/console")
+def page():
+    entry = BUNDLE_ENTRY if bundle_built() else SOURCE_ENTRY
+    settings = svc().gw.settings
+    agent = _current_agent()
+    html = render_template(
+        "console.html", agent=agent, sandbox=settings.sandbox, bundled=entry == BUNDLE_ENTRY,
+        script_url=url_for("console.asset", filename=entry, v=_asset_version(entry)),
+        style_url=url_for("console.asset", filename=STYLESHEET, v=_asset_version(STYLESHEET)),
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' blob: mediastream:; connect-src 'self' {' '.join(_livekit_origins(settings.livekit_url))}; "
+        "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@bp.get("/console/assets/<path:filename>")
+def asset(filename):
+    if not filename.startswith(("console/", "vendor/console/")):
+        raise api.ApiError(404, "not found")
+    # Versioned URLs (?v=mtime) may be cached for long; the page itself is never cached.
+    max_age = 86400 if request.args.get("v") else 0
+    return send_from_directory(STATIC_DIR, filename, max_age=max_age)
+
+
+@bp.get("/console/config")
+def config():
+    settings = svc().gw.settings
+    return jsonify(
+        agent=_current_agent(),
+        livekit_url=svc().livekit_client_url,
+        media="sandbox" if settings.sandbox else "livekit",
+        sandbox=settings.sandbox,
+        ring_timeout_s=settings.ring_timeout_s,
+        bundled=bundle_built(),
+    )
+
+
+# ---------------------------------------------------------- event stream
+def _sse(event: str, data, event_id: Optional[int] = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _presence(services) -> list[dict]:
+    return [{k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
+            for a in services.agents.list()]
+
+
+def _offers_key(offers: list[dict]) -> str:
+    """Offers without their ticking wait time: a change worth sending."""
+    return json.dumps([{k: v for k, v in o.items() if k != "waiting_s"} for o in offers], sort_keys=True)
+
+
+def _resume_point(services) -> tuple[int, bool]:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("after") or ""
+    if raw.strip().isdigit():
+        return int(raw.strip()), True
+    return services.views.last_event_id(), False
+
+
+@bp.get("/api/events")
+@api.agent_required
+def events():
+    hub = streams()
+    if hub.refusing():
+        return jsonify(error="the event stream is restarting; retry shortly"), 503, {"Retry-After": "1"}
+    services = svc()
+    agent_id = g.agent["id"]
+    fingerprint = services.agents.fingerprint(agent_id)
+    after, resumed = _resume_point(services)
+    generation = hub.generation
+
+    def generate() -> Iterator[str]:
+        nonlocal after
+        floor, seen = after, set()
+        offers_key = presence_key = None
+        started = last_write = last_auth = time.monotonic()
+        last_presence = 0.0
+        with hub._lock:
+            hub.open += 1
+        try:
+            yield f"retry: {hub.retry_ms}\n\n"
+            # With an id, so even a browser that has had no timeline entry yet resumes from here.
+            yield _sse("ready", {"agent": agent_id, "last_id": after, "resumed": resumed}, after)
+            while True:
+                now = time.monotonic()
+                if now - last_auth >= hub.auth_check_s:
+                    last_auth = now
+                    if services.agents.fingerprint(agent_id) != fingerprint:
+                        yield _sse("signed_out", {"reason": "your credential changed; sign in again"})
+                        return
+                chunks = []
+                for entry in services.views.events_for_agent(agent_id, max(floor, after - hub.lookback)):
+                    if entry["id"] in seen:
+                        continue
+                    seen.add(entry["id"])
+                    after = max(after, entry["id"])
+                    chunks.append(_sse("timeline", entry, entry["id"]))
+                if len(seen) > 4 * hub.lookback:
+                    seen = {i for i in seen if i > after - hub.lookback}
+                offers = services.views.offers(agent_id)
+                key = _offers_key(offers)
+                if key != offers_key:
+                    offers_key = key
+                    chunks.append(_sse("offers", {"offers": offers}))
+                if now - last_presence >= hub.presence_s:
+                    last_presence = now
+                    agents = _presence(services)
+                    key = json.dumps(agents, sort_keys=True)
+                    if key != presence_key:
+                        presence_key = key
+                        chunks.append(_sse("presence", {"agents": agents}))
+                if not chunks and now - last_write >= hub.heartbeat_s:
+                    chunks.append(": heartbeat\n\n")
+                if chunks:
+                    last_write = now
+                    yield "".join(chunks)
+                if now - started >= hub.max_age_s:
+                    return
+                if not hub.sleep(hub.poll_s, generation):
+                    return
+        finally:
+            with hub._lock:
+                hub.open -= 1
+
+    return Response(generate(), mimetype="text/event-stream", headers={
+        "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no",
+    })
+
+
+# ---------------------------------------------------------------- sandbox
+def _caller_number(data: dict) -> str:
+    number = data.get("from") or "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
+    if not isinstance(number, str) or not E164.match(number):
+        raise api.ApiError(400, "from must be an E.164 number like +15551234567")
+    return number
+
+
+@bp.post("/console/sandbox/call")
+@api.agent_required
+def sandbox_call():
+    """Place a simulated inbound call (sandbox only): the caller dials the gateway's number."""
+    _sandbox_only()
+    settings = svc().gw.settings
+    caller = _caller_number(api.body())
+    simulator = getattr(svc().sandbox, "twilio", None) if svc().sandbox is not None else None
+    if simulator is not None:
+        sid = simulator.place_inbound_call(from_=caller, to=settings.twilio_phone_number).sid
+    else:
+        try:
+            reply = requests.post(settings.twilio_api_base_url + "/_sim/calls",
+                                  json={"from": caller, "to": settings.twilio_phone_number}, timeout=5)
+        except requests.RequestException as exc:
+            raise api.ApiError(502, f"the Twilio simulator is unreachable: {exc}") from None
+        if reply.status_code != 201:
+            raise api.ApiError(502, f"the Twilio simulator refused the call: {reply.text[:200]}")
+        sid = reply.json()["sid"]
+    return jsonify(sid=sid, **{"from": caller, "to": settings.twilio_phone_number}), 201
+
+
+def _fake_livekit(path: str, payload: dict) -> Response:
+    url = svc().gw.settings.livekit_url.rstrip("/") + path
+    try:
+        reply = requests.post(url, json=payload, timeout=5)
+    except requests.RequestException as exc:
+        raise api.ApiError(502, f"the sandbox LiveKit is unreachable: {exc}") from None
+    try:
+        data = reply.json()
+    except ValueError:
+        data = {"error": reply.text[:200]}
+    return jsonify(data), reply.status_code
+
+
+@bp.post("/console/sandbox/rtc/join")
+@api.agent_required
+def sandbox_rtc_join():
+    """Same-origin proxy to the fake LiveKit's browser join (it sends no CORS headers)."""
+    _sandbox_only()
+    token = api.field(api.body(), "token", max_len=4096)
+    try:
+        identity = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        identity = None
+    if identity != g.agent["id"]:
+        raise api.ApiError(403, "that token is not yours")
+    return _fake_livekit("/_sim/rtc/join", {"token": token})
+
+
+@bp.post("/console/sandbox/rtc/leave")
+@api.agent_required
+def sandbox_rtc_leave():
+    _sandbox_only()
+    room = api.field(api.body(), "room", max_len=128)
+    return _fake_livekit("/_sim/rtc/leave", {"room": room, "identity": g.agent["id"]})

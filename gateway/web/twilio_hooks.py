@@ -1,0 +1,248 @@
+"""Twilio webhooks. Every request's X-Twilio-Signature is checked against PUBLIC_BASE_URL.
+
+TwiML endpoints never answer 5xx: on any unexpected error the caller hears an apology
+(Twilio would otherwise play its generic application error).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from twilio.request_validator import RequestValidator
+
+import twiml
+
+log = logging.getLogger(__name__)
+bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+MAX_FIELD = 2000
+# Endpoints whose answer is TwiML a caller (or agent) will hear.
+TWIML_VIEWS = {"voice", "fallback", "dial_action", "hold", "bridge", "apology", "goodbye", "voicemail",
+               "leg_answer", "leg_gather", "leg_bridge", "leg_dial_action"}
+
+
+def _services():
+    return current_app.extensions["gateway"]
+
+
+def xml(body: str) -> Response:
+    return Response(body, mimetype="text/xml")
+
+
+def signed(view):
+    """403 unless the request carries a valid Twilio signature for its public URL."""
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        services = _services()
+        url = services.gw.urls.origin + request.full_path.rstrip("?") if request.query_string else \
+            services.gw.urls.origin + request.path
+        signature = request.headers.get("X-Twilio-Signature", "")
+        validator = RequestValidator(services.gw.settings.twilio_auth_token)
+        if not signature or not validator.validate(url, request.form, signature):
+            services.metrics.rejected("twilio_signature")
+            return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+        if any(len(v) > MAX_FIELD for v in request.form.values()):
+            if view.__name__ in TWIML_VIEWS:  # a caller is on the line: never an error page
+                return xml(services.calls.apology_twiml(None, technical=True))
+            return Response("form field too long\n", status=400, mimetype="text/plain")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def twiml_view(fallback: str = "apology"):
+    """Whatever goes wrong, answer 200 with TwiML that keeps the caller informed."""
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            try:
+                return xml(view(*args, **kwargs))
+            except Exception:
+                log.exception("TwiML endpoint %s failed", request.path)
+                if fallback == "empty":
+                    return xml(twiml.empty())
+                return xml(_services().calls.apology_twiml(request.args.get("call"), technical=True))
+        return wrapper
+    return decorate
+
+
+def form(name: str, default: str = "") -> str:
+    return (request.form.get(name) or default).strip()
+
+
+def required(*names: str):
+    """Missing fields: a clear 400 (Twilio always sends these, so only forged or broken requests lack them)."""
+    missing = [n for n in names if not form(n)]
+    if missing:
+        raise MissingField(missing)
+
+
+class MissingField(Exception):
+    def __init__(self, names):
+        super().__init__("missing form field(s): " + ", ".join(names))
+
+
+@bp.errorhandler(MissingField)
+def _missing(exc):
+    return Response(str(exc) + "\n", status=400, mimetype="text/plain")
+
+
+@bp.post("/voice")
+@signed
+def voice():
+    services = _services()
+    sid = form("CallSid")
+    if not sid.startswith("CA") or not form("From"):
+        # Still a caller on the line: never an error page.
+        return xml(services.calls.apology_twiml(None, technical=True))
+    try:
+        body = services.calls.inbound(call_sid=sid, from_number=form("From"), to_number=form("To"))
+    except Exception:
+        log.exception("voice webhook failed")
+        body = services.calls.apology_twiml(None, technical=True)
+    return xml(body)
+
+
+@bp.post("/fallback")
+@signed
+def fallback():
+    """Twilio's fallback URL: record what failed, and still give the caller a graceful answer."""
+    services = _services()
+    try:
+        services.calls.fallback_used(form("CallSid"), form("ErrorCode"), form("ErrorUrl"))
+    except Exception:
+        log.exception("recording a fallback failed")
+    return xml(services.calls.apology_twiml(None, technical=True))
+
+
+@bp.post("/status")
+@signed
+def status():
+    required("CallSid", "CallStatus")
+    _services().calls.caller_status(form("CallSid"), form("CallStatus"))
+    return Response(status=204)
+
+
+@bp.post("/dial-action")
+@signed
+@twiml_view()
+def dial_action():
+    return _services().calls.dial_ended(
+        request.args.get("call", ""), request.args.get("room", ""), form("DialCallStatus"), form("CallStatus"),
+        form("DialSipResponseCode") or None, request.args.get("gen", "0"),
+    )
+
+
+@bp.post("/sip-status")
+@signed
+def sip_status():
+    required("CallSid", "CallStatus")
+    _services().calls.sip_leg_status(request.args.get("call", ""), form("CallSid"), form("CallStatus"))
+    return Response(status=204)
+
+
+@bp.post("/hold")
+@signed
+@twiml_view()
+def hold():
+    return _services().calls.hold_for(request.args.get("call", ""), first=not request.args.get("loop"))
+
+
+@bp.post("/bridge")
+@signed
+@twiml_view()
+def bridge():
+    return _services().calls.bridge_for(request.args.get("call", ""))
+
+
+@bp.post("/apology")
+@signed
+@twiml_view()
+def apology():
+    return _services().calls.apology_twiml(request.args.get("call") or None)
+
+
+@bp.post("/goodbye")
+@signed
+@twiml_view()
+def goodbye():
+    from gateway.services.calls import ENDED_BY_AGENT
+    return twiml.goodbye(ENDED_BY_AGENT)
+
+
+@bp.post("/voicemail")
+@signed
+@twiml_view()
+def voicemail():
+    if form("RecordingUrl"):
+        _services().calls.voicemail(request.args.get("call", ""), form("RecordingUrl"), form("RecordingDuration"))
+    return twiml.goodbye("Thank you. Goodbye.")
+
+
+@bp.post("/leg/answer")
+@signed
+@twiml_view("empty")
+def leg_answer():
+    return _services().calls.leg_answered(request.args.get("leg", ""), form("AnsweredBy") or None)
+
+
+@bp.post("/leg/gather")
+@signed
+@twiml_view("empty")
+def leg_gather():
+    return _services().calls.leg_digits(request.args.get("leg", ""), form("Digits"))
+
+
+@bp.post("/leg/bridge")
+@signed
+@twiml_view("empty")
+def leg_bridge():
+    return _services().calls.leg_bridge_for(request.args.get("leg", ""))
+
+
+@bp.post("/leg/dial-action")
+@signed
+@twiml_view("empty")
+def leg_dial_action():
+    return _services().calls.leg_dial_ended(request.args.get("leg", ""))
+
+
+@bp.post("/leg/status")
+@signed
+def leg_status():
+    required("CallStatus")
+    _services().calls.leg_status(request.args.get("leg", ""), form("CallStatus"), form("CallSid") or None)
+    return Response(status=204)
+
+
+@bp.post("/leg/sip-status")
+@signed
+def leg_sip_status():
+    return Response(status=204)
+
+
+@bp.post("/transcription")
+@signed
+def transcription():
+    """Real-time transcription callbacks: final caller/agent lines feed the summary."""
+    event = form("TranscriptionEvent")
+    if event != "transcription-content" or form("Final").lower() != "true":
+        return Response(status=204)
+    try:
+        data = json.loads(form("TranscriptionData") or "{}")
+    except json.JSONDecodeError:
+        return Response("TranscriptionData is not JSON\n", status=400, mimetype="text/plain")
+    text = str(data.get("transcript", "")).strip() if isinstance(data, dict) else ""
+    if text:
+        speaker = "caller" if form("Track") == "inbound_track" else "agent"
+        key = f"{form('TranscriptionSid')}:{form('SequenceId')}"
+        _services().calls.transcript_line(request.args.get("call", ""), key, speaker, text)
+    return Response(status=204)
+
+
+@bp.post("/sms-status")
+@signed
+def sms_status():
+    required("MessageSid", "MessageStatus")
+    _services().calls.sms_status(form("MessageSid"), form("MessageStatus"))
+    return Response(status=204)

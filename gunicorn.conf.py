@@ -1,0 +1,34 @@
+"""Gunicorn settings for Heroku-style hosts: PORT and WEB_CONCURRENCY from the environment.
+
+gthread workers: each worker serves many requests at once on threads, so a long-lived
+console event stream never blocks Twilio's webhooks, and the job runner's threads share
+the worker's LiveKit event loop.
+"""
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))  # each open console holds one
+timeout = 30
+graceful_timeout = 25  # platforms send SIGTERM then SIGKILL after 30 s
+keepalive = 5
+preload_app = False  # each worker builds its own app, event loop and job runner after the fork
+accesslog = "-"
+forwarded_allow_ips = "*"
+
+
+def post_worker_init(worker):
+    """Start background work right after the fork rather than on the first request."""
+    worker.wsgi.extensions["gateway"].start()
+
+
+def worker_int(worker):
+    worker.wsgi.extensions["gateway"].stop()
+
+
+def worker_exit(server, worker):
+    try:
+        worker.wsgi.extensions["gateway"].stop()
+    except Exception:
+        pass

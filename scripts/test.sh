@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up and runs the whole test suite. TEST_DATABASE_URL=postgresql://… runs it on Postgres.
+# The browser tests drive Debian's Chromium (installed here when missing and apt-get is usable).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,39 @@
+"""Where the fault suite's database lives (see conftest.py)."""
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.config import normalise_database_url
+
+_siblings: dict[str, str] = {}
+
+
+def sibling_database(url: str) -> str:
+    """``<db>_faults`` on the same Postgres server, created if missing; the URL itself if that fails."""
+    if url in _siblings:
+        return _siblings[url]
+    parsed = make_url(url)
+    name = f"{parsed.database}_faults"
+    target = parsed.set(database=name).render_as_string(hide_password=False)
+    try:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+    except Exception:  # no CREATEDB right: share the given database
+        target = url
+    _siblings[url] = target
+    return target
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return None
+    url = normalise_database_url(url)
+    return sibling_database(url) if url.startswith("postgresql") else url

@@ -1,0 +1,31 @@
+"""Pure builders for every TwiML document the gateway returns.
+
+No I/O, no Flask: each function takes plain values (absolute URLs included) and
+returns the XML string made by ``twilio.twiml.voice_response.VoiceResponse``.
+Callers decide the URLs; these functions decide what the caller hears.
+"""
+from twiml.documents import (
+    agent_taken,
+    apology,
+    bridge_to_room,
+    empty,
+    goodbye,
+    hold,
+    sip_uri,
+    whisper_offer,
+    whisper_retry,
+    whisper_wait,
+)
+
+__all__ = [
+    "agent_taken",
+    "apology",
+    "bridge_to_room",
+    "empty",
+    "goodbye",
+    "hold",
+    "sip_uri",
+    "whisper_offer",
+    "whisper_retry",
+    "whisper_wait",
+]

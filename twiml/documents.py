@@ -1,0 +1,157 @@
+"""TwiML documents: bridge into a LiveKit room, hold, whisper, apology/voicemail."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import quote
+
+from twilio.twiml.voice_response import Dial, Gather, Start, VoiceResponse
+
+VOICE = "Polly.Joanna"
+# What a Dial's <Sip> child leg reports back: every stage, so a stuck bridge is visible.
+SIP_EVENTS = "initiated ringing answered completed"
+
+
+@dataclass(frozen=True)
+class SipTarget:
+    """Where a leg is bridged: the LiveKit SIP endpoint and the credentials of our trunk."""
+
+    host: str
+    username: Optional[str] = None
+    password: Optional[str] = None
+
+
+def sip_uri(room_token: str, host: str, headers: Optional[dict] = None) -> str:
+    """``sip:<room-token>@host;transport=tcp`` — the user part names the room (Callee dispatch).
+
+    Custom ``X-`` headers ride in the URI query, which Twilio turns into SIP headers.
+    """
+    uri = f"sip:{room_token}@{host};transport=tcp"
+    if headers:
+        uri += "?" + "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(headers.items()))
+    return uri
+
+
+def bridge_to_room(
+    *,
+    room_token: str,
+    sip: SipTarget,
+    action_url: str,
+    sip_status_url: str,
+    timeout_s: int = 120,
+    caller_id: Optional[str] = None,
+    headers: Optional[dict] = None,
+    transcription_url: Optional[str] = None,
+    greeting: Optional[str] = None,
+) -> str:
+    """Bridge this Twilio leg into a LiveKit room through LiveKit SIP.
+
+    ``answerOnBridge`` keeps the caller hearing ringback (not silence) until LiveKit
+    answers, which it does only once someone else is in the room.
+    """
+    response = VoiceResponse()
+    if transcription_url:
+        start = Start()
+        start.transcription(status_callback_url=transcription_url, track="both_tracks")
+        response.append(start)
+    if greeting:
+        response.say(greeting, voice=VOICE)
+    dial = Dial(
+        action=action_url,
+        method="POST",
+        answer_on_bridge=True,
+        timeout=max(5, min(600, timeout_s)),
+        caller_id=caller_id,
+    )
+    dial.sip(
+        sip_uri(room_token, sip.host, headers),
+        username=sip.username,
+        password=sip.password,
+        status_callback=sip_status_url,
+        status_callback_event=SIP_EVENTS,
+        status_callback_method="POST",
+    )
+    response.append(dial)
+    return str(response)
+
+
+def hold(*, music_url: str, loop_url: str, message: Optional[str] = None, reassurance: str) -> str:
+    """Hold: an optional opening message, music, a reassurance, then loop via Redirect.
+
+    Looping through a Redirect (not ``loop=0``) lets every pass say something, so the
+    caller is reassured periodically and never hears dead air.
+    """
+    response = VoiceResponse()
+    if message:
+        response.say(message, voice=VOICE)
+    response.play(music_url)
+    response.say(reassurance, voice=VOICE)
+    response.redirect(loop_url, method="POST")
+    return str(response)
+
+
+def apology(*, message: str, voicemail_action_url: Optional[str] = None, max_length_s: int = 120) -> str:
+    """The caller hears a clear apology; optionally leaves a voicemail, then goodbye."""
+    response = VoiceResponse()
+    response.say(message, voice=VOICE)
+    if voicemail_action_url:
+        response.say("Please leave a message after the tone, and we will call you back.", voice=VOICE)
+        response.record(action=voicemail_action_url, method="POST", max_length=max_length_s, play_beep=True)
+    response.say("Goodbye.", voice=VOICE)
+    response.hangup()
+    return str(response)
+
+
+def whisper_offer(*, announcement: str, gather_url: str, accept_key: str = "1", decline_key: str = "2") -> str:
+    """What an agent's phone plays on answer: who is calling, then press 1 / press 2.
+
+    No key press falls through to a hang-up: a voicemail box can never accept a call.
+    """
+    response = VoiceResponse()
+    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=6, action_on_empty_result=True)
+    gather.say(announcement, voice=VOICE)
+    gather.say(f"Press {accept_key} to accept, or {decline_key} to decline.", voice=VOICE)
+    response.append(gather)
+    response.say("No response received. Goodbye.", voice=VOICE)
+    response.hangup()
+    return str(response)
+
+
+def whisper_wait(*, message: str, retry_url: str, pause_s: int = 1) -> str:
+    """B answered before the summary is ready: speak, pause briefly, ask again."""
+    response = VoiceResponse()
+    response.say(message, voice=VOICE)
+    response.pause(length=pause_s)
+    response.redirect(retry_url, method="POST")
+    return str(response)
+
+
+def whisper_retry(*, message: str, gather_url: str) -> str:
+    """A wrong key: say so and ask again once more."""
+    response = VoiceResponse()
+    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=6, action_on_empty_result=True)
+    gather.say(message, voice=VOICE)
+    response.append(gather)
+    response.say("Goodbye.", voice=VOICE)
+    response.hangup()
+    return str(response)
+
+
+def agent_taken(message: str = "This call has already been answered. Goodbye.") -> str:
+    response = VoiceResponse()
+    response.say(message, voice=VOICE)
+    response.hangup()
+    return str(response)
+
+
+def goodbye(message: Optional[str] = None) -> str:
+    response = VoiceResponse()
+    if message:
+        response.say(message, voice=VOICE)
+    response.hangup()
+    return str(response)
+
+
+def empty() -> str:
+    """An empty document: for callbacks whose reply Twilio ignores."""
+    return str(VoiceResponse())
