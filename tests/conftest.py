@@ -116,14 +116,23 @@ class World:
     def timeline(self, call_id: str) -> list[str]:
         return [e["kind"] for e in self.services.views.timeline(call_id)]
 
-    def wait(self, predicate, timeout: float = 15.0, what: str = "condition"):
+    def wait(self, predicate, timeout: float = 15.0, what: str = "condition", explain=None):
         deadline = time.monotonic() + timeout
+        value = None
         while time.monotonic() < deadline:
             value = predicate()
             if value:
                 return value
             time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
+        detail = f"; {explain()}" if explain else ""
+        raise AssertionError(f"timed out waiting for {what} (last seen: {value!r}){detail}")
+
+    def story(self, call) -> str:
+        """The call's timeline and what the simulated caller went through, for failure messages."""
+        row = self.db_call(call.sid)
+        kinds = [f"{e['kind']}{e['detail'] or ''}" for e in self.services.views.timeline(row["id"])]
+        return (f"call {row['state']} in {row['room']}; caller hearing {call.current}; "
+                f"timeline {kinds[-14:]}; caller events {call.events[-10:]}")
 
     def participants(self, room: str) -> list[str]:
         return sorted(p["identity"] for p in self.livekit.participants(room)) if room in self.livekit.rooms() else []

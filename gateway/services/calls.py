@@ -53,6 +53,21 @@ class CallService:
             transcription_url=urls("/twilio/transcription", call=call.id) if s.transcription_enabled else None,
         )
 
+    def send_caller_to_bridge(self, session: Session, call: Call, room: Optional[str] = None) -> None:
+        """Redirect the caller (REST) into ``room`` (default: the call's room) as a new generation."""
+        gen = (call.bridge_gen or 0) + 1
+        self.store.compare_and_set(session, call, room=room or call.room, caller_identity=None, bridge_gen=gen)
+        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/bridge", "gen": gen})
+
+    def redirect_abandoned(self, call_id: str) -> None:
+        """Our REST redirect never reached Twilio: a <Dial> ending from now on is real again.
+        (The caller is not stuck: a closed room or the hold loop brings them to the current bridge.)"""
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is not None and call.redirecting:
+                self.store.compare_and_set(session, call, redirecting=False)
+        self.store.run(work)
+
     def leg_bridge_twiml(self, leg: Leg) -> str:
         urls = self.gw.urls
         return twiml.bridge_to_room(
@@ -109,6 +124,10 @@ class CallService:
             if call is not None:
                 return call, False  # Twilio retried the webhook: same answer, nothing new
             call = self._new_call(session, call_sid, from_number, to_number)
+            # Insert the call before touching agents: a duplicate webhook racing in on another
+            # worker now waits on the unique sid and then reads this call, instead of finding
+            # the agent row locked by us, storing a "no agent" call and winning the commit.
+            session.flush()
             self.store.enqueue(session, "create_room", {"call_id": call.id})
             if not self.ring_next_agent(session, call, tried=()):
                 self.store.transition(session, call, C.CALL, "no_agent", end_reason="no_agent")
@@ -425,8 +444,10 @@ class CallService:
                 return "goodbye", call
             if call.state == C.VOICEMAIL:
                 return "apology", call
-            if call.state == C.ON_HOLD or call.room != room or gen != str(call.bridge_gen or 0):
-                return "hold", call  # we moved the caller on purpose (REST redirect); Twilio ignores this reply
+            if call.state == C.ON_HOLD or call.room != room or gen != str(call.bridge_gen or 0) or call.redirecting:
+                # We moved the caller on purpose (REST redirect), or served a newer <Dial> since:
+                # Twilio ignores this reply. Were we ever wrong, the hold loop re-bridges the caller.
+                return "hold", call
             if dial_status in ("failed", "busy", "no-answer", "canceled"):
                 self.store.record(session, call.id, "bridge_failed", status=dial_status, sip_code=sip_code)
                 self.to_voicemail_now(session, call, f"bridge {dial_status}")
@@ -575,8 +596,7 @@ class CallService:
         if call is None or call.state != C.ON_HOLD or call.room != leg.room or self.active_transfer(session, call.id):
             return
         self.store.transition(session, call, C.CALL, "rebridge")
-        self.store.compare_and_set(session, call, caller_identity=None, bridge_gen=(call.bridge_gen or 0) + 1)
-        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/bridge"})
+        self.send_caller_to_bridge(session, call)
         self.store.record(session, call.id, "caller_bridging", room=leg.room, agent_id=leg.agent_id)
 
     def _maybe_connected(self, session: Session, call_id: str, room: str) -> None:
@@ -605,8 +625,22 @@ def spoken_number(number: str) -> str:
 class CallEdges(CallService):
     """The remaining webhook entry points (redirect targets, transcription, SMS status, LiveKit)."""
 
-    def bridge_for(self, call_id: str) -> str:
-        call = self.store.read(lambda s: s.get(Call, call_id))
+    def bridge_for(self, call_id: str, redirected: bool = True) -> str:
+        """TwiML for the caller's next step; a <Dial> served here is a new bridge generation.
+
+        Only the newest <Dial> counts: the action of any earlier one (the hold loop and a REST
+        redirect can each fetch one) is then recognised as superseded. ``redirected`` says this
+        fetch is the one our REST redirect caused, which ends the redirect's in-flight window.
+        """
+        def work(session: Session) -> Optional[Call]:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is not None and call.state in (C.BRIDGING, C.CONNECTED):
+                changes = {"bridge_gen": (call.bridge_gen or 0) + 1}
+                if redirected and call.redirecting:
+                    changes["redirecting"] = False
+                self.store.compare_and_set(session, call, **changes)
+            return call
+        call = self.store.run(work)
         if call is None:
             return self.apology_twiml(None, technical=True)
         if call.state == C.ENDED:
@@ -622,7 +656,7 @@ class CallEdges(CallService):
         call = self.store.read(lambda s: s.get(Call, call_id))
         if call is not None and call.state == C.ON_HOLD:
             return self.hold_twiml(call.id, first=first)
-        return self.bridge_for(call_id)
+        return self.bridge_for(call_id, redirected=False)
 
     def leg_bridge_for(self, leg_id: str) -> str:
         leg = self.store.read(lambda s: s.get(Leg, leg_id))

@@ -232,8 +232,7 @@ class TransferService:
         old_room = call.room
         if call.state == C.ON_HOLD:
             self.store.transition(session, call, C.CALL, "rebridge")
-        self.store.compare_and_set(session, call, room=room, caller_identity=None, bridge_gen=(call.bridge_gen or 0) + 1)
-        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/bridge"})
+        self.calls.send_caller_to_bridge(session, call, room=room)
         self.store.record(session, call.id, "caller_bridging", transfer_id=transfer.id if transfer else None, room=room)
         if old_room != room:
             self.store.enqueue(session, "delete_room", {"room": old_room, "call_id": call.id},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Optional
 
 from sqlalchemy import delete, select
 
@@ -74,10 +75,20 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
             gw.telephony.hangup(leg.twilio_sid)
 
     def redirect_caller(p: dict) -> None:
-        call = load(Call, p["call_id"])
-        if call is None or call.state == C.ENDED:
-            return
-        gw.telephony.redirect(call.twilio_sid, gw.urls(p["path"], call=call.id))
+        bridging = p["path"] == "/twilio/bridge"
+
+        def claim(session) -> Optional[str]:
+            call = session.get(Call, p["call_id"], populate_existing=True)
+            if call is None or call.state == C.ENDED:
+                return None
+            if bridging and p.get("gen") is not None and (call.bridge_gen or 0) != p["gen"]:
+                return None  # the caller already fetched a newer bridge (hold loop, or our earlier run)
+            if bridging and not call.redirecting:
+                store.compare_and_set(session, call, redirecting=True)
+            return call.twilio_sid
+        sid = store.run(claim)
+        if sid:
+            gw.telephony.redirect(sid, gw.urls(p["path"], call=p["call_id"]))
 
     def redirect_leg(p: dict) -> None:
         leg = load(Leg, p["leg_id"])
@@ -151,6 +162,8 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
                 if call is not None and call.state == C.BRIDGING and call.connected_at is None:
                     calls.to_voicemail(session, call, "LiveKit unavailable")
         store.run(work)
+        if kind == "redirect_caller":
+            calls.redirect_abandoned(payload["call_id"])
         if kind == "hold_caller":
             transfers.hold_failed(payload["transfer_id"], str(exc)[:120])
 

@@ -88,9 +88,11 @@ def test_first_accept_wins_between_console_and_phone(make_world):
     offer = frank.wait_offer()
     frank.accept_and_join(offer["call_id"])
     call.wait_current("bridged", timeout=8)
-    phone = world.wait(lambda: next((c for c in world.twilio.calls() if c.to == "+15550003333"), None))
-    phone.wait_status("completed", "no-answer", "canceled", timeout=10)
-    assert "leg_cancelled" in world.timeline(offer["call_id"])
+    world.wait(lambda: "leg_cancelled" in world.timeline(offer["call_id"]), what="phone leg cancelled")
+    world.settle()
+    # The phone stops ringing (or, when the console won before the dial job ran, it never rang).
+    for phone in [c for c in world.twilio.calls() if c.to == "+15550003333"]:
+        phone.wait_status("completed", "no-answer", "canceled", timeout=10)
 
 
 def test_livekit_unreachable_caller_hears_apology(world):

@@ -14,10 +14,7 @@ transfer is then driven on through the router. After every crash:
   declined one; at most transiently on hold;
 - after the caller hangs up, the call ends, every leg is terminal and the agents are free.
 
-A crash point whose run is broken by the documented hold-loop/redirect race (see
-test_a_repeated_bridge_redirect_does_not_drop_the_call; it happens without any crash too) is
-counted apart as ``crash_runs_hit_known_bug``; any other failure fails the test, with the call's
-timeline and the caller's last events in the message.
+Any failure fails the test, with the call's timeline and the caller's last events in the message.
 """
 from __future__ import annotations
 
@@ -35,7 +32,7 @@ from gateway.domain import transfers as T
 from gateway.sandbox.twiml_exec import FINAL_STATUSES
 from tests.faults._counts import bump
 from tests.faults.cluster import Cluster
-from tests.faults.helpers import KnownBug, join_consult, known_bug, wait_until
+from tests.faults.helpers import join_consult, wait_until
 
 
 @dataclass(frozen=True)
@@ -305,20 +302,6 @@ class Run:
         except Exception as exc:  # diagnosis must not hide the failure
             return f"(no diagnosis: {exc})"
 
-    def redirect_read_as_bridge_lost(self) -> bool:
-        from tests.faults.helpers import redirect_race_signature
-        return bool(self.call_id) and redirect_race_signature(self.c.timeline(self.call_id), self.call.events)
-
-    def abandon(self) -> None:
-        """After a run broken by the known bug: the caller hangs up, the agents go offline."""
-        try:
-            if self.call is not None and not self.call.ended:
-                self.call.hangup()
-            for agent in (self.a, self.b):
-                self.c.set_status(agent.id, "offline")
-        except Exception:
-            pass
-
     def run(self) -> str:
         self.connect()
         self.initiate()
@@ -386,7 +369,7 @@ def cluster(database_url, tmp_path):
 
 
 def test_sigkill_at_every_step_of_a_transfer(cluster):
-    survived, outcomes, problems, known = 0, {}, [], []
+    survived, outcomes, problems = 0, {}, []
     started = time.monotonic()
     for index, point in enumerate(POINTS):
         cluster.wait_all_ready()
@@ -398,13 +381,8 @@ def test_sigkill_at_every_step_of_a_transfer(cluster):
             final = run.run()
         except Exception as exc:  # keep going: report every crash point that broke
             lost = lost_webhooks(cluster)[lost_before:]
-            if run.redirect_read_as_bridge_lost():  # the documented race: counted apart, the run cleaned up
-                known.append(f"{point}: a superseded Dial's action was read as a failed bridge "
-                             f"[test_a_repeated_bridge_redirect_does_not_drop_the_call] ({exc})")
-                run.abandon()
-            else:
-                problems.append(f"{point}: {type(exc).__name__}: {exc}\n    LiveKit events acknowledged "
-                                f"without effect after a crash: {lost}\n    {run.diagnosis()}")
+            problems.append(f"{point}: {type(exc).__name__}: {exc}\n    LiveKit events acknowledged "
+                            f"without effect after a crash: {lost}\n    {run.diagnosis()}")
             if run.crashed:
                 cluster.wait_all_ready()
             continue
@@ -419,9 +397,6 @@ def test_sigkill_at_every_step_of_a_transfer(cluster):
           f"{len(rerun)} jobs ran more than once (lease takeovers and retries): {sorted({k for k, _, _ in rerun})}")
     for name, final in outcomes.items():
         print(f"  {name}: {final}")
-    for line in known:
-        print(f"  KNOWN BUG: {line}")
-    bump("crash_runs_hit_known_bug", len(known))
     assert not problems, "\n".join(problems)
     assert cluster.crashes >= 20 and survived >= 20, (cluster.crashes, survived)
 
@@ -464,17 +439,6 @@ def test_webhook_receipt_survives_a_crash_only_with_its_effect(database_url):
         first.close()
 
 
-@pytest.mark.xfail(strict=True, raises=KnownBug, reason=(
-    "gateway/services/calls.py CallService.dial_ended treats the action of a <Dial> that Twilio interrupted for a "
-    "REST redirect as a failed bridge ('bridge_lost' → next agent or voicemail; 'canceled' → 'bridge_failed' → "
-    "voicemail) unless the action's bridge generation is stale. Since 6540ff9 the generation is bumped only by "
-    "TransferService._bridge_caller / CallService._bridge_held_caller, so two Dials at the SAME generation are "
-    "still possible: the hold loop (POST /twilio/hold → CallEdges.hold_for → bridge_for) fetches the bridge "
-    "TwiML as soon as the call leaves on_hold, and redirect_caller's REST redirect then interrupts that Dial; or "
-    "a redirect_caller job re-run after its worker died past the Twilio call (at-least-once jobs). The first "
-    "Dial's action carries the current generation and a live call is dropped (agent's leg ended, apology, "
-    "voicemail, hang-up). Fix: bump bridge_gen every time bridge_for serves a Dial (so only the newest Dial "
-    "counts), and/or make redirect_caller a no-op when the caller already fetched the current generation"))
 def test_a_repeated_bridge_redirect_does_not_drop_the_call(make_world):
     from tests.faults.helpers import connect_call as connect_in_world
 
@@ -496,6 +460,6 @@ def test_a_repeated_bridge_redirect_does_not_drop_the_call(make_world):
     except AssertionError:
         pass
     kinds = [e["kind"] for e in world.services.views.timeline(call_id)]
-    known_bug(call.status not in FINAL_STATUSES and "bridge_lost" not in kinds,
-              f"the repeated redirect dropped the call: caller {call.status}, timeline {kinds[-6:]}")
+    assert call.status not in FINAL_STATUSES and "bridge_lost" not in kinds, (
+        f"the repeated redirect dropped the call: caller {call.status}, timeline {kinds[-6:]}")
     assert world.db_call(call.sid)["agent_id"] == "alice"

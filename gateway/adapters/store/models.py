@@ -43,6 +43,9 @@ class Call(Base):
     # Bumped whenever we send the caller into a room again: a <Dial> action carrying an older
     # generation belongs to a bridge we superseded ourselves, not to a failure.
     bridge_gen: Mapped[int] = mapped_column(Integer, default=0)
+    # Set just before we REST-redirect the caller to a new bridge and cleared when Twilio fetches
+    # it: the <Dial> that redirect interrupts (whatever its generation) reports no failure.
+    redirecting: Mapped[bool] = mapped_column(Boolean, default=False)
     end_reason: Mapped[Optional[str]] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -38,6 +38,7 @@ def upgrade() -> None:
     sa.Column('dial_sid', sa.String(length=64), nullable=True),
     sa.Column('caller_identity', sa.String(length=128), nullable=True),
     sa.Column('bridge_gen', sa.Integer(), nullable=False, server_default='0'),
+    sa.Column('redirecting', sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column('end_reason', sa.String(length=64), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
