@@ -545,10 +545,11 @@ class CallService:
             self._maybe_connected(session, leg.call_id, room)
             return
         if kind == "standard":
-            stale = session.execute(select(Leg.id).where(Leg.room == room, Leg.identity == identity,
-                                                         Leg.kind == "browser", Leg.state == L.CANCELLED)).first()
+            stale = session.execute(select(Leg.call_id).where(Leg.room == room, Leg.identity == identity,
+                                                              Leg.kind == "browser", Leg.state == L.CANCELLED)).first()
             if stale:  # joined with a token for a leg we already withdrew: take them out again
-                self.store.enqueue(session, "remove_participant", {"room": room, "identity": identity})
+                self.store.enqueue(session, "remove_participant", {"room": room, "identity": identity,
+                                                                   "call_id": stale.call_id})
             return
         if kind == "sip":
             call = session.execute(select(Call).where(Call.room == room, Call.state != C.ENDED)).scalars().first()

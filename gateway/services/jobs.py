@@ -44,6 +44,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._poller: Optional[threading.Thread] = None
         self._inflight = 0
+        self._queued: set[int] = set()  # ids submitted to our pool and not finished: never twice
         self._inflight_lock = threading.Condition()
         self.store.job_listeners.append(self.kick)
 
@@ -94,11 +95,15 @@ class JobRunner:
     # ------------------------------------------------------------- internals
     def _submit(self, job_id: int) -> None:
         with self._inflight_lock:
+            if job_id in self._queued:
+                return  # already waiting for a thread of ours: claiming it again would only fail
+            self._queued.add(job_id)
             self._inflight += 1
         try:
             self._pool.submit(self._run_one, job_id)
         except RuntimeError:  # pool shut down
             with self._inflight_lock:
+                self._queued.discard(job_id)
                 self._inflight -= 1
 
     def _poll_loop(self) -> None:
@@ -110,7 +115,10 @@ class JobRunner:
             except Exception:  # the database may be restarting: keep polling
                 log.exception("job poll failed")
                 next_in = None
-            wait = self.poll_s if next_in is None else min(self.poll_s, max(0.01, next_in))
+            with self._inflight_lock:
+                saturated = self._inflight >= self.threads
+            # Every thread busy: what is due waits for one anyway, so don't spin on the database.
+            wait = self.poll_s if next_in is None or saturated else min(self.poll_s, max(0.01, next_in))
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -121,6 +129,7 @@ class JobRunner:
             log.exception("job %s crashed", job_id)
         finally:
             with self._inflight_lock:
+                self._queued.discard(job_id)
                 self._inflight -= 1
 
     def run_job(self, job_id: int) -> bool:

@@ -130,7 +130,8 @@ class TransferService:
                                                              "destination": transfer.consult_room,
                                                              "call_id": transfer.call_id})
         else:
-            self.store.enqueue(session, "remove_participant", {"room": source_leg.room, "identity": source_leg.identity})
+            self.store.enqueue(session, "remove_participant", {"room": source_leg.room, "identity": source_leg.identity,
+                                                               "call_id": transfer.call_id})
         self.store.record(session, transfer.call_id, "consult_room_ready", transfer_id=transfer.id,
                           agent_id=consult.agent_id, room=transfer.consult_room, channel=consult.kind)
 

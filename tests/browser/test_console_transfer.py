@@ -137,8 +137,6 @@ def test_b_does_not_answer_and_a_is_told(world, console):
                what="caller back with alice")
 
 
-@pytest.mark.xfail(strict=False, reason="known intermittent bug: B's withdrawn offer sometimes stays listed "
-                   "until the next offers snapshot under load")
 def test_a_cancels_while_b_is_ringing(world, console):
     a, b, call, call_id = _alice_on_a_call(world, console)
     transfer = _start_warm_transfer(world, a, call_id)

@@ -6,8 +6,6 @@ import threading
 COUNTS = {
     "faults_injected": 0,
     "crashes_survived": 0,
-    "crash_runs_hit_known_bug": 0,
-    "known_bug_hits": 0,
     "bad_inputs_tried": 0,
     "fuzz_requests": 0,
     "state_machine_sequences": 0,

@@ -155,16 +155,6 @@ def entry(world, call_id: str, kind: str, **match) -> Optional[dict]:
     return None
 
 
-class KnownBug(AssertionError):
-    """The failure of a documented gateway bug: tests raising it are xfail(strict, raises=KnownBug),
-    so any other failure of the same test still fails the run."""
-
-
-def known_bug(condition: bool, message: str) -> None:
-    if not condition:
-        raise KnownBug(message)
-
-
 def finish_phone_target(world, alice, transfer: dict, call_id: str, agent_id: str, *, timeout: float = 12.0) -> str:
     """A phone agent B (scripted to answer and press 1) joins; A connects the caller and leaves."""
     tid, room = transfer["id"], transfer["consult_room"]

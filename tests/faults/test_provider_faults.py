@@ -21,8 +21,8 @@ from sqlalchemy import create_engine, select, text
 from gateway.adapters.store.models import Job
 from tests.faults._counts import bump
 from tests.faults.helpers import (
-    KnownBug, assert_caller_safe, connect_call, entry, finish_phone_target, finish_warm, kinds,
-    join_consult, known_bug, start_warm, transfer_state,
+    assert_caller_safe, connect_call, entry, finish_phone_target, finish_warm, kinds,
+    join_consult, start_warm, transfer_state,
 )
 
 RING_S = 10.0
@@ -54,19 +54,9 @@ def hang_up_and_check_ended(world, call) -> None:
 
 
 # --------------------------------------------------------------------- LiveKit
-REMOVE_NOT_ON_TIMELINE = (
-    "gateway/services/transfers.py TransferService._move_source_to_consult enqueues remove_participant "
-    "{room, identity} without call_id (so does CallService.participant_joined for a stale browser join): when "
-    "that job gives up (A cannot be taken out of the caller's room), work.py on_error finds no call and "
-    "records nothing on the call's timeline — only the metric; fix: add 'call_id': transfer.call_id "
-    "(resp. leg.call_id) to those payloads as the other cleanup jobs now do"
-)
-
-
 @pytest.mark.parametrize("method, job", [
     ("CreateRoom", "create_room"),  # the consult room cannot be created (LiveKit auto-creates it on join)
-    pytest.param("RemoveParticipant", "remove_participant",  # A cannot be taken out of the caller's room
-                 marks=pytest.mark.xfail(strict=True, raises=KnownBug, reason=REMOVE_NOT_ON_TIMELINE)),
+    ("RemoveParticipant", "remove_participant"),  # A cannot be taken out of the caller's room
     ("DeleteRoom", "delete_room"),  # the caller's old room cannot be closed
 ])
 def test_livekit_5xx_for_a_whole_transfer(fworld, method, job):
@@ -86,8 +76,8 @@ def test_livekit_5xx_for_a_whole_transfer(fworld, method, job):
     assert world.db_call(call.sid)["agent_id"] == "bob"
     failed = [j for j in jobs(world, job) if j.state == "failed"]
     recorded = provider_errors(world, call_id, job)
-    known_bug(len(recorded) >= len(failed), f"{len(failed)} {job} jobs gave up ({[j.payload for j in failed]}), "
-              f"{len(recorded)} provider_error entries on the timeline")
+    assert len(recorded) >= len(failed), (f"{len(failed)} {job} jobs gave up ({[j.payload for j in failed]}), "
+                                          f"{len(recorded)} provider_error entries on the timeline")
     hang_up_and_check_ended(world, call)
 
 

@@ -188,20 +188,16 @@ class Store:
         """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
         now = utcnow()
         with self.session() as session:
-            job = session.get(Job, job_id)
-            if job is None or job.run_at > now:
-                return None
-            expired = job.state == "running" and job.locked_until is not None and job.locked_until < now
-            if job.state != "pending" and not expired:
-                return None
-            result = session.execute(
-                update(Job).where(Job.id == job_id, Job.state == job.state, Job.attempts == job.attempts)
-                .values(state="running", attempts=job.attempts + 1, locked_until=now + timedelta(seconds=lease_s))
-            )
-            if result.rowcount != 1:
-                return None
-            session.refresh(job)
-            return job
+            # One statement: the row lock makes concurrent claimers of the same job wait and then
+            # find it taken, with no read-then-write window.
+            return session.execute(
+                update(Job).where(
+                    Job.id == job_id,
+                    ((Job.state == "pending") & (Job.run_at <= now))
+                    | ((Job.state == "running") & (Job.locked_until < now)),
+                ).values(state="running", attempts=Job.attempts + 1, locked_until=now + timedelta(seconds=lease_s))
+                .returning(Job).execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
 
     def due_job_ids(self, limit: int = 50) -> list[int]:
         now = utcnow()
