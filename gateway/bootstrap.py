@@ -70,7 +70,7 @@ class Services:
 def build(settings: Settings, *, store: Optional[Store] = None, migrate: bool = True) -> Services:
     store = store or Store(settings.database_url)
     if migrate:
-        store.migrate()
+        store.ensure_schema()
     telephony = TwilioTelephony(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_phone_number,
                                 base_url=settings.twilio_api_base_url, timeout_s=settings.provider_timeout_s)
     rooms = LiveKitRooms(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret,

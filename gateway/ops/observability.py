@@ -91,6 +91,9 @@ def install_logging(level: str) -> None:
         root.removeHandler(handler)
     root.addHandler(json_handler(sys.stderr))
     root.setLevel(level)
+    # The twilio client logs every REST request at INFO (method, URL, each header): one line per
+    # header on a busy gateway. Our own job and timeline records already say what was done.
+    logging.getLogger("twilio.http_client").setLevel(max(logging.WARNING, root.level))
 
 
 # ------------------------------------------------------------------------------- metrics

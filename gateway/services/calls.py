@@ -724,6 +724,9 @@ class CallEdges(CallService):
     def livekit_event(self, *, event_id: str, name: str, room: str, identity: str, kind: str, attributes: dict,
                       replaced: bool = False) -> None:
         """Dispatch one verified LiveKit webhook; a retried event id is ignored."""
+        leaving = name in ("participant_left", "participant_connection_aborted") and not replaced
+        if name not in ("participant_joined", "room_finished") and not leaving:
+            return  # room_started, track events, a replaced session: nothing to do, nothing to store
         key = f"lk:{event_id}" if event_id else None
 
         def work(session: Session) -> None:
@@ -733,9 +736,9 @@ class CallEdges(CallService):
                 return
             if name == "participant_joined":
                 self.participant_joined(session, room, identity, kind, attributes)
-            elif name in ("participant_left", "participant_connection_aborted") and not replaced:
-                # A leave caused by the same identity joining again (page reload, full reconnect)
-                # is not the agent leaving: the new session carries on the leg.
+            elif leaving:
+                # (A leave caused by the same identity joining again — page reload, full reconnect —
+                # is not the agent leaving: the new session carries on the leg; filtered above.)
                 self.participant_left(session, room, identity, kind, attributes)
             elif name == "room_finished":
                 self.room_finished(session, room)

@@ -27,6 +27,8 @@ from gateway.domain.machine import Outcome, StateMachine
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# The newest Alembic revision (tests/unit keep it equal to Alembic's own head).
+SCHEMA_HEAD = "0001"
 
 
 class StaleState(Exception):
@@ -75,6 +77,19 @@ class Store:
         from alembic import command
 
         command.upgrade(alembic_config(self.url), "head")
+
+    def schema_is_current(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == SCHEMA_HEAD
+        except Exception:  # no table yet (a fresh database)
+            return False
+
+    def ensure_schema(self) -> None:
+        """Migrate only when behind: on a deploy the release phase already did, so web workers
+        skip Alembic (its import and a lock round) and a fresh sandbox still works with no step."""
+        if not self.schema_is_current():
+            self.migrate()
 
     def drop_all(self) -> None:
         models.Base.metadata.drop_all(self.engine)
