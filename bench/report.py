@@ -1,6 +1,7 @@
 """RESULTS.md and latency_vs_load.png."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -77,6 +78,26 @@ def verdict(passed: Optional[bool]) -> str:
     return "PASS" if passed else ("FAIL" if passed is False else "n/a")
 
 
+FAULT_COUNTS = Path(__file__).resolve().parent / "fault-counts.json"
+
+
+def fault_suite_section() -> list[str]:
+    """The counts the fault suite (tests/faults) wrote at the end of its last whole run, per database."""
+    try:
+        runs = json.loads(FAULT_COUNTS.read_text())
+    except (OSError, ValueError):
+        return []
+    lines = ["## Fault, crash and fuzz suite (tests/faults, in the test command)", "",
+             "| Database | Faults injected | SIGKILLs survived | Bad inputs tried | Fuzz requests | "
+             "State-machine sequences | Failures | Seconds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, c in sorted(runs.items()):
+        lines.append(f"| {name} | {c.get('faults_injected')} | {c.get('crashes_survived')} | {c.get('bad_inputs_tried')} "
+                     f"| {c.get('fuzz_requests')} | {c.get('state_machine_sequences')} | {c.get('failures')} "
+                     f"| {c.get('seconds')} |")
+    return lines + [""]
+
+
 def write_markdown(path: Path, mode: str, results: list[dict], info: dict, seconds: float,
                    plot: Optional[str], findings: list[str]) -> None:
     m, v = info["machine"], info["versions"]
@@ -115,6 +136,7 @@ def write_markdown(path: Path, mode: str, results: list[dict], info: dict, secon
         lines.append("")
     if findings:
         lines += ["## Gateway performance problems found", ""] + [f"- {f}" for f in findings] + [""]
+    lines += fault_suite_section()
     lines += [
         "## How measured",
         "",

@@ -729,30 +729,30 @@ def findings(results: list[dict]) -> list[str]:
             f"{gw_cpu / t1['gw_max'] * 1000:.1f} ms ({gw_cpu:.2f} cores), against {bare_ms:.2f} ms for the bare "
             f"answer; PostgreSQL took another {share.get('PostgreSQL', 0):.2f} cores plus "
             f"{share.get('processes that ended in the window', 0):.2f} in processes that ended (mostly the "
-            f"short-lived backends). Per call: the webhook's transaction, a `create_room` job (claim, "
-            f"read, LiveKit CreateRoom, finish: three more transactions) and LiveKit's `room_started` webhook (one "
-            f"more). A handler that commits the call to PostgreSQL cannot get within 60% of a constant answer; "
-            f"restate this goal as an absolute rate at a p99 (the connection churn above is the cheapest win).")
+            f"short-lived backends). Per call: the webhook's transaction (eight statements: the call, the routing "
+            f"pick with its row lock, the agent, the leg, timeline entries, two jobs) and a `create_room` job "
+            f"(claim, read, LiveKit CreateRoom, finish). The bridge TwiML could be built from the CallSid alone, "
+            f"but the answer also says whether anyone is free (bridge or apology), which needs the store; a "
+            f"handler that commits the call to PostgreSQL cannot get within 60% of a constant answer on this "
+            f"machine. Restate this goal as an absolute rate at a p99, or accept a non-durable answer path.")
 
     to_dial = t2.get("to_dial") or []
     if to_dial and pct(to_dial, 50) > 0.020:
         out.append(
             f"**Initiate -> B dialled takes p50 {ms(pct(to_dial, 50))}, p99 {ms(pct(to_dial, 99))}** (goal 20/50 ms). "
-            "Path (gateway/services/jobs.py + work.py): the initiate transaction commits, then `JobRunner.kick` "
-            "submits every job it enqueued at once to the 8-thread pool (summarize, summary_deadline, hold_caller, "
-            "create_room, dial_leg, ring_timeout), including `summary_deadline` and `ring_timeout` that are not due "
-            "(each is claimed and refused: a wasted transaction); `dial_leg`'s claim (`Store.claim`: SELECT, UPDATE, "
-            "refresh in one transaction) and its separate read of the leg compete for the GIL and the pool with the "
-            "others before the Twilio request leaves. Fix: do not kick jobs whose run_at is in the future; claim with "
-            "one `UPDATE jobs ... WHERE id=:id AND state='pending' AND run_at<=now() RETURNING *`; read the leg in the "
-            "same transaction; run dial_leg/hold_caller before summarize/create_room (or place B's call from the "
-            "request thread right after commit).")
+            "Path (gateway/services/transfers.py + jobs.py + work.py): the initiate transaction (about twelve "
+            "statements: the checks, the transfer, A's note, timeline entries, five jobs, the hold transition, B's "
+            "leg) commits; then the jobs that are due (summarize, hold_caller, create_room, dial_leg) start together "
+            "on the job pool, and `dial_leg`'s claim (one `UPDATE … RETURNING`) and its read of the leg compete for "
+            "the GIL with the other three before the Twilio request leaves. Next: give dial_leg and hold_caller "
+            "priority in the pool (or place B's call from the request thread right after commit) and read the leg "
+            "in the claim's transaction.")
 
     lookups = (t5.get("cpu") or {}).get("job_key_lookups_per_job")
     if lookups and lookups > 5:
         out.append(
             f"**Jobs claimed more than once** (gateway/services/jobs.py `_poll_loop`): in target 5 each job was read by "
-            f"key {lookups:g} times (4 when claimed once: claim SELECT, claim UPDATE, refresh, finish). While due jobs "
+            f"key {lookups:g} times (2 when claimed once: the claim's UPDATE … RETURNING and finish). While due jobs "
             "wait for a free thread, the poller wakes every 10 ms (`max(0.01, next_in)`) and submits every due id "
             "again, including ids already queued in its own pool, and the other worker's poller does the same; each "
             "extra submission is a transaction that finds the job taken. Fix: remember submitted ids per process "
@@ -777,6 +777,16 @@ def findings(results: list[dict]) -> list[str]:
             "that gets its rows back waits for the GIL while its transaction stays open. Try fewer threads per "
             "worker (GUNICORN_THREADS=8, job_threads=4: `python -m bench all --only 5 --env GUNICORN_THREADS=8`), "
             "and keep long-lived console streams off the request threads.")
+
+    late_moves = sum(1 for e in t5.get("driver_errors") or [] if e.startswith("rooms/join: HTTP 403"))
+    if late_moves:
+        out.append(
+            f"**A waits for the hold under overload** (target 5): {late_moves} of the driver's errors are agent A "
+            "still refused the consult room after 15 s. A moves only once the caller is really on hold "
+            "(gateway/services/transfers.py `on_caller_held`, after the `hold_caller` job's Twilio redirect), and "
+            "that job queued behind the others on a saturated job pool. The caller is never left alone (A stays "
+            "with them meanwhile); the transfer is merely late. Priority for hold_caller/dial_leg in the pool is "
+            "the same fix as for target 2.")
 
     rss = t5.get("rss_mb") or {}
     if rss and max(rss.values()) > 150:
