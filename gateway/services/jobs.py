@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict], None]
 LEASE_S = 30.0
 MAX_ATTEMPTS = 5
+# What a caller or an agent hears next (hold, a redirect, B's phone ringing): these run on a lane
+# of their own, so a backlog of summaries, room set-ups and clean-ups never delays them.
+URGENT_KINDS = frozenset({"hold_caller", "redirect_caller", "dial_leg", "redirect_leg", "hangup_leg"})
 
 
 class RetryLater(Exception):
@@ -40,6 +43,8 @@ class JobRunner:
         self.threads, self.poll_s, self.lease_s = threads, poll_s, lease_s
         self.on_error = on_error
         self._pool: Optional[ThreadPoolExecutor] = None
+        self._urgent_pool: Optional[ThreadPoolExecutor] = None
+        self.urgent_threads = max(2, threads // 2)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._poller: Optional[threading.Thread] = None
@@ -56,6 +61,7 @@ class JobRunner:
         if self._poller is None:
             self._stop.clear()
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="job")
+            self._urgent_pool = ThreadPoolExecutor(self.urgent_threads, thread_name_prefix="job-urgent")
             self._poller = threading.Thread(target=self._poll_loop, name="job-poller", daemon=True)
             self._poller.start()
         return self
@@ -66,20 +72,21 @@ class JobRunner:
         self._wake.set()
         if self._poller:
             self._poller.join(timeout_s)
-        if self._pool:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        self._poller, self._pool = None, None
+        for pool in (self._urgent_pool, self._pool):
+            if pool:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._poller, self._pool, self._urgent_pool = None, None, None
 
     @property
     def running(self) -> bool:
         return self._poller is not None and not self._stop.is_set()
 
-    def kick(self, job_ids: list[int]) -> None:
+    def kick(self, jobs: list[tuple[int, str]]) -> None:
         """Run freshly committed jobs now rather than at the next poll."""
         if not self.running or self._pool is None:
             return
-        for job_id in job_ids:
-            self._submit(job_id)
+        for job_id, kind in jobs:
+            self._submit(job_id, kind)
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """For tests and shutdown: wait until no job of this process is running or due now."""
@@ -93,14 +100,17 @@ class JobRunner:
         return False
 
     # ------------------------------------------------------------- internals
-    def _submit(self, job_id: int) -> None:
+    def _submit(self, job_id: int, kind: str) -> None:
         with self._inflight_lock:
             if job_id in self._queued:
                 return  # already waiting for a thread of ours: claiming it again would only fail
             self._queued.add(job_id)
             self._inflight += 1
+        pool = self._urgent_pool if kind in URGENT_KINDS else self._pool
         try:
-            self._pool.submit(self._run_one, job_id)
+            if pool is None:
+                raise RuntimeError("job runner stopped")
+            pool.submit(self._run_one, job_id)
         except RuntimeError:  # pool shut down
             with self._inflight_lock:
                 self._queued.discard(job_id)
@@ -109,14 +119,14 @@ class JobRunner:
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                for job_id in self.store.due_job_ids(self.threads * 4):
-                    self._submit(job_id)
+                for job_id, kind in self.store.due_jobs(self.threads * 4):
+                    self._submit(job_id, kind)
                 next_in = self.store.next_due_in()
             except Exception:  # the database may be restarting: keep polling
                 log.exception("job poll failed")
                 next_in = None
             with self._inflight_lock:
-                saturated = self._inflight >= self.threads
+                saturated = self._inflight >= self.threads + self.urgent_threads
             # Every thread busy: what is due waits for one anyway, so don't spin on the database.
             wait = self.poll_s if next_in is None or saturated else min(self.poll_s, max(0.01, next_in))
             self._wake.wait(wait)

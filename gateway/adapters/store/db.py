@@ -53,8 +53,8 @@ class Store:
         if self.is_sqlite:
             self._sqlite_pragmas()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Called with the ids of jobs committed by a unit of work (the job runner subscribes).
-        self.job_listeners: list[Callable[[list[int]], None]] = []
+        # Called with (id, kind) of the due jobs a unit of work committed (the job runner subscribes).
+        self.job_listeners: list[Callable[[list[tuple[int, str]]], None]] = []
         self.commit_listeners: list[Callable[[], None]] = []
 
     def _sqlite_pragmas(self) -> None:
@@ -111,7 +111,7 @@ class Store:
         finally:
             session.close()
         now = utcnow()
-        jobs = [j.id for j in session.info["new_jobs"] if j.run_at <= now]  # timers wait for the poller
+        jobs = [(j.id, j.kind) for j in session.info["new_jobs"] if j.run_at <= now]  # timers wait for the poller
         for listener in self.commit_listeners:
             listener()
         if jobs:
@@ -215,15 +215,19 @@ class Store:
             ).scalar_one_or_none()
 
     def due_job_ids(self, limit: int = 50) -> list[int]:
+        return [job_id for job_id, _ in self.due_jobs(limit)]
+
+    def due_jobs(self, limit: int = 50) -> list[tuple[int, str]]:
+        """(id, kind) of jobs due now, and of jobs whose runner's lease expired."""
         now = utcnow()
         with self.session() as session:
             rows = session.execute(
-                select(Job.id).where(
+                select(Job.id, Job.kind).where(
                     ((Job.state == "pending") & (Job.run_at <= now))
                     | ((Job.state == "running") & (Job.locked_until < now))
                 ).order_by(Job.run_at).limit(limit)
-            ).scalars()
-            return list(rows)
+            )
+            return [(row.id, row.kind) for row in rows]
 
     def next_due_in(self) -> Optional[float]:
         with self.session() as session:
