@@ -742,11 +742,11 @@ def findings(results: list[dict]) -> list[str]:
             f"**Initiate -> B dialled takes p50 {ms(pct(to_dial, 50))}, p99 {ms(pct(to_dial, 99))}** (goal 20/50 ms). "
             "Path (gateway/services/transfers.py + jobs.py + work.py): the initiate transaction (about twelve "
             "statements: the checks, the transfer, A's note, timeline entries, five jobs, the hold transition, B's "
-            "leg) commits; then the jobs that are due (summarize, hold_caller, create_room, dial_leg) start together "
-            "on the job pool, and `dial_leg`'s claim (one `UPDATE … RETURNING`) and its read of the leg compete for "
-            "the GIL with the other three before the Twilio request leaves. Next: give dial_leg and hold_caller "
-            "priority in the pool (or place B's call from the request thread right after commit) and read the leg "
-            "in the claim's transaction.")
+            "leg) commits; then the jobs that are due start together: dial_leg and hold_caller on the urgent lane, "
+            "summarize and create_room on the ordinary pool. `dial_leg`'s claim (one `UPDATE … RETURNING`) and its "
+            "read of the leg still compete for the GIL with the other three and with the request thread building "
+            "its reply before the Twilio request leaves. Next: read the leg in the claim's transaction, fewer "
+            "threads per worker, or place B's call from the request thread right after commit.")
 
     lookups = (t5.get("cpu") or {}).get("job_key_lookups_per_job")
     if lookups and lookups > 5:
@@ -784,9 +784,8 @@ def findings(results: list[dict]) -> list[str]:
             f"**A waits for the hold under overload** (target 5): {late_moves} of the driver's errors are agent A "
             "still refused the consult room after 15 s. A moves only once the caller is really on hold "
             "(gateway/services/transfers.py `on_caller_held`, after the `hold_caller` job's Twilio redirect), and "
-            "that job queued behind the others on a saturated job pool. The caller is never left alone (A stays "
-            "with them meanwhile); the transfer is merely late. Priority for hold_caller/dial_leg in the pool is "
-            "the same fix as for target 2.")
+            "the machine was saturated (see the CPU line). The caller is never left alone (A stays with them "
+            "meanwhile); the transfer is merely late.")
 
     rss = t5.get("rss_mb") or {}
     if rss and max(rss.values()) > 150:
