@@ -752,12 +752,10 @@ def findings(results: list[dict]) -> list[str]:
     if lookups and lookups > 5:
         out.append(
             f"**Jobs claimed more than once** (gateway/services/jobs.py `_poll_loop`): in target 5 each job was read by "
-            f"key {lookups:g} times (2 when claimed once: the claim's UPDATE … RETURNING and finish). While due jobs "
-            "wait for a free thread, the poller wakes every 10 ms (`max(0.01, next_in)`) and submits every due id "
-            "again, including ids already queued in its own pool, and the other worker's poller does the same; each "
-            "extra submission is a transaction that finds the job taken. Fix: remember submitted ids per process "
-            "(skip ids in flight), poll at `poll_s` when the pool is busy, and claim with `SELECT … FOR UPDATE SKIP "
-            "LOCKED` so two workers never race for one job.")
+            f"key {lookups:g} times (2 when claimed once: the claim's UPDATE … RETURNING and finish). A process "
+            "never queues an id twice, so the extra claims come from the other workers' pollers taking the same due "
+            "ids: claim due jobs in one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` so two "
+            "workers never race for one job.")
 
     log_lines = t5.get("twilio_client_log_lines") or 0
     if log_lines > 100:

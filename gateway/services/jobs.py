@@ -48,9 +48,8 @@ class JobRunner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._poller: Optional[threading.Thread] = None
-        self._inflight = 0
-        self._queued: set[int] = set()  # ids submitted to our pool and not finished: never twice
-        self._inflight_lock = threading.Condition()
+        self._queued: set[int] = set()  # ids submitted to our pools and not finished: never twice
+        self._queued_lock = threading.Condition()
         self.store.job_listeners.append(self.kick)
 
     def register(self, kind: str, handler: Handler) -> None:
@@ -92,8 +91,8 @@ class JobRunner:
         """For tests and shutdown: wait until no job of this process is running or due now."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with self._inflight_lock:
-                busy = self._inflight
+            with self._queued_lock:
+                busy = len(self._queued)
             if not busy and not self.store.due_job_ids(1):
                 return True
             time.sleep(0.02)
@@ -101,20 +100,18 @@ class JobRunner:
 
     # ------------------------------------------------------------- internals
     def _submit(self, job_id: int, kind: str) -> None:
-        with self._inflight_lock:
+        with self._queued_lock:
             if job_id in self._queued:
                 return  # already waiting for a thread of ours: claiming it again would only fail
             self._queued.add(job_id)
-            self._inflight += 1
         pool = self._urgent_pool if kind in URGENT_KINDS else self._pool
         try:
             if pool is None:
                 raise RuntimeError("job runner stopped")
             pool.submit(self._run_one, job_id)
         except RuntimeError:  # pool shut down
-            with self._inflight_lock:
+            with self._queued_lock:
                 self._queued.discard(job_id)
-                self._inflight -= 1
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
@@ -125,8 +122,8 @@ class JobRunner:
             except Exception:  # the database may be restarting: keep polling
                 log.exception("job poll failed")
                 next_in = None
-            with self._inflight_lock:
-                saturated = self._inflight >= self.threads + self.urgent_threads
+            with self._queued_lock:
+                saturated = len(self._queued) >= self.threads + self.urgent_threads
             # Every thread busy: what is due waits for one anyway, so don't spin on the database.
             wait = self.poll_s if next_in is None or saturated else min(self.poll_s, max(0.01, next_in))
             self._wake.wait(wait)
@@ -138,9 +135,8 @@ class JobRunner:
         except Exception:
             log.exception("job %s crashed", job_id)
         finally:
-            with self._inflight_lock:
+            with self._queued_lock:
                 self._queued.discard(job_id)
-                self._inflight -= 1
 
     def run_job(self, job_id: int) -> bool:
         """Claim and run one job; False if another worker has it. Public for tests that step jobs."""

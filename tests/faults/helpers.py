@@ -85,8 +85,6 @@ def caller_place(world, call) -> str:
 def assert_caller_safe(world, call, call_id: str, *, allow: Iterable[str] = ("agent", "hold"),
                        timeout: float = 10.0) -> str:
     """The caller is not dropped and settles in an allowed place; every transfer is settled."""
-    import pytest
-
     allow = set(allow)
     try:
         place = wait_until(lambda: (lambda p: p if p in allow or p == "dropped" else None)(

@@ -27,7 +27,7 @@ from gateway.domain.machine import Outcome, StateMachine
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
-# The newest Alembic revision (tests/unit keep it equal to Alembic's own head).
+# The newest Alembic revision (tests/integration/test_schema.py keeps it equal to Alembic's head).
 SCHEMA_HEAD = "0001"
 
 
