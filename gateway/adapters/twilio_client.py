@@ -52,6 +52,8 @@ class TwilioTelephony:
         )
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self.from_number = from_number
+        # The client imports its API modules on first use: do it now, not during B's first dial.
+        _ = (self.client.calls, self.client.messages)
 
     def _guard(self, what: str, action):
         try:

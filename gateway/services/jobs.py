@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
+from gateway.adapters.store.db import ClaimedJob
 from gateway.adapters.twilio_client import ProviderError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._poller: Optional[threading.Thread] = None
         self._queued: set[int] = set()  # ids submitted to our pools and not finished: never twice
+        self._urgent_busy = 0  # of those, on the urgent lane
         self._queued_lock = threading.Condition()
         self.store.job_listeners.append(self.kick)
 
@@ -63,10 +65,12 @@ class JobRunner:
             self._urgent_pool = ThreadPoolExecutor(self.urgent_threads, thread_name_prefix="job-urgent")
             self._poller = threading.Thread(target=self._poll_loop, name="job-poller", daemon=True)
             self._poller.start()
+            self.store.lease_new_job = self._lease_new_job
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Graceful: stop taking jobs, let running ones finish (their leases protect the rest)."""
+        self.store.lease_new_job = None
         self._stop.set()
         self._wake.set()
         if self._poller:
@@ -80,12 +84,20 @@ class JobRunner:
     def running(self) -> bool:
         return self._poller is not None and not self._stop.is_set()
 
-    def kick(self, jobs: list[tuple[int, str]]) -> None:
+    def kick(self, jobs: list[tuple[int, str, Optional[ClaimedJob]]]) -> None:
         """Run freshly committed jobs now rather than at the next poll."""
         if not self.running or self._pool is None:
             return
-        for job_id, kind in jobs:
-            self._submit(job_id, kind)
+        for job_id, kind, leased in jobs:
+            self._submit(job_id, kind, leased)
+
+    def _lease_new_job(self, kind: str) -> Optional[float]:
+        """Urgent jobs are stored already leased to us when a thread of their lane is free: the
+        thread starts them straight after the commit, with no claim round trip on the way."""
+        if kind not in URGENT_KINDS or not self.running:
+            return None
+        with self._queued_lock:
+            return self.lease_s if self._urgent_busy < self.urgent_threads else None
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """For tests and shutdown: wait until no job of this process is running or due now."""
@@ -99,26 +111,32 @@ class JobRunner:
         return False
 
     # ------------------------------------------------------------- internals
-    def _submit(self, job_id: int, kind: str) -> None:
+    def _submit(self, job_id: int, kind: str, leased: Optional[ClaimedJob] = None) -> None:
+        urgent = kind in URGENT_KINDS
         with self._queued_lock:
             if job_id in self._queued:
                 return  # already waiting for a thread of ours: claiming it again would only fail
             self._queued.add(job_id)
-        pool = self._urgent_pool if kind in URGENT_KINDS else self._pool
+            self._urgent_busy += urgent
+        pool = self._urgent_pool if urgent else self._pool
         try:
             if pool is None:
                 raise RuntimeError("job runner stopped")
-            pool.submit(self._run_one, job_id)
-        except RuntimeError:  # pool shut down
-            with self._queued_lock:
-                self._queued.discard(job_id)
+            pool.submit(self._run_one, job_id, urgent, leased, time.monotonic())
+        except RuntimeError:  # pool shut down (a leased job is taken over when its lease runs out)
+            self._done(job_id, urgent)
+
+    def _done(self, job_id: int, urgent: bool) -> None:
+        with self._queued_lock:
+            self._queued.discard(job_id)
+            self._urgent_busy -= urgent
 
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                for job_id, kind in self.store.due_jobs(self.threads * 4):
+                due, next_in = self.store.poll(self.threads * 4)
+                for job_id, kind in due:
                     self._submit(job_id, kind)
-                next_in = self.store.next_due_in()
             except Exception:  # the database may be restarting: keep polling
                 log.exception("job poll failed")
                 next_in = None
@@ -129,18 +147,24 @@ class JobRunner:
             self._wake.wait(wait)
             self._wake.clear()
 
-    def _run_one(self, job_id: int) -> None:
+    def _run_one(self, job_id: int, urgent: bool, leased: Optional[ClaimedJob], submitted: float) -> None:
         try:
-            self.run_job(job_id)
+            fresh = leased is not None
+            if fresh and time.monotonic() - submitted > self.lease_s / 3:
+                leased, fresh = self.store.renew(leased, self.lease_s), False  # waited long: still ours?
+                if leased is None:
+                    return
+            self.run_job(job_id, leased=leased, fresh=fresh)
         except Exception:
             log.exception("job %s crashed", job_id)
         finally:
-            with self._queued_lock:
-                self._queued.discard(job_id)
+            self._done(job_id, urgent)
 
-    def run_job(self, job_id: int) -> bool:
-        """Claim and run one job; False if another worker has it. Public for tests that step jobs."""
-        job = self.store.claim(job_id, self.lease_s)
+    def run_job(self, job_id: int, leased: Optional[ClaimedJob] = None, fresh: bool = False) -> bool:
+        """Claim (unless ``leased``: already ours) and run one job; False if another worker has it.
+        ``fresh``: it runs straight from the commit that stored it, so what its payload says is
+        still current (a handler may skip reading it back). Public for tests that step jobs."""
+        job = leased or self.store.claim(job_id, self.lease_s)
         if job is None:
             return False
         handler = self.handlers.get(job.kind)
@@ -148,7 +172,7 @@ class JobRunner:
             self.store.finish_job(job.id, error=f"no handler for {job.kind}")
             return True
         try:
-            handler(dict(job.payload, _attempt=job.attempts))
+            handler(dict(job.payload, _attempt=job.attempts, _fresh=fresh))
         except RetryLater as wait:
             self.store.finish_job(job.id, error=str(wait) or None, retry_in_s=wait.delay_s)
         except ProviderError as exc:

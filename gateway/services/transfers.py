@@ -24,7 +24,7 @@ from gateway.domain import legs as L
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.domain.machine import IllegalTransition
-from gateway.services.calls import CallService
+from gateway.services.calls import CallService, dial_payload
 from gateway.services.ports import Gateway
 
 log = logging.getLogger(__name__)
@@ -89,14 +89,15 @@ class TransferService:
                 target_agent_id=target_agent_id, target_number=target_number, mode=mode, state=T.INITIATED,
                 active_call_id=call.id, consult_room=self.gw.room_name("x" + new_id("")[1:]), notes=notes,
             )
+            # Inserted with the rest at commit, where the unique active_call_id refuses a concurrent
+            # second transfer (IntegrityError below): until then its changes are plain attributes.
             session.add(transfer)
-            session.flush()  # the unique active_call_id refuses a concurrent second transfer here
             if notes:
                 session.add(Note(call_id=call.id, agent_id=agent_id, text=notes))
             self.store.record(session, call.id, "transfer_initiated", transfer_id=transfer.id, agent_id=agent_id,
                               mode=mode, target=target_agent_id or agent_rules.mask_phone(target_number))
             # Summary first: it runs while B is being reached, never after.
-            self.store.enqueue(session, "summarize", {"transfer_id": transfer.id}, dedupe_key=f"sum:{transfer.id}")
+            self.store.enqueue(session, "summarize", {"transfer_id": transfer.id})
             self.store.enqueue(session, "summary_deadline", {"transfer_id": transfer.id},
                                delay_s=self.gw.settings.summary_deadline_s)
             self.store.transition(session, call, C.CALL, "hold")
@@ -144,7 +145,7 @@ class TransferService:
                       phone=transfer.target_number, room=transfer.consult_room, state=L.RINGING,
                       identity=f"sip_{transfer.target_number}")
             session.add(leg)
-            self.store.enqueue(session, "dial_leg", {"leg_id": leg.id})
+            self.store.enqueue(session, "dial_leg", dial_payload(leg))
             self.store.enqueue(session, "ring_timeout", {"leg_ids": [leg.id], "call_id": call.id},
                                delay_s=self.gw.settings.ring_timeout_s)
             self.store.record(session, call.id, "target_ringing", transfer_id=transfer.id, channels=["phone"])

@@ -49,25 +49,31 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
         gw.rooms.move_participant(p["room"], p["identity"], p["destination"])
 
     def dial_leg(p: dict) -> None:
-        leg = load(Leg, p["leg_id"])
-        if leg is None or leg.state != L.RINGING or leg.twilio_sid:
-            return
+        if p.get("_fresh") and "to" in p:
+            # Straight from the commit that created the leg: it is ringing and not dialled yet
+            # (a withdrawal racing in is caught below, after the dial). No read on B's path.
+            leg_id, to, for_transfer = p["leg_id"], p["to"], p["transfer"]
+        else:
+            leg = load(Leg, p["leg_id"])
+            if leg is None or leg.state != L.RINGING or leg.twilio_sid:
+                return
+            leg_id, to, for_transfer = leg.id, leg.phone, bool(leg.transfer_id)
         sid = gw.telephony.place_call(
-            to=leg.phone, url=gw.urls("/twilio/leg/answer", leg=leg.id),
-            status_callback=gw.urls("/twilio/leg/status", leg=leg.id),
-            timeout_s=int(gw.settings.ring_timeout_s), machine_detection=bool(leg.transfer_id),
+            to=to, url=gw.urls("/twilio/leg/answer", leg=leg_id),
+            status_callback=gw.urls("/twilio/leg/status", leg=leg_id),
+            timeout_s=int(gw.settings.ring_timeout_s), machine_detection=for_transfer,
         )
 
         def save(session):
-            fresh = session.get(Leg, leg.id, populate_existing=True)
+            fresh = session.get(Leg, leg_id, populate_existing=True)
             if not fresh.twilio_sid:
                 store.compare_and_set(session, fresh, twilio_sid=sid)
             return fresh.state
         state = store.run(save)
         if state not in (L.RINGING, L.ACCEPTED, L.JOINED):
             gw.telephony.hangup(sid)  # withdrawn while we were dialling
-        elif leg.transfer_id:
-            transfers.on_target_dialed(leg.id)
+        elif for_transfer:
+            transfers.on_target_dialed(leg_id)
 
     def hangup_leg(p: dict) -> None:
         leg = load(Leg, p["leg_id"])

@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, g, jsonify, request, session
 from gateway.adapters.twilio_client import ProviderError
 from gateway.domain.agents import E164, InvalidAgent
 from gateway.services.transfers import TransferError
+from gateway.services.views import transfer_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -280,7 +281,7 @@ def initiate_transfer():
         mode=field(data, "mode", required=False, max_len=8) or "warm",
         notes=field(data, "notes", required=False, max_len=2000),
     )
-    return jsonify(transfer=svc().views.transfer(transfer.id)), 202
+    return jsonify(transfer=transfer_dict(transfer)), 202  # as committed: no read after the write
 
 
 @bp.get("/transfers/<transfer_id>")

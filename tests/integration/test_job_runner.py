@@ -45,3 +45,68 @@ def test_a_hold_is_not_stuck_behind_slow_jobs(store):
     finally:
         release.set()
         runner.stop()
+
+
+def job_row(store, job_id: int):
+    from gateway.adapters.store.models import Job
+    return store.read(lambda s: s.get(Job, job_id))
+
+
+def test_an_urgent_job_is_stored_leased_and_runs_with_no_claim(store):
+    """Straight after the commit, with a thread free: the job runs as committed (fresh) and ends done."""
+    runner = JobRunner(store, threads=2, poll_s=0.05)
+    seen = []
+    runner.register("dial_leg", lambda p: seen.append(p))
+    runner.start()
+    try:
+        job = store.run(lambda s: store.enqueue(s, "dial_leg", {"leg_id": "leg_1"}))
+        assert runner.wait_idle(5)
+    finally:
+        runner.stop()
+    assert [(p["leg_id"], p["_fresh"], p["_attempt"]) for p in seen] == [("leg_1", True, 1)]
+    row = job_row(store, job.id)
+    assert (row.state, row.attempts, row.locked_until) == ("done", 1, None)
+
+
+def test_a_leased_job_whose_process_died_is_taken_over_after_its_lease(store):
+    """The process that stored a job leased to itself dies before running it: once the lease runs
+    out another runner claims it (attempt 2, not fresh: it reads what is current)."""
+    dead = JobRunner(store, threads=2, poll_s=0.05, lease_s=0.5)
+    dead.start()
+    store.job_listeners.remove(dead.kick)  # it commits, then dies before its threads start the job
+    job = store.run(lambda s: store.enqueue(s, "hangup_leg", {"leg_id": "leg_2"}))
+    dead.stop()
+    assert job_row(store, job.id).state == "running"
+
+    seen = []
+    heir = JobRunner(store, threads=2, poll_s=0.05)
+    heir.register("hangup_leg", lambda p: seen.append(p))
+    heir.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        heir.stop()
+    assert [(p["_attempt"], p["_fresh"]) for p in seen] == [(2, False)]
+
+
+def test_a_leased_job_taken_over_while_it_waited_is_not_run_twice(store):
+    """A leased job that waited in our queue longer than a third of its lease checks that it is
+    still ours before running: here another worker took it over meanwhile."""
+    from gateway.adapters.store.db import ClaimedJob
+    ours = JobRunner(store, threads=2, poll_s=0.05, lease_s=0.3)
+    seen = []
+    ours.register("hangup_leg", lambda p: seen.append(p))
+    ours.start()
+    store.job_listeners.remove(ours.kick)
+    job = store.run(lambda s: store.enqueue(s, "hangup_leg", {"leg_id": "leg_3"}))
+    ours.stop()
+    row = job_row(store, job.id)
+    leased = ClaimedJob(row.id, row.kind, row.payload, row.attempts, row.locked_until)
+    time.sleep(0.35)
+    taken = store.claim(job.id, 30)  # the lease ran out: another worker claims the job
+    assert taken is not None and taken.attempts == 2
+    ours._run_one(job.id, True, leased, time.monotonic() - 1.0)  # it waited a second in our queue
+    assert seen == []
+    assert job_row(store, job.id).state == "running"  # still the other worker's

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import secrets
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterator, NamedTuple, Optional, TypeVar
 
 from sqlalchemy import create_engine, event, inspect, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,9 +26,19 @@ from gateway.domain.machine import Outcome, StateMachine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RECONNECTS = 2  # fresh connections tried after a dead one, before the error reaches the caller
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest Alembic revision (tests/integration/test_schema.py keeps it equal to Alembic's head).
 SCHEMA_HEAD = "0001"
+
+
+class ClaimedJob(NamedTuple):
+    """A job this process holds the lease of, with what it needs to run it."""
+    id: int
+    kind: str
+    payload: dict
+    attempts: int
+    locked_until: Optional[datetime] = None
 
 
 class StaleState(Exception):
@@ -48,13 +58,20 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             # Enough for every request thread and job thread of a worker: no connection churn.
-            kwargs.update(pool_size=40, max_overflow=10, pool_pre_ping=True, pool_recycle=300)
+            # No pre-ping: it costs a round trip on every checkout. A connection that died (a
+            # database restart or failover) fails its first statement instead; SQLAlchemy then
+            # drops every pooled connection of that age, and the unit of work runs again.
+            kwargs.update(pool_size=40, max_overflow=10, pool_recycle=300)
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_pragmas()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # Called with (id, kind) of the due jobs a unit of work committed (the job runner subscribes).
-        self.job_listeners: list[Callable[[list[tuple[int, str]]], None]] = []
+        # Called with (id, kind, leased) of the due jobs a unit of work committed (the job runner
+        # subscribes); ``leased`` is a ClaimedJob when the job was stored already leased to us.
+        self.job_listeners: list[Callable[[list[tuple[int, str, Optional[ClaimedJob]]]], None]] = []
+        # Asked for each job due now as it is enqueued: the lease to store it with, so that this
+        # process runs it straight after the commit with no claim; None stores it pending.
+        self.lease_new_job: Optional[Callable[[str], Optional[float]]] = None
         self.commit_listeners: list[Callable[[], None]] = []
 
     def _sqlite_pragmas(self) -> None:
@@ -102,6 +119,7 @@ class Store:
         """One transaction; commits on success. Jobs added are handed to the runner after commit."""
         session = self._sessions()
         session.info["new_jobs"] = []
+        session.info["lease_new_job"] = self.lease_new_job
         try:
             yield session
             session.commit()
@@ -111,7 +129,9 @@ class Store:
         finally:
             session.close()
         now = utcnow()
-        jobs = [(j.id, j.kind) for j in session.info["new_jobs"] if j.run_at <= now]  # timers wait for the poller
+        jobs = [(j.id, j.kind, ClaimedJob(j.id, j.kind, j.payload, j.attempts, j.locked_until)
+                 if j.state == "running" else None)
+                for j in session.info["new_jobs"] if j.run_at <= now]  # timers wait for the poller
         for listener in self.commit_listeners:
             listener()
         if jobs:
@@ -126,14 +146,31 @@ class Store:
                     return work(session)
             except StaleState:
                 continue
-            except OperationalError as exc:  # SQLite "database is locked" under heavy contention
-                if "locked" not in str(exc) or attempt == attempts - 1:
+            except DBAPIError as exc:
+                # SQLite "database is locked" under heavy contention, or a connection that died.
+                retry = exc.connection_invalidated or (
+                    isinstance(exc, OperationalError) and "locked" in str(exc))
+                if not retry or attempt == attempts - 1:
                     raise
         raise StaleState("gave up after repeated concurrent updates")
 
     def read(self, work: Callable[[Session], T]) -> T:
+        return self.reconnecting(lambda: self._read_once(work))
+
+    def _read_once(self, work: Callable[[Session], T]) -> T:
         with self.session() as session:
             return work(session)
+
+    @staticmethod
+    def reconnecting(action: Callable[[], T]) -> T:
+        """Run ``action`` again on a fresh connection if its pooled one turned out to be dead."""
+        for attempt in range(RECONNECTS + 1):
+            try:
+                return action()
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == RECONNECTS:
+                    raise
+        raise AssertionError("unreachable")
 
     # ----------------------------------------------------------- transitions
     @staticmethod
@@ -193,60 +230,95 @@ class Store:
     ) -> Optional[Job]:
         if dedupe_key and session.execute(select(Job.id).where(Job.dedupe_key == dedupe_key)).first():
             return None
-        job = Job(kind=kind, payload=payload, run_at=utcnow() + timedelta(seconds=delay_s), dedupe_key=dedupe_key,
+        now = utcnow()
+        job = Job(kind=kind, payload=payload, run_at=now + timedelta(seconds=delay_s), dedupe_key=dedupe_key,
                   state="pending", attempts=0)
+        lease_for = session.info.get("lease_new_job")
+        lease_s = lease_for(kind) if lease_for and delay_s <= 0 else None
+        if lease_s:
+            # Born claimed by this process: it runs right after the commit without a claim round
+            # trip. Should this process die first, the lease runs out and any worker takes it.
+            job.state, job.attempts, job.locked_until = "running", 1, now + timedelta(seconds=lease_s)
         session.add(job)  # inserted with the rest of the unit of work at commit (one round trip per table)
         session.info.setdefault("new_jobs", []).append(job)
         return job
 
-    def claim(self, job_id: int, lease_s: float) -> Optional[Job]:
+    def claim(self, job_id: int, lease_s: float) -> Optional[ClaimedJob]:
         """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
+        jobs = Job.__table__
         now = utcnow()
-        with self.session() as session:
-            # One statement: the row lock makes concurrent claimers of the same job wait and then
-            # find it taken, with no read-then-write window.
-            return session.execute(
-                update(Job).where(
-                    Job.id == job_id,
-                    ((Job.state == "pending") & (Job.run_at <= now))
-                    | ((Job.state == "running") & (Job.locked_until < now)),
-                ).values(state="running", attempts=Job.attempts + 1, locked_until=now + timedelta(seconds=lease_s))
-                .returning(Job).execution_options(synchronize_session=False)
-            ).scalar_one_or_none()
+
+        def attempt() -> Optional[ClaimedJob]:
+            # One statement (Core, not the ORM: this runs for every job): the row lock makes
+            # concurrent claimers of the same job wait and then find it taken.
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    update(jobs).where(
+                        jobs.c.id == job_id,
+                        ((jobs.c.state == "pending") & (jobs.c.run_at <= now))
+                        | ((jobs.c.state == "running") & (jobs.c.locked_until < now)),
+                    ).values(state="running", attempts=jobs.c.attempts + 1,
+                             locked_until=now + timedelta(seconds=lease_s))
+                    .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.locked_until)
+                ).first()
+            return ClaimedJob(row.id, row.kind, row.payload or {}, row.attempts, row.locked_until) if row else None
+        return self.reconnecting(attempt)
+
+    def renew(self, job: ClaimedJob, lease_s: float) -> Optional[ClaimedJob]:
+        """Extend the lease of a job we hold; None if it ran out and another worker took it."""
+        jobs = Job.__table__
+        locked_until = utcnow() + timedelta(seconds=lease_s)
+
+        def attempt() -> bool:
+            with self.engine.begin() as conn:
+                return conn.execute(update(jobs).where(
+                    jobs.c.id == job.id, jobs.c.state == "running", jobs.c.attempts == job.attempts,
+                    jobs.c.locked_until == job.locked_until,
+                ).values(locked_until=locked_until)).rowcount == 1
+        return job._replace(locked_until=locked_until) if self.reconnecting(attempt) else None
 
     def due_job_ids(self, limit: int = 50) -> list[int]:
         return [job_id for job_id, _ in self.due_jobs(limit)]
 
     def due_jobs(self, limit: int = 50) -> list[tuple[int, str]]:
         """(id, kind) of jobs due now, and of jobs whose runner's lease expired."""
-        now = utcnow()
-        with self.session() as session:
-            rows = session.execute(
-                select(Job.id, Job.kind).where(
-                    ((Job.state == "pending") & (Job.run_at <= now))
-                    | ((Job.state == "running") & (Job.locked_until < now))
-                ).order_by(Job.run_at).limit(limit)
-            )
-            return [(row.id, row.kind) for row in rows]
+        return self.poll(limit)[0]
 
     def next_due_in(self) -> Optional[float]:
-        with self.session() as session:
-            run_at = session.execute(
-                select(Job.run_at).where(Job.state == "pending").order_by(Job.run_at).limit(1)
-            ).scalar()
-        if run_at is None:
-            return None
-        return max(0.0, (run_at - utcnow()).total_seconds())
+        return self.poll(0)[1]
+
+    def poll(self, limit: int) -> tuple[list[tuple[int, str]], Optional[float]]:
+        """The job runner's poll, on one connection: up to ``limit`` due (id, kind), and the
+        seconds until the next pending job falls due (None if there is none)."""
+        jobs = Job.__table__
+        now = utcnow()
+
+        def attempt():
+            with self.engine.begin() as conn:
+                due = []
+                if limit:
+                    due = [(row.id, row.kind) for row in conn.execute(
+                        select(jobs.c.id, jobs.c.kind).where(
+                            ((jobs.c.state == "pending") & (jobs.c.run_at <= now))
+                            | ((jobs.c.state == "running") & (jobs.c.locked_until < now))
+                        ).order_by(jobs.c.run_at).limit(limit))]
+                run_at = conn.execute(select(jobs.c.run_at).where(jobs.c.state == "pending")
+                                      .order_by(jobs.c.run_at).limit(1)).scalar()
+            return due, (None if run_at is None else max(0.0, (run_at - utcnow()).total_seconds()))
+        return self.reconnecting(attempt)
 
     def finish_job(self, job_id: int, *, error: Optional[str] = None, retry_in_s: Optional[float] = None) -> None:
-        with self.session() as session:
-            values: dict[str, Any] = {"locked_until": None, "last_error": error}
-            if retry_in_s is not None:
-                values.update(state="pending", run_at=utcnow() + timedelta(seconds=retry_in_s))
-            else:
-                values["state"] = "failed" if error else "done"
-            session.execute(update(Job).where(Job.id == job_id).values(**values))
+        jobs = Job.__table__
+        values: dict[str, Any] = {"locked_until": None, "last_error": error}
+        if retry_in_s is not None:
+            values.update(state="pending", run_at=utcnow() + timedelta(seconds=retry_in_s))
+        else:
+            values["state"] = "failed" if error else "done"
 
+        def attempt() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+        self.reconnecting(attempt)
 
 def alembic_config(url: str):
     from alembic.config import Config
