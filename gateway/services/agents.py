@@ -88,14 +88,14 @@ class AgentService:
 
     def fingerprint(self, agent_id: str) -> Optional[str]:
         """A short digest of the current credential: resetting it signs every console session out."""
-        agent = self.store.read(lambda s: s.get(Agent, agent_id))
+        agent = self.store.peek(Agent, agent_id)
         return agent.secret_hash[:16] if agent else None
 
     def authenticate(self, secret: str) -> Optional[dict]:
         agent_id = secret.split(".", 1)[0] if secret and "." in secret else None
         if not agent_id:
             return None
-        agent = self.store.read(lambda s: s.get(Agent, agent_id))
+        agent = self.store.peek(Agent, agent_id)  # on every API request: no ORM session
         if agent is None or not hmac.compare_digest(agent.secret_hash, _hash(secret)):
             return None
         return as_dict(agent)

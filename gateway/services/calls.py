@@ -479,6 +479,8 @@ class CallService:
 
     def sip_leg_status(self, call_id: str, child_sid: str, status: str) -> None:
         """<Sip> child-leg progress: remember the child CallSid LiveKit will report."""
+        if status != "initiated" or not child_sid:
+            return  # ringing, answered, completed: acknowledged (and logged), nothing to store
         def work(session: Session) -> None:
             call = session.get(Call, call_id)
             if call is None or not child_sid:

@@ -88,8 +88,14 @@ class JobRunner:
         """Run freshly committed jobs now rather than at the next poll."""
         if not self.running or self._pool is None:
             return
-        for job_id, kind, leased in jobs:
+        urgent = [job for job in jobs if job[1] in URGENT_KINDS]
+        for job_id, kind, leased in urgent:
             self._submit(job_id, kind, leased)
+        if urgent:
+            time.sleep(0)  # let the urgent lane take the GIL before the rest wake up
+        for job_id, kind, leased in jobs:
+            if kind not in URGENT_KINDS:
+                self._submit(job_id, kind, leased)
 
     def _lease_new_job(self, kind: str) -> Optional[float]:
         """Urgent jobs are stored already leased to us when a thread of their lane is free: the

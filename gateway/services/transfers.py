@@ -61,15 +61,19 @@ class TransferService:
             raise TransferError(400, f"target_number {target_number!r} is not an E.164 number")
 
         def work(session: Session) -> Transfer:
-            call = session.get(Call, call_id)
-            if call is None:
+            # One round trip: the call, A's leg in its room, and any transfer already active.
+            found = session.execute(
+                select(Call, Leg, Transfer.id).where(Call.id == call_id)
+                .outerjoin(Leg, (Leg.call_id == Call.id) & (Leg.agent_id == agent_id) & (Leg.room == Call.room)
+                           & (Leg.state == L.JOINED))
+                .outerjoin(Transfer, Transfer.active_call_id == Call.id).limit(1)
+            ).first()
+            if found is None:
                 raise TransferError(404, "unknown call")
-            source_leg = session.execute(select(Leg).where(
-                Leg.call_id == call.id, Leg.agent_id == agent_id, Leg.room == call.room, Leg.state == L.JOINED,
-            )).scalars().first()
+            call, source_leg, active_transfer_id = found
             if call.agent_id != agent_id:
                 raise TransferError(403, "only the agent currently on this call may transfer it")
-            if self.calls.active_transfer(session, call.id) is not None:
+            if active_transfer_id is not None:
                 raise TransferError(409, "a transfer is already in progress for this call")
             if source_leg is None:
                 raise TransferError(409, "you are not connected to this call's room")

@@ -24,7 +24,7 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
     store = gw.store
 
     def load(model, key):
-        return store.read(lambda s: s.get(model, key))
+        return store.peek(model, key)  # a look before a provider call: no ORM session needed
 
     def create_room(p: dict) -> None:
         call = load(Call, p["call_id"])

@@ -161,6 +161,17 @@ class Store:
         with self.session() as session:
             return work(session)
 
+    def peek(self, model: Any, key: Any) -> Any:
+        """One row by primary key, read-only and without the ORM (a named tuple with the model's
+        column attributes, or None): for hot paths that only look, such as authentication."""
+        table = model.__table__
+        (pk,) = table.primary_key.columns
+
+        def attempt():
+            with self.engine.connect() as conn:
+                return conn.execute(select(table).where(pk == key)).first()
+        return self.reconnecting(attempt)
+
     @staticmethod
     def reconnecting(action: Callable[[], T]) -> T:
         """Run ``action`` again on a fresh connection if its pooled one turned out to be dead."""
