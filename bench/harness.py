@@ -507,7 +507,8 @@ def describe_cpu(cpu: dict) -> str:
         text += f"; {cpu['new_pg_sessions_per_s']:g} new PostgreSQL connections/s"
     if cpu.get("job_key_lookups_per_job") is not None:
         text += (f"; {cpu['new_jobs']} jobs enqueued, {cpu['job_key_lookups_per_job']:g} reads of a job by key per job "
-                 f"(2 when each job is claimed once: the claim and the finish)")
+                 f"(2 when each job is claimed once: the claim and the finish; 1 for an urgent job run straight "
+                 f"from the commit that stored it leased)")
     return text
 
 

@@ -680,15 +680,13 @@ def findings(results: list[dict]) -> list[str]:
         ("target 5", t5.get("cpu"), None)) if cpu and (cpu.get("new_pg_sessions_per_s") or 0) > 5]
     if churn:
         out.append(
-            "**PostgreSQL connection churn** (gateway/adapters/store/db.py, `Store.__init__`: `pool_size=10, "
-            f"max_overflow=20`). Each worker runs GUNICORN_THREADS request threads ({report.gunicorn_threads()}) plus "
-            "8 job threads and the "
-            "poller, so every checkout beyond 10 opens a new connection and closes it on return: "
+            "**PostgreSQL connection churn** (gateway/adapters/store/db.py, `Store.__init__`: `pool_size=40, "
+            f"max_overflow=10`). Each worker runs GUNICORN_THREADS request threads ({report.gunicorn_threads()}) plus "
+            "the job threads and the poller; every checkout beyond the pool opens a new connection and closes it "
+            "on return: "
             + "; ".join(f"{n}: {v:g} new connections/s" + (f" at {r:.0f} webhooks/s" if r else "") for n, v, r in churn)
             + ". Each one is a PostgreSQL backend fork plus authentication (their CPU shows as 'processes that "
-            "ended in the window'), and `pool_pre_ping` adds a round trip to every checkout. Fix: "
-            "`pool_size` = threads + job threads + 2 with a small `max_overflow` (2 workers x 42 = 84 stays under "
-            "max_connections=100), or fewer threads; drop `pool_pre_ping` (pool_recycle already bounds idle age).")
+            "ended in the window'). Fix: a pool as large as the threads that use it, or fewer threads.")
 
     sk = (t1.get("scarce") or {}).get("kinds") or {}
     if sk.get("apology") or sk.get("error_twiml"):
@@ -740,13 +738,12 @@ def findings(results: list[dict]) -> list[str]:
     if to_dial and pct(to_dial, 50) > 0.020:
         out.append(
             f"**Initiate -> B dialled takes p50 {ms(pct(to_dial, 50))}, p99 {ms(pct(to_dial, 99))}** (goal 20/50 ms). "
-            "Path (gateway/services/transfers.py + jobs.py + work.py): the initiate transaction (about twelve "
-            "statements: the checks, the transfer, A's note, timeline entries, five jobs, the hold transition, B's "
-            "leg) commits; then the jobs that are due start together: dial_leg and hold_caller on the urgent lane, "
-            "summarize and create_room on the ordinary pool. `dial_leg`'s claim (one `UPDATE … RETURNING`) and its "
-            "read of the leg still compete for the GIL with the other three and with the request thread building "
-            "its reply before the Twilio request leaves. Next: read the leg in the claim's transaction, fewer "
-            "threads per worker, or place B's call from the request thread right after commit.")
+            "Path (gateway/services/transfers.py + jobs.py + work.py): the initiate transaction (one query for the "
+            "call, A's leg and any active transfer; the hold transition; then the transfer, timeline entries, six "
+            "jobs and B's leg inserted at commit) commits; `dial_leg` was stored leased to this process, so an "
+            "urgent-lane thread places B's call from its payload with no claim and no read. What is left is the "
+            "ORM's CPU in that transaction and the GIL shared with hold_caller, summarize and create_room, which "
+            "start at the same moment. Next: SQLAlchemy Core for the initiate inserts.")
 
     lookups = (t5.get("cpu") or {}).get("job_key_lookups_per_job")
     if lookups and lookups > 5:
