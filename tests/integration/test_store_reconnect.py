@@ -30,11 +30,11 @@ def test_units_of_work_and_jobs_survive_connections_killed_under_the_pool(store,
         session.add(Agent(id="agent_r", name="R", status="available", browser=True, secret_hash="x" * 64))
     store.run(add)
     # Several pooled connections, all idle in the pool.
-    sessions = [store._sessions() for _ in range(3)]
-    for s in sessions:
-        s.execute(text("SELECT 1"))
-    for s in sessions:
-        s.close()
+    connections = [store.engine.connect() for _ in range(3)]
+    for conn in connections:
+        conn.execute(text("SELECT 1"))
+    for conn in connections:
+        conn.close()
     assert kill_other_connections(database_url) >= 1
 
     assert store.read(lambda s: s.get(Agent, "agent_r").name) == "R"

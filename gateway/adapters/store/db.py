@@ -295,9 +295,6 @@ class Store:
         """(id, kind) of jobs due now, and of jobs whose runner's lease expired."""
         return self.poll(limit)[0]
 
-    def next_due_in(self) -> Optional[float]:
-        return self.poll(0)[1]
-
     def poll(self, limit: int) -> tuple[list[tuple[int, str]], Optional[float]]:
         """The job runner's poll, on one connection: up to ``limit`` due (id, kind), and the
         seconds until the next pending job falls due (None if there is none)."""
