@@ -37,3 +37,15 @@ def postgres_url() -> str | None:
         return None
     url = normalise_database_url(url)
     return sibling_database(url) if url.startswith("postgresql") else url
+
+
+def terminate_backends(database_url: str) -> int:
+    """Every other connection to this database is killed, as in a failover or a restart."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+    finally:
+        engine.dispose()

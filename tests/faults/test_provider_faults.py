@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select, text
 
 from gateway.adapters.store.models import Job
 from tests.faults._counts import bump
+from tests.faults._db import terminate_backends
 from tests.faults.helpers import (
     assert_caller_safe, connect_call, entry, finish_phone_target, finish_warm, kinds,
     join_consult, start_warm, transfer_state,
@@ -271,18 +272,6 @@ def test_sms_failure_is_on_the_timeline_and_the_transfer_goes_on(fworld, status,
 
 
 # ------------------------------------------------------------------ Postgres
-def terminate_backends(database_url: str) -> int:
-    """Every other connection to this database is killed, as in a failover or a restart."""
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            return len(conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
-    finally:
-        engine.dispose()
-
-
 def post_retrying(client, path: str, body: dict, attempts: int = 6):
     """The console retries a request that failed while the database was away."""
     reply = None

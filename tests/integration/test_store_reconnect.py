@@ -6,23 +6,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from gateway.adapters.store.models import Agent
+from tests.faults._db import terminate_backends
 
 pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL", "").startswith("postg"),
                                 reason="needs Postgres (TEST_DATABASE_URL)")
-
-
-def kill_other_connections(url: str) -> int:
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            return len(conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
-    finally:
-        engine.dispose()
 
 
 def test_units_of_work_and_jobs_survive_connections_killed_under_the_pool(store, database_url):
@@ -35,15 +25,15 @@ def test_units_of_work_and_jobs_survive_connections_killed_under_the_pool(store,
         conn.execute(text("SELECT 1"))
     for conn in connections:
         conn.close()
-    assert kill_other_connections(database_url) >= 1
+    assert terminate_backends(database_url) >= 1
 
     assert store.read(lambda s: s.get(Agent, "agent_r").name) == "R"
     store.run(lambda s: store.enqueue(s, "delete_room", {"room": "r"}))
-    kill_other_connections(database_url)
+    terminate_backends(database_url)
     due = store.due_jobs(10)
     assert [kind for _, kind in due] == ["delete_room"]
-    kill_other_connections(database_url)
+    terminate_backends(database_url)
     job = store.claim(due[0][0], 30)
-    kill_other_connections(database_url)
+    terminate_backends(database_url)
     store.finish_job(job.id)
     assert store.due_jobs(10) == []
