@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from gateway.adapters.store.models import Job
 from tests.faults._counts import bump
