@@ -35,6 +35,9 @@ def main(argv=None) -> int:
     parser.add_argument("--strict", action="store_true", help="smoke: a missed goal fails the run too")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the gateway (e.g. to try MALLOC_ARENA_MAX=2); repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
+                        help="change one field of the profile for an experiment (e.g. rate=5 calls=200); "
+                             "the results then go to bench/.runs/; repeatable")
     parser.add_argument("--out", default=None, help="results file (default bench/RESULTS.md; smoke: bench/.runs/)")
     args = parser.parse_args(argv)
 
@@ -48,9 +51,10 @@ def main(argv=None) -> int:
 
     from bench import harness as H, loadgen, report, targets
 
-    profile = targets.ALL if args.mode == "all" else targets.SMOKE
+    profile = targets.with_overrides(targets.ALL if args.mode == "all" else targets.SMOKE, args.overrides)
     only = {int(x) for x in args.only.split(",") if x.strip()} or {1, 2, 3, 4, 5}
-    info = {"machine": report.machine(), "load_start": report.loadavg(), "extra_env": args.env}
+    info = {"machine": report.machine(), "load_start": report.loadavg(), "extra_env": args.env,
+            "overrides": args.overrides}
     ctx = mp.get_context("spawn")
     driver_pool = ProcessPoolExecutor(1, mp_context=ctx)
     load_pool = ProcessPoolExecutor(1, mp_context=ctx)
@@ -115,7 +119,7 @@ def main(argv=None) -> int:
     info["load_end"] = report.loadavg()
     info["versions"] = report.versions()
     results.sort(key=lambda r: r["id"])
-    out = Path(args.out) if args.out else (HERE / "RESULTS.md" if args.mode == "all" and len(only) == 5
+    out = Path(args.out) if args.out else (HERE / "RESULTS.md" if args.mode == "all" and len(only) == 5 and not args.overrides
                                            else H.RUNS / f"RESULTS-{args.mode}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
     plot = None

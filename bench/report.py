@@ -113,7 +113,8 @@ def write_markdown(path: Path, mode: str, results: list[dict], info: dict, secon
         f"- Python {m['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()),
         "- Gateway as deployed: `gunicorn --config gunicorn.conf.py \"gateway:create_app()\"`, WEB_CONCURRENCY=2 "
         f"(gthread, {gunicorn_threads()} threads each), PostgreSQL, real-credentials mode against the loopback doubles"
-        + (f"; extra environment: {', '.join(info['extra_env'])}" if info.get("extra_env") else ""),
+        + (f"; extra environment: {', '.join(info['extra_env'])}" if info.get("extra_env") else "")
+        + (f"; profile changed with --set: {', '.join(info['overrides'])}" if info.get("overrides") else ""),
         "",
         "| # | Target | Goal | Measured | Result |",
         "|---|--------|------|----------|--------|",

@@ -8,7 +8,7 @@ import math
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
@@ -75,6 +75,25 @@ class Profile:
     connect_rate: float = 15.0
     drain_s: float = 2.0
     separate_instances: bool = True
+
+
+def with_overrides(profile: Profile, overrides: list[str]) -> Profile:
+    """``profile`` with FIELD=VALUE changes (``--set``), each value parsed as the field's type."""
+    changes = {}
+    for item in overrides:
+        name, sep, text = item.partition("=")
+        default = getattr(profile, name, None)
+        if not sep or name not in Profile.__dataclass_fields__:
+            raise SystemExit(f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(Profile.__dataclass_fields__)}")
+        if isinstance(default, bool):
+            changes[name] = text.lower() in ("1", "true", "yes")
+        elif isinstance(default, tuple):
+            changes[name] = tuple(float(x) for x in text.split(",") if x)
+        elif default is None or isinstance(default, float):
+            changes[name] = float(text)
+        else:
+            changes[name] = type(default)(text)
+    return replace(profile, name=profile.name, **changes) if changes else profile
 
 
 ALL = Profile("all")

@@ -113,6 +113,14 @@ class World:
         from gateway.services.views import call_dict
         return self.store.read(lambda s: call_dict(s.execute(select(Call).where(Call.twilio_sid == sid)).scalar_one()))
 
+    def timers(self) -> list[tuple[str, str]]:
+        """(kind, state) of every timer job (see Store.enqueue's ``timer_of``), oldest first."""
+        from sqlalchemy import select
+
+        from gateway.adapters.store.models import Job
+        return [tuple(row) for row in self.store.read(lambda s: s.execute(
+            select(Job.kind, Job.state).where(Job.dedupe_key.like("timer:%")).order_by(Job.id)).all())]
+
     def timeline(self, call_id: str) -> list[str]:
         return [e["kind"] for e in self.services.views.timeline(call_id)]
 

@@ -8,8 +8,10 @@ from urllib.parse import quote
 from twilio.twiml.voice_response import Dial, Gather, Start, VoiceResponse
 
 VOICE = "Polly.Joanna"
-# What a Dial's <Sip> child leg reports back: every stage, so a stuck bridge is visible.
-SIP_EVENTS = "initiated ringing answered completed"
+# What a Dial's <Sip> child leg reports back: only its start, which names the child CallSid that
+# LiveKit will report. Ringing, answer and end are known from LiveKit's participant events and the
+# <Dial> action (Twilio's call log keeps every stage); each extra event is a webhook per bridge.
+SIP_EVENTS = "initiated"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def bridge_to_room(
     room_token: str,
     sip: SipTarget,
     action_url: str,
-    sip_status_url: str,
+    sip_status_url: Optional[str] = None,
     timeout_s: int = 120,
     caller_id: Optional[str] = None,
     headers: Optional[dict] = None,
@@ -63,14 +65,9 @@ def bridge_to_room(
         timeout=max(5, min(600, timeout_s)),
         caller_id=caller_id,
     )
-    dial.sip(
-        sip_uri(room_token, sip.host, headers),
-        username=sip.username,
-        password=sip.password,
-        status_callback=sip_status_url,
-        status_callback_event=SIP_EVENTS,
-        status_callback_method="POST",
-    )
+    progress = dict(status_callback=sip_status_url, status_callback_event=SIP_EVENTS,
+                    status_callback_method="POST") if sip_status_url else {}
+    dial.sip(sip_uri(room_token, sip.host, headers), username=sip.username, password=sip.password, **progress)
     response.append(dial)
     return str(response)
 

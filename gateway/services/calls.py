@@ -72,8 +72,7 @@ class CallService:
         urls = self.gw.urls
         return twiml.bridge_to_room(
             room_token=self.gw.room_token(leg.room), sip=self.sip_target(),
-            action_url=urls("/twilio/leg/dial-action", leg=leg.id),
-            sip_status_url=urls("/twilio/leg/sip-status", leg=leg.id),
+            action_url=urls("/twilio/leg/dial-action", leg=leg.id),  # (no <Sip> progress: nothing to learn)
             timeout_s=60, caller_id=leg.phone, headers={"X-GW-Leg": leg.id},
         )
 
@@ -133,7 +132,7 @@ class CallService:
                 self.store.transition(session, call, C.CALL, "no_agent", end_reason="no_agent")
             else:
                 self.store.enqueue(session, "queue_timeout", {"call_id": call.id},
-                                   delay_s=self.gw.settings.queue_timeout_s)
+                                   delay_s=self.gw.settings.queue_timeout_s, timer_of=call.id)
             return call, True
 
         try:
@@ -206,7 +205,7 @@ class CallService:
             if leg.kind == "phone":
                 self.store.enqueue(session, "dial_leg", dial_payload(leg))
         self.store.enqueue(session, "ring_timeout", {"leg_ids": [l.id for l in legs], "call_id": call.id},
-                           delay_s=self.gw.settings.ring_timeout_s)
+                           delay_s=self.gw.settings.ring_timeout_s, timer_of=legs[0].id)
         self.store.record(session, call.id, "agent_ringing", transfer_id=transfer_id, agent_id=agent.id,
                           channels=[l.kind for l in legs])
         return legs
@@ -251,14 +250,23 @@ class CallService:
             return False
         if not outcome.changed:
             return True
-        for other in self.live_legs(session, leg.call_id, transfer_id=leg.transfer_id):
-            if other.id != leg.id and other.state == L.RINGING:
-                self.end_leg(session, other, "cancel", "answered elsewhere")
+        self.stop_ringing(session, leg)
         self.store.record(session, leg.call_id, "leg_accepted", transfer_id=leg.transfer_id, agent_id=leg.agent_id,
                           channel=leg.kind)
         if leg.transfer_id:
             self.gw.extras["transfers"].on_target_accepted(session, leg)
         return True
+
+    def stop_ringing(self, session: Session, leg: Leg) -> None:
+        """``leg`` was answered: the rest of its offer stops ringing, and so does the offer's ring
+        timer (it is keyed by one of the offer's legs: this one or a sibling ended here)."""
+        offer = [leg.id]
+        for other in self.live_legs(session, leg.call_id, transfer_id=leg.transfer_id):
+            if other.id != leg.id and other.state == L.RINGING:
+                self.end_leg(session, other, "cancel", "answered elsewhere")
+                if other.agent_id == leg.agent_id:
+                    offer.append(other.id)
+        self.store.cancel_timers(session, "ring_timeout", *offer)
 
     def browser_accept(self, agent_id: str, call_id: str) -> Optional[Leg]:
         def work(session: Session) -> Optional[Leg]:
@@ -532,6 +540,7 @@ class CallService:
     def participant_joined(self, session: Session, room: str, identity: str, kind: str, attributes: dict) -> None:
         leg = self._leg_for_participant(session, room, identity, kind, attributes)
         if leg is not None:
+            was = leg.state
             outcome = self.store.transition(session, leg, L.LEG, "join") if leg.state in (L.RINGING, L.ACCEPTED) else None
             if outcome and outcome.changed:
                 self.store.record(session, leg.call_id, "agent_joined", transfer_id=leg.transfer_id,
@@ -539,9 +548,12 @@ class CallService:
                 if leg.transfer_id:
                     self.gw.extras["transfers"].on_target_joined(session, leg)
                 if leg.state == L.JOINED:
+                    offer = [leg.id] if was == L.RINGING else []  # joined with no accept before: answered now
                     for other in self.live_legs(session, leg.call_id, transfer_id=leg.transfer_id):
                         if other.id != leg.id and other.state == L.RINGING and other.agent_id == leg.agent_id:
                             self.end_leg(session, other, "cancel", "answered elsewhere")
+                            offer.append(other.id)
+                    self.store.cancel_timers(session, "ring_timeout", *offer)
                     if leg.transfer_id is None:
                         self._bridge_held_caller(session, leg)
             self._maybe_connected(session, leg.call_id, room)
@@ -610,6 +622,8 @@ class CallService:
         if not joined:
             return
         owner = joined[-1].agent_id if not call.agent_id or call.agent_id not in {l.agent_id for l in joined} else call.agent_id
+        if call.connected_at is None:
+            self.store.cancel_timers(session, "queue_timeout", call.id)  # connected: it never waits again
         self.store.transition(session, call, C.CALL, "agent_joined", agent_id=owner,
                               connected_at=call.connected_at or utcnow())
         self.store.record(session, call.id, "caller_connected", room=room, agents=[l.agent_id for l in joined])

@@ -103,7 +103,7 @@ class TransferService:
             # Summary first: it runs while B is being reached, never after.
             self.store.enqueue(session, "summarize", {"transfer_id": transfer.id})
             self.store.enqueue(session, "summary_deadline", {"transfer_id": transfer.id},
-                               delay_s=self.gw.settings.summary_deadline_s)
+                               delay_s=self.gw.settings.summary_deadline_s, timer_of=transfer.id)
             self.store.transition(session, call, C.CALL, "hold")
             self.store.enqueue(session, "hold_caller", {"call_id": call.id, "transfer_id": transfer.id})
             self.store.enqueue(session, "create_room", {"call_id": call.id, "room": transfer.consult_room,
@@ -151,7 +151,7 @@ class TransferService:
             session.add(leg)
             self.store.enqueue(session, "dial_leg", dial_payload(leg))
             self.store.enqueue(session, "ring_timeout", {"leg_ids": [leg.id], "call_id": call.id},
-                               delay_s=self.gw.settings.ring_timeout_s)
+                               delay_s=self.gw.settings.ring_timeout_s, timer_of=leg.id)
             self.store.record(session, call.id, "target_ringing", transfer_id=transfer.id, channels=["phone"])
             legs = [leg]
         transfer.target_leg_id = legs[0].id
@@ -162,6 +162,7 @@ class TransferService:
     # ---------------------------------------------------------- transitions
     def apply(self, session: Session, transfer: Transfer, event: str, **changes) -> bool:
         """Offer an event; True if the state changed. Terminal states clear the active-call lock."""
+        was = transfer.state
         try:
             outcome = self.store.transition(session, transfer, T.TRANSFER, event, **changes)
         except IllegalTransition:
@@ -170,6 +171,8 @@ class TransferService:
             extra = {}
             if T.TRANSFER.is_terminal(outcome.state):
                 self.store.compare_and_set(session, transfer, active_call_id=None, ended_at=utcnow())
+                if was == T.CONFERENCED:  # the introduction is over, however it ended
+                    self.store.cancel_timers(session, "intro_timeout", transfer.id)
                 extra["reason"] = transfer.end_reason
             self.store.record(session, transfer.call_id, f"transfer_{outcome.state}", transfer_id=transfer.id, **extra)
         return outcome.changed
@@ -199,7 +202,7 @@ class TransferService:
                                     + ("" if target_joined else ", and B has not joined the consult room"))
             self._connect_caller(session, transfer)
             self.store.enqueue(session, "intro_timeout", {"transfer_id": transfer.id},
-                               delay_s=self.gw.settings.intro_timeout_s)
+                               delay_s=self.gw.settings.intro_timeout_s, timer_of=transfer.id)
             return transfer
         return self.store.run(work)
 
@@ -481,6 +484,7 @@ class TransferService:
             if transfer is None or transfer.summary is not None:
                 return
             self.store.compare_and_set(session, transfer, summary=summary, summary_source=source)
+            self.store.cancel_timers(session, "summary_deadline", transfer.id)
             detail = {"source": source}
             if error:
                 detail["openai_error"] = error

@@ -215,6 +215,7 @@ def leg_status():
     return Response(status=204)
 
 
+# Kept for legs bridged by TwiML from an earlier release, which still asked for <Sip> progress.
 @bp.post("/leg/sip-status")
 @signed
 def leg_sip_status():

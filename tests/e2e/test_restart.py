@@ -22,6 +22,7 @@ def test_ring_timeout_set_before_a_restart_fires_after_it(world):
     world.wait(lambda: world.livekit.rooms() and any(o for o in world.services.views.offers("dave")))
     world.restart()  # dave's ring timeout is a stored deadline: the new process acts on it
     offer = erin.wait_offer(timeout=10)
+    assert ("ring_timeout", "done") in world.timers()  # dave's offer was still ringing: it fired
     erin.accept_and_join(offer["call_id"])
     call.wait_current("bridged", timeout=8)
 

@@ -80,6 +80,12 @@ def test_browser_a_to_browser_b_warm(world):
     world.wait(lambda: transfer_state(world, transfer["id"]) == "completed")
     assert world.db_call(call.sid)["agent_id"] == "bob"
     caller_never_in_empty_room_or_silence(call)
+    # Every timer this call and transfer set became moot on the way and was withdrawn, not left to
+    # fire for nothing: the queue wait, both offers' ring timeouts, the introduction's time limit.
+    timers = world.timers()
+    assert [kind for kind, state in timers if state != "cancelled"] in ([], ["summary_deadline"]), timers
+    assert sorted(kind for kind, _ in timers) == ["intro_timeout", "queue_timeout", "ring_timeout", "ring_timeout",
+                                                  "summary_deadline"], timers
 
     summary = world.services.views.transfer(transfer["id"])["summary"]
     assert "4532" not in str(summary)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, TypeVar
 
-from sqlalchemy import create_engine, event, inspect, select, update
+from sqlalchemy import bindparam, create_engine, event, inspect, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -131,7 +131,7 @@ class Store:
         now = utcnow()
         jobs = [(j.id, j.kind, ClaimedJob(j.id, j.kind, j.payload, j.attempts, j.locked_until)
                  if j.state == "running" else None)
-                for j in session.info["new_jobs"] if j.run_at <= now]  # timers wait for the poller
+                for j in session.info["new_jobs"] if j.run_at <= now and j.state != "cancelled"]  # timers wait for the poller
         for listener in self.commit_listeners:
             listener()
         if jobs:
@@ -237,10 +237,17 @@ class Store:
     # -------------------------------------------------------------------- jobs
     @staticmethod
     def enqueue(
-        session: Session, kind: str, payload: dict, *, delay_s: float = 0.0, dedupe_key: Optional[str] = None
+        session: Session, kind: str, payload: dict, *, delay_s: float = 0.0, dedupe_key: Optional[str] = None,
+        timer_of: Optional[str] = None,
     ) -> Optional[Job]:
+        """Add a job to this unit of work. ``dedupe_key``: not if one with that key exists.
+        ``timer_of``: a timer about that (freshly made, so unique) id, which ``cancel_timers``
+        can withdraw once it is moot: a timer that fires for nothing still costs a claim, a
+        read and a finish."""
         if dedupe_key and session.execute(select(Job.id).where(Job.dedupe_key == dedupe_key)).first():
             return None
+        if timer_of:
+            dedupe_key = timer_key(kind, timer_of)
         now = utcnow()
         job = Job(kind=kind, payload=payload, run_at=now + timedelta(seconds=delay_s), dedupe_key=dedupe_key,
                   state="pending", attempts=0)
@@ -253,6 +260,19 @@ class Store:
         session.add(job)  # inserted with the rest of the unit of work at commit (one round trip per table)
         session.info.setdefault("new_jobs", []).append(job)
         return job
+
+    @staticmethod
+    def cancel_timers(session: Session, kind: str, *subjects: str) -> None:
+        """Withdraw pending ``kind`` timers of these subjects (see ``enqueue``'s ``timer_of``):
+        part of this unit of work; one that already fired or was never set is left as it is."""
+        keys = [timer_key(kind, subject) for subject in subjects if subject]
+        if not keys:
+            return
+        for job in session.info.get("new_jobs", ()):
+            if job.dedupe_key in keys and job.state == "pending":
+                job.state = "cancelled"  # set in this same unit of work: never inserted as due
+        with session.no_autoflush:
+            session.execute(_CANCEL_TIMERS, {"keys": keys, "cancelled": "cancelled", "pending": "pending"})
 
     def claim(self, job_id: int, lease_s: float) -> Optional[ClaimedJob]:
         """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
@@ -327,6 +347,17 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
         self.reconnecting(attempt)
+
+def timer_key(kind: str, subject: str) -> str:
+    return f"timer:{kind}:{subject}"
+
+
+_jobs = Job.__table__
+# Built once: a statement object keeps its cache key, so running it again costs no SQL construction.
+_CANCEL_TIMERS = (update(_jobs).where(_jobs.c.dedupe_key.in_(bindparam("keys", expanding=True)),
+                                      _jobs.c.state == bindparam("pending"))
+                  .values(state=bindparam("cancelled"), locked_until=None))
+
 
 def alembic_config(url: str):
     from alembic.config import Config

@@ -120,7 +120,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(48))
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     run_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | running | done | failed
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | running | done | failed | cancelled (a moot timer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime)
     last_error: Mapped[Optional[str]] = mapped_column(Text)
