@@ -49,6 +49,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+class _Session(Session):
+    """``get`` by a single-column primary key runs a select built once per model: the ORM's own
+    ``get`` builds and keys a new statement on every call (a third of its CPU). Same semantics:
+    an object already in the identity map is returned as is, unless ``populate_existing``."""
+
+    def get(self, entity, ident, *, populate_existing: bool = False, **kwargs):
+        statements = _GET_BY_PK.get(entity) if not kwargs and not isinstance(ident, (tuple, dict)) else None
+        if statements is None or (not populate_existing and (entity, (ident,), None) in self.identity_map):
+            return super().get(entity, ident, populate_existing=populate_existing, **kwargs)
+        return self.execute(statements[populate_existing], {"pk": ident}).scalars().first()
+
+
 class Store:
     def __init__(self, url: str, *, echo: bool = False):
         self.url = url
@@ -65,7 +77,7 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_pragmas()
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, class_=_Session, expire_on_commit=False)
         # Called with (id, kind, leased) of the due jobs a unit of work committed (the job runner
         # subscribes); ``leased`` is a ClaimedJob when the job was stored already leased to us.
         self.job_listeners: list[Callable[[list[tuple[int, str, Optional[ClaimedJob]]]], None]] = []
@@ -164,12 +176,11 @@ class Store:
     def peek(self, model: Any, key: Any) -> Any:
         """One row by primary key, read-only and without the ORM (a named tuple with the model's
         column attributes, or None): for hot paths that only look, such as authentication."""
-        table = model.__table__
-        (pk,) = table.primary_key.columns
+        statement = _PEEK[model]
 
         def attempt():
             with self.engine.connect() as conn:
-                return conn.execute(select(table).where(pk == key)).first()
+                return conn.execute(statement, {"pk": key}).first()
         return self.reconnecting(attempt)
 
     @staticmethod
@@ -276,22 +287,14 @@ class Store:
 
     def claim(self, job_id: int, lease_s: float) -> Optional[ClaimedJob]:
         """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
-        jobs = Job.__table__
         now = utcnow()
+        params = {"job_id": job_id, "now": now, "until": now + timedelta(seconds=lease_s)}
 
         def attempt() -> Optional[ClaimedJob]:
             # One statement (Core, not the ORM: this runs for every job): the row lock makes
             # concurrent claimers of the same job wait and then find it taken.
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    update(jobs).where(
-                        jobs.c.id == job_id,
-                        ((jobs.c.state == "pending") & (jobs.c.run_at <= now))
-                        | ((jobs.c.state == "running") & (jobs.c.locked_until < now)),
-                    ).values(state="running", attempts=jobs.c.attempts + 1,
-                             locked_until=now + timedelta(seconds=lease_s))
-                    .returning(jobs.c.id, jobs.c.kind, jobs.c.payload, jobs.c.attempts, jobs.c.locked_until)
-                ).first()
+                row = conn.execute(_CLAIM, params).first()
             return ClaimedJob(row.id, row.kind, row.payload or {}, row.attempts, row.locked_until) if row else None
         return self.reconnecting(attempt)
 
@@ -318,45 +321,63 @@ class Store:
     def poll(self, limit: int) -> tuple[list[tuple[int, str]], Optional[float]]:
         """The job runner's poll, on one connection: up to ``limit`` due (id, kind), and the
         seconds until the next pending job falls due (None if there is none)."""
-        jobs = Job.__table__
         now = utcnow()
 
         def attempt():
             with self.engine.begin() as conn:
                 due = []
                 if limit:
-                    due = [(row.id, row.kind) for row in conn.execute(
-                        select(jobs.c.id, jobs.c.kind).where(
-                            ((jobs.c.state == "pending") & (jobs.c.run_at <= now))
-                            | ((jobs.c.state == "running") & (jobs.c.locked_until < now))
-                        ).order_by(jobs.c.run_at).limit(limit))]
-                run_at = conn.execute(select(jobs.c.run_at).where(jobs.c.state == "pending")
-                                      .order_by(jobs.c.run_at).limit(1)).scalar()
+                    due = [(row.id, row.kind) for row in conn.execute(_DUE, {"now": now, "limit": limit})]
+                run_at = conn.execute(_NEXT_DUE).scalar()
             return due, (None if run_at is None else max(0.0, (run_at - utcnow()).total_seconds()))
         return self.reconnecting(attempt)
 
     def finish_job(self, job_id: int, *, error: Optional[str] = None, retry_in_s: Optional[float] = None) -> None:
-        jobs = Job.__table__
-        values: dict[str, Any] = {"locked_until": None, "last_error": error}
         if retry_in_s is not None:
-            values.update(state="pending", run_at=utcnow() + timedelta(seconds=retry_in_s))
+            statement = _RETRY
+            params = {"job_id": job_id, "error": error, "due_at": utcnow() + timedelta(seconds=retry_in_s)}
         else:
-            values["state"] = "failed" if error else "done"
+            statement, params = _FINISH, {"job_id": job_id, "error": error, "outcome": "failed" if error else "done"}
 
         def attempt() -> None:
             with self.engine.begin() as conn:
-                conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
+                conn.execute(statement, params)
         self.reconnecting(attempt)
 
 def timer_key(kind: str, subject: str) -> str:
     return f"timer:{kind}:{subject}"
 
 
+# Statements on hot paths are built once: a statement object keeps its cache key, so running it
+# again skips building and keying the SQL expression (most of SQLAlchemy's cost per statement).
 _jobs = Job.__table__
-# Built once: a statement object keeps its cache key, so running it again costs no SQL construction.
 _CANCEL_TIMERS = (update(_jobs).where(_jobs.c.dedupe_key.in_(bindparam("keys", expanding=True)),
                                       _jobs.c.state == bindparam("pending"))
                   .values(state=bindparam("cancelled"), locked_until=None))
+_DUE_NOW = (((_jobs.c.state == "pending") & (_jobs.c.run_at <= bindparam("now")))
+            | ((_jobs.c.state == "running") & (_jobs.c.locked_until < bindparam("now"))))
+_CLAIM = (update(_jobs).where(_jobs.c.id == bindparam("job_id"), _DUE_NOW)
+          .values(state="running", attempts=_jobs.c.attempts + 1, locked_until=bindparam("until"))
+          .returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.locked_until))
+_DUE = select(_jobs.c.id, _jobs.c.kind).where(_DUE_NOW).order_by(_jobs.c.run_at).limit(bindparam("limit"))
+_NEXT_DUE = select(_jobs.c.run_at).where(_jobs.c.state == "pending").order_by(_jobs.c.run_at).limit(1)
+_FINISH = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
+           .values(state=bindparam("outcome"), locked_until=None, last_error=bindparam("error")))
+_RETRY = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
+          .values(state="pending", run_at=bindparam("due_at"), locked_until=None, last_error=bindparam("error")))
+
+
+def _by_pk(model):
+    (pk,) = model.__table__.primary_key.columns
+    return pk == bindparam("pk")
+
+
+# Core row by key (Store.peek) and ORM object by key, plain and refreshed (_Session.get).
+_PEEK = {m.class_: select(m.local_table).where(_by_pk(m.class_)) for m in models.Base.registry.mappers
+         if len(m.local_table.primary_key.columns) == 1}
+_GET_BY_PK = {m.class_: (select(m.class_).where(_by_pk(m.class_)),
+                         select(m.class_).where(_by_pk(m.class_)).execution_options(populate_existing=True))
+              for m in models.Base.registry.mappers if len(m.local_table.primary_key.columns) == 1}
 
 
 def alembic_config(url: str):
