@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     if webhook:
         png = out.parent / "latency_vs_load.png"
         if report.plot_sweep(png, webhook["details"]["sweep"], webhook["details"]["gw_max"],
-                             webhook["details"].get("bare_max")):
+                             webhook["details"].get("bare_max"), webhook["details"].get("floor_max")):
             plot = png.name
     findings = targets.findings(results)
     report.write_markdown(out, args.mode, results, info, time.monotonic() - started, plot, findings)

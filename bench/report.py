@@ -146,8 +146,12 @@ def write_markdown(path: Path, mode: str, results: list[dict], info: dict, secon
         "production config, with every provider variable pointing at the doubles. Load and the agents' consoles run "
         "in two other processes (an asyncio HTTP/1.1 keep-alive load generator with pre-signed requests, and an aiohttp "
         "driver using the REST API and the LiveKit double's join endpoint like a browser).",
-        "- 1: closed loop with 2, 8 and 32 connections for the maximum (bare app and gateway alternated, median of the "
-        "repetitions, best level); for the gateway a call counts once the jobs and LiveKit webhooks it set off are done "
+        "- 1: closed loop with 2, 8 and 32 connections for the maximum (bare app, durable floor and gateway alternated, "
+        "median of the repetitions, best level; the bare app and the floor at the bare levels). The durable floor "
+        "(bench/floor_app.py, same gunicorn config, same signed requests) checks the signature, INSERTs the call (one "
+        "prepared `INSERT … ON CONFLICT DO NOTHING`, autocommit, one psycopg connection per request in flight) and answers the "
+        "bridge TwiML built with twilio's VoiceResponse: the least a gateway that commits the call before answering "
+        "does. For the gateway a call counts once the jobs and LiveKit webhooks it set off are done "
         "(sustained rate). Open loop at a fixed rate for latency, measured from when each request was due. Each request is a new call; "
         "between load steps every agent is set available again with one SQL UPDATE, and the ring/queue timers are "
         "600 s in this phase so that no timer fires during a measurement.",
@@ -171,7 +175,8 @@ def write_markdown(path: Path, mode: str, results: list[dict], info: dict, secon
     path.write_text("\n".join(lines))
 
 
-def plot_sweep(path: Path, sweep: list[dict], max_rate: float, bare_max: Optional[float] = None) -> bool:
+def plot_sweep(path: Path, sweep: list[dict], max_rate: float, bare_max: Optional[float] = None,
+               floor_max: Optional[float] = None) -> bool:
     try:
         import matplotlib
 
@@ -200,6 +205,8 @@ def plot_sweep(path: Path, sweep: list[dict], max_rate: float, bare_max: Optiona
     title = "Inbound webhook latency vs offered load (gunicorn, 2 workers)"
     if bare_max:
         title += f"\nbare Flask baseline max: {bare_max:.0f}/s"
+        if floor_max:
+            title += f"; durable floor (signature + 1 INSERT) max: {floor_max:.0f}/s"
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)

@@ -118,8 +118,10 @@ class CallService:
                 return call.id
             return self.apology_twiml(self.store.run(down), technical=True)
 
-        def work(session: Session) -> tuple[Call, bool]:
-            call = self.call_by_sid(session, call_sid)
+        def work(session: Session, retried: bool) -> tuple[Call, bool]:
+            # A new CallSid is the rule: insert at once, and look for an earlier copy of this
+            # webhook only when the unique sid refused the insert (a retry or a duplicate).
+            call = self.call_by_sid(session, call_sid) if retried else None
             if call is not None:
                 return call, False  # Twilio retried the webhook: same answer, nothing new
             call = self._new_call(session, call_sid, from_number, to_number)
@@ -136,10 +138,11 @@ class CallService:
             return call, True
 
         try:
-            call, _ = self.store.run(work)
+            call, _ = self.store.run(lambda session: work(session, retried=False))
         except IntegrityError:
-            # The same webhook raced in on another worker and stored the call first: answer the same.
-            call, _ = self.store.run(work)
+            # This CallSid is stored already (a retried webhook, or a copy that raced in on another
+            # worker and committed first): answer the same.
+            call, _ = self.store.run(lambda session: work(session, retried=True))
         if call.state == C.VOICEMAIL:
             return self.apology_twiml(call.id)
         if call.state == C.ENDED:
