@@ -805,9 +805,9 @@ def findings(results: list[dict]) -> list[str]:
             f"{gw_cpu / t1['gw_max'] * 1000:.1f} ms ({gw_cpu:.2f} cores), against {bare_ms:.2f} ms for the bare "
             f"answer; PostgreSQL took another {share.get('PostgreSQL', 0):.2f} cores plus "
             f"{share.get('processes that ended in the window', 0):.2f} in processes that ended (mostly the "
-            f"short-lived backends). Per call: the webhook's transaction (eight statements: the call, the routing "
-            f"pick with its row lock, the agent, the leg, timeline entries, two jobs) and a `create_room` job "
-            f"(claim, read, LiveKit CreateRoom, finish). The bridge TwiML could be built from the CallSid alone, "
+            f"short-lived backends). Per call: the webhook's transaction (six statements: the call, the routing "
+            f"pick with its row lock, the agent's compare-and-set, the leg, then the timeline entries and the two "
+            f"timers with one INSERT each; no LiveKit call: the dispatch rule makes the caller's room). The bridge TwiML could be built from the CallSid alone, "
             f"but the answer also says whether anyone is free (bridge or apology), which needs the store."
             + _floor_text(t1))
 
@@ -817,10 +817,10 @@ def findings(results: list[dict]) -> list[str]:
             f"**Initiate -> B dialled takes p50 {ms(pct(to_dial, 50))}, p99 {ms(pct(to_dial, 99))}** (goal 20/50 ms). "
             "Path (gateway/services/transfers.py + jobs.py + work.py): the initiate transaction (one query for the "
             "call, A's leg and any active transfer; the hold transition; then the transfer, timeline entries, six "
-            "jobs and B's leg inserted at commit) commits; `dial_leg` was stored leased to this process, so an "
+            "jobs (one Core INSERT) and B's leg inserted at commit) commits; `dial_leg` was stored leased to this process, so an "
             "urgent-lane thread places B's call from its payload with no claim and no read. What is left is the "
             "ORM's CPU in that transaction and the GIL shared with hold_caller, summarize and create_room, which "
-            "start at the same moment. Next: SQLAlchemy Core for the initiate inserts.")
+            "start at the same moment.")
 
     lookups = (t5.get("cpu") or {}).get("job_key_lookups_per_job")
     if lookups and lookups > 5:

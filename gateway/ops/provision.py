@@ -25,6 +25,9 @@ DISPATCH_RULE_NAME = "gateway-callee"
 # SIP headers the TwiML adds to the INVITE, surfaced as participant attributes.
 HEADER_ATTRIBUTES = {"X-GW-Leg": "gw.leg", "X-GW-Call": "gw.call"}
 NEW_TRUNK = "(trunk to be created)"
+# Rooms the dispatch rule creates: closed 2 minutes after creation if nobody joins, 30 s after the last one leaves.
+CALLER_ROOM_EMPTY_TIMEOUT_S = 120
+CALLER_ROOM_DEPARTURE_TIMEOUT_S = 30
 
 CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
 WOULD_CREATE, WOULD_UPDATE = "would create", "would update"
@@ -189,6 +192,10 @@ class _Provisioner:
             "rule": api.SIPDispatchRule(dispatch_rule_callee=api.SIPDispatchRuleCallee(
                 room_prefix=self.settings.livekit_room_prefix, randomize=False)),
             "trunk_ids": [self.trunk_id or NEW_TRUNK],
+            # The caller's room is made by this rule when the caller's SIP leg arrives, with these
+            # settings: no CreateRoom per call (one LiveKit API call and one webhook fewer per call).
+            "room_config": api.RoomConfiguration(empty_timeout=CALLER_ROOM_EMPTY_TIMEOUT_S,
+                                                 departure_timeout=CALLER_ROOM_DEPARTURE_TIMEOUT_S),
         }
         listing = await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
         actual = next((r for r in listing.items if r.name == DISPATCH_RULE_NAME), None)

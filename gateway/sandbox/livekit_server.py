@@ -845,7 +845,11 @@ class FakeLiveKit:
             if rule is None:
                 return 404, {"sip_status_code": 404}
             room_name = self._dispatch_room_name(rule.rule, caller, called)
-            room = self._rooms.get(room_name) or self._create_room_locked(room_name)
+            # A room the rule creates takes the rule's room_config (timeouts, limit, metadata).
+            config = rule.room_config
+            room = self._rooms.get(room_name) or self._create_room_locked(
+                room_name, empty_timeout=config.empty_timeout, departure_timeout=config.departure_timeout,
+                max_participants=config.max_participants, metadata=config.metadata)
 
             identity = f"sip_{caller}"
             answered = any(p.identity != identity for p in room.participants.values())

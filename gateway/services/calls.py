@@ -129,7 +129,7 @@ class CallService:
             # worker now waits on the unique sid and then reads this call, instead of finding
             # the agent row locked by us, storing a "no agent" call and winning the commit.
             session.flush()
-            self.store.enqueue(session, "create_room", {"call_id": call.id})
+            # (No CreateRoom: the dispatch rule makes the room, configured, when the caller's SIP leg arrives.)
             if not self.ring_next_agent(session, call, tried=()):
                 self.store.transition(session, call, C.CALL, "no_agent", end_reason="no_agent")
             else:

@@ -164,6 +164,7 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
                 store.enqueue(session, "remove_participant", {"room": payload["room"], "identity": payload["identity"],
                                                               "call_id": call_id})
             elif kind == "create_room" and not payload.get("room"):
+                # (A caller's-room job stored before the dispatch rule made those rooms.)
                 call = session.get(Call, call_id, populate_existing=True)
                 if call is not None and call.state == C.BRIDGING and call.connected_at is None:
                     calls.to_voicemail(session, call, "LiveKit unavailable")

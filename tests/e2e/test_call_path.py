@@ -29,6 +29,23 @@ def test_browser_agent_answers_and_caller_hangs_up(world):
     world.wait(lambda: world.services.agents.get("alice")["status"] == "available", what="alice available again")
 
 
+def test_the_dispatch_rule_makes_the_callers_room_with_its_settings(world):
+    """No CreateRoom on the inbound path: LiveKit makes the room when the caller's SIP leg arrives,
+    with the timeouts the provisioned dispatch rule carries."""
+    alice = world.add_agent("alice")
+    before = len(world.livekit.twirp_log())
+    call = world.call()
+    offer = alice.wait_offer()
+    room = alice.accept_and_join(offer["call_id"])["room"]
+    call.wait_current("bridged", timeout=8)
+
+    info = world.livekit.rooms()[room]
+    assert (info["empty_timeout"], info["departure_timeout"]) == (120, 30)
+    assert [e["method"] for e in world.livekit.twirp_log()[before:] if e["method"] == "CreateRoom"] == []
+    call.hangup()
+    world.wait(lambda: world.db_call(call.sid)["state"] == "ended", what="call ended")
+
+
 def test_phone_agent_presses_one_and_is_bridged(world):
     world.twilio.script_phone("+15550001111", answer=True, answer_after=0.5, digits="1")
     world.add_agent("bob", phone="+15550001111", browser=False)

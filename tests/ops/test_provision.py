@@ -62,6 +62,7 @@ def test_first_run_creates_and_second_run_changes_nothing(doubles, provider_sett
     rule = dispatch_rule(provider_settings)
     assert rule.name == "gateway-callee" and list(rule.trunk_ids) == [trunk.sip_trunk_id]
     assert rule.rule.dispatch_rule_callee.room_prefix == "call" and not rule.rule.dispatch_rule_callee.randomize
+    assert (rule.room_config.empty_timeout, rule.room_config.departure_timeout) == (120, 30)
     configured = number(provider_settings)
     assert (configured.voice_url, configured.voice_method) == (f"{PUBLIC}/twilio/voice", "POST")
     assert configured.status_callback == f"{PUBLIC}/twilio/status"
@@ -178,3 +179,20 @@ def test_provision_works_from_inside_a_running_event_loop(doubles, provider_sett
         report, output = pool.submit(asyncio.run, caller()).result()
 
     assert report.exit_code == 0, output
+
+
+def test_a_dispatch_rule_made_before_it_configured_rooms_is_updated(doubles, provider_settings):
+    """Deployments provisioned when the gateway still created each caller's room get the room settings
+    on the rule at the next provision run; the rule itself (id, trunks) stays."""
+    run(provider_settings)
+    rule = dispatch_rule(provider_settings)
+    rule.ClearField("room_config")
+    run_livekit(provider_settings, lambda lk: lk.sip.update_dispatch_rule(rule.sip_dispatch_rule_id, rule))
+    assert dispatch_rule(provider_settings).room_config.empty_timeout == 0
+
+    report, output = run(provider_settings)
+
+    assert report.outcome("LiveKit dispatch rule") == UPDATED and "room_config" in output
+    updated = dispatch_rule(provider_settings)
+    assert updated.sip_dispatch_rule_id == rule.sip_dispatch_rule_id
+    assert (updated.room_config.empty_timeout, updated.room_config.departure_timeout) == (120, 30)

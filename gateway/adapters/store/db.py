@@ -254,10 +254,8 @@ class Store:
         model = type(row)
         values = {"version": row.version + 1, **changes}
         with session.no_autoflush:  # new rows of this unit of work are inserted together at commit
-            result = session.execute(
-                update(model).where(model.id == row.id, model.version == row.version).values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            result = session.execute(_cas_statement(model, tuple(values)),
+                                     {"cas_id": row.id, "cas_seen": row.version, **values})
         if result.rowcount != 1:
             raise StaleState(f"{model.__tablename__} {row.id} changed concurrently")
         for key, value in values.items():
@@ -403,6 +401,21 @@ _FINISH = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
            .values(state=bindparam("outcome"), locked_until=None, last_error=bindparam("error")))
 _RETRY = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
           .values(state="pending", run_at=bindparam("due_at"), locked_until=None, last_error=bindparam("error")))
+
+
+_CAS: dict[tuple, Any] = {}
+
+
+def _cas_statement(model: Any, columns: tuple[str, ...]) -> Any:
+    """``UPDATE … SET <columns> WHERE id = :cas_id AND version = :cas_seen``, built once per model
+    and set of columns (Core: nothing for the ORM to synchronise, the caller sets the row's values)."""
+    statement = _CAS.get((model, columns))
+    if statement is None:
+        table = model.__table__
+        statement = (update(table).where(table.c.id == bindparam("cas_id"), table.c.version == bindparam("cas_seen"))
+                     .values({name: bindparam(name, type_=table.c[name].type) for name in columns}))
+        _CAS[(model, columns)] = statement
+    return statement
 
 
 def _by_pk(model):
