@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple, Optional, TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, insert, inspect, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -274,10 +276,11 @@ class Store:
     @staticmethod
     def first_time(session: Session, key: str) -> bool:
         """True the first time a provider event key is seen (the receipt commits with the effect)."""
-        if session.get(WebhookReceipt, key) is not None:
-            return False
-        session.add(WebhookReceipt(key=key))
-        return True
+        # One statement: the key goes in unless it is there; a copy handled concurrently by another
+        # worker waits on the unique key here, then finds it taken.
+        statement = _RECEIPT[session.get_bind().dialect.name]
+        with session.no_autoflush:
+            return session.execute(statement, {"key": key, "at": utcnow()}).first() is not None
 
     # -------------------------------------------------------------------- jobs
     @staticmethod
@@ -403,6 +406,10 @@ _RETRY = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
           .values(state="pending", run_at=bindparam("due_at"), locked_until=None, last_error=bindparam("error")))
 
 
+_receipts = WebhookReceipt.__table__
+_RECEIPT = {dialect: insert_for(_receipts).values(key=bindparam("key"), at=bindparam("at"))
+            .on_conflict_do_nothing(index_elements=[_receipts.c.key]).returning(_receipts.c.key)
+            for dialect, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}
 _CAS: dict[tuple, Any] = {}
 
 
