@@ -10,6 +10,11 @@ from gateway.domain.machine import StateMachine
 
 BRIDGING, CONNECTED, ON_HOLD, VOICEMAIL, ENDED = "bridging", "connected", "on_hold", "voicemail", "ended"
 
+# Every room of a call (the caller's, made by the dispatch rule; a consult room, made by CreateRoom):
+# closed 2 minutes after it is made if nobody joins, 30 s after the last one leaves.
+ROOM_EMPTY_TIMEOUT_S = 120
+ROOM_DEPARTURE_TIMEOUT_S = 30
+
 CALL = StateMachine(
     "call",
     {

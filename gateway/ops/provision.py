@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from livekit import api
 
 from gateway.config import Settings
+from gateway.domain import calls as C
 from gateway.ops.providers import describe_error, run_livekit, telephony
 from gateway.ops.settings import OpsSettings
 
@@ -25,9 +26,6 @@ DISPATCH_RULE_NAME = "gateway-callee"
 # SIP headers the TwiML adds to the INVITE, surfaced as participant attributes.
 HEADER_ATTRIBUTES = {"X-GW-Leg": "gw.leg", "X-GW-Call": "gw.call"}
 NEW_TRUNK = "(trunk to be created)"
-# Rooms the dispatch rule creates: closed 2 minutes after creation if nobody joins, 30 s after the last one leaves.
-CALLER_ROOM_EMPTY_TIMEOUT_S = 120
-CALLER_ROOM_DEPARTURE_TIMEOUT_S = 30
 
 CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
 WOULD_CREATE, WOULD_UPDATE = "would create", "would update"
@@ -194,8 +192,8 @@ class _Provisioner:
             "trunk_ids": [self.trunk_id or NEW_TRUNK],
             # The caller's room is made by this rule when the caller's SIP leg arrives, with these
             # settings: no CreateRoom per call (one LiveKit API call and one webhook fewer per call).
-            "room_config": api.RoomConfiguration(empty_timeout=CALLER_ROOM_EMPTY_TIMEOUT_S,
-                                                 departure_timeout=CALLER_ROOM_DEPARTURE_TIMEOUT_S),
+            "room_config": api.RoomConfiguration(empty_timeout=C.ROOM_EMPTY_TIMEOUT_S,
+                                                 departure_timeout=C.ROOM_DEPARTURE_TIMEOUT_S),
         }
         listing = await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
         actual = next((r for r in listing.items if r.name == DISPATCH_RULE_NAME), None)

@@ -33,7 +33,8 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
         room = p.get("room") or call.room
         metadata = {"call_id": call.id, "twilio_call_sid": call.twilio_sid, "transfer_id": p.get("transfer_id")}
         try:
-            gw.rooms.create_room(room, metadata=metadata, empty_timeout_s=120, departure_timeout_s=30)
+            gw.rooms.create_room(room, metadata=metadata, empty_timeout_s=C.ROOM_EMPTY_TIMEOUT_S,
+                                 departure_timeout_s=C.ROOM_DEPARTURE_TIMEOUT_S)
         except ProviderError:
             gw.extras["livekit_down_until"] = time.time() + LIVEKIT_DOWN_FOR_S
             raise

@@ -293,7 +293,8 @@ def test_double_initiate_is_refused(world):
     body = {"call_id": call_id, "target_agent_id": "zed", "mode": "warm"}
     first = alice.post("/api/transfer/initiate", body)
     second = alice.post("/api/transfer/initiate", body)
-    assert first.status_code == 202 and second.status_code == 409, (second.text, world.services.views.transfers_of_call(call_id), world.timeline(call_id))
+    assert first.status_code == 202 and second.status_code == 409, (
+        second.text, world.services.views.transfers_of_call(call_id), world.timeline(call_id))
     assert len(world.services.views.transfers_of_call(call_id)) == 1
 
 
