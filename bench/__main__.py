@@ -3,6 +3,7 @@
 Options: ``--only 1,3`` runs some targets; ``--strict`` makes smoke fail on a missed performance goal
 too (by default smoke fails only when something is broken: an error, a crash, a summary not delivered).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,21 +24,44 @@ def _ensure_matplotlib(log) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         log("installing bench/requirements.txt (matplotlib, for the plot)")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r",
-                        str(HERE / "requirements.txt")], check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+                str(HERE / "requirements.txt"),
+            ],
+            check=False,
+        )
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=["all", "smoke"])
     parser.add_argument("--only", default="", help="comma-separated target numbers (1-5)")
     parser.add_argument("--strict", action="store_true", help="smoke: a missed goal fails the run too")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the gateway (e.g. to try MALLOC_ARENA_MAX=2); repeatable")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
-                        help="change one field of the profile for an experiment (e.g. rate=5 calls=200); "
-                             "the results then go to bench/.runs/; repeatable")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the gateway (e.g. to try MALLOC_ARENA_MAX=2); repeatable",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        dest="overrides",
+        help="change one field of the profile for an experiment (e.g. rate=5 calls=200); "
+        "the results then go to bench/.runs/; repeatable",
+    )
     parser.add_argument("--out", default=None, help="results file (default bench/RESULTS.md; smoke: bench/.runs/)")
     args = parser.parse_args(argv)
 
@@ -49,19 +73,26 @@ def main(argv=None) -> int:
     if args.mode == "all":
         _ensure_matplotlib(log)
 
-    from bench import harness as H, loadgen, report, targets
+    from bench import harness as H
+    from bench import loadgen, report, targets
 
     profile = targets.with_overrides(targets.ALL if args.mode == "all" else targets.SMOKE, args.overrides)
     only = {int(x) for x in args.only.split(",") if x.strip()} or {1, 2, 3, 4, 5}
-    info = {"machine": report.machine(), "load_start": report.loadavg(), "extra_env": args.env,
-            "overrides": args.overrides}
+    info = {
+        "machine": report.machine(),
+        "load_start": report.loadavg(),
+        "extra_env": args.env,
+        "overrides": args.overrides,
+    }
     ctx = mp.get_context("spawn")
     driver_pool = ProcessPoolExecutor(1, mp_context=ctx)
     load_pool = ProcessPoolExecutor(1, mp_context=ctx)
     warm = [driver_pool.submit(int), load_pool.submit(int)]  # spawn both while the gateway boots
     world = H.World()
     bench = targets.Bench(
-        profile=profile, world=world, log=log,
+        profile=profile,
+        world=world,
+        log=log,
         drive=lambda fn, *a: driver_pool.submit(fn, *a).result(),
         load=lambda build, spec: load_pool.submit(loadgen.build_and_run, build, spec).result(),
         extra_env=dict(item.split("=", 1) for item in args.env),
@@ -76,8 +107,14 @@ def main(argv=None) -> int:
         except Exception as exc:
             traceback.print_exc()
             crashed.append(f"{number}: {exc}")
-            result = {"id": number, "title": title, "target": "", "figure": f"crashed: {exc}"[:200], "passed": False,
-                      "notes": [traceback.format_exc(limit=3)[-600:]]}
+            result = {
+                "id": number,
+                "title": title,
+                "target": "",
+                "figure": f"crashed: {exc}"[:200],
+                "passed": False,
+                "notes": [traceback.format_exc(limit=3)[-600:]],
+            }
         results.append(result)
         log(f"target {number}: {'PASS' if result.get('passed') else 'FAIL'} — {result['figure']}")
         return result
@@ -95,16 +132,24 @@ def main(argv=None) -> int:
                 calls = None
                 for n in sorted(only & {2, 3, 4}):
                     crashed.append(f"{n}: setup: {exc}")
-                    results.append({"id": n, "title": f"target {n}", "target": "", "figure": f"setup crashed: {exc}",
-                                    "passed": False, "notes": []})
+                    results.append(
+                        {
+                            "id": n,
+                            "title": f"target {n}",
+                            "target": "",
+                            "figure": f"setup crashed: {exc}",
+                            "passed": False,
+                            "notes": [],
+                        }
+                    )
             if calls is not None:
                 k2, k3 = profile.overhead_samples, profile.overlap_reps
                 if 2 in only:
                     attempt(2, "Transfer overhead", targets.target_overhead, bench, calls[:k2])
                 if 3 in only:
-                    attempt(3, "Overlap", targets.target_overlap, bench, calls[k2:k2 + k3])
+                    attempt(3, "Overlap", targets.target_overlap, bench, calls[k2 : k2 + k3])
                 if 4 in only:
-                    attempt(4, "Deadline", targets.target_deadline, bench, calls[k2 + k3:])
+                    attempt(4, "Deadline", targets.target_deadline, bench, calls[k2 + k3 :])
         if 5 in only:
             attempt(5, "Scale", targets.target_scale, bench)
     finally:
@@ -119,15 +164,27 @@ def main(argv=None) -> int:
     info["load_end"] = report.loadavg()
     info["versions"] = report.versions()
     results.sort(key=lambda r: r["id"])
-    out = Path(args.out) if args.out else (HERE / "RESULTS.md" if args.mode == "all" and len(only) == 5 and not args.overrides
-                                           else H.RUNS / f"RESULTS-{args.mode}.md")
+    out = (
+        Path(args.out)
+        if args.out
+        else (
+            HERE / "RESULTS.md"
+            if args.mode == "all" and len(only) == 5 and not args.overrides
+            else H.RUNS / f"RESULTS-{args.mode}.md"
+        )
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     plot = None
     webhook = next((r for r in results if r["id"] == 1 and r.get("details", {}).get("sweep")), None)
     if webhook:
         png = out.parent / "latency_vs_load.png"
-        if report.plot_sweep(png, webhook["details"]["sweep"], webhook["details"]["gw_max"],
-                             webhook["details"].get("bare_max"), webhook["details"].get("floor_max")):
+        if report.plot_sweep(
+            png,
+            webhook["details"]["sweep"],
+            webhook["details"]["gw_max"],
+            webhook["details"].get("bare_max"),
+            webhook["details"].get("floor_max"),
+        ):
             plot = png.name
     findings = targets.findings(results)
     report.write_markdown(out, args.mode, results, info, time.monotonic() - started, plot, findings)
@@ -142,8 +199,10 @@ def main(argv=None) -> int:
     if broken:
         print("broken: " + "; ".join(broken))
     # Not in the "N passed, N failed" form: CI reads that line as a test count, and a missed goal is no failed test.
-    print(f"bench {args.mode}: {passed} of {len(results)} goals met; "
-          + ("something is broken (see above)" if broken else "nothing broken"))
+    print(
+        f"bench {args.mode}: {passed} of {len(results)} goals met; "
+        + ("something is broken (see above)" if broken else "nothing broken")
+    )
     if args.mode == "smoke" and not args.strict:
         return 1 if broken else 0
     return 1 if failed or broken else 0

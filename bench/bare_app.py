@@ -4,6 +4,7 @@ Served by the very same gunicorn config as the gateway (``gunicorn --config guni
 "bench.bare_app:create_app()"``), so the ratio gateway/bare isolates the gateway's own work:
 signature check, database transaction, routing and TwiML building.
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response

@@ -12,6 +12,7 @@ gunicorn.conf.py "bench.floor_app:create_app()"``), so floor/bare is what durabi
 machine and gateway/floor is how far the gateway is from what a durable design can do here.
 Env: DATABASE_URL, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN (the gateway's own values).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ def _dsn(url: str) -> str:
     """psycopg takes a libpq URL: no SQLAlchemy driver suffix."""
     for prefix in ("postgresql+psycopg://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
+            return "postgresql://" + url[len(prefix) :]
     return url
 
 
@@ -44,7 +45,9 @@ def create_app() -> Flask:
     validator = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"])
     with psycopg.connect(dsn) as conn:  # one transaction: both workers run this at once
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (TABLE,))
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (call_sid text PRIMARY KEY, from_number text, to_number text)")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (call_sid text PRIMARY KEY, from_number text, to_number text)"
+        )
     idle: queue.LifoQueue = queue.LifoQueue()
     may_open = threading.BoundedSemaphore(int(os.environ.get("FLOOR_DB_CONNECTIONS", "16")))
 

@@ -10,8 +10,10 @@ scale fixes that do not change what the gateway sees:
 * the LiveKit double delivers webhooks in order within a room but concurrently across rooms (as
   LiveKit does, see shared/provider-facts.md) instead of from one thread for every room.
 """
+
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -23,7 +25,6 @@ import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Optional
 
 import requests
 
@@ -64,7 +65,7 @@ class BenchLiveKit(FakeLiveKit):
         self.deliveries: list[tuple[float, float, str]] = []  # (start, seconds, event)
         self._obs_lock = threading.Lock()
 
-    def start(self) -> "BenchLiveKit":
+    def start(self) -> BenchLiveKit:
         for i, q in enumerate(self._shards):
             threading.Thread(target=self._shard_loop, args=(q,), name=f"bench-lk-wh-{i}", daemon=True).start()
         return super().start()
@@ -106,7 +107,9 @@ class BenchTwilio(TwilioSimulator):
     """The Twilio simulator, recording REST arrivals and webhook round trips."""
 
     def __init__(self, livekit: BenchLiveKit, **kwargs):
-        super().__init__(account_sid=sandbox.ACCOUNT_SID, auth_token=sandbox.AUTH_TOKEN, livekit_url=livekit.url, **kwargs)
+        super().__init__(
+            account_sid=sandbox.ACCOUNT_SID, auth_token=sandbox.AUTH_TOKEN, livekit_url=livekit.url, **kwargs
+        )
         self._lk = livekit
         self.stale_retries = 0
         self.call_arrivals: dict[str, float] = {}  # To number -> arrival of its Calls.json POST (monotonic)
@@ -140,7 +143,7 @@ class BenchTwilio(TwilioSimulator):
             self.sent.append((start, mono() - start, kind, result.status, result.error, url))
         return result
 
-    def livekit(self, method: str, path: str, body: Optional[dict] = None, timeout: Optional[float] = None):
+    def livekit(self, method: str, path: str, body: dict | None = None, timeout: float | None = None):
         """SIP signalling to the LiveKit double as a direct call (same semantics as its /_sim/sip API)."""
         lk = self._lk
         if path == "/_sim/sip/invite" and method == "POST":
@@ -164,9 +167,9 @@ class World:
         self.livekit = BenchLiveKit().start()
         self.openai = FakeOpenAI(api_key=sandbox.OPENAI_KEY).start()
         self.twilio = BenchTwilio(self.livekit, time_scale=time_scale).start()
-        self._number: Optional[str] = None
+        self._number: str | None = None
 
-    def env(self, port: int, database_url: str, extra: Optional[dict] = None) -> dict:
+    def env(self, port: int, database_url: str, extra: dict | None = None) -> dict:
         """Real-credentials mode: every provider variable set, pointing at the doubles."""
         env = {
             "TWILIO_ACCOUNT_SID": sandbox.ACCOUNT_SID,
@@ -206,9 +209,12 @@ class World:
             from gateway.ops.settings import OpsSettings
         except ImportError:  # older trees: the sandbox's own helper
             sandbox.provision_livekit(settings)
-            self.twilio.add_number(sandbox.PHONE_NUMBER, voice_url=origin + "/twilio/voice",
-                                   status_callback=origin + "/twilio/status",
-                                   voice_fallback_url=origin + "/twilio/fallback")
+            self.twilio.add_number(
+                sandbox.PHONE_NUMBER,
+                voice_url=origin + "/twilio/voice",
+                status_callback=origin + "/twilio/status",
+                voice_fallback_url=origin + "/twilio/fallback",
+            )
             return
         report = provision(settings, out=lambda *_: None, ops=OpsSettings())
         if not report.ok:
@@ -230,10 +236,8 @@ class World:
 
     def stop(self) -> None:
         for double in (self.twilio, self.livekit, self.openai):
-            try:
+            with contextlib.suppress(Exception):
                 double.stop()
-            except Exception:
-                pass
 
 
 def scale_mode(on: bool) -> None:
@@ -290,18 +294,25 @@ class Gunicorn:
         self.url = f"http://127.0.0.1:{self.port}"
         RUNS.mkdir(parents=True, exist_ok=True)
         self.log_path = RUNS / f"{name}.log"
-        clean = {k: v for k, v in os.environ.items()
-                 if not k.lower().endswith("_proxy") and k not in ("DATABASE_URL", "SANDBOX_BASE_PORT")}
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.lower().endswith("_proxy") and k not in ("DATABASE_URL", "SANDBOX_BASE_PORT")
+        }
         self.env = {**clean, **env}
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self, timeout: float = 60.0) -> "Gunicorn":
+    def start(self, timeout: float = 60.0) -> Gunicorn:
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [gunicorn, "--config", "gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT, self.app],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = mono() + timeout
         workers = int(self.env.get("WEB_CONCURRENCY", "2"))
@@ -344,7 +355,7 @@ class Gunicorn:
         self._log.flush()
         return self.log_path.stat().st_size
 
-    def access(self, start_offset: int = 0, end_offset: Optional[int] = None) -> list[tuple[str, str, int, float]]:
+    def access(self, start_offset: int = 0, end_offset: int | None = None) -> list[tuple[str, str, int, float]]:
         """(method, path, status, seconds) of every request logged in [start_offset, end_offset)."""
         with open(self.log_path, "rb") as f:
             f.seek(start_offset)
@@ -402,7 +413,7 @@ class RssSampler:
                 self.samples[pid].append(mb)
             self._stop.wait(self.every)
 
-    def start(self) -> "RssSampler":
+    def start(self) -> RssSampler:
         self._thread.start()
         return self
 
@@ -425,7 +436,7 @@ def _proc_times() -> dict[int, tuple[str, float, int]]:
         try:
             with open(f"/proc/{entry}/stat") as f:
                 stat = f.read()
-            rest = stat[stat.rindex(")") + 2:].split()
+            rest = stat[stat.rindex(")") + 2 :].split()
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
             out[int(entry)] = (cmd, (int(rest[11]) + int(rest[12])) / tick, int(rest[1]))
@@ -453,7 +464,9 @@ def job_stats() -> tuple[int, int]:
     """(jobs ever enqueued, primary-key lookups of the jobs table) — each claim attempt reads its job by key."""
     try:
         jobs = sql("SELECT coalesce(max(id), 0) FROM jobs")[0][0]
-        scans = sql("SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_pkey'")[0][0]
+        scans = sql("SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_pkey'")[0][
+            0
+        ]
         return int(jobs), int(scans)
     except Exception:
         return 0, 0
@@ -493,22 +506,30 @@ class CpuMeter:
         sessions = pg_sessions()
         jobs = job_stats()
         new_jobs = jobs[0] - self.jobs0[0]
-        return {"seconds": seconds, "new_jobs": new_jobs,
-                "job_key_lookups_per_job": round((jobs[1] - self.jobs0[1]) / new_jobs, 1) if new_jobs > 0 else None, "cores": os.cpu_count(), "machine_busy": round(busy / seconds, 3),
-                "new_pg_sessions_per_s": round((sessions - self.sessions0) / seconds, 1) if sessions >= 0 else None,
-                "share": {k: round(v / seconds, 3) for k, v in sorted(used.items(), key=lambda kv: -kv[1])}}
+        return {
+            "seconds": seconds,
+            "new_jobs": new_jobs,
+            "job_key_lookups_per_job": round((jobs[1] - self.jobs0[1]) / new_jobs, 1) if new_jobs > 0 else None,
+            "cores": os.cpu_count(),
+            "machine_busy": round(busy / seconds, 3),
+            "new_pg_sessions_per_s": round((sessions - self.sessions0) / seconds, 1) if sessions >= 0 else None,
+            "share": {k: round(v / seconds, 3) for k, v in sorted(used.items(), key=lambda kv: -kv[1])},
+        }
 
 
 def describe_cpu(cpu: dict) -> str:
     parts = ", ".join(f"{k} {v:.2f}" for k, v in cpu["share"].items() if v >= 0.005)
-    text = (f"CPU over {cpu['seconds']:.0f} s, in cores: machine busy {cpu['machine_busy']:.2f} of {cpu['cores']} "
-            f"({parts})")
+    text = (
+        f"CPU over {cpu['seconds']:.0f} s, in cores: machine busy {cpu['machine_busy']:.2f} of {cpu['cores']} ({parts})"
+    )
     if cpu.get("new_pg_sessions_per_s") is not None:
         text += f"; {cpu['new_pg_sessions_per_s']:g} new PostgreSQL connections/s"
     if cpu.get("job_key_lookups_per_job") is not None:
-        text += (f"; {cpu['new_jobs']} jobs enqueued, {cpu['job_key_lookups_per_job']:g} reads of a job by key per job "
-                 f"(2 when each job is claimed once: the claim and the finish; 1 for an urgent job run straight "
-                 f"from the commit that stored it leased)")
+        text += (
+            f"; {cpu['new_jobs']} jobs enqueued, {cpu['job_key_lookups_per_job']:g} reads of a job by key per job "
+            f"(2 when each job is claimed once: the claim and the finish; 1 for an urgent job run straight "
+            f"from the commit that stored it leased)"
+        )
     return text
 
 
@@ -532,7 +553,8 @@ class PgActivitySampler:
                 rows = conn.execute(
                     "SELECT state, wait_event_type FROM pg_stat_activity "
                     "WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
-                    (PG_DB,)).fetchall()
+                    (PG_DB,),
+                ).fetchall()
                 for state, wait in rows:
                     if state == "active":
                         key = "waiting for a lock" if wait == "Lock" else "running a statement"
@@ -544,7 +566,7 @@ class PgActivitySampler:
                 self.samples += 1
                 self._stop.wait(self.every)
 
-    def start(self) -> "PgActivitySampler":
+    def start(self) -> PgActivitySampler:
         self._thread.start()
         return self
 

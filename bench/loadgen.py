@@ -11,27 +11,35 @@ Two modes:
 Requests are built before the clock starts (signing included), so the client's own CPU cost per
 request is a few tens of microseconds.
 """
+
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
-from typing import Optional
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
 
-def voice_requests(port: int, public_base_url: str, auth_token: str, account_sid: str, to: str, count: int,
-                   path: str = "/twilio/voice") -> list[bytes]:
+def voice_requests(
+    port: int, public_base_url: str, auth_token: str, account_sid: str, to: str, count: int, path: str = "/twilio/voice"
+) -> list[bytes]:
     """``count`` signed Twilio voice webhooks, each with a new CallSid and caller."""
     validator = RequestValidator(auth_token)
     url = public_base_url.rstrip("/") + path
     out = []
     for _ in range(count):
         form = {
-            "AccountSid": account_sid, "CallSid": "CA" + secrets.token_hex(16), "From": "+1555" + str(secrets.randbelow(10**7)).zfill(7),
-            "To": to, "Caller": "", "Called": to, "CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01",
+            "AccountSid": account_sid,
+            "CallSid": "CA" + secrets.token_hex(16),
+            "From": "+1555" + str(secrets.randbelow(10**7)).zfill(7),
+            "To": to,
+            "Caller": "",
+            "Called": to,
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
         }
         form["Caller"] = form["From"]
         signature = validator.compute_signature(url, form)
@@ -51,7 +59,7 @@ class _Conn(asyncio.Protocol):
     def __init__(self):
         self.transport = None
         self.buf = b""
-        self.waiter: Optional[asyncio.Future] = None
+        self.waiter: asyncio.Future | None = None
         self.closed = False
 
     def connection_made(self, transport):
@@ -81,8 +89,8 @@ class _Conn(asyncio.Protocol):
         if len(self.buf) < end + 4 + length:
             return
         status = int(head[9:12])
-        body = self.buf[end + 4:end + 4 + length]
-        self.buf = self.buf[end + 4 + length:]
+        body = self.buf[end + 4 : end + 4 + length]
+        self.buf = self.buf[end + 4 + length :]
         self.waiter.set_result((status, body, close))
 
     async def request(self, raw: bytes):
@@ -108,7 +116,7 @@ async def _open(port: int) -> _Conn:
     return conn
 
 
-async def _send(port: int, conn: Optional[_Conn], raw: bytes):
+async def _send(port: int, conn: _Conn | None, raw: bytes):
     """Send on conn (a new one if None or closed); returns (conn or None, status, kind)."""
     for attempt in range(2):
         if conn is None or conn.closed:
@@ -156,7 +164,7 @@ async def _open_loop(port: int, reqs: list[bytes], rate: float, max_connections:
     start = time.monotonic() + 0.05
     pending: set = set()
 
-    async def one(due: float, raw: bytes, conn: Optional[_Conn]):
+    async def one(due: float, raw: bytes, conn: _Conn | None):
         nonlocal open_count
         conn, status, kind = await _send(port, conn, raw)
         results.append((due, time.monotonic() - due, kind))

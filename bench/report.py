@@ -1,4 +1,5 @@
 """RESULTS.md and latency_vs_load.png."""
+
 from __future__ import annotations
 
 import json
@@ -6,10 +7,9 @@ import os
 import platform
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 PACKAGES = ("gunicorn", "Flask", "Werkzeug", "SQLAlchemy", "psycopg", "twilio", "livekit-api", "openai", "aiohttp")
 
@@ -30,8 +30,14 @@ def machine() -> dict:
                 ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram": ram, "kernel": platform.release(),
-            "python": sys.version.split()[0], "loadavg": loadavg()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram": ram,
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "loadavg": loadavg(),
+    }
 
 
 def loadavg() -> str:
@@ -59,8 +65,16 @@ def versions() -> dict:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parents[1], timeout=5).stdout.strip() or "?"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parents[1],
+                timeout=5,
+            ).stdout.strip()
+            or "?"
+        )
     except Exception:
         return "?"
 
@@ -74,7 +88,7 @@ def gunicorn_threads() -> str:
     return os.environ.get("GUNICORN_THREADS") or (match.group(1) if match else "?")
 
 
-def verdict(passed: Optional[bool]) -> str:
+def verdict(passed: bool | None) -> str:
     return "PASS" if passed else ("FAIL" if passed is False else "n/a")
 
 
@@ -87,31 +101,37 @@ def fault_suite_section() -> list[str]:
         runs = json.loads(FAULT_COUNTS.read_text())
     except (OSError, ValueError):
         return []
-    lines = ["## Fault, crash and fuzz suite (tests/faults, in the test command)", "",
-             "| Database | Faults injected | SIGKILLs survived | Bad inputs tried | Fuzz requests | "
-             "State-machine sequences | Failures | Seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Fault, crash and fuzz suite (tests/faults, in the test command)",
+        "",
+        "| Database | Faults injected | SIGKILLs survived | Bad inputs tried | Fuzz requests | "
+        "State-machine sequences | Failures | Seconds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, c in sorted(runs.items()):
-        lines.append(f"| {name} | {c.get('faults_injected')} | {c.get('crashes_survived')} | {c.get('bad_inputs_tried')} "
-                     f"| {c.get('fuzz_requests')} | {c.get('state_machine_sequences')} | {c.get('failures')} "
-                     f"| {c.get('seconds')} |")
+        lines.append(
+            f"| {name} | {c.get('faults_injected')} | {c.get('crashes_survived')} | {c.get('bad_inputs_tried')} "
+            f"| {c.get('fuzz_requests')} | {c.get('state_machine_sequences')} | {c.get('failures')} "
+            f"| {c.get('seconds')} |"
+        )
     return lines + [""]
 
 
-def write_markdown(path: Path, mode: str, results: list[dict], info: dict, seconds: float,
-                   plot: Optional[str], findings: list[str]) -> None:
+def write_markdown(
+    path: Path, mode: str, results: list[dict], info: dict, seconds: float, plot: str | None, findings: list[str]
+) -> None:
     m, v = info["machine"], info["versions"]
     lines = [
         f"# Benchmark results ({mode})",
         "",
-        f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} at commit {git_commit()} with "
+        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} at commit {git_commit()} with "
         f"`python -m bench {mode}` in {seconds / 60:.1f} min.",
         "",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram']} RAM, Linux {m['kernel']}; "
         f"load average at start {info['load_start']}, at end {info['load_end']} "
         f"(a shared machine: other work ran alongside, so absolute numbers are noisy; every ratio is side by side in the same run)",
         f"- Python {m['python']}; " + ", ".join(f"{k} {val}" for k, val in v.items()),
-        "- Gateway as deployed: `gunicorn --config gunicorn.conf.py \"gateway:create_app()\"`, WEB_CONCURRENCY=2 "
+        '- Gateway as deployed: `gunicorn --config gunicorn.conf.py "gateway:create_app()"`, WEB_CONCURRENCY=2 '
         f"(gthread, {gunicorn_threads()} threads each), PostgreSQL, real-credentials mode against the loopback doubles"
         + (f"; extra environment: {', '.join(info['extra_env'])}" if info.get("extra_env") else "")
         + (f"; profile changed with --set: {', '.join(info['overrides'])}" if info.get("overrides") else ""),
@@ -175,8 +195,9 @@ def write_markdown(path: Path, mode: str, results: list[dict], info: dict, secon
     path.write_text("\n".join(lines))
 
 
-def plot_sweep(path: Path, sweep: list[dict], max_rate: float, bare_max: Optional[float] = None,
-               floor_max: Optional[float] = None) -> bool:
+def plot_sweep(
+    path: Path, sweep: list[dict], max_rate: float, bare_max: float | None = None, floor_max: float | None = None
+) -> bool:
     try:
         import matplotlib
 
@@ -190,8 +211,14 @@ def plot_sweep(path: Path, sweep: list[dict], max_rate: float, bare_max: Optiona
     ax.plot(xs, [s["p99"] * 1000 for s in sweep], "s-", label="p99")
     for s in sweep:
         if s["errors"]:
-            ax.annotate(f"{s['errors']} err", (s["offered"], s["p99"] * 1000), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8, color="crimson")
+            ax.annotate(
+                f"{s['errors']} err",
+                (s["offered"], s["p99"] * 1000),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+                color="crimson",
+            )
     ax.axhline(20, color="grey", linestyle=":", label="20 ms goal (p99 at half max)")
     ax.axvline(max_rate, color="tab:red", linestyle="--", label=f"gateway sustained max {max_rate:.0f}/s")
     ax.axvline(max_rate / 2, color="tab:green", linestyle="--", label=f"half max {max_rate / 2:.0f}/s")

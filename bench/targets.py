@@ -2,17 +2,20 @@
 
 Every figure is a ratio or a distribution measured in the same run; see README.md for the method.
 """
+
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from datetime import UTC, datetime
 
-from bench import driver, harness as H, loadgen, report
+from bench import driver, report
+from bench import harness as H
 from gateway.sandbox import runtime as sandbox
 from gateway.sandbox import twiml_exec
 
@@ -31,7 +34,7 @@ def ms(seconds: float) -> str:
 
 
 def iso_epoch(value: str) -> float:
-    return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(value.rstrip("Z")).replace(tzinfo=UTC).timestamp()
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Profile:
     ring_s: float = 4.0  # simulated seconds (x time_scale)
     # 4 deadline
     deadline_samples: int = 5
-    summary_deadline_s: Optional[float] = None  # None: the gateway's default (3 s)
+    summary_deadline_s: float | None = None  # None: the gateway's default (3 s)
     # 5 scale
     calls: int = 1000
     rate: float = 20.0
@@ -85,7 +88,9 @@ def with_overrides(profile: Profile, overrides: list[str]) -> Profile:
         name, sep, text = item.partition("=")
         default = getattr(profile, name, None)
         if not sep or name not in Profile.__dataclass_fields__:
-            raise SystemExit(f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(Profile.__dataclass_fields__)}")
+            raise SystemExit(
+                f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(Profile.__dataclass_fields__)}"
+            )
         if isinstance(default, bool):
             changes[name] = text.lower() in ("1", "true", "yes")
         elif isinstance(default, tuple):
@@ -99,10 +104,33 @@ def with_overrides(profile: Profile, overrides: list[str]) -> Profile:
 
 ALL = Profile("all")
 SMOKE = Profile(
-    "smoke", directory=100, max_s=1.0, reps=1, half_s=1.5, half_reps=1, sweep=(), gw_levels=(8,), bare_levels=(32,),
-    directory_probe=False, apology_path=False, warmup_s=0.5, bare_requests=8000, floor_requests=3000, overhead_samples=6,
-    overhead_gap_s=0.15, overlap_reps=1, time_scale=0.25, llm_s=0.5, deadline_samples=2, summary_deadline_s=1.0,
-    calls=60, rate=5.0, duration=4.0, connect_rate=20.0, drain_s=1.0, separate_instances=False,
+    "smoke",
+    directory=100,
+    max_s=1.0,
+    reps=1,
+    half_s=1.5,
+    half_reps=1,
+    sweep=(),
+    gw_levels=(8,),
+    bare_levels=(32,),
+    directory_probe=False,
+    apology_path=False,
+    warmup_s=0.5,
+    bare_requests=8000,
+    floor_requests=3000,
+    overhead_samples=6,
+    overhead_gap_s=0.15,
+    overlap_reps=1,
+    time_scale=0.25,
+    llm_s=0.5,
+    deadline_samples=2,
+    summary_deadline_s=1.0,
+    calls=60,
+    rate=5.0,
+    duration=4.0,
+    connect_rate=20.0,
+    drain_s=1.0,
+    separate_instances=False,
 )
 
 
@@ -117,14 +145,14 @@ class Bench:
     log: Callable[[str], None]
     helper_pids: Callable[[], list[int]] = list  # pids of the driver and load processes
     extra_env: dict = field(default_factory=dict)  # --env KEY=VALUE: added to every gateway instance
-    gateway: Optional[H.Gunicorn] = None
+    gateway: H.Gunicorn | None = None
     instances: list = field(default_factory=list)
     agents_seq: int = 0
     numbers_seq: int = 0
     setup_failures: int = 0
 
     # -- lifecycle -------------------------------------------------------------------
-    def start_gateway(self, name: str, extra_env: Optional[dict] = None) -> H.Gunicorn:
+    def start_gateway(self, name: str, extra_env: dict | None = None) -> H.Gunicorn:
         if self.gateway is not None:
             self.world.hang_up_all()  # the previous target's calls end while their gateway still answers
             self.gateway.stop()  # before its tables are dropped
@@ -166,8 +194,11 @@ class Bench:
         for first in range(0, n, batch):
             agents = self.new_agents(prefix, min(batch, n - first))
             # Only this batch may take calls (agents freed by earlier targets would get some and never answer).
-            H.sql("UPDATE agents SET status = 'offline', version = version + 1 "
-                  "WHERE status = 'available' AND NOT (id = ANY(%s))", (agents,))
+            H.sql(
+                "UPDATE agents SET status = 'offline', version = version + 1 "
+                "WHERE status = 'available' AND NOT (id = ANY(%s))",
+                (agents,),
+            )
             got = self.drive(driver.connect_calls, agents, rate, self.numbers_seq)
             self.numbers_seq += got["numbers_used"]
             self.setup_failures += got["failed"]
@@ -185,24 +216,34 @@ class Bench:
             time.sleep(0.2)
         raise RuntimeError("calls did not all reach 'connected'")
 
-    def caller_sid(self, call_id: str) -> Optional[str]:
+    def caller_sid(self, call_id: str) -> str | None:
         rows = H.sql("SELECT twilio_sid FROM calls WHERE id = %s", (call_id,))
         return rows[0][0] if rows else None
 
     def voice_build(self, port: int, count: int) -> dict:
-        return dict(port=port, public_base_url=self.gateway.url, auth_token=sandbox.AUTH_TOKEN,
-                    account_sid=sandbox.ACCOUNT_SID, to=sandbox.PHONE_NUMBER, count=count)
+        return dict(
+            port=port,
+            public_base_url=self.gateway.url,
+            auth_token=sandbox.AUTH_TOKEN,
+            account_sid=sandbox.ACCOUNT_SID,
+            to=sandbox.PHONE_NUMBER,
+            count=count,
+        )
 
 
 def _summary(results: list, elapsed: float) -> dict:
     kinds = Counter(k for _, _, k in results)
     good = [lat for _, lat, k in results if k in ("bridge", "apology")]
     return {
-        "n": len(results), "elapsed": elapsed, "kinds": dict(kinds),
+        "n": len(results),
+        "elapsed": elapsed,
+        "kinds": dict(kinds),
         "goodput": (kinds.get("bridge", 0) + kinds.get("apology", 0)) / elapsed if elapsed else 0.0,
         "throughput": len(results) / elapsed if elapsed else 0.0,
-        "p50": pct([lat for _, lat, _ in results], 50), "p99": pct([lat for _, lat, _ in results], 99),
-        "p50_ok": pct(good, 50), "p99_ok": pct(good, 99),
+        "p50": pct([lat for _, lat, _ in results], 50),
+        "p99": pct([lat for _, lat, _ in results], 99),
+        "p50_ok": pct(good, 50),
+        "p99_ok": pct(good, 99),
         "errors": sum(v for k, v in kinds.items() if k not in ("bridge", "apology")),
     }
 
@@ -212,23 +253,30 @@ def target_webhook(b: Bench) -> dict:
     p = b.profile
     gw = b.start_gateway("webhook", {"RING_TIMEOUT_S": "600", "QUEUE_TIMEOUT_S": "600"})
     bare_env = dict(gw.env, PORT=str(H.free_port()))
-    bare = H.Gunicorn("bench.bare_app:create_app()", {k: bare_env[k] for k in ("PORT", "WEB_CONCURRENCY")}, "bare").start()
+    bare = H.Gunicorn(
+        "bench.bare_app:create_app()", {k: bare_env[k] for k in ("PORT", "WEB_CONCURRENCY")}, "bare"
+    ).start()
     b.instances.append(bare)
     # The durable floor (bench/floor_app.py): signature check + one INSERT + TwiML, in the gateway's database and
     # checking signatures against the gateway's PUBLIC_BASE_URL, so it accepts the very requests signed for it.
-    floor_env = dict({k: gw.env[k] for k in ("DATABASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN", "WEB_CONCURRENCY")},
-                     PORT=str(H.free_port()))
+    floor_env = dict(
+        {k: gw.env[k] for k in ("DATABASE_URL", "PUBLIC_BASE_URL", "TWILIO_AUTH_TOKEN", "WEB_CONCURRENCY")},
+        PORT=str(H.free_port()),
+    )
     floor = H.Gunicorn("bench.floor_app:create_app()", floor_env, "floor").start()
     b.instances.append(floor)
     details: dict = {"directory": p.directory, "gw_levels": p.gw_levels, "bare_levels": p.bare_levels}
     notes = []
     try:
+
         def drain(limit: float = 90.0) -> float:
             """Wait for the work the webhooks deferred (jobs due, LiveKit webhooks queued); its duration."""
             t = time.monotonic()
             while time.monotonic() - t < limit:
-                due = H.sql("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running') "
-                            "AND run_at <= (now() AT TIME ZONE 'UTC')")[0][0]
+                due = H.sql(
+                    "SELECT count(*) FROM jobs WHERE state IN ('pending', 'running') "
+                    "AND run_at <= (now() AT TIME ZONE 'UTC')"
+                )[0][0]
                 if not due and b.world.livekit.wait_webhooks_idle(0.05):
                     break
                 time.sleep(0.1)
@@ -289,15 +337,31 @@ def target_webhook(b: Bench) -> dict:
         gw_burst, _ = best(gw_runs, "goodput")
         floor_ratio = floor_max / bare_max if bare_max else 0.0
         gw_vs_floor = gw_max / floor_max if floor_max else 0.0
-        details.update(bare_runs=bare_runs, gw_runs=gw_runs, bare_max=bare_max, gw_max=gw_max, bare_c=bare_c, gw_c=gw_c,
-                       gw_burst=gw_burst, floor_runs=floor_runs, floor_max=floor_max, floor_c=floor_c,
-                       floor_ratio=floor_ratio, gw_vs_floor=gw_vs_floor,
-                       floor_errors=sum(r["errors"] for r in floor_runs))
-        b.log(f"1: bare {bare_max:.0f}/s (c={bare_c}), durable floor {floor_max:.0f}/s (c={floor_c}, {floor_ratio:.1%} of bare)"
-              + "".join(f" [floor c={r['concurrency']}: {r['kinds']}]" for r in floor_runs if r["errors"])
-              + f", gateway {gw_max:.0f}/s sustained (c={gw_c}, {gw_vs_floor:.1%} of the floor); "
-              + "; ".join(f"c={r['concurrency']}: {r['goodput']:.0f}/s answered, {r['sustained']:.0f}/s sustained "
-                          f"(+{r['drain_s']:.1f} s to drain) {r['kinds']}" for r in gw_runs))
+        details.update(
+            bare_runs=bare_runs,
+            gw_runs=gw_runs,
+            bare_max=bare_max,
+            gw_max=gw_max,
+            bare_c=bare_c,
+            gw_c=gw_c,
+            gw_burst=gw_burst,
+            floor_runs=floor_runs,
+            floor_max=floor_max,
+            floor_c=floor_c,
+            floor_ratio=floor_ratio,
+            gw_vs_floor=gw_vs_floor,
+            floor_errors=sum(r["errors"] for r in floor_runs),
+        )
+        b.log(
+            f"1: bare {bare_max:.0f}/s (c={bare_c}), durable floor {floor_max:.0f}/s (c={floor_c}, {floor_ratio:.1%} of bare)"
+            + "".join(f" [floor c={r['concurrency']}: {r['kinds']}]" for r in floor_runs if r["errors"])
+            + f", gateway {gw_max:.0f}/s sustained (c={gw_c}, {gw_vs_floor:.1%} of the floor); "
+            + "; ".join(
+                f"c={r['concurrency']}: {r['goodput']:.0f}/s answered, {r['sustained']:.0f}/s sustained "
+                f"(+{r['drain_s']:.1f} s to drain) {r['kinds']}"
+                for r in gw_runs
+            )
+        )
 
         half_rate = gw_max / 2
         halves = []
@@ -344,7 +408,9 @@ def target_webhook(b: Bench) -> dict:
                     size = target_size
                 reset_agents()
                 r = open_(p.probe_rate, int(p.probe_rate * p.probe_s))
-                probe.append({"agents": size, "rate": p.probe_rate, "p50": r["p50"], "p99": r["p99"], "kinds": r["kinds"]})
+                probe.append(
+                    {"agents": size, "rate": p.probe_rate, "p50": r["p50"], "p99": r["p99"], "kinds": r["kinds"]}
+                )
                 b.log(f"1: {size} agents in the directory: p50 {ms(r['p50'])} p99 {ms(r['p99'])} at {p.probe_rate:g}/s")
             details["directory_probe"] = probe
         details["server_problems"] = gw.problems()[:5]
@@ -357,54 +423,91 @@ def target_webhook(b: Bench) -> dict:
     ratio_apology = apology_max / bare_max if bare_max else 0.0
     route_errors = sum(r["errors"] for r in gw_runs) + half["errors"]
     if len(details.get("halves", [])) > 1:
-        notes.append(f"at half the maximum ({half_rate:.0f}/s), repeated: " + ", ".join(
-            f"p50 {ms(h['p50'])} p99 {ms(h['p99'])}" for h in details["halves"]) + " (the median run is reported)")
-    notes.append(f"the maximum counts a call once all the work it started is done: the webhook alone answered up to "
-                 f"{gw_burst:.0f}/s in a {p.max_s:g} s burst, but the create_room jobs and LiveKit webhooks it deferred "
-                 f"then needed {max(r['drain_s'] for r in gw_runs):.1f} s more at worst")
-    notes.append("closed loop by concurrent connections, sustained (answered): gateway "
-                 + ", ".join(f"{r['concurrency']}: {r['sustained']:.0f}/s ({r['goodput']:.0f}/s)"
-                             + (f" ({r['errors']} errors)" if r["errors"] else "") for r in gw_runs)
-                 + "; bare " + ", ".join(f"{r['concurrency']}: {r['throughput']:.0f}/s" for r in bare_runs)
-                 + "; the best of each is compared")
+        notes.append(
+            f"at half the maximum ({half_rate:.0f}/s), repeated: "
+            + ", ".join(f"p50 {ms(h['p50'])} p99 {ms(h['p99'])}" for h in details["halves"])
+            + " (the median run is reported)"
+        )
+    notes.append(
+        f"the maximum counts a call once all the work it started is done: the webhook alone answered up to "
+        f"{gw_burst:.0f}/s in a {p.max_s:g} s burst, but the create_room jobs and LiveKit webhooks it deferred "
+        f"then needed {max(r['drain_s'] for r in gw_runs):.1f} s more at worst"
+    )
+    notes.append(
+        "closed loop by concurrent connections, sustained (answered): gateway "
+        + ", ".join(
+            f"{r['concurrency']}: {r['sustained']:.0f}/s ({r['goodput']:.0f}/s)"
+            + (f" ({r['errors']} errors)" if r["errors"] else "")
+            for r in gw_runs
+        )
+        + "; bare "
+        + ", ".join(f"{r['concurrency']}: {r['throughput']:.0f}/s" for r in bare_runs)
+        + "; the best of each is compared"
+    )
     best_gw = max((r for r in gw_runs if r["concurrency"] == gw_c), key=lambda r: r["goodput"])
     best_bare = max((r for r in bare_runs if r["concurrency"] == bare_c), key=lambda r: r["throughput"])
-    notes.append("gateway at its max: " + H.describe_cpu(best_gw["cpu"]).replace("bench load/driver processes", "load generator"))
-    notes.append("bare app at its max: " + H.describe_cpu(best_bare["cpu"]).replace("gateway workers", "bare app workers")
-                 .replace("bench load/driver processes", "load generator"))
+    notes.append(
+        "gateway at its max: " + H.describe_cpu(best_gw["cpu"]).replace("bench load/driver processes", "load generator")
+    )
+    notes.append(
+        "bare app at its max: "
+        + H.describe_cpu(best_bare["cpu"])
+        .replace("gateway workers", "bare app workers")
+        .replace("bench load/driver processes", "load generator")
+    )
     best_floor = max((r for r in floor_runs if r["concurrency"] == floor_c), key=lambda r: r["goodput"])
     notes.append(
-        f"durable floor (bench/floor_app.py, same gunicorn config): the least any gateway does if it commits the call "
-        f"before answering: Twilio signature check (RequestValidator), ONE `INSERT … ON CONFLICT (call_sid) DO NOTHING` "
-        f"of (CallSid, From, To) with raw psycopg (autocommit, prepared, one connection per request in flight) and the "
-        f"<Dial answerOnBridge><Sip> TwiML from twilio's VoiceResponse; no routing, no jobs. Closed loop at the bare "
-        f"app's levels, alternated with it: " + ", ".join(f"{r['concurrency']}: {r['goodput']:.0f}/s"
-                                                          + (f" ({r['errors']} errors: {r['kinds']})" if r["errors"] else "")
-                                                          for r in floor_runs)
-        + f"; best {floor_max:.0f}/s = {floor_ratio:.1%} of bare; the gateway reaches {gw_vs_floor:.1%} of it")
-    notes.append("durable floor at its max: " + H.describe_cpu(best_floor["cpu"]).replace("gateway workers", "floor app workers")
-                 .replace("bench load/driver processes", "load generator"))
+        "durable floor (bench/floor_app.py, same gunicorn config): the least any gateway does if it commits the call "
+        "before answering: Twilio signature check (RequestValidator), ONE `INSERT … ON CONFLICT (call_sid) DO NOTHING` "
+        "of (CallSid, From, To) with raw psycopg (autocommit, prepared, one connection per request in flight) and the "
+        "<Dial answerOnBridge><Sip> TwiML from twilio's VoiceResponse; no routing, no jobs. Closed loop at the bare "
+        "app's levels, alternated with it: "
+        + ", ".join(
+            f"{r['concurrency']}: {r['goodput']:.0f}/s"
+            + (f" ({r['errors']} errors: {r['kinds']})" if r["errors"] else "")
+            for r in floor_runs
+        )
+        + f"; best {floor_max:.0f}/s = {floor_ratio:.1%} of bare; the gateway reaches {gw_vs_floor:.1%} of it"
+    )
+    notes.append(
+        "durable floor at its max: "
+        + H.describe_cpu(best_floor["cpu"])
+        .replace("gateway workers", "floor app workers")
+        .replace("bench load/driver processes", "load generator")
+    )
     passed_ratio = ratio >= 0.60
     passed_p99 = half["p99"] <= 0.020 and half["errors"] == 0
-    notes.append("measured path: agents available (every answer a <Dial><Sip> bridge)" + (
-        f"; also measured with no agent free (apology TwiML): {apology_max:.0f}/s = {ratio_apology:.1%} of bare, "
-        f"p99 {ms(apology_half['p99'])} at {apology_max / 2:.0f}/s" if apology_half else ""))
+    notes.append(
+        "measured path: agents available (every answer a <Dial><Sip> bridge)"
+        + (
+            f"; also measured with no agent free (apology TwiML): {apology_max:.0f}/s = {ratio_apology:.1%} of bare, "
+            f"p99 {ms(apology_half['p99'])} at {apology_max / 2:.0f}/s"
+            if apology_half
+            else ""
+        )
+    )
     sk = details.get("scarce", {}).get("kinds", {})
     if sk.get("apology") or sk.get("error_twiml"):
-        notes.append(f"{p.scarce} calls at once with exactly {p.scarce} free agents: {sk.get('bridge', 0)} bridged, "
-                     f"{sk.get('apology', 0)} told no agent is available, {sk.get('error_twiml', 0)} technical apologies")
+        notes.append(
+            f"{p.scarce} calls at once with exactly {p.scarce} free agents: {sk.get('bridge', 0)} bridged, "
+            f"{sk.get('apology', 0)} told no agent is available, {sk.get('error_twiml', 0)} technical apologies"
+        )
     if route_errors:
-        notes.append(f"{route_errors} answers were the gateway's technical apology (its routing transaction gave up "
-                     f"on concurrent updates) in the max/half runs")
+        notes.append(
+            f"{route_errors} answers were the gateway's technical apology (its routing transaction gave up "
+            f"on concurrent updates) in the max/half runs"
+        )
     return {
-        "id": 1, "title": "Inbound webhook (POST /twilio/voice, signed, new CallSid, agents available)",
+        "id": 1,
+        "title": "Inbound webhook (POST /twilio/voice, signed, new CallSid, agents available)",
         "target": "throughput >= 60% of bare Flask; p99 <= 20 ms at half of own max",
         "figure": f"{gw_max:.0f}/s sustained vs bare {bare_max:.0f}/s = {ratio:.1%}; durable floor {floor_max:.0f}/s = "
-                  f"{floor_ratio:.1%} of bare, gateway = {gw_vs_floor:.1%} of the floor; p99 {ms(half['p99'])} "
-                  f"(p50 {ms(half['p50'])}) at {half_rate:.0f}/s",
+        f"{floor_ratio:.1%} of bare, gateway = {gw_vs_floor:.1%} of the floor; p99 {ms(half['p99'])} "
+        f"(p50 {ms(half['p50'])}) at {half_rate:.0f}/s",
         "passed": passed_ratio and passed_p99,
         "parts": {"throughput ratio": passed_ratio, "p99 at half load": passed_p99},
-        "details": details, "notes": notes,
+        "details": details,
+        "notes": notes,
     }
 
 
@@ -436,16 +539,19 @@ def target_overhead(b: Bench, calls: list[dict]) -> dict:
             to_dial.append(arrival - tr["t0"])
     p50, p99 = pct(to_dial, 50), pct(to_dial, 99)
     passed = bool(to_dial) and p50 <= 0.020 and p99 <= 0.050 and missing == 0 and got["error_count"] == 0
-    notes = [f"{len(to_dial)} sequential warm transfers to a phone B, zero-latency doubles; "
-             f"POST /api/transfer/initiate answered in p50 {ms(pct(to_reply, 50))} / p99 {ms(pct(to_reply, 99))}"]
+    notes = [
+        f"{len(to_dial)} sequential warm transfers to a phone B, zero-latency doubles; "
+        f"POST /api/transfer/initiate answered in p50 {ms(pct(to_reply, 50))} / p99 {ms(pct(to_reply, 99))}"
+    ]
     if missing or got["error_count"]:
         notes.append(f"{missing} transfers never dialled B; driver errors: {got['errors'][:3]}")
     return {
-        "id": 2, "title": "Transfer overhead (initiate -> B's leg requested at Twilio)",
+        "id": 2,
+        "title": "Transfer overhead (initiate -> B's leg requested at Twilio)",
         "target": "p50 <= 20 ms, p99 <= 50 ms",
         "figure": f"p50 {ms(p50)}, p99 {ms(p99)} (max {ms(max(to_dial) if to_dial else float('nan'))}, n={len(to_dial)})",
-        "passed": passed, "details": {"to_dial": to_dial, "to_reply": to_reply, "missing": missing,
-                                      "driver_errors": got["errors"]},
+        "passed": passed,
+        "details": {"to_dial": to_dial, "to_reply": to_reply, "missing": missing, "driver_errors": got["errors"]},
         "notes": notes,
     }
 
@@ -514,17 +620,22 @@ def target_overlap(b: Bench, calls: list[dict]) -> dict:
         runs.append(run)
         sid = b.caller_sid(tr["call_id"])
         if sid:
-            try:
+            with contextlib.suppress(KeyError):
                 w.twilio.call(sid).hangup()
-            except KeyError:
-                pass
     w.twilio.time_scale = 1.0
     llm, ring = p.llm_s, p.ring_s * scale
     bound = max(llm, ring) + 0.4
     sequential = llm + ring + 0.100 + 0.030
     if not runs:
-        return {"id": 3, "title": "Overlap", "target": "", "figure": "no run completed", "passed": False,
-                "details": {"problems": problems}, "notes": problems}
+        return {
+            "id": 3,
+            "title": "Overlap",
+            "target": "",
+            "figure": "no run completed",
+            "passed": False,
+            "details": {"problems": problems},
+            "notes": problems,
+        }
     worst = max(r["critical"] for r in runs)
     delivered = all(r["summary"] <= r["answered"] and r["whisper_has_summary"] for r in runs)
     passed = worst <= bound and delivered and not problems
@@ -543,10 +654,13 @@ def target_overlap(b: Bench, calls: list[dict]) -> dict:
         f"B heard the summary in the whisper: {all(r['whisper_has_summary'] for r in runs)}",
     ] + problems
     return {
-        "id": 3, "title": "Overlap (summary while B's phone rings)",
+        "id": 3,
+        "title": "Overlap (summary while B's phone rings)",
         "target": f"initiate -> B in consult room with summary delivered <= max(LLM, ring) + 0.4 s = {bound:.2f} s",
         "figure": f"{med:.2f} s (worst {worst:.2f} s, n={len(runs)}) vs sequential {sequential:.2f} s",
-        "passed": passed, "details": {"runs": runs, "bound": bound, "sequential": sequential}, "notes": notes,
+        "passed": passed,
+        "details": {"runs": runs, "bound": bound, "sequential": sequential},
+        "notes": notes,
     }
 
 
@@ -569,14 +683,18 @@ def target_deadline(b: Bench, calls: list[dict]) -> dict:
     worst = max(late) if late else float("nan")
     passed = bool(late) and worst <= 150 and missing == 0 and set(sources) == {"fallback"}
     return {
-        "id": 4, "title": "Deadline (OpenAI hangs -> fallback summary)",
+        "id": 4,
+        "title": "Deadline (OpenAI hangs -> fallback summary)",
         "target": f"summary_ready at SUMMARY_DEADLINE_S ({deadline_s:g} s) + <= 150 ms",
         "figure": f"deadline + {statistics.median(late):.0f} ms median, + {worst:.0f} ms worst (n={len(late)})"
-        if late else "no summary",
+        if late
+        else "no summary",
         "passed": passed,
         "details": {"late_ms": late, "sources": dict(sources), "missing": missing, "deadline_s": deadline_s},
-        "notes": [f"summary_ready.detail.elapsed_ms read from GET /api/calls/<id>/timeline as agent A; sources {dict(sources)}"
-                  + (f"; {missing} transfers got no summary" if missing else "")],
+        "notes": [
+            f"summary_ready.detail.elapsed_ms read from GET /api/calls/<id>/timeline as agent A; sources {dict(sources)}"
+            + (f"; {missing} transfers got no summary" if missing else "")
+        ],
     }
 
 
@@ -593,8 +711,10 @@ def target_scale(b: Bench) -> dict:
     try:
         t = time.monotonic()
         calls = b.connect("s", p.calls, p.connect_rate)
-        b.log(f"5: {len(calls)} calls connected in {time.monotonic() - t:.1f}s "
-              f"({b.setup_failures} placed again after the gateway failed to route them)")
+        b.log(
+            f"5: {len(calls)} calls connected in {time.monotonic() - t:.1f}s "
+            f"({b.setup_failures} placed again after the gateway failed to route them)"
+        )
         pool = b.new_agents("p", pool_size, "available")
         time.sleep(p.drain_s)
         failed_jobs_before = H.sql("SELECT count(*) FROM jobs WHERE state = 'failed'")[0][0]
@@ -630,10 +750,14 @@ def target_scale(b: Bench) -> dict:
     errors["driver"] = got["error_count"]
     twilio_failed = [x for x in mine if x[4] or not x[3] or x[3] >= 300]
     errors["twilio webhooks non-2xx"] = len(twilio_failed)
-    errors["livekit webhooks non-2xx"] = sum(1 for e in w.livekit.webhook_log()[lklog0:] if not e["status"] or e["status"] >= 300)
+    errors["livekit webhooks non-2xx"] = sum(
+        1 for e in w.livekit.webhook_log()[lklog0:] if not e["status"] or e["status"] >= 300
+    )
     errors["http 5xx"] = sum(1 for a in access if a[2] >= 500)
     errors["failed jobs"] = H.sql("SELECT count(*) FROM jobs WHERE state = 'failed'")[0][0] - failed_jobs_before
-    errors["provider errors"] = H.sql("SELECT count(*) FROM timeline WHERE kind = 'provider_error'")[0][0] - provider_errors_before
+    errors["provider errors"] = (
+        H.sql("SELECT count(*) FROM timeline WHERE kind = 'provider_error'")[0][0] - provider_errors_before
+    )
     errors["server log"] = len(gw.problems(off))
     errors["transfers not completed"] = sum(1 for r in got["records"] if not r["ok"])
     total_errors = sum(errors.values())
@@ -653,28 +777,46 @@ def target_scale(b: Bench) -> dict:
             slow[path] += 1
     complete_s = [r["complete_s"] for r in got["records"] if "complete_s" in r]
     return {
-        "id": 5, "title": f"Scale ({p.calls} calls in progress, {p.rate:g} warm transfers/s for {p.duration:g} s)",
+        "id": 5,
+        "title": f"Scale ({p.calls} calls in progress, {p.rate:g} warm transfers/s for {p.duration:g} s)",
         "target": "no errors; webhook p99 <= 50 ms; RSS per worker <= 150 MB",
         "figure": f"{achieved:.1f} transfers/s sustained, {total_errors} errors; webhook p99 {ms(c_p99)} "
-                  f"(server-side {ms(s_p99)}); RSS max {worst_rss:.0f} MB/worker",
+        f"(server-side {ms(s_p99)}); RSS max {worst_rss:.0f} MB/worker",
         "passed": passed_errors and passed_rate and passed_p99 and passed_rss,
         "parts": {"rate": passed_rate, "no errors": passed_errors, "webhook p99": passed_p99, "RSS": passed_rss},
         "details": {
-            "errors": dict(errors), "driver_errors": got["errors"][:10], "stuck": got["stuck"],
-            "skipped": got["skipped"], "server_problems": gw.problems(off)[:10],
+            "errors": dict(errors),
+            "driver_errors": got["errors"][:10],
+            "stuck": got["stuck"],
+            "skipped": got["skipped"],
+            "server_problems": gw.problems(off)[:10],
             "stale_keepalive_retries": w.twilio.stale_retries - stale0,
             "twilio_failures": Counter(f"{x[2]}: {x[4] or x[3]}"[:160] for x in twilio_failed).most_common(5),
-            "twilio_client_log_lines": sum(1 for line in open(gw.log_path, errors="replace") if "twilio.http_client" in line),
-            "webhooks": len(client_lat), "webhook_p50": pct(client_lat, 50), "webhook_p99": c_p99,
-            "server_p50": pct(server_lat, 50), "server_p99": s_p99, "api_requests": len(api),
-            "api_p50": pct([a[3] for a in api], 50), "api_p99": pct([a[3] for a in api], 99),
+            "twilio_client_log_lines": sum(
+                1 for line in open(gw.log_path, errors="replace") if "twilio.http_client" in line
+            ),
+            "webhooks": len(client_lat),
+            "webhook_p50": pct(client_lat, 50),
+            "webhook_p99": c_p99,
+            "server_p50": pct(server_lat, 50),
+            "server_p99": s_p99,
+            "api_requests": len(api),
+            "api_p50": pct([a[3] for a in api], 50),
+            "api_p99": pct([a[3] for a in api], 99),
             "initiate_p50": pct([r["initiate_s"] for r in got["records"]], 50),
             "initiate_p99": pct([r["initiate_s"] for r in got["records"]], 99),
             "complete_p50": pct(complete_s, 50),
-            "rss_mb": rss, "rss_start": rss_start, "cpu": cpu,
-            "fallbacks": sum(1 for a in access if a[1] == "/twilio/fallback"), "pg_activity": pg_activity, "started": got["started"], "completed": sum(1 for r in got["records"] if r["ok"]),
-            "in_progress_after": in_progress, "expected_409": got["expected_409"],
-            "by_path": dict(by_path), "slow_by_path": dict(slow),
+            "rss_mb": rss,
+            "rss_start": rss_start,
+            "cpu": cpu,
+            "fallbacks": sum(1 for a in access if a[1] == "/twilio/fallback"),
+            "pg_activity": pg_activity,
+            "started": got["started"],
+            "completed": sum(1 for r in got["records"] if r["ok"]),
+            "in_progress_after": in_progress,
+            "expected_409": got["expected_409"],
+            "by_path": dict(by_path),
+            "slow_by_path": dict(slow),
         },
         "notes": [
             f"{got['started']} warm transfers started ({achieved:.1f}/s of {p.rate:g}/s offered; {got['skipped']} could not "
@@ -686,8 +828,12 @@ def target_scale(b: Bench) -> dict:
             f"{in_progress} calls in progress at the end",
             f"webhook latency as the doubles saw it ({len(client_lat)} Twilio + LiveKit webhooks): p50 {ms(pct(client_lat, 50))}, "
             f"p99 {ms(c_p99)}; gunicorn's own request time: p50 {ms(pct(server_lat, 50))}, p99 {ms(s_p99)}"
-            + (f"; {w.twilio.stale_retries - stale0} Twilio webhooks were sent again on a fresh connection after "
-               f"gunicorn closed an idle keep-alive one under them" if w.twilio.stale_retries - stale0 else ""),
+            + (
+                f"; {w.twilio.stale_retries - stale0} Twilio webhooks were sent again on a fresh connection after "
+                f"gunicorn closed an idle keep-alive one under them"
+                if w.twilio.stale_retries - stale0
+                else ""
+            ),
             f"errors by kind: {dict((k, v) for k, v in errors.items() if v) or 'none'}",
             f"RSS per worker (max over the run): {', '.join(f'{v:.0f} MB' for v in rss.values())}",
             H.describe_cpu(cpu),
@@ -702,8 +848,10 @@ def broken(result: dict) -> list[str]:
     d = result.get("details") or {}
     out = []
     if result["id"] == 1 and d.get("floor_errors"):
-        out.append(f"the durable floor app answered {d['floor_errors']} requests with an error "
-                   f"({', '.join(str(r['kinds']) for r in d.get('floor_runs', []) if r['errors'])}); see bench/.runs/floor.log")
+        out.append(
+            f"the durable floor app answered {d['floor_errors']} requests with an error "
+            f"({', '.join(str(r['kinds']) for r in d.get('floor_runs', []) if r['errors'])}); see bench/.runs/floor.log"
+        )
     if result["id"] == 2 and (d.get("missing") or d.get("driver_errors")):
         out.append("transfers did not dial B")
     if result["id"] == 3:
@@ -726,19 +874,31 @@ def _floor_text(t1: dict) -> str:
         return ""
     runs = [r for r in t1.get("floor_runs", []) if r["concurrency"] == t1.get("floor_c")]
     share = ((max(runs, key=lambda r: r["goodput"]) if runs else {}).get("cpu") or {}).get("share", {})
-    cpu = (f" (its workers' CPU per call {share.get('gateway workers', 0) / floor * 1000:.2f} ms, PostgreSQL "
-           f"{share.get('PostgreSQL', 0):.2f} cores at that rate)") if share else ""
-    text = (f" The durable floor measured alongside (bench/floor_app.py: the signature check, ONE `INSERT … ON CONFLICT "
-            f"DO NOTHING` with raw psycopg, the TwiML; nothing else) reached {floor:.0f}/s = {floor / bare:.1%} of bare"
-            f"{cpu}; the gateway reaches {gw / floor:.1%} of that floor.")
+    cpu = (
+        (
+            f" (its workers' CPU per call {share.get('gateway workers', 0) / floor * 1000:.2f} ms, PostgreSQL "
+            f"{share.get('PostgreSQL', 0):.2f} cores at that rate)"
+        )
+        if share
+        else ""
+    )
+    text = (
+        f" The durable floor measured alongside (bench/floor_app.py: the signature check, ONE `INSERT … ON CONFLICT "
+        f"DO NOTHING` with raw psycopg, the TwiML; nothing else) reached {floor:.0f}/s = {floor / bare:.1%} of bare"
+        f"{cpu}; the gateway reaches {gw / floor:.1%} of that floor."
+    )
     if floor < 0.6 * bare:
-        text += (f" So a design that commits one row before answering reaches only {floor / bare:.1%} of bare here: on "
-                 f"this stack and machine the 60% goal is out of reach for any handler that commits the call before it "
-                 f"answers. Restate it as an absolute rate at a p99 (or against the floor), or accept a non-durable "
-                 f"answer path.")
+        text += (
+            f" So a design that commits one row before answering reaches only {floor / bare:.1%} of bare here: on "
+            f"this stack and machine the 60% goal is out of reach for any handler that commits the call before it "
+            f"answers. Restate it as an absolute rate at a p99 (or against the floor), or accept a non-durable "
+            f"answer path."
+        )
     else:
-        text += (" A design that commits one row before answering can meet the 60% goal here: the gap is the "
-                 "gateway's own work per call.")
+        text += (
+            " A design that commits one row before answering can meet the 60% goal here: the gap is the "
+            "gateway's own work per call."
+        )
     return text
 
 
@@ -753,9 +913,14 @@ def findings(results: list[dict]) -> list[str]:
     t5 = (by_id.get(5) or {}).get("details") or {}
 
     best_gw = next((r for r in t1.get("gw_runs", []) if r["concurrency"] == t1.get("gw_c")), None)
-    churn = [(name, cpu["new_pg_sessions_per_s"], rate) for name, cpu, rate in (
-        ("target 1 at max load", (best_gw or {}).get("cpu"), (best_gw or {}).get("goodput")),
-        ("target 5", t5.get("cpu"), None)) if cpu and (cpu.get("new_pg_sessions_per_s") or 0) > 5]
+    churn = [
+        (name, cpu["new_pg_sessions_per_s"], rate)
+        for name, cpu, rate in (
+            ("target 1 at max load", (best_gw or {}).get("cpu"), (best_gw or {}).get("goodput")),
+            ("target 5", t5.get("cpu"), None),
+        )
+        if cpu and (cpu.get("new_pg_sessions_per_s") or 0) > 5
+    ]
     if churn:
         out.append(
             "**PostgreSQL connection churn** (gateway/adapters/store/db.py, `Store.__init__`: `pool_size=40, "
@@ -764,7 +929,8 @@ def findings(results: list[dict]) -> list[str]:
             "on return: "
             + "; ".join(f"{n}: {v:g} new connections/s" + (f" at {r:.0f} webhooks/s" if r else "") for n, v, r in churn)
             + ". Each one is a PostgreSQL backend fork plus authentication (their CPU shows as 'processes that "
-            "ended in the window'). Fix: a pool as large as the threads that use it, or fewer threads.")
+            "ended in the window'). Fix: a pool as large as the threads that use it, or fewer threads."
+        )
 
     sk = (t1.get("scarce") or {}).get("kinds") or {}
     if sk.get("apology") or sk.get("error_twiml"):
@@ -775,7 +941,8 @@ def findings(results: list[dict]) -> list[str]:
             f"{t1['scarce']['calls']} simultaneous calls with {t1['scarce']['free_agents']} free agents: "
             f"{sk.get('bridge', 0)} bridged, {sk.get('apology', 0)} were told no one is available, "
             f"{sk.get('error_twiml', 0)} got the technical apology. Fix: order in SQL by the routing rule "
-            f"(`idle_since NULLS FIRST, id`) and lock one row: `LIMIT 1 FOR UPDATE SKIP LOCKED`.")
+            f"(`idle_since NULLS FIRST, id`) and lock one row: `LIMIT 1 FOR UPDATE SKIP LOCKED`."
+        )
 
     stale = sum((r["kinds"].get("error_twiml", 0)) for r in t1.get("gw_runs", []))
     if stale:
@@ -784,14 +951,17 @@ def findings(results: list[dict]) -> list[str]:
             f"**Routing gives up under concurrency** (gateway/adapters/store/db.py `Store.run`: 8 attempts, then "
             f"`StaleState`; the voice webhook answers the technical apology). {stale} of the closed-loop answers in "
             f"target 1 were the technical apology (worst: {worst['kinds'].get('error_twiml', 0)} of {worst['n']} "
-            f"with {worst['concurrency']} concurrent calls). Each retry reruns the whole unit of work.")
+            f"with {worst['concurrency']} concurrent calls). Each retry reruns the whole unit of work."
+        )
 
     probe = t1.get("directory_probe") or []
     if len(probe) >= 2 and probe[-1]["p50"] > 2 * probe[0]["p50"] + 0.002:
         out.append(
             "**Inbound cost grows with the agent directory**: p50 of POST /twilio/voice at "
-            f"{probe[0]['rate']:g}/s was " + ", ".join(f"{ms(x['p50'])} with {x['agents']} agents" for x in probe)
-            + ". Routing must not read the whole agents table per call (index agents(status, idle_since)).")
+            f"{probe[0]['rate']:g}/s was "
+            + ", ".join(f"{ms(x['p50'])} with {x['agents']} agents" for x in probe)
+            + ". Routing must not read the whole agents table per call (index agents(status, idle_since))."
+        )
 
     if t1.get("gw_max") and t1.get("bare_max") and t1["gw_max"] < 0.6 * t1["bare_max"] and best_gw:
         share = (best_gw.get("cpu") or {}).get("share", {})
@@ -809,7 +979,8 @@ def findings(results: list[dict]) -> list[str]:
             f"pick with its row lock, the agent's compare-and-set, the leg, then the timeline entries and the two "
             f"timers with one INSERT each; no LiveKit call: the dispatch rule makes the caller's room). The bridge TwiML could be built from the CallSid alone, "
             f"but the answer also says whether anyone is free (bridge or apology), which needs the store."
-            + _floor_text(t1))
+            + _floor_text(t1)
+        )
 
     to_dial = t2.get("to_dial") or []
     if to_dial and pct(to_dial, 50) > 0.020:
@@ -820,7 +991,8 @@ def findings(results: list[dict]) -> list[str]:
             "jobs (one Core INSERT) and B's leg inserted at commit) commits; `dial_leg` was stored leased to this process, so an "
             "urgent-lane thread places B's call from its payload with no claim and no read. What is left is the "
             "ORM's CPU in that transaction and the GIL shared with hold_caller, summarize and create_room, which "
-            "start at the same moment.")
+            "start at the same moment."
+        )
 
     lookups = (t5.get("cpu") or {}).get("job_key_lookups_per_job")
     if lookups and lookups > 5:
@@ -829,13 +1001,16 @@ def findings(results: list[dict]) -> list[str]:
             f"key {lookups:g} times (2 when claimed once: the claim's UPDATE … RETURNING and finish). A process "
             "never queues an id twice, so the extra claims come from the other workers' pollers taking the same due "
             "ids: claim due jobs in one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING` so two "
-            "workers never race for one job.")
+            "workers never race for one job."
+        )
 
     log_lines = t5.get("twilio_client_log_lines") or 0
     if log_lines > 100:
-        out.append(f"**Twilio client logs every REST request at INFO** ({log_lines} lines in the target 5 server log, "
-                   "about ten JSON lines per request: method, URL, each header, status). Set the `twilio.http_client` "
-                   "logger to WARNING in the JSON logging setup (gateway/ops/observability.py).")
+        out.append(
+            f"**Twilio client logs every REST request at INFO** ({log_lines} lines in the target 5 server log, "
+            "about ten JSON lines per request: method, URL, each header, status). Set the `twilio.http_client` "
+            "logger to WARNING in the JSON logging setup (gateway/ops/observability.py)."
+        )
 
     act = t5.get("pg_activity") or {}
     idle_tx = act.get("idle in transaction (app busy)", 0)
@@ -848,7 +1023,8 @@ def findings(results: list[dict]) -> list[str]:
             "Two workers each run ~42 threads (32 request + 8 job + poller + LiveKit loop) on 2 cores; a thread "
             "that gets its rows back waits for the GIL while its transaction stays open. Try fewer threads per "
             "worker (GUNICORN_THREADS=8, job_threads=4: `python -m bench all --only 5 --env GUNICORN_THREADS=8`), "
-            "and keep long-lived console streams off the request threads.")
+            "and keep long-lived console streams off the request threads."
+        )
 
     late_moves = sum(1 for e in t5.get("driver_errors") or [] if e.startswith("rooms/join: HTTP 403"))
     if late_moves:
@@ -857,26 +1033,35 @@ def findings(results: list[dict]) -> list[str]:
             "still refused the consult room after 15 s. A moves only once the caller is really on hold "
             "(gateway/services/transfers.py `on_caller_held`, after the `hold_caller` job's Twilio redirect), and "
             "the machine was saturated (see the CPU line). The caller is never left alone (A stays with them "
-            "meanwhile); the transfer is merely late.")
+            "meanwhile); the transfer is merely late."
+        )
 
     rss = t5.get("rss_mb") or {}
     if rss and max(rss.values()) > 150:
         start = t5.get("rss_start") or {}
         out.append(
             f"**Worker memory {max(rss.values()):.0f} MB** (goal 150; {max(start.values()):.0f} MB before the load)"
-            if start else f"**Worker memory {max(rss.values()):.0f} MB** (goal 150)")
-        out[-1] += (". Imports alone are ~115 MB per worker (measured in a fresh interpreter: SQLAlchemy ~28 MB, "
-                    "openai ~22 MB, livekit-api ~15 MB, alembic ~10 MB, psycopg ~9 MB, Flask ~7 MB, twilio ~6 MB). "
-                    "Fixes: do not run migrations in web workers (the release phase does; saves alembic and boot "
-                    "time), import openai lazily or call the one endpoint with httpx, fewer threads per worker, and "
-                    "`preload_app = True` so workers share the imported pages (RSS still counts them; PSS halves).")
+            if start
+            else f"**Worker memory {max(rss.values()):.0f} MB** (goal 150)"
+        )
+        out[-1] += (
+            ". Imports alone are ~115 MB per worker (measured in a fresh interpreter: SQLAlchemy ~28 MB, "
+            "openai ~22 MB, livekit-api ~15 MB, alembic ~10 MB, psycopg ~9 MB, Flask ~7 MB, twilio ~6 MB). "
+            "Fixes: do not run migrations in web workers (the release phase does; saves alembic and boot "
+            "time), import openai lazily or call the one endpoint with httpx, fewer threads per worker, and "
+            "`preload_app = True` so workers share the imported pages (RSS still counts them; PSS halves)."
+        )
 
     if t5.get("fallbacks"):
-        out.append(f"**Twilio used the fallback URL {t5['fallbacks']} times in target 5**: webhooks slower than "
-                   "Twilio's 15 s budget; the caller hears the apology while the gateway may still route the call.")
+        out.append(
+            f"**Twilio used the fallback URL {t5['fallbacks']} times in target 5**: webhooks slower than "
+            "Twilio's 15 s budget; the caller hears the apology while the gateway may still route the call."
+        )
     problems = " ".join(t5.get("server_problems") or []) + " ".join(t1.get("server_problems") or [])
     if "UniqueViolation" in problems and "webhook_receipts" in problems:
-        out.append("**Duplicate LiveKit webhook -> HTTP 500**: a retried event arrives while the first is still in "
-                   "flight and the receipt INSERT hits the primary key (gateway/adapters/store/db.py `first_time`). "
-                   "Use `INSERT ... ON CONFLICT DO NOTHING` and treat 0 rows as a duplicate.")
+        out.append(
+            "**Duplicate LiveKit webhook -> HTTP 500**: a retried event arrives while the first is still in "
+            "flight and the receipt INSERT hits the primary key (gateway/adapters/store/db.py `first_time`). "
+            "Use `INSERT ... ON CONFLICT DO NOTHING` and treat 0 rows as a duplicate."
+        )
     return out

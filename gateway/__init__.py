@@ -2,10 +2,10 @@
 
 ``create_app()`` is the application factory (gunicorn: ``gateway:create_app()``).
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 from dotenv import load_dotenv
 from flask import Flask, jsonify, request
@@ -23,7 +23,7 @@ def _has_nul(req) -> bool:
     return b"\x00" in body or b"\\u0000" in body or b"%00" in body
 
 
-def create_app(settings: Optional[config_module.Settings] = None, *, services: Optional[Services] = None) -> Flask:
+def create_app(settings: config_module.Settings | None = None, *, services: Services | None = None) -> Flask:
     """Build the app. Background work (job runner, sandbox doubles) starts with the first
     request or ``services.start()``, so CLI commands and the gunicorn master start nothing."""
     if settings is None and services is None:

@@ -2,6 +2,7 @@
 
 For production use gunicorn (see Procfile); this is the newcomer's and developer's runner.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,10 +26,13 @@ def main() -> int:
     services.start()
     if services.sandbox is not None:
         twilio_url = services.sandbox.twilio.url
-        print(f"\n  Sandbox gateway on http://127.0.0.1:{settings.port}\n"
-              f"  Place a test call:  flask --app gateway simulate-call   (or POST {twilio_url}/_sim/calls)\n")
-    app.run(host="0.0.0.0" if not settings.sandbox else "127.0.0.1", port=settings.port, threaded=True,
-            use_reloader=False)
+        print(
+            f"\n  Sandbox gateway on http://127.0.0.1:{settings.port}\n"
+            f"  Place a test call:  flask --app gateway simulate-call   (or POST {twilio_url}/_sim/calls)\n"
+        )
+    app.run(
+        host="0.0.0.0" if not settings.sandbox else "127.0.0.1", port=settings.port, threaded=True, use_reloader=False
+    )
     services.stop()
     return 0
 

@@ -3,13 +3,14 @@
 The one place that decides between real providers and the sandbox doubles (which sit
 behind the very same adapters, reached over loopback HTTP).
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from gateway.adapters.livekit_rooms import LiveKitRooms
 from gateway.adapters.openai_summarizer import OpenAISummarizer
@@ -40,8 +41,8 @@ class Services:
     views: Views
     runner: JobRunner
     metrics: Metrics
-    sandbox: Optional[Any] = None
-    _started_pid: Optional[int] = None
+    sandbox: Any | None = None
+    _started_pid: int | None = None
 
     @property
     def livekit_client_url(self) -> str:
@@ -67,19 +68,37 @@ class Services:
             self.sandbox.stop()
 
 
-def build(settings: Settings, *, store: Optional[Store] = None, migrate: bool = True) -> Services:
+def build(settings: Settings, *, store: Store | None = None, migrate: bool = True) -> Services:
     store = store or Store(settings.database_url)
     if migrate:
         store.ensure_schema()
-    telephony = TwilioTelephony(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_phone_number,
-                                base_url=settings.twilio_api_base_url, timeout_s=settings.provider_timeout_s)
-    rooms = LiveKitRooms(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret,
-                         timeout_s=settings.provider_timeout_s)
-    summarizer = (OpenAISummarizer(settings.openai_api_key, settings.openai_model, base_url=settings.openai_base_url)
-                  if settings.openai_api_key else None)
+    telephony = TwilioTelephony(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_phone_number,
+        base_url=settings.twilio_api_base_url,
+        timeout_s=settings.provider_timeout_s,
+    )
+    rooms = LiveKitRooms(
+        settings.livekit_url,
+        settings.livekit_api_key,
+        settings.livekit_api_secret,
+        timeout_s=settings.provider_timeout_s,
+    )
+    summarizer = (
+        OpenAISummarizer(settings.openai_api_key, settings.openai_model, base_url=settings.openai_base_url)
+        if settings.openai_api_key
+        else None
+    )
     metrics = Metrics()
-    gw = Gateway(settings=settings, store=store, telephony=telephony, rooms=rooms, summarizer=summarizer,
-                 urls=Urls(settings.public_origin))
+    gw = Gateway(
+        settings=settings,
+        store=store,
+        telephony=telephony,
+        rooms=rooms,
+        summarizer=summarizer,
+        urls=Urls(settings.public_origin),
+    )
     gw.extras["metrics_provider_error"] = metrics.provider_error
     calls = CallEdges(gw)
     transfers = TransferService(gw, calls)
@@ -87,5 +106,12 @@ def build(settings: Settings, *, store: Optional[Store] = None, migrate: bool = 
     runner = JobRunner(store, threads=settings.job_threads, lease_s=settings.job_lease_s)
     gw.runner = runner
     work.register(runner, gw, calls, transfers)
-    return Services(gw=gw, calls=calls, transfers=transfers, agents=AgentService(store), views=Views(store),
-                    runner=runner, metrics=metrics)
+    return Services(
+        gw=gw,
+        calls=calls,
+        transfers=transfers,
+        agents=AgentService(store),
+        views=Views(store),
+        runner=runner,
+        metrics=metrics,
+    )

@@ -1,4 +1,5 @@
 """Command line: ``flask --app gateway agents …``, ``db-upgrade``, ``simulate-call``."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,9 @@ def register(app: Flask) -> None:
         if not rows:
             click.echo("no agents yet: flask --app gateway agents add <id> --name <name> [--phone +1…]")
         for a in rows:
-            channels = ", ".join(c for c, on in (("browser", a["browser"]), ("phone " + mask_phone(a["phone"]), a["phone"])) if on)
+            channels = ", ".join(
+                c for c, on in (("browser", a["browser"]), ("phone " + mask_phone(a["phone"]), a["phone"])) if on
+            )
             click.echo(f"{a['id']:<20} {a['name']:<24} {a['status']:<10} {channels}")
 
     @agents.command("remove")
@@ -94,7 +97,9 @@ def register(app: Flask) -> None:
             raise click.ClickException("simulate-call drives the sandbox; real credentials are configured")
         url = sandbox_url or settings.twilio_api_base_url
         try:
-            reply = requests.post(f"{url}/_sim/calls", json={"from": from_, "to": settings.twilio_phone_number}, timeout=5)
+            reply = requests.post(
+                f"{url}/_sim/calls", json={"from": from_, "to": settings.twilio_phone_number}, timeout=5
+            )
             reply.raise_for_status()
         except requests.RequestException as exc:
             raise click.ClickException(f"no sandbox at {url}: start it with `python -m gateway` ({exc})") from None

@@ -3,12 +3,13 @@
 With no Twilio and no LiveKit credentials at all the gateway runs in *sandbox mode*
 (loopback doubles); with some but not all, it refuses to start rather than guess.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Mapping, Optional
 from urllib.parse import urlparse
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -18,7 +19,11 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ("TWILIO_ACCOUNT_SID", True, "Twilio account SID (AC…)."),
     ("TWILIO_AUTH_TOKEN", True, "Twilio auth token; signs webhooks and authenticates REST calls."),
     ("TWILIO_PHONE_NUMBER", True, "The E.164 number callers dial; caller ID for agent legs and SMS."),
-    ("TWILIO_API_BASE_URL", False, "Origin for Twilio REST requests (default https://api.twilio.com); for loopback doubles."),
+    (
+        "TWILIO_API_BASE_URL",
+        False,
+        "Origin for Twilio REST requests (default https://api.twilio.com); for loopback doubles.",
+    ),
     ("LIVEKIT_URL", True, "LiveKit server URL (wss://… or https://…)."),
     ("LIVEKIT_API_KEY", True, "LiveKit API key."),
     ("LIVEKIT_API_SECRET", True, "LiveKit API secret."),
@@ -38,12 +43,24 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ("SUMMARY_DEADLINE_S", False, "Seconds to wait for OpenAI before the local summary is used. Default: 3."),
     ("INTRO_TIMEOUT_S", False, "Seconds after Connect before agent A is dropped automatically. Default: 60."),
     ("HOLD_MUSIC_URL", False, "Audio played to a held caller."),
-    ("TRANSCRIPTION_ENABLED", False, "Start Twilio real-time transcription on callers' legs (true/false). Default: false."),
+    (
+        "TRANSCRIPTION_ENABLED",
+        False,
+        "Start Twilio real-time transcription on callers' legs (true/false). Default: false.",
+    ),
     ("VOICEMAIL_ENABLED", False, "Offer voicemail when no agent answers (true/false). Default: true."),
     ("RETENTION_HOURS", False, "Hours transcripts and summaries are kept after a call ends. Default: 24."),
-    ("USE_MOVE_PARTICIPANT", False, "Use LiveKit Cloud's MoveParticipant instead of re-bridging (true/false). Default: false."),
+    (
+        "USE_MOVE_PARTICIPANT",
+        False,
+        "Use LiveKit Cloud's MoveParticipant instead of re-bridging (true/false). Default: false.",
+    ),
     ("PORT", False, "Port the web process binds (set by the platform). Default: 5000."),
-    ("JOB_LEASE_S", False, "Seconds a worker holds a job before another may take it over (crash recovery). Default: 30."),
+    (
+        "JOB_LEASE_S",
+        False,
+        "Seconds a worker holds a job before another may take it over (crash recovery). Default: 30.",
+    ),
 ]
 
 DEFAULT_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
@@ -63,15 +80,15 @@ class Settings:
     livekit_api_key: str = ""
     livekit_api_secret: str = ""
     livekit_sip_host: str = ""
-    livekit_sip_username: Optional[str] = None
-    livekit_sip_password: Optional[str] = None
+    livekit_sip_username: str | None = None
+    livekit_sip_password: str | None = None
     livekit_room_prefix: str = "call"
-    openai_api_key: Optional[str] = None
+    openai_api_key: str | None = None
     openai_model: str = "gpt-4o-mini"
-    openai_base_url: Optional[str] = None
+    openai_base_url: str | None = None
     database_url: str = "sqlite:///gateway.db"
     public_base_url: str = "http://127.0.0.1:5000"
-    admin_token: Optional[str] = None
+    admin_token: str | None = None
     secret_key: str = "sandbox-not-secret"
     ring_timeout_s: float = 20.0
     queue_timeout_s: float = 120.0
@@ -91,7 +108,7 @@ class Settings:
     provider_timeout_s: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         return replace(self, **changes)
 
     @property
@@ -128,14 +145,18 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
 def normalise_database_url(url: str) -> str:
     """Heroku's add-on says ``postgres://``; SQLAlchemy 2 wants ``postgresql+psycopg://``."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
 PROVIDER_CREDENTIALS = (
-    "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_URL",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "LIVEKIT_URL",
 )
 
 
@@ -149,7 +170,8 @@ def load(env: Mapping[str, str]) -> Settings:
         missing = [name for name, required, _ in VARIABLES if required and not get(name)]
         if missing:
             raise ConfigError(
-                "missing configuration: " + ", ".join(missing)
+                "missing configuration: "
+                + ", ".join(missing)
                 + " (provider credentials are partly set, so sandbox mode is off; set these or unset all"
                 " Twilio and LiveKit credentials to run the sandbox)"
             )
@@ -204,16 +226,20 @@ def load(env: Mapping[str, str]) -> Settings:
     if sandbox and get("SECRET_KEY"):
         values["secret_key"] = get("SECRET_KEY")
     for name, attr, minimum in (
-        ("RING_TIMEOUT_S", "ring_timeout_s", 5), ("QUEUE_TIMEOUT_S", "queue_timeout_s", 10),
-        ("SUMMARY_DEADLINE_S", "summary_deadline_s", 0.1), ("INTRO_TIMEOUT_S", "intro_timeout_s", 1),
-        ("RETENTION_HOURS", "retention_hours", 0), ("JOB_LEASE_S", "job_lease_s", 1),
+        ("RING_TIMEOUT_S", "ring_timeout_s", 5),
+        ("QUEUE_TIMEOUT_S", "queue_timeout_s", 10),
+        ("SUMMARY_DEADLINE_S", "summary_deadline_s", 0.1),
+        ("INTRO_TIMEOUT_S", "intro_timeout_s", 1),
+        ("RETENTION_HOURS", "retention_hours", 0),
+        ("JOB_LEASE_S", "job_lease_s", 1),
     ):
         if get(name):
             values[attr] = _number(name, get(name), minimum=minimum)
     if get("HOLD_MUSIC_URL"):
         values["hold_music_url"] = _url("HOLD_MUSIC_URL", get("HOLD_MUSIC_URL"), ("https", "http"))
     for name, attr in (
-        ("TRANSCRIPTION_ENABLED", "transcription_enabled"), ("VOICEMAIL_ENABLED", "voicemail_enabled"),
+        ("TRANSCRIPTION_ENABLED", "transcription_enabled"),
+        ("VOICEMAIL_ENABLED", "voicemail_enabled"),
         ("USE_MOVE_PARTICIPANT", "use_move_participant"),
     ):
         if get(name):

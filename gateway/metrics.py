@@ -4,6 +4,7 @@ The Prometheus counters are module-level because a registry accepts each name on
 process (tests build many apps). Under gunicorn with PROMETHEUS_MULTIPROC_DIR set they
 write to per-worker files that /metrics merges.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,11 +1,11 @@
 """Shared fixtures: a fresh database per test (SQLite, or Postgres via TEST_DATABASE_URL),
 and a whole world on loopback — the gateway served over HTTP plus the sandbox doubles."""
+
 from __future__ import annotations
 
 import os
 import threading
 import time
-from typing import Optional
 
 import pytest
 import requests
@@ -61,9 +61,18 @@ class World:
         self._late = late = _LateApp()
         self.server = make_server("127.0.0.1", 0, late, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        base = Settings(database_url=database_url, transcription_enabled=True, public_base_url=self.url, ring_timeout_s=2.0,
-                        queue_timeout_s=590.0, summary_deadline_s=1.0, intro_timeout_s=30.0,
-                        secret_key="test-secret", admin_token="admin-test-token", provider_timeout_s=3.0)
+        base = Settings(
+            database_url=database_url,
+            transcription_enabled=True,
+            public_base_url=self.url,
+            ring_timeout_s=2.0,
+            queue_timeout_s=590.0,
+            summary_deadline_s=1.0,
+            intro_timeout_s=30.0,
+            secret_key="test-secret",
+            admin_token="admin-test-token",
+            provider_timeout_s=3.0,
+        )
         self.settings = self.doubles.settings(base).with_overrides(**overrides)
         self.services = build(self.settings)
         self.app = create_app(services=self.services)
@@ -99,8 +108,9 @@ class World:
         self.store.engine.dispose()
 
     # ------------------------------------------------------------- helpers
-    def add_agent(self, agent_id: str, *, phone: Optional[str] = None, browser: bool = True,
-                  status: str = "available") -> "AgentClient":
+    def add_agent(
+        self, agent_id: str, *, phone: str | None = None, browser: bool = True, status: str = "available"
+    ) -> AgentClient:
         credential = self.services.agents.add(agent_id, agent_id.title(), phone, browser, status)
         return AgentClient(self, agent_id, credential)
 
@@ -108,9 +118,11 @@ class World:
         return self.twilio.place_inbound_call(from_=from_, to=PHONE_NUMBER)
 
     def db_call(self, sid: str) -> dict:
-        from gateway.adapters.store.models import Call
         from sqlalchemy import select
+
+        from gateway.adapters.store.models import Call
         from gateway.services.views import call_dict
+
         return self.store.read(lambda s: call_dict(s.execute(select(Call).where(Call.twilio_sid == sid)).scalar_one()))
 
     def timers(self) -> list[tuple[str, str]]:
@@ -118,8 +130,15 @@ class World:
         from sqlalchemy import select
 
         from gateway.adapters.store.models import Job
-        return [tuple(row) for row in self.store.read(lambda s: s.execute(
-            select(Job.kind, Job.state).where(Job.dedupe_key.like("timer:%")).order_by(Job.id)).all())]
+
+        return [
+            tuple(row)
+            for row in self.store.read(
+                lambda s: s.execute(
+                    select(Job.kind, Job.state).where(Job.dedupe_key.like("timer:%")).order_by(Job.id)
+                ).all()
+            )
+        ]
 
     def timeline(self, call_id: str) -> list[str]:
         return [e["kind"] for e in self.services.views.timeline(call_id)]
@@ -139,8 +158,10 @@ class World:
         """The call's timeline and what the simulated caller went through, for failure messages."""
         row = self.db_call(call.sid)
         kinds = [f"{e['kind']}{e['detail'] or ''}" for e in self.services.views.timeline(row["id"])]
-        return (f"call {row['state']} in {row['room']}; caller hearing {call.current}; "
-                f"timeline {kinds[-14:]}; caller events {call.events[-10:]}")
+        return (
+            f"call {row['state']} in {row['room']}; caller hearing {call.current}; "
+            f"timeline {kinds[-14:]}; caller events {call.events[-10:]}"
+        )
 
     def participants(self, room: str) -> list[str]:
         return sorted(p["identity"] for p in self.livekit.participants(room)) if room in self.livekit.rooms() else []
@@ -157,9 +178,9 @@ class AgentClient:
         self.world, self.id, self.credential = world, agent_id, credential
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {credential}"
-        self.room: Optional[str] = None
+        self.room: str | None = None
 
-    def post(self, path: str, json: Optional[dict] = None):
+    def post(self, path: str, json: dict | None = None):
         return self.http.post(self.world.url + path, json=json or {}, timeout=10)
 
     def get(self, path: str):
@@ -169,8 +190,9 @@ class AgentClient:
         return self.get("/api/agents/me/offers").json()["offers"]
 
     def wait_offer(self, kind: str = "call", timeout: float = 8.0) -> dict:
-        return self.world.wait(lambda: next((o for o in self.offers() if o["kind"] == kind), None), timeout,
-                               f"{kind} offer for {self.id}")
+        return self.world.wait(
+            lambda: next((o for o in self.offers() if o["kind"] == kind), None), timeout, f"{kind} offer for {self.id}"
+        )
 
     def join(self, token: str) -> dict:
         """What livekit-client does: connect to LiveKit with the token the gateway issued."""
@@ -180,7 +202,9 @@ class AgentClient:
         return reply.json()
 
     def leave(self) -> None:
-        requests.post(self.world.livekit.url + "/_sim/rtc/leave", json={"room": self.room, "identity": self.id}, timeout=5)
+        requests.post(
+            self.world.livekit.url + "/_sim/rtc/leave", json={"room": self.room, "identity": self.id}, timeout=5
+        )
 
     def accept_and_join(self, call_id: str) -> dict:
         reply = self.post(f"/api/calls/{call_id}/accept")
@@ -204,6 +228,7 @@ def make_world(database_url):
         w = World(database_url, **overrides)
         made.append(w)
         return w
+
     yield factory
     for w in made:
         w.close()

@@ -4,6 +4,7 @@ No I/O, no Flask: each function takes plain values (absolute URLs included) and
 returns the XML string made by ``twilio.twiml.voice_response.VoiceResponse``.
 Callers decide the URLs; these functions decide what the caller hears.
 """
+
 from twiml.documents import (
     agent_taken,
     apology,

@@ -1,8 +1,8 @@
 """TwiML documents: bridge into a LiveKit room, hold, whisper, apology/voicemail."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import quote
 
 from twilio.twiml.voice_response import Dial, Gather, Start, VoiceResponse
@@ -19,11 +19,11 @@ class SipTarget:
     """Where a leg is bridged: the LiveKit SIP endpoint and the credentials of our trunk."""
 
     host: str
-    username: Optional[str] = None
-    password: Optional[str] = None
+    username: str | None = None
+    password: str | None = None
 
 
-def sip_uri(room_token: str, host: str, headers: Optional[dict] = None) -> str:
+def sip_uri(room_token: str, host: str, headers: dict | None = None) -> str:
     """``sip:<room-token>@host;transport=tcp`` — the user part names the room (Callee dispatch).
 
     Custom ``X-`` headers ride in the URI query, which Twilio turns into SIP headers.
@@ -39,12 +39,12 @@ def bridge_to_room(
     room_token: str,
     sip: SipTarget,
     action_url: str,
-    sip_status_url: Optional[str] = None,
+    sip_status_url: str | None = None,
     timeout_s: int = 120,
-    caller_id: Optional[str] = None,
-    headers: Optional[dict] = None,
-    transcription_url: Optional[str] = None,
-    greeting: Optional[str] = None,
+    caller_id: str | None = None,
+    headers: dict | None = None,
+    transcription_url: str | None = None,
+    greeting: str | None = None,
 ) -> str:
     """Bridge this Twilio leg into a LiveKit room through LiveKit SIP.
 
@@ -65,14 +65,17 @@ def bridge_to_room(
         timeout=max(5, min(600, timeout_s)),
         caller_id=caller_id,
     )
-    progress = dict(status_callback=sip_status_url, status_callback_event=SIP_EVENTS,
-                    status_callback_method="POST") if sip_status_url else {}
+    progress = (
+        dict(status_callback=sip_status_url, status_callback_event=SIP_EVENTS, status_callback_method="POST")
+        if sip_status_url
+        else {}
+    )
     dial.sip(sip_uri(room_token, sip.host, headers), username=sip.username, password=sip.password, **progress)
     response.append(dial)
     return str(response)
 
 
-def hold(*, music_url: str, loop_url: str, message: Optional[str] = None, reassurance: str) -> str:
+def hold(*, music_url: str, loop_url: str, message: str | None = None, reassurance: str) -> str:
     """Hold: an optional opening message, music, a reassurance, then loop via Redirect.
 
     Looping through a Redirect (not ``loop=0``) lets every pass say something, so the
@@ -87,7 +90,7 @@ def hold(*, music_url: str, loop_url: str, message: Optional[str] = None, reassu
     return str(response)
 
 
-def apology(*, message: str, voicemail_action_url: Optional[str] = None, max_length_s: int = 120) -> str:
+def apology(*, message: str, voicemail_action_url: str | None = None, max_length_s: int = 120) -> str:
     """The caller hears a clear apology; optionally leaves a voicemail, then goodbye."""
     response = VoiceResponse()
     response.say(message, voice=VOICE)
@@ -141,7 +144,7 @@ def agent_taken(message: str = "This call has already been answered. Goodbye.") 
     return str(response)
 
 
-def goodbye(message: Optional[str] = None) -> str:
+def goodbye(message: str | None = None) -> str:
     response = VoiceResponse()
     if message:
         response.say(message, voice=VOICE)

@@ -4,14 +4,17 @@ livekit-api is asyncio-only. Each worker process gets one long-lived loop in a d
 thread, started lazily after gunicorn forks (keyed by pid), with one aiohttp session;
 synchronous callers submit coroutines to it and wait with a timeout.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import os
 import threading
-from typing import Any, Awaitable, Callable, Optional
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from livekit import api
@@ -24,8 +27,8 @@ class EventLoopThread:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid: Optional[int] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -45,8 +48,12 @@ def _error(what: str, exc: BaseException) -> ProviderError:
     if isinstance(exc, api.TwirpError):
         status = getattr(exc, "status", 0) or 0
         code = getattr(exc, "code", "") or ""
-        return ProviderError("livekit", str(code or f"http_{status}"), f"{what}: {exc.message}",
-                             retryable=code != "unimplemented" and (status >= 500 or code in ("unavailable", "internal")))
+        return ProviderError(
+            "livekit",
+            str(code or f"http_{status}"),
+            f"{what}: {exc.message}",
+            retryable=code != "unimplemented" and (status >= 500 or code in ("unavailable", "internal")),
+        )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ProviderError("livekit", "timeout", f"{what}: timed out", retryable=True)
     return ProviderError("livekit", "unreachable", f"{what}: {exc}", retryable=True)
@@ -59,12 +66,14 @@ def _is_not_found(exc: BaseException) -> bool:
 class LiveKitRooms:
     """The small port the services use: rooms, participants, and join tokens."""
 
-    def __init__(self, url: str, api_key: str, api_secret: str, *, timeout_s: float, runner: Optional[EventLoopThread] = None):
+    def __init__(
+        self, url: str, api_key: str, api_secret: str, *, timeout_s: float, runner: EventLoopThread | None = None
+    ):
         self.url, self.api_key, self.api_secret, self.timeout_s = url, api_key, api_secret, timeout_s
         self.runner = runner or EventLoopThread()
-        self._client: Optional[api.LiveKitAPI] = None
-        self._session: Optional[aiohttp.ClientSession] = None
-        self._client_pid: Optional[int] = None
+        self._client: api.LiveKitAPI | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._client_pid: int | None = None
 
     async def _api(self) -> api.LiveKitAPI:
         # Made on the loop thread, once per process: one aiohttp session for all calls.
@@ -89,15 +98,15 @@ class LiveKitRooms:
         """Close the aiohttp session (on shutdown)."""
         session, self._client, self._session = self._session, None, None
         if session is not None and self._client_pid == os.getpid():
-            try:
+            with contextlib.suppress(Exception):
                 self.runner.run(session.close, 2.0)
-            except Exception:
-                pass
 
     # ------------------------------------------------------------------ rooms
     def create_room(self, name: str, *, metadata: dict, empty_timeout_s: int = 300, departure_timeout_s: int = 20):
         request = api.CreateRoomRequest(
-            name=name, empty_timeout=empty_timeout_s, departure_timeout=departure_timeout_s,
+            name=name,
+            empty_timeout=empty_timeout_s,
+            departure_timeout=departure_timeout_s,
             metadata=json.dumps(metadata, separators=(",", ":")),
         )
         return self._call("create room", lambda c: c.room.create_room(request))
@@ -111,7 +120,8 @@ class LiveKitRooms:
 
     def list_participants(self, room: str) -> list:
         response = self._call(
-            "list participants", lambda c: c.room.list_participants(api.ListParticipantsRequest(room=room)),
+            "list participants",
+            lambda c: c.room.list_participants(api.ListParticipantsRequest(room=room)),
             missing_ok=True,
         )
         return list(response.participants) if response is not None else []
@@ -139,8 +149,9 @@ class LiveKitRooms:
             .with_identity(identity)
             .with_name(name)
             .with_ttl(datetime.timedelta(seconds=ttl_s))
-            .with_grants(api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
-                                         can_publish_data=True))
+            .with_grants(
+                api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True)
+            )
             .to_jwt()
         )
 

@@ -3,10 +3,11 @@
 TWILIO_API_BASE_URL rewrites the origin of every request the client makes, so the whole
 gateway can run against a loopback double (the sandbox's Twilio simulator) unchanged.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Optional
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from twilio.base.exceptions import TwilioRestException
@@ -19,8 +20,16 @@ log = logging.getLogger(__name__)
 class ProviderError(Exception):
     """A provider call failed. ``retryable`` says whether repeating it is safe and useful."""
 
-    def __init__(self, provider: str, kind: str, message: str, *, retryable: bool = False,
-                 retry_after_s: Optional[float] = None, code: Optional[int] = None):
+    def __init__(
+        self,
+        provider: str,
+        kind: str,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+        code: int | None = None,
+    ):
         super().__init__(f"{provider} {kind}: {message}")
         self.provider, self.kind, self.retryable = provider, kind, retryable
         self.retry_after_s, self.code = retry_after_s, code
@@ -34,12 +43,21 @@ class OriginRewritingHttpClient(TwilioHttpClient):
         parts = urlsplit(base_url)
         self._scheme, self._netloc = parts.scheme, parts.netloc
 
-    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
-                allow_redirects=False):
+    def request(
+        self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
         parts = urlsplit(url)
         url = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
-        return super().request(method, url, params=params, data=data, headers=headers, auth=auth,
-                               timeout=timeout, allow_redirects=allow_redirects)
+        return super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
 
 
 class TwilioTelephony:
@@ -48,7 +66,8 @@ class TwilioTelephony:
     def __init__(self, account_sid: str, auth_token: str, from_number: str, *, base_url: str, timeout_s: float):
         http_client = (
             OriginRewritingHttpClient(base_url, timeout_s)
-            if base_url.rstrip("/") != "https://api.twilio.com" else TwilioHttpClient(timeout=timeout_s)
+            if base_url.rstrip("/") != "https://api.twilio.com"
+            else TwilioHttpClient(timeout=timeout_s)
         )
         self.client = Client(account_sid, auth_token, http_client=http_client)
         self.from_number = from_number
@@ -67,16 +86,28 @@ class TwilioTelephony:
                 except (TypeError, ValueError):
                     retry_after = 1.0
             retryable = exc.status == 429 or exc.status >= 500
-            raise ProviderError("twilio", f"http_{exc.status}", f"{what}: {exc.msg}", retryable=retryable,
-                                retry_after_s=retry_after, code=exc.code) from exc
+            raise ProviderError(
+                "twilio",
+                f"http_{exc.status}",
+                f"{what}: {exc.msg}",
+                retryable=retryable,
+                retry_after_s=retry_after,
+                code=exc.code,
+            ) from exc
         except Exception as exc:  # connection errors and timeouts from requests
             raise ProviderError("twilio", "unreachable", f"{what}: {exc}", retryable=True) from exc
 
-    def place_call(self, *, to: str, url: str, status_callback: str, timeout_s: int,
-                   machine_detection: bool = False) -> str:
+    def place_call(
+        self, *, to: str, url: str, status_callback: str, timeout_s: int, machine_detection: bool = False
+    ) -> str:
         kwargs = dict(
-            to=to, from_=self.from_number, url=url, method="POST", status_callback=status_callback,
-            status_callback_event=["initiated", "ringing", "answered", "completed"], status_callback_method="POST",
+            to=to,
+            from_=self.from_number,
+            url=url,
+            method="POST",
+            status_callback=status_callback,
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+            status_callback_method="POST",
             timeout=timeout_s,
         )
         if machine_detection:
@@ -99,7 +130,7 @@ class TwilioTelephony:
                 return
             raise
 
-    def send_sms(self, *, to: str, body: str, status_callback: Optional[str] = None) -> str:
+    def send_sms(self, *, to: str, body: str, status_callback: str | None = None) -> str:
         kwargs = dict(to=to, from_=self.from_number, body=body)
         if status_callback:
             kwargs["status_callback"] = status_callback

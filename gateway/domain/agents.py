@@ -1,10 +1,11 @@
 """Agents and the routing rule: available agents, longest idle first."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Optional, Sequence
 
 AVAILABLE, BUSY, OFFLINE = "available", "busy", "offline"
 STATUSES = (AVAILABLE, BUSY, OFFLINE)
@@ -20,17 +21,17 @@ class InvalidAgent(ValueError):
 class AgentView:
     id: str
     name: str
-    phone: Optional[str]
+    phone: str | None
     browser: bool
     status: str
-    idle_since: Optional[datetime]
+    idle_since: datetime | None
 
     @property
     def reachable(self) -> bool:
         return bool(self.phone) or self.browser
 
 
-def validate_agent(agent_id: str, name: str, phone: Optional[str], browser: bool) -> None:
+def validate_agent(agent_id: str, name: str, phone: str | None, browser: bool) -> None:
     if not AGENT_ID.match(agent_id or ""):
         raise InvalidAgent(f"agent id {agent_id!r} must be 1-40 lowercase letters, digits, '-' or '_'")
     if not (name or "").strip():
@@ -46,7 +47,7 @@ def validate_status(status: str) -> None:
         raise InvalidAgent(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
 
 
-def pick_agent(agents: Iterable[AgentView], exclude: Sequence[str] = ()) -> Optional[AgentView]:
+def pick_agent(agents: Iterable[AgentView], exclude: Sequence[str] = ()) -> AgentView | None:
     """Longest idle available agent; never-used agents count as idle the longest."""
     candidates = [a for a in agents if a.status == AVAILABLE and a.reachable and a.id not in exclude]
     if not candidates:
@@ -54,7 +55,7 @@ def pick_agent(agents: Iterable[AgentView], exclude: Sequence[str] = ()) -> Opti
     return min(candidates, key=lambda a: (a.idle_since is not None, a.idle_since or datetime.min, a.id))
 
 
-def mask_phone(number: Optional[str]) -> str:
+def mask_phone(number: str | None) -> str:
     """Only the last four digits leave for logs."""
     if not number:
         return ""

@@ -6,6 +6,7 @@ on_hold   — the caller's leg plays hold music outside any room (during a trans
 voicemail — nobody could take the call: apology, optional recording
 ended     — the caller hung up or the call finished (terminal)
 """
+
 from gateway.domain.machine import StateMachine
 
 BRIDGING, CONNECTED, ON_HOLD, VOICEMAIL, ENDED = "bridging", "connected", "on_hold", "voicemail", "ended"

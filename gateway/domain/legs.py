@@ -5,6 +5,7 @@ accepted — the agent said yes (browser accept, or pressed 1 on the phone)
 joined   — the agent is in the LiveKit room
 terminal — declined, no_answer, busy, failed, cancelled (withdrawn by us), left
 """
+
 from gateway.domain.machine import StateMachine
 
 RINGING, ACCEPTED, JOINED = "ringing", "accepted", "joined"

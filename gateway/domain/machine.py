@@ -1,8 +1,9 @@
 """A tiny table-driven state machine shared by calls, legs and transfers."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 
 class IllegalTransition(Exception):

@@ -3,10 +3,11 @@
 Pure functions. The transcript is untrusted: it is quoted as data, the model may only
 fill fixed fields, and whatever comes back is validated and redacted again.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 FIELDS = ("reason", "key_facts", "tried", "mood", "next_step")
 
@@ -45,6 +46,7 @@ SYSTEM_PROMPT = (
 
 def build_messages(facts: dict, transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> list[dict]:
     """The call as quoted data: facts, then "Caller:" / "Agent:" lines, then A's notes."""
+
     def clean(text: str) -> str:
         return redact(" ".join(text.split())).replace("<call_data>", "").replace("</call_data>", "")
 
@@ -62,7 +64,7 @@ def _clip(value, limit: int) -> str:
     return redact(str(value).strip())[:limit]
 
 
-def validate(answer: dict) -> Optional[dict]:
+def validate(answer: dict) -> dict | None:
     """Keep only the expected fields with the expected types; None if unusable."""
     if not isinstance(answer, dict) or not str(answer.get("reason", "")).strip():
         return None
@@ -109,8 +111,10 @@ def spoken(summary: dict, source_agent: str) -> str:
     return " ".join(p.replace("..", ".") for p in parts)
 
 
-GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-           "¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+    "¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
 
 
 def sms_limit(text: str) -> int:

@@ -6,6 +6,7 @@ requested) → target_accepted → conferenced (caller bridged into A and B's ro
 to target_ringing. Failure endings are terminal: cancelled, declined, no_answer, abandoned
 (the caller hung up), failed.
 """
+
 from gateway.domain.machine import StateMachine
 
 INITIATED, CONSULTING, TARGET_RINGING, TARGET_ACCEPTED = "initiated", "consulting", "target_ringing", "target_accepted"

@@ -1,4 +1,5 @@
 """Alembic environment: the URL comes from the caller's config (set by Store.migrate / the CLI)."""
+
 from alembic import context
 from sqlalchemy import create_engine
 

@@ -2,10 +2,10 @@
 
 ``init_app(app)`` wires it all into an app made by ``create_app``; calling it twice is harmless.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway.ops.settings import OpsSettings
 
 
-def init_app(app: Flask, ops: Optional[OpsSettings] = None) -> None:
+def init_app(app: Flask, ops: OpsSettings | None = None) -> None:
     """Blueprint (/readyz, /metrics, https redirect, webhook timing), the provision and doctor
     commands, JSON logs, Prometheus, and ProxyFix for TRUSTED_PROXY_HOPS proxies."""
     if "ops" in app.extensions:

@@ -1,4 +1,5 @@
 """Database checks shared by ``doctor`` and ``/readyz``."""
+
 from __future__ import annotations
 
 import functools

@@ -4,6 +4,7 @@ Under flask they use the app's settings (sandbox ports included); ``python -m ga
 reads the environment (and .env) without building an app, so it also works when the app
 would not start.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,10 +19,14 @@ from gateway.ops.doctor import doctor
 from gateway.ops.provision import provision
 from gateway.ops.settings import OpsSettings
 
-PROVISION_HELP = ("Create or update the LiveKit SIP trunk and dispatch rule and point the Twilio number at this "
-                  "gateway. Safe to repeat: only differences are changed.")
-DOCTOR_HELP = ("Check configuration, database, migrations, provider credentials and provisioning; "
-               "exit status 1 when any check fails.")
+PROVISION_HELP = (
+    "Create or update the LiveKit SIP trunk and dispatch rule and point the Twilio number at this "
+    "gateway. Safe to repeat: only differences are changed."
+)
+DOCTOR_HELP = (
+    "Check configuration, database, migrations, provider credentials and provisioning; "
+    "exit status 1 when any check fails."
+)
 DRY_RUN = click.option("--dry-run", is_flag=True, help="Print what would change and change nothing.")
 
 
@@ -34,6 +39,7 @@ def _provision(settings: Settings, ops: OpsSettings, dry_run: bool) -> int:
 
 def register(app: Flask) -> None:
     """``flask --app gateway provision|doctor``: with the app's settings and store."""
+
     def app_settings() -> tuple:
         services = current_app.extensions["gateway"]
         return services, current_app.extensions.get("ops") or OpsSettings.from_env(os.environ)

@@ -3,13 +3,15 @@
 Every check makes one harmless call (nothing is created or changed) and reports PASS,
 FAIL or WARN (worth knowing, not broken). Any FAIL makes the exit status 1.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import os
 import textwrap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 import openai
@@ -49,11 +51,19 @@ def _guarded(name: str, fix: str, check: Callable[[], Check]) -> Check:
 
 def _configuration(settings: Settings, ops: OpsSettings) -> Check:
     if settings.sandbox:
-        return Check("configuration", WARN, "SANDBOX MODE: no Twilio or LiveKit credentials; every provider is a "
-                     "loopback double", "set the TWILIO_* and LIVEKIT_* variables to take real calls")
+        return Check(
+            "configuration",
+            WARN,
+            "SANDBOX MODE: no Twilio or LiveKit credentials; every provider is a loopback double",
+            "set the TWILIO_* and LIVEKIT_* variables to take real calls",
+        )
     if not (settings.livekit_sip_username or ops.sip_allowed_addresses):
-        return Check("configuration", WARN, "the LiveKit inbound trunk accepts any SIP caller",
-                     "set LIVEKIT_SIP_USERNAME/LIVEKIT_SIP_PASSWORD or LIVEKIT_SIP_ALLOWED_ADDRESSES, then provision")
+        return Check(
+            "configuration",
+            WARN,
+            "the LiveKit inbound trunk accepts any SIP caller",
+            "set LIVEKIT_SIP_USERNAME/LIVEKIT_SIP_PASSWORD or LIVEKIT_SIP_ALLOWED_ADDRESSES, then provision",
+        )
     return Check("configuration", PASS, "production settings loaded")
 
 
@@ -61,13 +71,21 @@ def check_public_url(settings: Settings) -> Check:
     name = "PUBLIC_BASE_URL"
     url = urlparse(settings.public_base_url)
     if url.path not in ("", "/") or url.query or url.fragment:
-        return Check(name, FAIL, f"{settings.public_base_url} has a path; callback URLs are built from the origin",
-                     "set it to the bare origin, e.g. https://gateway.example.com")
+        return Check(
+            name,
+            FAIL,
+            f"{settings.public_base_url} has a path; callback URLs are built from the origin",
+            "set it to the bare origin, e.g. https://gateway.example.com",
+        )
     if settings.sandbox:
         return Check(name, PASS, f"{settings.public_origin} (sandbox: loopback is fine)")
     if url.scheme != "https":
-        return Check(name, FAIL, f"{settings.public_origin} is not https; signatures and console cookies need it",
-                     "use the app's public https URL")
+        return Check(
+            name,
+            FAIL,
+            f"{settings.public_origin} is not https; signatures and console cookies need it",
+            "use the app's public https URL",
+        )
     host = url.hostname or ""
     try:
         address = ipaddress.ip_address(host)
@@ -75,20 +93,26 @@ def check_public_url(settings: Settings) -> Check:
     except ValueError:
         unreachable = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
     if unreachable:
-        return Check(name, FAIL, f"Twilio cannot reach {host}",
-                     "use the app's public https URL (in development, a tunnel such as ngrok)")
+        return Check(
+            name,
+            FAIL,
+            f"Twilio cannot reach {host}",
+            "use the app's public https URL (in development, a tunnel such as ngrok)",
+        )
     return Check(name, PASS, settings.public_origin)
 
 
-def _database(settings: Settings, store: Optional[Store]) -> list[Check]:
+def _database(settings: Settings, store: Store | None) -> list[Check]:
     shown = make_url(settings.database_url).render_as_string(hide_password=True)
     own = store is None
     store = store or Store(settings.database_url)
     try:
         schema = checks.schema(store)
     except Exception as exc:
-        return [Check("database", FAIL, f"{shown}: {describe_error(exc)}", "check DATABASE_URL and that the database runs"),
-                Check("migrations", FAIL, "database unreachable", "fix the database first")]
+        return [
+            Check("database", FAIL, f"{shown}: {describe_error(exc)}", "check DATABASE_URL and that the database runs"),
+            Check("migrations", FAIL, "database unreachable", "fix the database first"),
+        ]
     finally:
         if own:
             store.engine.dispose()
@@ -109,6 +133,7 @@ def _livekit(settings: Settings) -> Check:
     def check() -> Check:
         rooms = run_livekit(settings, lambda lk: lk.room.list_rooms(api.ListRoomsRequest()), timeout_s=TIMEOUT_S)
         return Check("LiveKit", PASS, f"{settings.livekit_url}: credentials accepted ({len(rooms.rooms)} rooms)")
+
     return _guarded("LiveKit", fix, check)
 
 
@@ -116,19 +141,29 @@ def _twilio(settings: Settings) -> Check:
     def check() -> Check:
         status = telephony(settings, timeout_s=TIMEOUT_S).check()
         if status != "active":
-            return Check("Twilio", FAIL, f"account {settings.twilio_account_sid} is {status}",
-                         "reactivate the account in the Twilio console")
+            return Check(
+                "Twilio",
+                FAIL,
+                f"account {settings.twilio_account_sid} is {status}",
+                "reactivate the account in the Twilio console",
+            )
         return Check("Twilio", PASS, f"account {settings.twilio_account_sid} active")
+
     return _guarded("Twilio", _fix(settings, "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"), check)
 
 
 def _openai(settings: Settings) -> Check:
     if not settings.openai_api_key:
-        return Check("OpenAI", WARN, "OPENAI_API_KEY not set: summaries use the local extractive fallback",
-                     "set OPENAI_API_KEY for model summaries")
+        return Check(
+            "OpenAI",
+            WARN,
+            "OPENAI_API_KEY not set: summaries use the local extractive fallback",
+            "set OPENAI_API_KEY for model summaries",
+        )
     fix = _fix(settings, "check OPENAI_API_KEY (and OPENAI_BASE_URL if set)")
-    client = openai.OpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url,
-                           timeout=TIMEOUT_S, max_retries=0)
+    client = openai.OpenAI(
+        api_key=settings.openai_api_key, base_url=settings.openai_base_url, timeout=TIMEOUT_S, max_retries=0
+    )
     model = settings.openai_model
 
     def check() -> Check:
@@ -139,8 +174,12 @@ def _openai(settings: Settings) -> Check:
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": "ping"}], max_tokens=1)
             return Check("OpenAI", PASS, f"key accepted; {model} answered (the server has no /models)")
         if model not in available:
-            return Check("OpenAI", FAIL, f"key accepted, but model {model} is not available to it",
-                         "set OPENAI_MODEL to a model this key can use")
+            return Check(
+                "OpenAI",
+                FAIL,
+                f"key accepted, but model {model} is not available to it",
+                "set OPENAI_MODEL to a model this key can use",
+            )
         return Check("OpenAI", PASS, f"key accepted; {model} available")
 
     try:
@@ -157,8 +196,12 @@ def _provisioning(settings: Settings, ops: OpsSettings) -> Check:
     report = provision(settings, dry_run=True, out=lambda _line: None, ops=ops)
     failed = next((r for r in report.results if r.outcome == FAILED), None)
     if failed is not None:
-        return Check("provisioning", FAIL, f"{failed.step}: {failed.detail}", "fix the check above, then run doctor again")
-    drift = [f"{r.step} {r.outcome}" for r in report.results if r.outcome in DONE and r.outcome not in (UNCHANGED, SKIPPED)]
+        return Check(
+            "provisioning", FAIL, f"{failed.step}: {failed.detail}", "fix the check above, then run doctor again"
+        )
+    drift = [
+        f"{r.step} {r.outcome}" for r in report.results if r.outcome in DONE and r.outcome not in (UNCHANGED, SKIPPED)
+    ]
     if drift:
         if settings.sandbox:  # the sandbox sets up its own doubles when it starts: informative only
             return Check("provisioning", WARN, "; ".join(drift), "none needed in sandbox mode")
@@ -166,8 +209,13 @@ def _provisioning(settings: Settings, ops: OpsSettings) -> Check:
     return Check("provisioning", PASS, "LiveKit trunk, dispatch rule and Twilio number webhooks match")
 
 
-def run_checks(settings: Optional[Settings] = None, *, env: Optional[Mapping[str, str]] = None,
-               store: Optional[Store] = None, ops: Optional[OpsSettings] = None) -> list[Check]:
+def run_checks(
+    settings: Settings | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    store: Store | None = None,
+    ops: OpsSettings | None = None,
+) -> list[Check]:
     """All checks. Without ``settings`` they are loaded from ``env`` (default: the process
     environment) as ``create_app`` would, sandbox ports included."""
     env = os.environ if env is None else env
@@ -200,18 +248,23 @@ def table(rows: list[Check]) -> str:
     result_w = max(len(r.result) for r in rows)
     detail_w = max(len(line) for wrapped in details for line in wrapped)
     lines = []
-    for row, wrapped in zip(rows, details):
+    for row, wrapped in zip(rows, details, strict=False):
         lines.append(f"{row.name:<{name_w}}  {row.result:<{result_w}}  {wrapped[0]:<{detail_w}}  {row.fix}".rstrip())
         lines.extend(f"{'':<{name_w}}  {'':<{result_w}}  {more}" for more in wrapped[1:])
     return "\n".join(lines)
 
 
-def doctor(settings: Optional[Settings] = None, *, out: Callable[[str], Any] = print, **kwargs) -> int:
+def doctor(settings: Settings | None = None, *, out: Callable[[str], Any] = print, **kwargs) -> int:
     """Print the table; 1 when any check failed, else 0."""
     rows = run_checks(settings, **kwargs)
     out(table(rows))
     failed = [r.name for r in rows if r.result == FAIL]
     warnings = sum(1 for r in rows if r.result == WARN)
-    out(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed
-        else f"all checks passed ({warnings} warning(s))" if warnings else "all checks passed")
+    out(
+        f"{len(failed)} check(s) failed: {', '.join(failed)}"
+        if failed
+        else f"all checks passed ({warnings} warning(s))"
+        if warnings
+        else "all checks passed"
+    )
     return 1 if failed else 0

@@ -10,6 +10,7 @@ are counted by gateway.metrics; active calls, transfers by outcome, time to summ
 time to reach B are read from the store at scrape time, so every gunicorn worker reports
 the same figures and nothing has to be fed from the services.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -19,8 +20,9 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TextIO
 
 from flask import g, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest, multiprocess
@@ -60,7 +62,7 @@ class PhoneNumberFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -98,8 +100,10 @@ def install_logging(level: str) -> None:
 
 # ------------------------------------------------------------------------------- metrics
 WEBHOOK_SECONDS = Histogram(
-    "gateway_webhook_duration_seconds", "Time to answer a provider webhook, by URL rule and status.",
-    ["endpoint", "status"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),  # Twilio gives up at 15 s
+    "gateway_webhook_duration_seconds",
+    "Time to answer a provider webhook, by URL rule and status.",
+    ["endpoint", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),  # Twilio gives up at 15 s
 )
 TIMED_PREFIXES = ("/twilio/", "/livekit/")
 SUMMARY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 30)
@@ -115,12 +119,14 @@ def observe_webhook(response):
     rule = request.url_rule
     if started is not None and rule is not None and rule.rule.startswith(TIMED_PREFIXES):
         WEBHOOK_SECONDS.labels(endpoint=rule.rule, status=str(response.status_code)).observe(
-            time.perf_counter() - started)
+            time.perf_counter() - started
+        )
     return response
 
 
-def _histogram(name: str, documentation: str, label: str, samples: dict[str, list[float]],
-               bounds: tuple[float, ...]) -> HistogramMetricFamily:
+def _histogram(
+    name: str, documentation: str, label: str, samples: dict[str, list[float]], bounds: tuple[float, ...]
+) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=[label])
     for value, observations in sorted(samples.items()):
         observations = sorted(observations)
@@ -151,17 +157,29 @@ class StoreCollector:
         for state in T.TERMINAL:
             ended.add_metric([state], outcomes.get(state, 0))
         yield ended
-        yield _histogram("gateway_transfer_summary_seconds", "From transfer initiated to its summary ready, by source.",
-                         "source", summary, SUMMARY_BUCKETS)
-        yield _histogram("gateway_transfer_target_seconds", "From transfer initiated to target B connected, by mode.",
-                         "mode", target, TARGET_BUCKETS)
+        yield _histogram(
+            "gateway_transfer_summary_seconds",
+            "From transfer initiated to its summary ready, by source.",
+            "source",
+            summary,
+            SUMMARY_BUCKETS,
+        )
+        yield _histogram(
+            "gateway_transfer_target_seconds",
+            "From transfer initiated to target B connected, by mode.",
+            "mode",
+            target,
+            TARGET_BUCKETS,
+        )
 
     @staticmethod
     def _read(session):
         active = session.scalar(select(func.count()).select_from(Call).where(Call.state != C.ENDED))
-        outcomes = dict(session.execute(
-            select(Transfer.state, func.count()).where(Transfer.state.in_(T.TERMINAL)).group_by(Transfer.state)
-        ).all())
+        outcomes = dict(
+            session.execute(
+                select(Transfer.state, func.count()).where(Transfer.state.in_(T.TERMINAL)).group_by(Transfer.state)
+            ).all()
+        )
         rows = session.execute(
             select(TimelineEntry.kind, TimelineEntry.detail, TimelineEntry.at, Transfer.created_at, Transfer.mode)
             .join(Transfer, (TimelineEntry.call_id == Transfer.call_id) & (TimelineEntry.transfer_id == Transfer.id))

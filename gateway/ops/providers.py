@@ -3,11 +3,13 @@
 The commands run outside the web process, so each opens its own LiveKit client on a
 fresh event loop instead of borrowing the app's long-lived one.
 """
+
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,10 +25,12 @@ def run_livekit(settings: Settings, work: Callable[[api.LiveKitAPI], Awaitable[A
     """Run ``work(client)`` against LiveKit on a fresh loop; each request gets ``timeout_s``.
     If this thread already runs a loop (an async caller, Playwright's sync API), the fresh
     loop runs on a thread of its own, as asyncio.run cannot nest."""
+
     async def go():
         timeout = aiohttp.ClientTimeout(total=timeout_s)
-        async with api.LiveKitAPI(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret,
-                                  timeout=timeout) as client:
+        async with api.LiveKitAPI(
+            settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret, timeout=timeout
+        ) as client:
             return await work(client)
 
     try:
@@ -38,8 +42,13 @@ def run_livekit(settings: Settings, work: Callable[[api.LiveKitAPI], Awaitable[A
 
 
 def telephony(settings: Settings, *, timeout_s: float = 5.0) -> TwilioTelephony:
-    return TwilioTelephony(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_phone_number,
-                           base_url=settings.twilio_api_base_url, timeout_s=timeout_s)
+    return TwilioTelephony(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_phone_number,
+        base_url=settings.twilio_api_base_url,
+        timeout_s=timeout_s,
+    )
 
 
 def describe_error(exc: BaseException) -> str:

@@ -5,12 +5,13 @@ difference, so a second run reports "unchanged" and writes nothing. ``dry_run`` 
 The first failure stops the run, and the report says which steps were done and which not;
 running again after fixing the cause is safe.
 """
+
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from google.protobuf.message import Message
 from livekit import api
@@ -56,18 +57,23 @@ class Report:
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
-    def outcome(self, step: str) -> Optional[str]:
+    def outcome(self, step: str) -> str | None:
         return next((r.outcome for r in self.results if r.step == step), None)
 
     def summary(self) -> str:
         if self.ok:
-            return ("dry run: nothing was changed; run without --dry-run to apply" if self.dry_run
-                    else "provisioning complete")
+            return (
+                "dry run: nothing was changed; run without --dry-run to apply"
+                if self.dry_run
+                else "provisioning complete"
+            )
         done = [r.step for r in self.results if r.outcome in DONE and r.outcome != SKIPPED]
         not_done = [r.step for r in self.results if r.outcome not in DONE]
         failed = next(r.step for r in self.results if r.outcome == FAILED)
-        return (f"provisioning stopped at {failed}. done: {', '.join(done) or 'nothing'}. "
-                f"not done: {', '.join(not_done)}. Fix the cause and run provision again (it is safe to repeat).")
+        return (
+            f"provisioning stopped at {failed}. done: {', '.join(done) or 'nothing'}. "
+            f"not done: {', '.join(not_done)}. Fix the cause and run provision again (it is safe to repeat)."
+        )
 
 
 class _StepFailed(Exception):
@@ -86,8 +92,9 @@ def _normal(value: Any) -> Any:
 
 
 def _differences(actual: Message, desired: dict, *, skip: tuple[str, ...] = ()) -> list[str]:
-    return [name for name, want in desired.items()
-            if name not in skip and _normal(getattr(actual, name)) != _normal(want)]
+    return [
+        name for name, want in desired.items() if name not in skip and _normal(getattr(actual, name)) != _normal(want)
+    ]
 
 
 def _merged(actual: Message, desired: dict) -> Message:
@@ -121,7 +128,7 @@ def _password_unreported(actual: Message, desired: dict) -> bool:
 class _Provisioner:
     def __init__(self, settings: Settings, ops: OpsSettings, dry_run: bool):
         self.settings, self.ops, self.dry_run = settings, ops, dry_run
-        self.trunk_id: Optional[str] = None
+        self.trunk_id: str | None = None
 
     def steps(self) -> list[tuple[str, Callable]]:
         return [
@@ -146,13 +153,17 @@ class _Provisioner:
         desired = self.inbound_desired()
         listing = await lk.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest())
         actual = next((t for t in listing.items if t.name == INBOUND_TRUNK_NAME), None)
-        note = "" if desired["auth_username"] or desired["allowed_addresses"] else (
-            " (warning: no SIP auth and no allowed addresses: any SIP caller is accepted)")
+        note = (
+            ""
+            if desired["auth_username"] or desired["allowed_addresses"]
+            else (" (warning: no SIP auth and no allowed addresses: any SIP caller is accepted)")
+        )
         if actual is None:
             if self.dry_run:
                 return WOULD_CREATE, f"{INBOUND_TRUNK_NAME!r}{note}"
-            trunk = await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(
-                trunk=api.SIPInboundTrunkInfo(name=INBOUND_TRUNK_NAME, **desired)))
+            trunk = await lk.sip.create_inbound_trunk(
+                api.CreateSIPInboundTrunkRequest(trunk=api.SIPInboundTrunkInfo(name=INBOUND_TRUNK_NAME, **desired))
+            )
             self.trunk_id = trunk.sip_trunk_id
             return CREATED, f"{INBOUND_TRUNK_NAME!r} {trunk.sip_trunk_id}{note}"
         self.trunk_id = actual.sip_trunk_id
@@ -160,8 +171,12 @@ class _Provisioner:
         changed = _differences(actual, desired, skip=("auth_password",) if hidden else ())
         if hidden:
             note += " (LiveKit does not report the password, so it was not compared)"
-        return await self._apply(changed, actual.sip_trunk_id, note,
-                                 lambda: lk.sip.update_inbound_trunk(actual.sip_trunk_id, _merged(actual, desired)))
+        return await self._apply(
+            changed,
+            actual.sip_trunk_id,
+            note,
+            lambda: lk.sip.update_inbound_trunk(actual.sip_trunk_id, _merged(actual, desired)),
+        )
 
     async def outbound_trunk(self, lk: api.LiveKitAPI) -> tuple[str, str]:
         if not self.ops.outbound_address:
@@ -177,23 +192,32 @@ class _Provisioner:
         if actual is None:
             if self.dry_run:
                 return WOULD_CREATE, f"{OUTBOUND_TRUNK_NAME!r} to {self.ops.outbound_address}"
-            trunk = await lk.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(
-                trunk=api.SIPOutboundTrunkInfo(name=OUTBOUND_TRUNK_NAME, **desired)))
+            trunk = await lk.sip.create_outbound_trunk(
+                api.CreateSIPOutboundTrunkRequest(trunk=api.SIPOutboundTrunkInfo(name=OUTBOUND_TRUNK_NAME, **desired))
+            )
             return CREATED, f"{OUTBOUND_TRUNK_NAME!r} {trunk.sip_trunk_id} to {self.ops.outbound_address}"
         hidden = _password_unreported(actual, desired)
         changed = _differences(actual, desired, skip=("auth_password",) if hidden else ())
-        return await self._apply(changed, actual.sip_trunk_id, "",
-                                 lambda: lk.sip.update_outbound_trunk(actual.sip_trunk_id, _merged(actual, desired)))
+        return await self._apply(
+            changed,
+            actual.sip_trunk_id,
+            "",
+            lambda: lk.sip.update_outbound_trunk(actual.sip_trunk_id, _merged(actual, desired)),
+        )
 
     async def dispatch_rule(self, lk: api.LiveKitAPI) -> tuple[str, str]:
         desired = {
-            "rule": api.SIPDispatchRule(dispatch_rule_callee=api.SIPDispatchRuleCallee(
-                room_prefix=self.settings.livekit_room_prefix, randomize=False)),
+            "rule": api.SIPDispatchRule(
+                dispatch_rule_callee=api.SIPDispatchRuleCallee(
+                    room_prefix=self.settings.livekit_room_prefix, randomize=False
+                )
+            ),
             "trunk_ids": [self.trunk_id or NEW_TRUNK],
             # The caller's room is made by this rule when the caller's SIP leg arrives, with these
             # settings: no CreateRoom per call (one LiveKit API call and one webhook fewer per call).
-            "room_config": api.RoomConfiguration(empty_timeout=C.ROOM_EMPTY_TIMEOUT_S,
-                                                 departure_timeout=C.ROOM_DEPARTURE_TIMEOUT_S),
+            "room_config": api.RoomConfiguration(
+                empty_timeout=C.ROOM_EMPTY_TIMEOUT_S, departure_timeout=C.ROOM_DEPARTURE_TIMEOUT_S
+            ),
         }
         listing = await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
         actual = next((r for r in listing.items if r.name == DISPATCH_RULE_NAME), None)
@@ -201,13 +225,19 @@ class _Provisioner:
         if actual is None:
             if self.dry_run:
                 return WOULD_CREATE, f"{DISPATCH_RULE_NAME!r} ({what})"
-            rule = await lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(
-                dispatch_rule=api.SIPDispatchRuleInfo(name=DISPATCH_RULE_NAME, **desired)))
+            rule = await lk.sip.create_dispatch_rule(
+                api.CreateSIPDispatchRuleRequest(
+                    dispatch_rule=api.SIPDispatchRuleInfo(name=DISPATCH_RULE_NAME, **desired)
+                )
+            )
             return CREATED, f"{DISPATCH_RULE_NAME!r} {rule.sip_dispatch_rule_id} ({what})"
         changed = _differences(actual, desired)
         return await self._apply(
-            changed, actual.sip_dispatch_rule_id, "",
-            lambda: lk.sip.update_dispatch_rule(actual.sip_dispatch_rule_id, _merged(actual, desired)))
+            changed,
+            actual.sip_dispatch_rule_id,
+            "",
+            lambda: lk.sip.update_dispatch_rule(actual.sip_dispatch_rule_id, _merged(actual, desired)),
+        )
 
     async def _apply(self, changed: list[str], ident: str, note: str, update: Callable) -> tuple[str, str]:
         if not changed:
@@ -221,16 +251,21 @@ class _Provisioner:
     async def twilio_number(self, _lk: api.LiveKitAPI) -> tuple[str, str]:
         origin = self.settings.public_origin
         desired = {
-            "voice_url": f"{origin}/twilio/voice", "voice_method": "POST",
-            "status_callback": f"{origin}/twilio/status", "status_callback_method": "POST",
-            "voice_fallback_url": f"{origin}/twilio/fallback", "voice_fallback_method": "POST",
+            "voice_url": f"{origin}/twilio/voice",
+            "voice_method": "POST",
+            "status_callback": f"{origin}/twilio/status",
+            "status_callback_method": "POST",
+            "voice_fallback_url": f"{origin}/twilio/fallback",
+            "voice_fallback_method": "POST",
         }
         phone = self.settings.twilio_phone_number
         twilio = telephony(self.settings)
         numbers = twilio.numbers(phone)
         if not numbers:
-            raise _StepFailed(f"{phone} is not a phone number of Twilio account {self.settings.twilio_account_sid}; "
-                              "buy or port it there, or fix TWILIO_PHONE_NUMBER")
+            raise _StepFailed(
+                f"{phone} is not a phone number of Twilio account {self.settings.twilio_account_sid}; "
+                "buy or port it there, or fix TWILIO_PHONE_NUMBER"
+            )
         number = numbers[0]
         changed = [name for name, want in desired.items() if (getattr(number, name) or "") != want]
         if not changed:
@@ -240,14 +275,17 @@ class _Provisioner:
         return (WOULD_UPDATE if self.dry_run else UPDATED), f"{phone} {number.sid}: {', '.join(changed)}"
 
 
-def provision(settings: Settings, dry_run: bool = False, out: Callable[[str], Any] = print,
-              ops: Optional[OpsSettings] = None) -> Report:
+def provision(
+    settings: Settings, dry_run: bool = False, out: Callable[[str], Any] = print, ops: OpsSettings | None = None
+) -> Report:
     """Bring LiveKit and the Twilio number in line with ``settings``; one printed line a step."""
     ops = ops or OpsSettings.from_env(os.environ)
     provisioner = _Provisioner(settings, ops, dry_run)
     report = Report(dry_run=dry_run)
-    out(f"Provisioning for {settings.public_origin} (LiveKit {settings.livekit_url}, "
-        f"Twilio number {settings.twilio_phone_number})" + (" - dry run, nothing will be changed" if dry_run else ""))
+    out(
+        f"Provisioning for {settings.public_origin} (LiveKit {settings.livekit_url}, "
+        f"Twilio number {settings.twilio_phone_number})" + (" - dry run, nothing will be changed" if dry_run else "")
+    )
 
     async def run_steps(lk: api.LiveKitAPI) -> None:
         for name, step in provisioner.steps():
@@ -265,7 +303,7 @@ def provision(settings: Settings, dry_run: bool = False, out: Callable[[str], An
     try:
         run_livekit(settings, run_steps, timeout_s=10.0)
     except Exception as exc:  # no client at all, e.g. LIVEKIT_URL is empty: the next step fails with it
-        for name, _ in provisioner.steps()[len(report.results):]:
+        for name, _ in provisioner.steps()[len(report.results) :]:
             result = StepResult(name, FAILED if report.ok else NOT_RUN, describe_error(exc) if report.ok else "")
             report.results.append(result)
             out(result.line())

@@ -3,22 +3,39 @@
 Kept apart from gateway.config so the core Settings stay about calls; read from the same
 environment, validated with the same ConfigError.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from gateway.config import ConfigError
 
 # (name, required outside sandbox, description) — app.json lists these next to config.VARIABLES.
 OPS_VARIABLES: list[tuple[str, bool, str]] = [
-    ("TRUSTED_PROXY_HOPS", False, "Reverse proxies in front of the app whose X-Forwarded-* headers are trusted. Default: 1."),
+    (
+        "TRUSTED_PROXY_HOPS",
+        False,
+        "Reverse proxies in front of the app whose X-Forwarded-* headers are trusted. Default: 1.",
+    ),
     ("METRICS_TOKEN", False, "Bearer token required by /metrics; without it /metrics is open."),
-    ("PROMETHEUS_MULTIPROC_DIR", False, "Writable directory for Prometheus multi-process metrics under gunicorn (e.g. /tmp/prometheus)."),
+    (
+        "PROMETHEUS_MULTIPROC_DIR",
+        False,
+        "Writable directory for Prometheus multi-process metrics under gunicorn (e.g. /tmp/prometheus).",
+    ),
     ("LOG_LEVEL", False, "Log level of the JSON logs (DEBUG, INFO, WARNING, ERROR). Default: INFO."),
-    ("LIVEKIT_SIP_ALLOWED_ADDRESSES", False, "Comma-separated IPs/CIDRs the LiveKit inbound trunk accepts (provision). Default: any."),
-    ("LIVEKIT_OUTBOUND_ADDRESS", False, "SIP host of an outbound trunk, e.g. example.pstn.twilio.com; provision creates the trunk when set."),
+    (
+        "LIVEKIT_SIP_ALLOWED_ADDRESSES",
+        False,
+        "Comma-separated IPs/CIDRs the LiveKit inbound trunk accepts (provision). Default: any.",
+    ),
+    (
+        "LIVEKIT_OUTBOUND_ADDRESS",
+        False,
+        "SIP host of an outbound trunk, e.g. example.pstn.twilio.com; provision creates the trunk when set.",
+    ),
     ("LIVEKIT_OUTBOUND_USERNAME", False, "Digest username of the outbound trunk."),
     ("LIVEKIT_OUTBOUND_PASSWORD", False, "Digest password of the outbound trunk."),
 ]
@@ -27,16 +44,16 @@ OPS_VARIABLES: list[tuple[str, bool, str]] = [
 @dataclass(frozen=True)
 class OpsSettings:
     trusted_proxy_hops: int = 1
-    metrics_token: Optional[str] = None
-    prometheus_multiproc_dir: Optional[str] = None
+    metrics_token: str | None = None
+    prometheus_multiproc_dir: str | None = None
     log_level: str = "INFO"
     sip_allowed_addresses: tuple[str, ...] = ()
-    outbound_address: Optional[str] = None
-    outbound_username: Optional[str] = None
-    outbound_password: Optional[str] = None
+    outbound_address: str | None = None
+    outbound_username: str | None = None
+    outbound_password: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "OpsSettings":
+    def from_env(cls, env: Mapping[str, str]) -> OpsSettings:
         get = lambda name: (env.get(name) or "").strip()  # noqa: E731
         hops = get("TRUSTED_PROXY_HOPS") or "1"
         if not hops.isdigit():
@@ -51,7 +68,9 @@ class OpsSettings:
             metrics_token=get("METRICS_TOKEN") or None,
             prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR") or None,
             log_level=level,
-            sip_allowed_addresses=tuple(a.strip() for a in get("LIVEKIT_SIP_ALLOWED_ADDRESSES").split(",") if a.strip()),
+            sip_allowed_addresses=tuple(
+                a.strip() for a in get("LIVEKIT_SIP_ALLOWED_ADDRESSES").split(",") if a.strip()
+            ),
             outbound_address=get("LIVEKIT_OUTBOUND_ADDRESS") or None,
             outbound_username=get("LIVEKIT_OUTBOUND_USERNAME") or None,
             outbound_password=get("LIVEKIT_OUTBOUND_PASSWORD") or None,

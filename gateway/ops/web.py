@@ -2,13 +2,13 @@
 
 /healthz (in create_app) says the process is up; /readyz says it can take calls now.
 """
+
 from __future__ import annotations
 
 import hmac
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Optional
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
@@ -31,14 +31,18 @@ def _services():
 
 
 @bp.before_app_request
-def _redirect_to_https() -> Optional[Response]:
+def _redirect_to_https() -> Response | None:
     """A browser that reached the proxy over plain http is sent to the https origin. Only
     when a proxy is trusted: then ProxyFix has set the scheme from X-Forwarded-Proto."""
     origin = _services().gw.settings.public_origin
-    if (request.method in ("GET", "HEAD") and origin.startswith("https://")
-            and current_app.extensions["ops"].trusted_proxy_hops > 0
-            and request.headers.get("X-Forwarded-Proto") and request.scheme == "http"
-            and not request.path.startswith(NO_REDIRECT)):
+    if (
+        request.method in ("GET", "HEAD")
+        and origin.startswith("https://")
+        and current_app.extensions["ops"].trusted_proxy_hops > 0
+        and request.headers.get("X-Forwarded-Proto")
+        and request.scheme == "http"
+        and not request.path.startswith(NO_REDIRECT)
+    ):
         target = origin + request.full_path.rstrip("?")
         return redirect(target, code=301)
     return None
@@ -66,8 +70,10 @@ def readyz():
         schema = checks.schema(gw.store)
     except Exception as exc:
         log.warning("readyz: database unreachable: %s", exc)
-        results = {"database": {"ok": False, "detail": type(exc).__name__},
-                   "migrations": {"ok": False, "detail": "database unreachable"}}
+        results = {
+            "database": {"ok": False, "detail": type(exc).__name__},
+            "migrations": {"ok": False, "detail": "database unreachable"},
+        }
     else:
         results = {"database": {"ok": True}, "migrations": {"ok": schema.current, "detail": schema.describe()}}
     results["livekit"] = _livekit_ready(gw.rooms)
@@ -81,7 +87,10 @@ def metrics():
     if token:
         presented = request.headers.get("Authorization", "")
         if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
-            return jsonify(error="metrics need Authorization: Bearer <METRICS_TOKEN>"), 401, {
-                "WWW-Authenticate": 'Bearer realm="metrics"'}
+            return (
+                jsonify(error="metrics need Authorization: Bearer <METRICS_TOKEN>"),
+                401,
+                {"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     body, content_type = observability.exposition(_services().gw.store)
     return Response(body, content_type=content_type)

@@ -51,8 +51,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 from urllib.parse import parse_qsl, unquote
 
 import jwt
@@ -106,7 +106,7 @@ _LIST_UPDATE = "livekit.ListUpdate"
 class TwirpError(Exception):
     """A Twirp error answer: JSON ``{"code","msg","meta"}`` with its HTTP status."""
 
-    def __init__(self, code: str, msg: str, meta: Optional[dict] = None, status: Optional[int] = None):
+    def __init__(self, code: str, msg: str, meta: dict | None = None, status: int | None = None):
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
@@ -121,6 +121,7 @@ class _PlainUnauthorized(Exception):
 # --- grants -----------------------------------------------------------------
 # Each check gets the verified claims (None when no token was sent, which
 # LiveKit lets through the auth layer and then refuses per method).
+
 
 def _grant_room_create(c: Claims, req: Message) -> bool:
     return bool(c.video.room_create)
@@ -211,9 +212,9 @@ def _parse_sip_uri(uri: str) -> tuple[str, dict[str, str]]:
     else:
         at = rest.find("@", q)
         if at == -1:
-            head, query = rest[:q], rest[q + 1:]
+            head, query = rest[:q], rest[q + 1 :]
         else:  # headers written straight after the user part
-            head, query = rest[:q] + rest[at:], rest[q + 1:at]
+            head, query = rest[:q] + rest[at:], rest[q + 1 : at]
     user = unquote(head.split("@", 1)[0].split(";", 1)[0])
     return user, dict(parse_qsl(query, keep_blank_values=True))
 
@@ -250,7 +251,7 @@ def _json(data, status: int = 200) -> Response:
     return Response(json.dumps(data), status=status, mimetype="application/json")
 
 
-def _unverified_claims(token: str) -> Optional[dict]:
+def _unverified_claims(token: str) -> dict | None:
     try:
         return jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -276,7 +277,7 @@ class _QuietHandler(WSGIRequestHandler):
 class _Room:
     info: proto_models.Room
     participants: dict[str, proto_models.ParticipantInfo] = field(default_factory=dict)
-    close_at: Optional[float] = None  # monotonic deadline while empty
+    close_at: float | None = None  # monotonic deadline while empty
 
 
 @dataclass
@@ -287,8 +288,8 @@ class _SipSession:
     participant_sid: str
     status: str  # ringing | active | hangup
     ring_deadline: float
-    sip_status_code: Optional[int] = None
-    reason: Optional[str] = None
+    sip_status_code: int | None = None
+    reason: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -307,7 +308,7 @@ class _Fault:
     method: str
     status: int
     code: str
-    count: Optional[int]
+    count: int | None
     hang: bool
     msg: str
     meta: dict[str, str]
@@ -320,7 +321,7 @@ class FakeLiveKit:
         self,
         api_key: str = "devkey",
         api_secret: str = "secret-at-least-32-chars-long-xxxxxxxx",
-        webhook_url: Optional[str] = None,
+        webhook_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         cloud: bool = False,
@@ -357,10 +358,8 @@ class FakeLiveKit:
 
     # --- lifecycle --------------------------------------------------------
 
-    def start(self) -> "FakeLiveKit":
-        self._server = make_server(
-            self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler
-        )
+    def start(self) -> FakeLiveKit:
+        self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self._port = self._server.server_port
         for target, name in (
             (lambda: self._server.serve_forever(poll_interval=REAPER_TICK), "fake-livekit-http"),
@@ -425,10 +424,10 @@ class FakeLiveKit:
         method: str = "CreateRoom",
         status: int = 503,
         code: str = "unavailable",
-        count: Optional[int] = 1,
+        count: int | None = 1,
         hang: bool = False,
         msg: str = "injected fault",
-        meta: Optional[dict[str, str]] = None,
+        meta: dict[str, str] | None = None,
     ) -> None:
         """Make the next ``count`` calls of ``method`` ("*" = any) fail; None = forever.
         ``hang`` first sleeps HANG_SECONDS so the client times out. ``meta`` is the Twirp
@@ -445,7 +444,7 @@ class FakeLiveKit:
             self._faults.clear()
             self._latency.clear()
 
-    def _take_fault(self, method: str) -> tuple[Optional[_Fault], float]:
+    def _take_fault(self, method: str) -> tuple[_Fault | None, float]:
         with self._lock:
             delay = self._latency.get(method, self._latency.get("*", 0.0))
             for fault in self._faults:
@@ -512,7 +511,7 @@ class FakeLiveKit:
     # --- Twirp -------------------------------------------------------------
 
     def _handle_twirp(self, request: Request) -> Response:
-        service, _, method = request.path[len("/twirp/"):].partition("/")
+        service, _, method = request.path[len("/twirp/") :].partition("/")
         entry = {"method": method, "ok": False, "code": None, "status": 200}
         try:
             response = self._twirp(request, service, method)
@@ -553,7 +552,7 @@ class FakeLiveKit:
             else:
                 req = rpc.request.FromString(request.get_data())
         except (DecodeError, json_format.ParseError) as err:
-            raise TwirpError("malformed", f"failed to parse request: {err}")
+            raise TwirpError("malformed", f"failed to parse request: {err}") from err
         if claims is None or not rpc.grant(claims, req):
             raise TwirpError("unauthenticated", "permissions denied")
 
@@ -565,16 +564,16 @@ class FakeLiveKit:
             )
         return Response(result.SerializeToString(), mimetype="application/protobuf")
 
-    def _authenticate(self, header: Optional[str]) -> Optional[Claims]:
+    def _authenticate(self, header: str | None) -> Claims | None:
         """LiveKit's auth layer: no header passes (claims None), a bad one is a plain 401."""
         if not header:
             return None
         if not header.startswith("Bearer "):
             raise _PlainUnauthorized("invalid authorization header. Must start with Bearer ")
         try:
-            return self._verifier.verify(header[len("Bearer "):])
+            return self._verifier.verify(header[len("Bearer ") :])
         except (jwt.PyJWTError, ValueError) as err:
-            raise _PlainUnauthorized(f"invalid token: {err}")
+            raise _PlainUnauthorized(f"invalid token: {err}") from err
 
     # --- RoomService -------------------------------------------------------
 
@@ -593,9 +592,7 @@ class FakeLiveKit:
 
     def _rpc_ListRooms(self, req: proto_room.ListRoomsRequest) -> proto_room.ListRoomsResponse:
         with self._lock:
-            rooms = [
-                self._room_proto(r) for name, r in self._rooms.items() if not req.names or name in req.names
-            ]
+            rooms = [self._room_proto(r) for name, r in self._rooms.items() if not req.names or name in req.names]
         return proto_room.ListRoomsResponse(rooms=rooms)
 
     def _rpc_DeleteRoom(self, req: proto_room.DeleteRoomRequest) -> proto_room.DeleteRoomResponse:
@@ -774,7 +771,8 @@ class FakeLiveKit:
     ) -> proto_sip.ListSIPDispatchRuleResponse:
         with self._lock:
             items = [
-                r for r in self._rules.values()
+                r
+                for r in self._rules.values()
                 if (not req.dispatch_rule_ids or r.sip_dispatch_rule_id in req.dispatch_rule_ids)
                 and (not req.trunk_ids or not r.trunk_ids or set(r.trunk_ids) & set(req.trunk_ids))
             ]
@@ -848,22 +846,28 @@ class FakeLiveKit:
             # A room the rule creates takes the rule's room_config (timeouts, limit, metadata).
             config = rule.room_config
             room = self._rooms.get(room_name) or self._create_room_locked(
-                room_name, empty_timeout=config.empty_timeout, departure_timeout=config.departure_timeout,
-                max_participants=config.max_participants, metadata=config.metadata)
+                room_name,
+                empty_timeout=config.empty_timeout,
+                departure_timeout=config.departure_timeout,
+                max_participants=config.max_participants,
+                metadata=config.metadata,
+            )
 
             identity = f"sip_{caller}"
             answered = any(p.identity != identity for p in room.participants.values())
             status = "active" if answered else "ringing"
             call_id = _new_id("SCL_")
             attributes = dict(rule.attributes)
-            attributes.update({
-                "sip.callID": call_id,
-                "sip.trunkID": trunk.sip_trunk_id,
-                "sip.ruleID": rule.sip_dispatch_rule_id,
-                "sip.phoneNumber": caller,
-                "sip.trunkPhoneNumber": called,
-                "sip.callStatus": status,
-            })
+            attributes.update(
+                {
+                    "sip.callID": call_id,
+                    "sip.trunkID": trunk.sip_trunk_id,
+                    "sip.ruleID": rule.sip_dispatch_rule_id,
+                    "sip.phoneNumber": caller,
+                    "sip.trunkPhoneNumber": called,
+                    "sip.callStatus": status,
+                }
+            )
             if invite.get("twilio_call_sid"):
                 attributes["sip.twilio.callSid"] = invite["twilio_call_sid"]
             if invite.get("twilio_account_sid"):
@@ -896,7 +900,7 @@ class FakeLiveKit:
                 "status": session.status,
             }
 
-    def sip_bye(self, session_id: str) -> Optional[dict]:
+    def sip_bye(self, session_id: str) -> dict | None:
         """The Twilio side hung up. Idempotent; None for an unknown session."""
         with self._lock:
             session = self._sessions.get(session_id)
@@ -913,22 +917,22 @@ class FakeLiveKit:
     def _match_trunk_locked(self, called: str, caller: str, username, password):
         """The inbound trunk accepting this call, or the SIP status rejecting it."""
         candidates = [
-            t for t in self._inbound_trunks.values()
+            t
+            for t in self._inbound_trunks.values()
             if (not t.numbers or called in t.numbers) and (not t.allowed_numbers or caller in t.allowed_numbers)
         ]
         candidates.sort(key=lambda t: not t.numbers)  # a trunk naming the number wins
         if not candidates:
             return 404
         for trunk in candidates:
-            if not trunk.auth_username or (
-                trunk.auth_username == username and trunk.auth_password == password
-            ):
+            if not trunk.auth_username or (trunk.auth_username == username and trunk.auth_password == password):
                 return trunk
         return 401
 
     def _match_rule_locked(self, trunk_id: str, called: str, caller: str):
         rules = [
-            r for r in self._rules.values()
+            r
+            for r in self._rules.values()
             if (not r.trunk_ids or trunk_id in r.trunk_ids)
             and (not r.numbers or called in r.numbers)
             and (not r.inbound_numbers or caller in r.inbound_numbers)
@@ -951,7 +955,7 @@ class FakeLiveKit:
 
     # --- simulated browser participants -------------------------------------
 
-    def rtc_join(self, token: str, name: Optional[str] = None, room: Optional[str] = None) -> tuple[int, dict]:
+    def rtc_join(self, token: str, name: str | None = None, room: str | None = None) -> tuple[int, dict]:
         """Validate a participant token like the server does on a client join.
         ``room``, when given, is the room the client means to join."""
         raw = _unverified_claims(token) or {}
@@ -1064,14 +1068,16 @@ class FakeLiveKit:
         room.close_at = None
         self._emit_locked("participant_joined", room, participant)
         for session in self._sessions.values():
-            if session.status == "ringing" and session.room == room.info.name and any(
-                p.sid != session.participant_sid for p in room.participants.values()
+            if (
+                session.status == "ringing"
+                and session.room == room.info.name
+                and any(p.sid != session.participant_sid for p in room.participants.values())
             ):
                 session.status = "active"
                 session.sip_status_code = 200
                 self._set_call_status_locked(session, "active")
 
-    def _remove_participant_locked(self, room: _Room, identity: str, reason: Optional[str]) -> None:
+    def _remove_participant_locked(self, room: _Room, identity: str, reason: str | None) -> None:
         """Remove and announce a participant; ``reason`` None moves a call instead of ending it."""
         participant = room.participants[identity]
         session = self._session_for_locked(participant.sid)
@@ -1099,7 +1105,7 @@ class FakeLiveKit:
         if participant is not None and participant.sid == session.participant_sid:
             participant.attributes["sip.callStatus"] = status
 
-    def _session_for_locked(self, participant_sid: str) -> Optional[_SipSession]:
+    def _session_for_locked(self, participant_sid: str) -> _SipSession | None:
         for session in self._sessions.values():
             if session.participant_sid == participant_sid and session.status != "hangup":
                 return session
@@ -1169,7 +1175,7 @@ class FakeLiveKit:
 
     # --- webhooks -------------------------------------------------------------
 
-    def _emit_locked(self, event: str, room: _Room, participant: Optional[proto_models.ParticipantInfo] = None) -> None:
+    def _emit_locked(self, event: str, room: _Room, participant: proto_models.ParticipantInfo | None = None) -> None:
         """Queue a webhook; queueing under the lock keeps events in state order."""
         url = self.webhook_url
         if not url:
@@ -1200,9 +1206,7 @@ class FakeLiveKit:
         """POST one event as LiveKit does, retrying connection errors, 429 and 5xx."""
         body = json_format.MessageToJson(event, indent=None)
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        token = (
-            AccessToken(self.api_key, self.api_secret).with_ttl(WEBHOOK_TOKEN_TTL).with_sha256(digest).to_jwt()
-        )
+        token = AccessToken(self.api_key, self.api_secret).with_ttl(WEBHOOK_TOKEN_TTL).with_sha256(digest).to_jwt()
         request = urllib.request.Request(
             url,
             data=body.encode(),
@@ -1218,16 +1222,18 @@ class FakeLiveKit:
             except OSError:
                 status = None
             with self._lock:
-                self._webhook_log.append({
-                    "event": event.event,
-                    "id": event.id,
-                    "room": event.room.name,
-                    "identity": event.participant.identity or None,
-                    "status": status,
-                    "attempt": attempt + 1,
-                })
+                self._webhook_log.append(
+                    {
+                        "event": event.event,
+                        "id": event.id,
+                        "room": event.room.name,
+                        "identity": event.participant.identity or None,
+                        "status": status,
+                        "attempt": attempt + 1,
+                    }
+                )
             retryable = status is None or status == 429 or status >= 500
             if not retryable or attempt == WEBHOOK_MAX_RETRIES:
                 return
-            if self._stopping.wait(self.webhook_retry_base * 2 ** attempt):
+            if self._stopping.wait(self.webhook_retry_base * 2**attempt):
                 return

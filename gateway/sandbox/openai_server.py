@@ -23,7 +23,6 @@ import re
 import threading
 import time
 import uuid
-from typing import Optional
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -123,7 +122,7 @@ def _fit_schema(summary: dict, response_format: dict) -> dict:
         return summary
     empty = {"string": "", "array": [], "number": 0, "integer": 0, "boolean": False, "object": {}}
     return {
-        name: summary[name] if name in summary else empty.get((spec or {}).get("type"), None)
+        name: summary[name] if name in summary else empty.get((spec or {}).get("type"))
         for name, spec in properties.items()
     }
 
@@ -164,9 +163,9 @@ class FakeOpenAI:
         self._flowing.set()
         self._stopping = threading.Event()
         self._server = None
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
@@ -193,7 +192,7 @@ class FakeOpenAI:
     def set_latency(self, seconds: float) -> None:
         self._latency = seconds
 
-    def fail_next(self, status: int = 500, count: int = 1, retry_after: Optional[float] = None) -> None:
+    def fail_next(self, status: int = 500, count: int = 1, retry_after: float | None = None) -> None:
         """The next `count` completions fail with `status` (a 429 can carry Retry-After)."""
         with self._lock:
             self._failures.extend([(status, retry_after)] * count)
@@ -281,7 +280,7 @@ class FakeOpenAI:
         return response
 
 
-def _error(status: int, message: str, kind: str, code: Optional[str]) -> Response:
+def _error(status: int, message: str, kind: str, code: str | None) -> Response:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     response.headers["x-request-id"] = "req_" + uuid.uuid4().hex

@@ -4,12 +4,12 @@ Used by ``python -m gateway`` with nothing configured, and by the end-to-end tes
 The gateway talks to them through its normal adapters (TWILIO_API_BASE_URL, LIVEKIT_URL,
 OPENAI_BASE_URL), so sandbox mode exercises the real code paths.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import replace
-from typing import Optional
 
 from gateway.config import Settings
 from gateway.ops.provision import provision
@@ -32,37 +32,61 @@ OPENAI_KEY = "sk-sandbox"
 
 def sandbox_settings(base: Settings, *, livekit_port: int, twilio_port: int, openai_port: int) -> Settings:
     return replace(
-        base, sandbox=True,
-        twilio_account_sid=ACCOUNT_SID, twilio_auth_token=AUTH_TOKEN, twilio_phone_number=PHONE_NUMBER,
+        base,
+        sandbox=True,
+        twilio_account_sid=ACCOUNT_SID,
+        twilio_auth_token=AUTH_TOKEN,
+        twilio_phone_number=PHONE_NUMBER,
         twilio_api_base_url=f"http://127.0.0.1:{twilio_port}",
-        livekit_url=f"http://127.0.0.1:{livekit_port}", livekit_api_key=LIVEKIT_KEY, livekit_api_secret=LIVEKIT_SECRET,
-        livekit_sip_host=SIP_HOST, livekit_sip_username=SIP_USER, livekit_sip_password=SIP_PASSWORD,
-        openai_api_key=OPENAI_KEY, openai_base_url=f"http://127.0.0.1:{openai_port}/v1",
+        livekit_url=f"http://127.0.0.1:{livekit_port}",
+        livekit_api_key=LIVEKIT_KEY,
+        livekit_api_secret=LIVEKIT_SECRET,
+        livekit_sip_host=SIP_HOST,
+        livekit_sip_username=SIP_USER,
+        livekit_sip_password=SIP_PASSWORD,
+        openai_api_key=OPENAI_KEY,
+        openai_base_url=f"http://127.0.0.1:{openai_port}/v1",
     )
 
 
 class Doubles:
     """The three loopback doubles, started together."""
 
-    def __init__(self, *, livekit_port: int = 0, twilio_port: int = 0, openai_port: int = 0, time_scale: float = 1.0,
-                 webhook_url: Optional[str] = None):
-        self.livekit = FakeLiveKit(api_key=LIVEKIT_KEY, api_secret=LIVEKIT_SECRET, webhook_url=webhook_url,
-                                   port=livekit_port)
+    def __init__(
+        self,
+        *,
+        livekit_port: int = 0,
+        twilio_port: int = 0,
+        openai_port: int = 0,
+        time_scale: float = 1.0,
+        webhook_url: str | None = None,
+    ):
+        self.livekit = FakeLiveKit(
+            api_key=LIVEKIT_KEY, api_secret=LIVEKIT_SECRET, webhook_url=webhook_url, port=livekit_port
+        )
         self.openai = FakeOpenAI(api_key=OPENAI_KEY, port=openai_port)
-        self.twilio: Optional[TwilioSimulator] = None
+        self.twilio: TwilioSimulator | None = None
         self._twilio_port, self._time_scale = twilio_port, time_scale
 
-    def start(self) -> "Doubles":
+    def start(self) -> Doubles:
         self.livekit.start()
         self.openai.start()
-        self.twilio = TwilioSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, livekit_url=self.livekit.url,
-                                      port=self._twilio_port, time_scale=self._time_scale).start()
+        self.twilio = TwilioSimulator(
+            account_sid=ACCOUNT_SID,
+            auth_token=AUTH_TOKEN,
+            livekit_url=self.livekit.url,
+            port=self._twilio_port,
+            time_scale=self._time_scale,
+        ).start()
         return self
 
     def settings(self, base: Settings) -> Settings:
-        return sandbox_settings(base, livekit_port=int(self.livekit.url.rsplit(":", 1)[1]),
-                                twilio_port=int(self.twilio.url.rsplit(":", 1)[1]),
-                                openai_port=int(self.openai.url.rsplit(":", 1)[1]))
+        return sandbox_settings(
+            base,
+            livekit_port=int(self.livekit.url.rsplit(":", 1)[1]),
+            twilio_port=int(self.twilio.url.rsplit(":", 1)[1]),
+            openai_port=int(self.openai.url.rsplit(":", 1)[1]),
+        )
 
     def connect(self, settings: Settings) -> None:
         """Point the doubles at the gateway: webhooks, the dispatch rule, the phone number."""
@@ -89,7 +113,7 @@ class Sandbox:
         port = int(os.environ.get("SANDBOX_BASE_PORT", "7880"))
         self.ports = {"livekit_port": port, "twilio_port": port + 1, "openai_port": port + 2}
         self.settings = sandbox_settings(base, **self.ports)
-        self.doubles: Optional[Doubles] = None
+        self.doubles: Doubles | None = None
 
     @property
     def twilio(self):
@@ -104,8 +128,12 @@ class Sandbox:
             return
         self.doubles = Doubles(**self.ports, time_scale=float(os.environ.get("SANDBOX_TIME_SCALE", "1.0"))).start()
         self.doubles.connect(self.settings)
-        log.warning("sandbox doubles: Twilio %s, LiveKit %s, OpenAI %s", self.doubles.twilio.url,
-                    self.doubles.livekit.url, self.doubles.openai.url)
+        log.warning(
+            "sandbox doubles: Twilio %s, LiveKit %s, OpenAI %s",
+            self.doubles.twilio.url,
+            self.doubles.livekit.url,
+            self.doubles.openai.url,
+        )
 
     def stop(self) -> None:
         if self.doubles is not None:

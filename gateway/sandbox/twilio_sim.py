@@ -37,10 +37,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Callable, Optional
 from urllib.parse import urlencode
 
 import requests
@@ -92,7 +92,7 @@ def sms_segments(body: str) -> int:
     return 1 if units <= single else math.ceil(units / multi)
 
 
-def _rfc2822(moment: Optional[datetime]) -> Optional[str]:
+def _rfc2822(moment: datetime | None) -> str | None:
     return format_datetime(moment) if moment else None
 
 
@@ -107,14 +107,14 @@ class SimCall:
 
     def __init__(
         self,
-        sim: "TwilioSimulator",
+        sim: TwilioSimulator,
         sid: str,
         from_: str,
         to: str,
         direction: str,
-        setup: Optional[CallSetup] = None,
-        script: Optional[PhoneScript] = None,
-        parent_call_sid: Optional[str] = None,
+        setup: CallSetup | None = None,
+        script: PhoneScript | None = None,
+        parent_call_sid: str | None = None,
     ):
         self._sim = sim
         self.sid = sid
@@ -124,22 +124,22 @@ class SimCall:
         self.parent_call_sid = parent_call_sid
         self.setup = setup or CallSetup()
         self.script = script or PhoneScript.unscripted(to if direction != "inbound" else from_)
-        self.answered_by: Optional[str] = None
-        self.room: Optional[str] = None
-        self.date_created = datetime.now(timezone.utc)
-        self.start_time: Optional[datetime] = None
-        self.end_time: Optional[datetime] = None
+        self.answered_by: str | None = None
+        self.room: str | None = None
+        self.date_created = datetime.now(UTC)
+        self.start_time: datetime | None = None
+        self.end_time: datetime | None = None
         self._cond = threading.Condition(threading.RLock())
         self._status = "ringing" if direction == "inbound" else "queued"
         self._events: list = [("status", self._status)]
         self._created = time.monotonic()
         self._timeline: list = [(self._created, "ringing")]
-        self._answered_at: Optional[float] = None
-        self._ended_at: Optional[float] = None
+        self._answered_at: float | None = None
+        self._ended_at: float | None = None
         self._interrupt = None  # a pending Redirected or HungUp for the runner
         self._digits = ""
-        self._hangup_at: Optional[float] = None
-        self._transcription: Optional[dict] = None
+        self._hangup_at: float | None = None
+        self._transcription: dict | None = None
         self.callbacks = SerialDispatcher(f"callbacks-{sid}")  # this call's webhooks that don't hold it up
 
     # -- what tests read ---------------------------------------------------------
@@ -196,9 +196,9 @@ class SimCall:
             timeline = list(self._timeline)
             end = self._ended_at or time.monotonic()
         bounds = [moment for moment, _ in timeline[1:]] + [end]
-        return [(start, stop, state) for (start, state), stop in zip(timeline, bounds)]
+        return [(start, stop, state) for (start, state), stop in zip(timeline, bounds, strict=False)]
 
-    def wait_for(self, predicate: Callable[["SimCall"], bool], timeout: float = 5.0) -> "SimCall":
+    def wait_for(self, predicate: Callable[[SimCall], bool], timeout: float = 5.0) -> SimCall:
         """Block until predicate(call) holds; AssertionError with the call's history otherwise."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -249,7 +249,7 @@ class SimCall:
             self._digits += digits
             self._cond.notify_all()
 
-    def speak(self, text: str, track: str = "inbound_track", final: bool = True) -> Optional[int]:
+    def speak(self, text: str, track: str = "inbound_track", final: bool = True) -> int | None:
         """Say something; with real-time transcription on, Twilio posts it to the callback.
 
         Returns the callback's HTTP status, or None when nothing was
@@ -258,7 +258,7 @@ class SimCall:
         """
         return self.callbacks.call(lambda: self.post_transcript(text, track, final))
 
-    def post_transcript(self, text: str, track: str, final: bool) -> Optional[int]:
+    def post_transcript(self, text: str, track: str, final: bool) -> int | None:
         """Send one transcription-content callback now (speak() queues this)."""
         with self._cond:
             transcription = self._transcription
@@ -323,7 +323,7 @@ class SimCall:
             if isinstance(pending, HungUp):
                 raise HungUp(pending.who)
 
-    def wait(self, seconds: float, until: Optional[Callable[[], bool]] = None) -> bool:
+    def wait(self, seconds: float, until: Callable[[], bool] | None = None) -> bool:
         """Let `seconds` (real) pass on the line; True as soon as `until()` holds.
 
         Raises Redirected / HungUp when control is taken from outside, and
@@ -382,7 +382,7 @@ class SimCall:
             if self._answered_at is not None:
                 return
             self._answered_at = time.monotonic()
-            self.start_time = datetime.now(timezone.utc)
+            self.start_time = datetime.now(UTC)
             if self.script.hangup_after is not None:
                 self._hangup_at = self._answered_at + self.script.hangup_after * self._sim.time_scale
             self.set_status("in-progress")
@@ -392,24 +392,29 @@ class SimCall:
             if self.ended:
                 return
             self._ended_at = time.monotonic()
-            self.end_time = datetime.now(timezone.utc)
+            self.end_time = datetime.now(UTC)
             self.room = None
             self.set_status(status)
             self.set_current("ended")
 
-    def start_transcription(self, sid: str, url: str, method: str, track: str, name: Optional[str]) -> dict:
+    def start_transcription(self, sid: str, url: str, method: str, track: str, name: str | None) -> dict:
         with self._cond:
             self._transcription = {
-                "sid": sid, "url": url, "method": method, "track": track, "name": name, "sequence": 0,
+                "sid": sid,
+                "url": url,
+                "method": method,
+                "track": track,
+                "name": name,
+                "sequence": 0,
             }
             return dict(self._transcription)
 
-    def stop_transcription(self) -> Optional[dict]:
+    def stop_transcription(self) -> dict | None:
         with self._cond:
             transcription, self._transcription = self._transcription, None
             return transcription
 
-    def webhook_params(self, status: Optional[str] = None) -> dict:
+    def webhook_params(self, status: str | None = None) -> dict:
         """Twilio's standard voice request parameters for this call."""
         params = {
             "AccountSid": self._sim.account_sid,
@@ -448,7 +453,7 @@ class TwilioSimulator:
         self,
         account_sid: str = DEFAULT_ACCOUNT_SID,
         auth_token: str = "sandbox-auth-token",
-        livekit_url: Optional[str] = None,
+        livekit_url: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         time_scale: float = 0.01,
@@ -476,15 +481,13 @@ class TwilioSimulator:
         self._http = threading.local()
         self._message_callbacks = SerialDispatcher("message-callbacks")
         self._server = None
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._routes = Map(self._rules())
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> "TwilioSimulator":
-        self._server = make_server(
-            self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler
-        )
+    def start(self) -> TwilioSimulator:
+        self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="twilio-sim", daemon=True
         )
@@ -518,9 +521,9 @@ class TwilioSimulator:
     def add_number(
         self,
         phone_number: str,
-        voice_url: Optional[str] = None,
-        status_callback: Optional[str] = None,
-        voice_fallback_url: Optional[str] = None,
+        voice_url: str | None = None,
+        status_callback: str | None = None,
+        voice_fallback_url: str | None = None,
         voice_method: str = "POST",
         status_callback_events: tuple = ("completed",),
     ) -> str:
@@ -530,7 +533,7 @@ class TwilioSimulator:
         all of CALL_EVENTS in `status_callback_events` to get every event.
         """
         sid = self.new_sid("PN")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self._lock:
             self._numbers[sid] = {
                 "sid": sid,
@@ -553,10 +556,10 @@ class TwilioSimulator:
         number: str,
         answer: bool = True,
         answer_after: float = 2.0,
-        digits: Optional[str] = "1",
+        digits: str | None = "1",
         machine: bool = False,
         busy: bool = False,
-        hangup_after: Optional[float] = None,
+        hangup_after: float | None = None,
         gather_delay: float = 0.0,
     ) -> PhoneScript:
         """Say how the phone at `number` behaves when called (or when it calls us)."""
@@ -604,7 +607,7 @@ class TwilioSimulator:
         with self._lock:
             return [self._message_json(message) for message in self._messages.values()]
 
-    def webhooks(self, kind: Optional[str] = None, call_sid: Optional[str] = None) -> list:
+    def webhooks(self, kind: str | None = None, call_sid: str | None = None) -> list:
         """Every webhook request sent: dicts of kind, call_sid, url, method, params, status, error."""
         with self._lock:
             return [
@@ -619,14 +622,20 @@ class TwilioSimulator:
         status: int = 500,
         code: int = 20500,
         count: int = 1,
-        retry_after: Optional[float] = None,
+        retry_after: float | None = None,
         hang: bool = False,
     ) -> None:
         """Make the next `count` REST requests whose path contains `path_contains` fail."""
         with self._lock:
             self._faults.append(
-                {"path_contains": path_contains, "status": status, "code": code, "count": count,
-                 "retry_after": retry_after, "hang": hang}
+                {
+                    "path_contains": path_contains,
+                    "status": status,
+                    "code": code,
+                    "count": count,
+                    "retry_after": retry_after,
+                    "hang": hang,
+                }
             )
 
     def inject_latency(self, seconds: float, path_contains: str = "") -> None:
@@ -644,7 +653,7 @@ class TwilioSimulator:
     def new_sid(self, prefix: str) -> str:
         return prefix + uuid.uuid4().hex
 
-    def phone(self, number: str) -> Optional[PhoneScript]:
+    def phone(self, number: str) -> PhoneScript | None:
         with self._lock:
             return self._phones.get(number)
 
@@ -655,11 +664,18 @@ class TwilioSimulator:
             self._calls[child.sid] = child
         return child
 
-    def send_webhook(self, call_sid: Optional[str], kind: str, url: str, method: str, params: dict) -> WebhookResult:
+    def send_webhook(self, call_sid: str | None, kind: str, url: str, method: str, params: dict) -> WebhookResult:
         """One signed request to the gateway, like Twilio's; never raises."""
         method = "GET" if (method or "POST").upper() == "GET" else "POST"
-        entry = {"kind": kind, "call_sid": call_sid, "url": url, "method": method, "params": dict(params),
-                 "status": None, "error": None}
+        entry = {
+            "kind": kind,
+            "call_sid": call_sid,
+            "url": url,
+            "method": method,
+            "params": dict(params),
+            "status": None,
+            "error": None,
+        }
         with self._lock:
             self._webhook_log.append(entry)
         if self._stopping.is_set():
@@ -679,7 +695,11 @@ class TwilioSimulator:
         }
         try:
             response = self._session().request(
-                method, target, data=body, headers=headers, allow_redirects=False,
+                method,
+                target,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
                 timeout=(min(10.0, self.http_timeout), self.http_timeout),
             )
         except requests.RequestException as exc:
@@ -688,7 +708,7 @@ class TwilioSimulator:
         entry["status"] = response.status_code
         return WebhookResult(status=response.status_code, text=response.text)
 
-    def livekit(self, method: str, path: str, body: Optional[dict] = None, timeout: Optional[float] = None):
+    def livekit(self, method: str, path: str, body: dict | None = None, timeout: float | None = None):
         """Call the LiveKit double's /_sim API: (status, JSON dict); ConnectionError if unreachable."""
         if not self.livekit_url:
             raise ConnectionError("the simulator has no livekit_url")
@@ -720,7 +740,7 @@ class TwilioSimulator:
             self._runner_threads = [t for t in self._runner_threads if t.is_alive()] + [thread]
         thread.start()
 
-    def _number_by_phone(self, phone_number: str) -> Optional[dict]:
+    def _number_by_phone(self, phone_number: str) -> dict | None:
         with self._lock:
             return next((n for n in self._numbers.values() if n["phone_number"] == phone_number), None)
 
@@ -786,7 +806,7 @@ class TwilioSimulator:
         if delay:
             self._stopping.wait(delay)
 
-    def _take_fault(self, path: str) -> Optional[dict]:
+    def _take_fault(self, path: str) -> dict | None:
         with self._lock:
             for fault in self._faults:
                 if fault["count"] > 0 and fault["path_contains"] in path:
@@ -826,7 +846,8 @@ class TwilioSimulator:
             args = request.args
             filters = {"Status": "status", "To": "to", "From": "from_", "ParentCallSid": "parent_call_sid"}
             calls = [
-                call for call in self.calls()
+                call
+                for call in self.calls()
                 if all(getattr(call, attr) == args[name] for name, attr in filters.items() if name in args)
             ]
             calls.reverse()  # Twilio lists newest first
@@ -866,8 +887,15 @@ class TwilioSimulator:
             async_amd_callback=form.get("AsyncAmdStatusCallback") or None,
             async_amd_callback_method=form.get("AsyncAmdStatusCallbackMethod", "POST").upper(),
         )
-        call = SimCall(self, self.new_sid("CA"), from_, to, "outbound-api", setup,
-                       script=self.phone(to) or PhoneScript.unscripted(to))
+        call = SimCall(
+            self,
+            self.new_sid("CA"),
+            from_,
+            to,
+            "outbound-api",
+            setup,
+            script=self.phone(to) or PhoneScript.unscripted(to),
+        )
         body = self._call_json(call)  # before the runner moves it past "queued"
         self._launch(call)
         return _json(body, 201)
@@ -964,7 +992,7 @@ class TwilioSimulator:
             return _twilio_error(400, 21602, "Message body is required.")
         if len(body) > 1600:
             return _twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         message = {
             "sid": self.new_sid("SM"),
             "to": to,
@@ -995,7 +1023,7 @@ class TwilioSimulator:
         for status in ("sent", "delivered"):
             with self._lock:
                 message["status"] = status
-                message["date_updated"] = datetime.now(timezone.utc)
+                message["date_updated"] = datetime.now(UTC)
             if message["status_callback"]:
                 params = {
                     "AccountSid": self.account_sid,
@@ -1066,7 +1094,7 @@ class TwilioSimulator:
                     if form_name in request.form:
                         value = request.form[form_name]
                         number[key] = value.upper() if key.endswith("_method") else (value or None)
-                number["date_updated"] = datetime.now(timezone.utc)
+                number["date_updated"] = datetime.now(UTC)
             return _json(self._number_json(number))
 
     def _number_json(self, number: dict) -> dict:
@@ -1175,7 +1203,7 @@ class TwilioSimulator:
         return _json({"injected": body}, 201)
 
 
-def _source(form, url_field: str, method_field: str, twiml_field: Optional[str] = None) -> Optional[TwimlSource]:
+def _source(form, url_field: str, method_field: str, twiml_field: str | None = None) -> TwimlSource | None:
     """The TwiML source a REST form names; inline TwiML wins over a URL."""
     if twiml_field and form.get(twiml_field):
         return TwimlSource(twiml=form[twiml_field])

@@ -43,10 +43,10 @@ import queue
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Callable, Optional
 from urllib.parse import urljoin, urlsplit
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ NO_SIP_ANSWER = 503  # what a Dial reports when the LiveKit double gave no SIP s
 
 def rfc2822_now() -> str:
     """Twilio's timestamp format (RFC 2822, UTC)."""
-    return format_datetime(datetime.now(timezone.utc))
+    return format_datetime(datetime.now(UTC))
 
 
 class CallInterrupted(Exception):
@@ -93,7 +93,7 @@ class CallInterrupted(Exception):
 class Redirected(CallInterrupted):
     """A REST update gave the call new TwiML to run."""
 
-    def __init__(self, source: "TwimlSource"):
+    def __init__(self, source: TwimlSource):
         super().__init__(source)
         self.source = source
         self.after_dial = False  # set by <Dial>: Twilio leaves ~0.5 s of silence then
@@ -120,19 +120,19 @@ class AppError(Exception):
 class TwimlSource:
     """Where a call's next TwiML comes from: a URL to fetch or an inline document."""
 
-    url: Optional[str] = None
+    url: str | None = None
     method: str = "POST"
-    twiml: Optional[str] = None
+    twiml: str | None = None
 
 
 @dataclass(frozen=True)
 class Document:
     """A parsed TwiML <Response>; `url` is where it came from (None when inline)."""
 
-    url: Optional[str]
+    url: str | None
     root: ET.Element
 
-    def resolve(self, ref: Optional[str]) -> str:
+    def resolve(self, ref: str | None) -> str:
         """Resolve a URL found in this document, as Twilio does, or fail with 11100."""
         ref = (ref or "").strip()
         if ref and urlsplit(ref).scheme in ("http", "https"):
@@ -142,7 +142,7 @@ class Document:
         raise AppError(ERR_INVALID_URL, f"cannot resolve {ref!r} in an inline TwiML document")
 
 
-def parse_twiml(text: str, url: Optional[str]) -> Document:
+def parse_twiml(text: str, url: str | None) -> Document:
     """Parse a TwiML reply; anything but a <Response> document is error 12100."""
     try:
         root = ET.fromstring(text)
@@ -164,14 +164,14 @@ class PhoneScript:
     number: str
     answer: bool = True
     answer_after: float = 2.0
-    digits: Optional[str] = "1"
+    digits: str | None = "1"
     machine: bool = False
     busy: bool = False
-    hangup_after: Optional[float] = None
+    hangup_after: float | None = None
     gather_delay: float = 0.0
 
     @classmethod
-    def unscripted(cls, number: str) -> "PhoneScript":
+    def unscripted(cls, number: str) -> PhoneScript:
         """A phone nobody picks up and nobody presses keys on."""
         return cls(number=number, answer=False, digits=None)
 
@@ -180,15 +180,15 @@ class PhoneScript:
 class CallSetup:
     """The call's configuration from calls.create or the dialled number."""
 
-    source: Optional[TwimlSource] = None
-    fallback: Optional[TwimlSource] = None
-    status_callback: Optional[str] = None
+    source: TwimlSource | None = None
+    fallback: TwimlSource | None = None
+    status_callback: str | None = None
     status_callback_method: str = "POST"
     status_events: frozenset = frozenset({"completed"})
     timeout: float = 60.0
-    machine_detection: Optional[str] = None  # None, "Enable" or "DetectMessageEnd"
+    machine_detection: str | None = None  # None, "Enable" or "DetectMessageEnd"
     async_amd: bool = False
-    async_amd_callback: Optional[str] = None
+    async_amd_callback: str | None = None
     async_amd_callback_method: str = "POST"
     speech: tuple = ()  # what an inbound caller says once transcription starts
 
@@ -197,9 +197,9 @@ class CallSetup:
 class WebhookResult:
     """What came back from one webhook request (status None = no HTTP answer)."""
 
-    status: Optional[int] = None
+    status: int | None = None
     text: str = ""
-    error: Optional[str] = None
+    error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -214,7 +214,7 @@ class SerialDispatcher:
     """
 
     def __init__(self, name: str):
-        self._queue: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._lock = threading.Lock()
         self._started = False
@@ -282,9 +282,9 @@ class _DialTarget:
 
     kind: str  # "sip" or "number"
     address: str
-    username: Optional[str] = None
-    password: Optional[str] = None
-    status_callback: Optional[str] = None
+    username: str | None = None
+    password: str | None = None
+    status_callback: str | None = None
     status_callback_method: str = "POST"
     status_events: frozenset = frozenset()
     sequence: int = 0  # the next SequenceNumber of the noun's status callbacks
@@ -298,9 +298,9 @@ class _SipLeg:
         self._child = child
         self._target = target
         self._caller_id = caller_id
-        self.session_id: Optional[str] = None
-        self.room: Optional[str] = None
-        self.sip_status_code: Optional[int] = None
+        self.session_id: str | None = None
+        self.room: str | None = None
+        self.sip_status_code: int | None = None
         self._failures = 0
         self._hung_up = False
 
@@ -378,7 +378,7 @@ class _PhoneLeg:
         self._scale = carrier.time_scale
         self._script = script
         self._started = time.monotonic()
-        self._answered_at: Optional[float] = None
+        self._answered_at: float | None = None
         self._hung_up = False
         self.room = None
         self.sip_status_code = None
@@ -399,9 +399,11 @@ class _PhoneLeg:
             return "ringing"
         if self._answered_at is None:
             self._answered_at = time.monotonic()
-        if script.hangup_after is not None:
-            if time.monotonic() - self._answered_at >= script.hangup_after * self._scale:
-                return "hangup"
+        if (
+            script.hangup_after is not None
+            and time.monotonic() - self._answered_at >= script.hangup_after * self._scale
+        ):
+            return "hangup"
         return "active"
 
     def failure_status(self) -> str:
@@ -424,7 +426,7 @@ class CallRunner:
         self.call = call
         self.dispatcher = call.callbacks
         self._status_sequence = 0
-        self._amd_timer: Optional[threading.Timer] = None
+        self._amd_timer: threading.Timer | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -448,13 +450,13 @@ class CallRunner:
                 self._amd_timer.cancel()
             self.dispatcher.close()
 
-    def _connect_inbound(self) -> Optional[Document]:
+    def _connect_inbound(self) -> Document | None:
         """A caller dialled our number: Twilio fetches the voice URL while it rings."""
         self._status_callback("initiated")
         self._status_callback("ringing")
         return self._fetch_voice(self.call.setup.source, {})
 
-    def _connect_outbound(self) -> Optional[Document]:
+    def _connect_outbound(self) -> Document | None:
         """calls.create: ring the scripted phone, then answer, busy or no-answer."""
         call, setup, script = self.call, self.call.setup, self.call.script
         self._status_callback("initiated")
@@ -474,7 +476,7 @@ class CallRunner:
             return None
         return self._answer_outbound(source)
 
-    def _ring(self, seconds: float, source: Optional[TwimlSource]) -> Optional[TwimlSource]:
+    def _ring(self, seconds: float, source: TwimlSource | None) -> TwimlSource | None:
         """Ring for `seconds`; returns the TwiML source to run on answer, None if it ended.
 
         A REST redirect while ringing replaces the source; a hangup cancels the
@@ -537,7 +539,7 @@ class CallRunner:
         self.call.mark_answered()
         self._status_callback("answered")
 
-    def _end(self, status: str, who: Optional[str]) -> None:
+    def _end(self, status: str, who: str | None) -> None:
         """End the call once: hangup event, final status, transcription and status callbacks."""
         call = self.call
         if call.ended:
@@ -560,7 +562,7 @@ class CallRunner:
 
     # -- TwiML ---------------------------------------------------------------
 
-    def _fetch_voice(self, source: Optional[TwimlSource], extra: dict) -> Document:
+    def _fetch_voice(self, source: TwimlSource | None, extra: dict) -> Document:
         """Fetch the call's first document, going to the fallback URL on failure."""
         if source is None:
             raise AppError(ERR_HTTP_RETRIEVAL, "no voice URL configured")
@@ -573,7 +575,7 @@ class CallRunner:
             params = dict(extra, ErrorCode=str(failure.code), ErrorUrl=source.url)
             return self._load(fallback, "fallback", params)
 
-    def _load(self, source: TwimlSource, kind: str, extra: Optional[dict] = None) -> Document:
+    def _load(self, source: TwimlSource, kind: str, extra: dict | None = None) -> Document:
         if source.twiml is not None:
             return parse_twiml(source.twiml, None)
         return self._fetch(source.url, source.method, extra or {}, kind)
@@ -594,7 +596,7 @@ class CallRunner:
 
     def _execute(self, document: Document) -> _Ended:
         """Run documents until the call ends, following actions and REST redirects."""
-        pending: Optional[Redirected] = None
+        pending: Redirected | None = None
         while True:
             try:
                 if pending is not None:
@@ -698,9 +700,13 @@ class CallRunner:
         """
         call, script = self.call, self.call.script
         call.set_current("gather")
-        if script.digits and not script.machine and not call.has_digits():
-            if not call.wait(self.scaled(script.gather_delay), until=call.has_digits):
-                call.press(script.digits)
+        if (
+            script.digits
+            and not script.machine
+            and not call.has_digits()
+            and not call.wait(self.scaled(script.gather_delay), until=call.has_digits)
+        ):
+            call.press(script.digits)
         collected = ""
         while call.wait(self.scaled(timeout), until=call.has_digits):
             for key in call.take_digits():
@@ -738,7 +744,7 @@ class CallRunner:
         call.set_current("record")
         started = time.monotonic()
 
-        def recording_params(digits: Optional[str]) -> dict:
+        def recording_params(digits: str | None) -> dict:
             sid = self.carrier.new_sid("RE")
             account = self.carrier.account_sid
             params = {
@@ -814,7 +820,7 @@ class CallRunner:
         call.add_event("dial", target.address)
         self._leg_callback(target, child, "initiated")
 
-        bridged_at: Optional[float] = None
+        bridged_at: float | None = None
         ringing_announced = False
         ring_deadline = time.monotonic() + self.scaled(ring_seconds)
         limit_deadline = math.inf
@@ -896,7 +902,7 @@ class CallRunner:
             status_events=frozenset((noun.get("statusCallbackEvent") or "completed").split()),
         )
 
-    def _close_dial(self, target: _DialTarget, child, leg, outcome: str, bridged_at: Optional[float]) -> dict:
+    def _close_dial(self, target: _DialTarget, child, leg, outcome: str, bridged_at: float | None) -> dict:
         """End the child leg and build the Dial action's parameters."""
         call = self.call
         call.room = None

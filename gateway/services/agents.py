@@ -1,10 +1,10 @@
 """The agent directory: add, list, remove, presence, and per-agent credentials."""
+
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-from typing import Optional
 
 from sqlalchemy import select
 
@@ -23,7 +23,7 @@ class AgentService:
     def __init__(self, store: Store):
         self.store = store
 
-    def add(self, agent_id: str, name: str, phone: Optional[str], browser: bool, status: str = rules.OFFLINE) -> str:
+    def add(self, agent_id: str, name: str, phone: str | None, browser: bool, status: str = rules.OFFLINE) -> str:
         """Create an agent; returns its credential (shown once)."""
         rules.validate_agent(agent_id, name, phone, browser)
         rules.validate_status(status)
@@ -32,8 +32,17 @@ class AgentService:
         def work(session):
             if session.get(Agent, agent_id) is not None:
                 raise rules.InvalidAgent(f"agent {agent_id!r} already exists")
-            session.add(Agent(id=agent_id, name=name.strip(), phone=phone, browser=browser, status=status,
-                              secret_hash=_hash(secret)))
+            session.add(
+                Agent(
+                    id=agent_id,
+                    name=name.strip(),
+                    phone=phone,
+                    browser=browser,
+                    status=status,
+                    secret_hash=_hash(secret),
+                )
+            )
+
         self.store.run(work)
         return secret
 
@@ -45,13 +54,14 @@ class AgentService:
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
             self.store.compare_and_set(session, agent, secret_hash=_hash(secret))
+
         self.store.run(work)
         return secret
 
     def list(self) -> list[dict]:
         return self.store.read(lambda s: [as_dict(a) for a in s.execute(select(Agent).order_by(Agent.id)).scalars()])
 
-    def get(self, agent_id: str) -> Optional[dict]:
+    def get(self, agent_id: str) -> dict | None:
         return self.store.read(lambda s: (lambda a: as_dict(a) if a else None)(s.get(Agent, agent_id)))
 
     def remove(self, agent_id: str) -> None:
@@ -59,11 +69,13 @@ class AgentService:
             agent = session.get(Agent, agent_id)
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
-            live = session.execute(select(Leg.id).where(Leg.agent_id == agent_id,
-                                                        Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED)))).first()
+            live = session.execute(
+                select(Leg.id).where(Leg.agent_id == agent_id, Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED)))
+            ).first()
             if live:
                 raise rules.InvalidAgent(f"agent {agent_id!r} is on a call; try again when it ends")
             session.delete(agent)
+
         self.store.run(work)
 
     def set_status(self, agent_id: str, status: str) -> dict:
@@ -74,8 +86,9 @@ class AgentService:
             agent = session.get(Agent, agent_id)
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
-            on_call = session.execute(select(Leg.id).where(Leg.agent_id == agent_id,
-                                                           Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED)))).first()
+            on_call = session.execute(
+                select(Leg.id).where(Leg.agent_id == agent_id, Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED)))
+            ).first()
             if status == rules.AVAILABLE and on_call:
                 raise rules.InvalidAgent("you are on a call; you become available when it ends")
             if agent.status != status:
@@ -84,14 +97,15 @@ class AgentService:
                     changes["idle_since"] = utcnow()
                 self.store.compare_and_set(session, agent, **changes)
             return as_dict(agent)
+
         return self.store.run(work)
 
-    def fingerprint(self, agent_id: str) -> Optional[str]:
+    def fingerprint(self, agent_id: str) -> str | None:
         """A short digest of the current credential: resetting it signs every console session out."""
         agent = self.store.peek(Agent, agent_id)
         return agent.secret_hash[:16] if agent else None
 
-    def authenticate(self, secret: str) -> Optional[dict]:
+    def authenticate(self, secret: str) -> dict | None:
         agent_id = secret.split(".", 1)[0] if secret and "." in secret else None
         if not agent_id:
             return None
@@ -102,5 +116,11 @@ class AgentService:
 
 
 def as_dict(agent: Agent) -> dict:
-    return {"id": agent.id, "name": agent.name, "phone": agent.phone, "browser": agent.browser,
-            "status": agent.status, "idle_since": agent.idle_since.isoformat() + "Z" if agent.idle_since else None}
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "phone": agent.phone,
+        "browser": agent.browser,
+        "status": agent.status,
+        "idle_since": agent.idle_since.isoformat() + "Z" if agent.idle_since else None,
+    }

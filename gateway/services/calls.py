@@ -3,17 +3,18 @@
 Webhook-facing functions only read and write the store and enqueue jobs; the jobs
 (registered at the bottom) make the provider calls.
 """
+
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import twiml
-from twiml.documents import SipTarget
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, Call, Leg, Transfer, Voicemail, utcnow
@@ -22,6 +23,7 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.machine import IllegalTransition
 from gateway.services.ports import Gateway
+from twiml.documents import SipTarget
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,16 @@ class CallService:
     def bridge_twiml(self, call: Call) -> str:
         urls, s = self.gw.urls, self.gw.settings
         return twiml.bridge_to_room(
-            room_token=self.gw.room_token(call.room), sip=self.sip_target(),
+            room_token=self.gw.room_token(call.room),
+            sip=self.sip_target(),
             action_url=urls("/twilio/dial-action", call=call.id, room=call.room, gen=call.bridge_gen or 0),
             sip_status_url=urls("/twilio/sip-status", call=call.id),
-            timeout_s=int(s.queue_timeout_s) + 10, headers={"X-GW-Call": call.id},
+            timeout_s=int(s.queue_timeout_s) + 10,
+            headers={"X-GW-Call": call.id},
             transcription_url=urls("/twilio/transcription", call=call.id) if s.transcription_enabled else None,
         )
 
-    def send_caller_to_bridge(self, session: Session, call: Call, room: Optional[str] = None) -> None:
+    def send_caller_to_bridge(self, session: Session, call: Call, room: str | None = None) -> None:
         """Redirect the caller (REST) into ``room`` (default: the call's room) as a new generation."""
         gen = (call.bridge_gen or 0) + 1
         self.store.compare_and_set(session, call, room=room or call.room, caller_identity=None, bridge_gen=gen)
@@ -62,28 +66,34 @@ class CallService:
     def redirect_abandoned(self, call_id: str) -> None:
         """Our REST redirect never reached Twilio: a <Dial> ending from now on is real again.
         (The caller is not stuck: a closed room or the hold loop brings them to the current bridge.)"""
+
         def work(session: Session) -> None:
             call = session.get(Call, call_id, populate_existing=True)
             if call is not None and call.redirecting:
                 self.store.compare_and_set(session, call, redirecting=False)
+
         self.store.run(work)
 
     def leg_bridge_twiml(self, leg: Leg) -> str:
         urls = self.gw.urls
         return twiml.bridge_to_room(
-            room_token=self.gw.room_token(leg.room), sip=self.sip_target(),
+            room_token=self.gw.room_token(leg.room),
+            sip=self.sip_target(),
             action_url=urls("/twilio/leg/dial-action", leg=leg.id),  # (no <Sip> progress: nothing to learn)
-            timeout_s=60, caller_id=leg.phone, headers={"X-GW-Leg": leg.id},
+            timeout_s=60,
+            caller_id=leg.phone,
+            headers={"X-GW-Leg": leg.id},
         )
 
-    def hold_twiml(self, call_id: str, first: bool = True, message: Optional[str] = None) -> str:
+    def hold_twiml(self, call_id: str, first: bool = True, message: str | None = None) -> str:
         return twiml.hold(
             music_url=self.gw.settings.hold_music_url,
             loop_url=self.gw.urls("/twilio/hold", call=call_id, loop=1),
-            message=(message or HOLD_FIRST) if first else None, reassurance=REASSURANCE,
+            message=(message or HOLD_FIRST) if first else None,
+            reassurance=REASSURANCE,
         )
 
-    def apology_twiml(self, call_id: Optional[str], technical: bool = False) -> str:
+    def apology_twiml(self, call_id: str | None, technical: bool = False) -> str:
         voicemail = self.gw.settings.voicemail_enabled and call_id
         return twiml.apology(
             message=APOLOGY_TECHNICAL if technical else APOLOGY,
@@ -91,18 +101,20 @@ class CallService:
         )
 
     @staticmethod
-    def call_by_sid(session: Session, sid: str) -> Optional[Call]:
+    def call_by_sid(session: Session, sid: str) -> Call | None:
         return session.execute(select(Call).where(Call.twilio_sid == sid)).scalar_one_or_none()
 
     @staticmethod
-    def live_legs(session: Session, call_id: str, *, transfer_id: Optional[str] = "any") -> list[Leg]:
+    def live_legs(session: Session, call_id: str, *, transfer_id: str | None = "any") -> list[Leg]:
         query = select(Leg).where(Leg.call_id == call_id, Leg.state.in_(LIVE_LEG_STATES))
         if transfer_id != "any":
-            query = query.where(Leg.transfer_id == transfer_id) if transfer_id else query.where(Leg.transfer_id.is_(None))
+            query = (
+                query.where(Leg.transfer_id == transfer_id) if transfer_id else query.where(Leg.transfer_id.is_(None))
+            )
         return list(session.execute(query.order_by(Leg.created_at)).scalars())
 
     @staticmethod
-    def active_transfer(session: Session, call_id: str) -> Optional[Transfer]:
+    def active_transfer(session: Session, call_id: str) -> Transfer | None:
         return session.execute(select(Transfer).where(Transfer.active_call_id == call_id)).scalar_one_or_none()
 
     # -------------------------------------------------------- voice webhook
@@ -116,6 +128,7 @@ class CallService:
                     self.store.transition(session, call, C.CALL, "no_agent", end_reason="livekit_unavailable")
                     self.store.record(session, call.id, "livekit_unavailable")
                 return call.id
+
             return self.apology_twiml(self.store.run(down), technical=True)
 
         def work(session: Session, retried: bool) -> tuple[Call, bool]:
@@ -133,8 +146,13 @@ class CallService:
             if not self.ring_next_agent(session, call, tried=()):
                 self.store.transition(session, call, C.CALL, "no_agent", end_reason="no_agent")
             else:
-                self.store.enqueue(session, "queue_timeout", {"call_id": call.id},
-                                   delay_s=self.gw.settings.queue_timeout_s, timer_of=call.id)
+                self.store.enqueue(
+                    session,
+                    "queue_timeout",
+                    {"call_id": call.id},
+                    delay_s=self.gw.settings.queue_timeout_s,
+                    timer_of=call.id,
+                )
             return call, True
 
         try:
@@ -150,15 +168,22 @@ class CallService:
         return self.bridge_twiml(call)
 
     def _new_call(self, session: Session, sid: str, from_number: str, to_number: str) -> Call:
-        call = Call(id=new_id("call"), twilio_sid=sid, from_number=from_number, to_number=to_number,
-                    room=self.gw.room_name(sid), state=C.BRIDGING)
+        call = Call(
+            id=new_id("call"),
+            twilio_sid=sid,
+            from_number=from_number,
+            to_number=to_number,
+            room=self.gw.room_name(sid),
+            state=C.BRIDGING,
+        )
         session.add(call)
         self.store.record(session, call.id, "call_received", caller=agent_rules.mask_phone(from_number))
         return call
 
     # --------------------------------------------------------------- routing
-    def ring_next_agent(self, session: Session, call: Call, room: Optional[str] = None,
-                        tried: Optional[Iterable[str]] = None) -> bool:
+    def ring_next_agent(
+        self, session: Session, call: Call, room: str | None = None, tried: Iterable[str] | None = None
+    ) -> bool:
         """Ring the longest-idle available agent not yet tried on this call; False if none.
 
         Candidates are read in idle order with FOR UPDATE SKIP LOCKED (on Postgres), so calls
@@ -166,10 +191,12 @@ class CallService:
         """
         if tried is None:
             tried = session.execute(
-                select(Leg.agent_id).where(Leg.call_id == call.id, Leg.transfer_id.is_(None))).scalars()
+                select(Leg.agent_id).where(Leg.call_id == call.id, Leg.transfer_id.is_(None))
+            ).scalars()
         tried = set(tried)
-        query = select(Agent).where(Agent.status == agent_rules.AVAILABLE,
-                                    (Agent.browser.is_(True)) | Agent.phone.isnot(None))
+        query = select(Agent).where(
+            Agent.status == agent_rules.AVAILABLE, (Agent.browser.is_(True)) | Agent.phone.isnot(None)
+        )
         if tried:
             query = query.where(Agent.id.not_in(tried))
         # One row: locking several would hide free agents from calls arriving at the same moment.
@@ -192,28 +219,60 @@ class CallService:
         self.store.compare_and_set(session, agent, status=agent_rules.BUSY)
         return True
 
-    def ring_agent(self, session: Session, call: Call, agent: Agent, *, room: str,
-                   transfer_id: Optional[str] = None) -> list[Leg]:
+    def ring_agent(
+        self, session: Session, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
+    ) -> list[Leg]:
         """Offer the call to the agent's console and phone at once; the first to accept wins."""
         legs = []
         if agent.browser:
-            legs.append(Leg(id=new_id("leg"), call_id=call.id, transfer_id=transfer_id, agent_id=agent.id,
-                            kind="browser", room=room, state=L.RINGING, identity=agent.id))
+            legs.append(
+                Leg(
+                    id=new_id("leg"),
+                    call_id=call.id,
+                    transfer_id=transfer_id,
+                    agent_id=agent.id,
+                    kind="browser",
+                    room=room,
+                    state=L.RINGING,
+                    identity=agent.id,
+                )
+            )
         if agent.phone:
-            legs.append(Leg(id=new_id("leg"), call_id=call.id, transfer_id=transfer_id, agent_id=agent.id,
-                            kind="phone", phone=agent.phone, room=room, state=L.RINGING,
-                            identity=f"sip_{agent.phone}"))
+            legs.append(
+                Leg(
+                    id=new_id("leg"),
+                    call_id=call.id,
+                    transfer_id=transfer_id,
+                    agent_id=agent.id,
+                    kind="phone",
+                    phone=agent.phone,
+                    room=room,
+                    state=L.RINGING,
+                    identity=f"sip_{agent.phone}",
+                )
+            )
         for leg in legs:
             session.add(leg)
             if leg.kind == "phone":
                 self.store.enqueue(session, "dial_leg", dial_payload(leg))
-        self.store.enqueue(session, "ring_timeout", {"leg_ids": [l.id for l in legs], "call_id": call.id},
-                           delay_s=self.gw.settings.ring_timeout_s, timer_of=legs[0].id)
-        self.store.record(session, call.id, "agent_ringing", transfer_id=transfer_id, agent_id=agent.id,
-                          channels=[l.kind for l in legs])
+        self.store.enqueue(
+            session,
+            "ring_timeout",
+            {"leg_ids": [leg_.id for leg_ in legs], "call_id": call.id},
+            delay_s=self.gw.settings.ring_timeout_s,
+            timer_of=legs[0].id,
+        )
+        self.store.record(
+            session,
+            call.id,
+            "agent_ringing",
+            transfer_id=transfer_id,
+            agent_id=agent.id,
+            channels=[leg_.kind for leg_ in legs],
+        )
         return legs
 
-    def release_agent(self, session: Session, agent_id: Optional[str], *, missed: bool = False) -> None:
+    def release_agent(self, session: Session, agent_id: str | None, *, missed: bool = False) -> None:
         """An agent with no live leg left becomes available again (a missed ring: offline)."""
         if not agent_id:
             return
@@ -237,10 +296,18 @@ class CallService:
             self.store.enqueue(session, "hangup_leg", {"leg_id": leg.id})
         elif event == "cancel" and was in (L.ACCEPTED, L.JOINED):
             # Accepted means a token was issued: the browser may be in the room, or about to be.
-            self.store.enqueue(session, "remove_participant", {"room": leg.room, "identity": leg.identity,
-                                                               "call_id": leg.call_id})
-        self.store.record(session, leg.call_id, f"leg_{outcome.state}", transfer_id=leg.transfer_id,
-                          agent_id=leg.agent_id, channel=leg.kind, reason=reason)
+            self.store.enqueue(
+                session, "remove_participant", {"room": leg.room, "identity": leg.identity, "call_id": leg.call_id}
+            )
+        self.store.record(
+            session,
+            leg.call_id,
+            f"leg_{outcome.state}",
+            transfer_id=leg.transfer_id,
+            agent_id=leg.agent_id,
+            channel=leg.kind,
+            reason=reason,
+        )
         self.release_agent(session, leg.agent_id, missed=(event == "no_answer" and leg.transfer_id is None))
         return True
 
@@ -254,8 +321,9 @@ class CallService:
         if not outcome.changed:
             return True
         self.stop_ringing(session, leg)
-        self.store.record(session, leg.call_id, "leg_accepted", transfer_id=leg.transfer_id, agent_id=leg.agent_id,
-                          channel=leg.kind)
+        self.store.record(
+            session, leg.call_id, "leg_accepted", transfer_id=leg.transfer_id, agent_id=leg.agent_id, channel=leg.kind
+        )
         if leg.transfer_id:
             self.gw.extras["transfers"].on_target_accepted(session, leg)
         return True
@@ -271,42 +339,73 @@ class CallService:
                     offer.append(other.id)
         self.store.cancel_timers(session, "ring_timeout", *offer)
 
-    def browser_accept(self, agent_id: str, call_id: str) -> Optional[Leg]:
-        def work(session: Session) -> Optional[Leg]:
-            leg = session.execute(select(Leg).where(
-                Leg.call_id == call_id, Leg.agent_id == agent_id, Leg.kind == "browser",
-                Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED))).order_by(Leg.created_at.desc())).scalars().first()
+    def browser_accept(self, agent_id: str, call_id: str) -> Leg | None:
+        def work(session: Session) -> Leg | None:
+            leg = (
+                session.execute(
+                    select(Leg)
+                    .where(
+                        Leg.call_id == call_id,
+                        Leg.agent_id == agent_id,
+                        Leg.kind == "browser",
+                        Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED)),
+                    )
+                    .order_by(Leg.created_at.desc())
+                )
+                .scalars()
+                .first()
+            )
             if leg is None or not self.accept_leg(session, leg):
                 return None
             return leg
+
         return self.store.run(work)
 
     def browser_decline(self, agent_id: str, call_id: str) -> bool:
         def work(session: Session) -> bool:
-            leg = session.execute(select(Leg).where(
-                Leg.call_id == call_id, Leg.agent_id == agent_id, Leg.kind == "browser", Leg.state == L.RINGING,
-            )).scalars().first()
+            leg = (
+                session.execute(
+                    select(Leg).where(
+                        Leg.call_id == call_id,
+                        Leg.agent_id == agent_id,
+                        Leg.kind == "browser",
+                        Leg.state == L.RINGING,
+                    )
+                )
+                .scalars()
+                .first()
+            )
             if leg is None:
                 return False
             self.end_leg(session, leg, "decline", "declined in console")
             self.after_leg_failed(session, leg)
             return True
+
         return self.store.run(work)
 
     def after_leg_failed(self, session: Session, leg: Leg) -> None:
         """When every channel of an offer has failed, move on: next agent, or the transfer's fallback."""
         # The agent's other channel of the same offer (console and phone ring together).
-        sibling_live = session.execute(select(Leg.id).where(
-            Leg.call_id == leg.call_id, Leg.agent_id == leg.agent_id, Leg.transfer_id == leg.transfer_id,
-            Leg.id != leg.id, Leg.state.in_(LIVE_LEG_STATES),
-        )).first()
+        sibling_live = session.execute(
+            select(Leg.id).where(
+                Leg.call_id == leg.call_id,
+                Leg.agent_id == leg.agent_id,
+                Leg.transfer_id == leg.transfer_id,
+                Leg.id != leg.id,
+                Leg.state.in_(LIVE_LEG_STATES),
+            )
+        ).first()
         if sibling_live:
             return
         if leg.transfer_id:
             self.gw.extras["transfers"].on_target_failed(session, leg)
             return
         call = session.get(Call, leg.call_id, populate_existing=True)
-        if call is None or call.state not in (C.BRIDGING, C.ON_HOLD) or self.live_legs(session, call.id, transfer_id=None):
+        if (
+            call is None
+            or call.state not in (C.BRIDGING, C.ON_HOLD)
+            or self.live_legs(session, call.id, transfer_id=None)
+        ):
             return
         if not self.ring_next_agent(session, call):
             self.to_voicemail(session, call, "nobody answered")
@@ -323,9 +422,10 @@ class CallService:
                 self.end_leg(session, leg, "cancel", "caller sent to voicemail")
 
     # ---------------------------------------------------- phone agent legs
-    def leg_answered(self, leg_id: str, answered_by: Optional[str]) -> str:
+    def leg_answered(self, leg_id: str, answered_by: str | None) -> str:
         """The agent's phone picked up: whisper and ask for a key (a machine gets nothing)."""
-        def work(session: Session) -> tuple[str, Optional[Leg], Optional[Call]]:
+
+        def work(session: Session) -> tuple[str, Leg | None, Call | None]:
             leg = session.get(Leg, leg_id)
             if leg is None or leg.state != L.RINGING:
                 return "taken", leg, None
@@ -346,7 +446,7 @@ class CallService:
         return twiml.whisper_offer(announcement=announcement, gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id))
 
     def leg_digits(self, leg_id: str, digits: str) -> str:
-        def work(session: Session) -> tuple[str, Optional[Leg]]:
+        def work(session: Session) -> tuple[str, Leg | None]:
             leg = session.get(Leg, leg_id)
             if leg is None:
                 return "gone", None
@@ -367,14 +467,17 @@ class CallService:
         if verdict == "accepted":
             return self.leg_bridge_twiml(leg)
         if verdict == "retry":
-            return twiml.whisper_retry(message="Sorry, press 1 to accept or 2 to decline.",
-                                       gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id))
+            return twiml.whisper_retry(
+                message="Sorry, press 1 to accept or 2 to decline.",
+                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id),
+            )
         if verdict == "taken":
             return twiml.agent_taken()
         return twiml.goodbye("Goodbye." if verdict == "ended" else None)
 
-    def leg_status(self, leg_id: str, status: str, call_sid: Optional[str]) -> None:
+    def leg_status(self, leg_id: str, status: str, call_sid: str | None) -> None:
         """Twilio status callback of an agent's phone call."""
+
         def work(session: Session) -> None:
             leg = session.get(Leg, leg_id)
             if leg is None:
@@ -390,6 +493,7 @@ class CallService:
                     self.after_leg_failed(session, leg)
                 elif leg.state in (L.ACCEPTED, L.JOINED):
                     self.leg_left(session, leg, "agent hung up")
+
         self.store.run(work)
 
     def leg_dial_ended(self, leg_id: str) -> str:
@@ -406,7 +510,9 @@ class CallService:
         call = session.get(Call, leg.call_id, populate_existing=True)
         if call is None or call.state != C.CONNECTED or call.room != leg.room:
             return
-        others = [l for l in self.live_legs(session, call.id) if l.room == call.room and l.state == L.JOINED]
+        others = [
+            leg_ for leg_ in self.live_legs(session, call.id) if leg_.room == call.room and leg_.state == L.JOINED
+        ]
         if not others:
             # The last agent hung up outside a transfer: end the call politely, never leave dead air.
             self.store.record(session, call.id, "agent_ended_call", agent_id=leg.agent_id)
@@ -422,6 +528,7 @@ class CallService:
             if call is None:
                 return
             self.hangup(session, call, f"caller {status}")
+
         self.store.run(work)
 
     def hangup(self, session: Session, call: Call, reason: str) -> None:
@@ -438,16 +545,18 @@ class CallService:
             self.end_leg(session, leg, "cancel", "caller hung up")
         for room in sorted(rooms):
             self.store.enqueue(session, "delete_room", {"room": room, "call_id": call.id}, dedupe_key=f"delete:{room}")
-        self.store.enqueue(session, "purge_call_data", {"call_id": call.id},
-                           delay_s=self.gw.settings.retention_hours * 3600)
+        self.store.enqueue(
+            session, "purge_call_data", {"call_id": call.id}, delay_s=self.gw.settings.retention_hours * 3600
+        )
 
-    def dial_ended(self, call_id: str, room: str, dial_status: str, call_status: str, sip_code: Optional[str],
-                   gen: str = "0") -> str:
+    def dial_ended(
+        self, call_id: str, room: str, dial_status: str, call_status: str, sip_code: str | None, gen: str = "0"
+    ) -> str:
         """The caller's <Dial> into a room ended. Decide what the caller hears next."""
         if call_status in ("completed", "canceled", "failed", "busy", "no-answer"):
             return twiml.empty()  # the caller is gone; Twilio ignores this reply
 
-        def work(session: Session) -> tuple[str, Optional[Call]]:
+        def work(session: Session) -> tuple[str, Call | None]:
             call = session.get(Call, call_id)
             if call is None:
                 return "apology", None
@@ -492,21 +601,29 @@ class CallService:
         """<Sip> child-leg progress: remember the child CallSid LiveKit will report."""
         if status != "initiated" or not child_sid:
             return  # ringing, answered, completed: acknowledged (and logged), nothing to store
+
         def work(session: Session) -> None:
             call = session.get(Call, call_id)
             if call is None or not child_sid:
                 return
             if status == "initiated" and call.dial_sid != child_sid:
                 self.store.compare_and_set(session, call, dial_sid=child_sid)
+
         self.store.run(work)
 
-    def voicemail(self, call_id: str, recording_url: str, duration: Optional[str]) -> None:
+    def voicemail(self, call_id: str, recording_url: str, duration: str | None) -> None:
         def work(session: Session) -> None:
             if session.get(Call, call_id) is None:
                 return
-            session.add(Voicemail(call_id=call_id, recording_url=recording_url,
-                                  duration_s=float(duration) if duration and duration.isdigit() else None))
+            session.add(
+                Voicemail(
+                    call_id=call_id,
+                    recording_url=recording_url,
+                    duration_s=float(duration) if duration and duration.isdigit() else None,
+                )
+            )
             self.store.record(session, call_id, "voicemail_left")
+
         self.store.run(work)
 
     def queue_timeout(self, call_id: str) -> None:
@@ -514,6 +631,7 @@ class CallService:
             call = session.get(Call, call_id)
             if call is not None and call.state == C.BRIDGING and call.connected_at is None:
                 self.to_voicemail(session, call, "queue timeout")
+
         self.store.run(work)
 
     def ring_timeout(self, leg_ids: Iterable[str]) -> None:
@@ -526,10 +644,12 @@ class CallService:
                     ended.append(leg)
             if ended:
                 self.after_leg_failed(session, ended[-1])
+
         self.store.run(work)
 
     def agent_end_call(self, agent_id: str, call_id: str) -> bool:
         """The agent pressed hang up: the caller hears goodbye, every leg ends."""
+
         def work(session: Session) -> bool:
             call = session.get(Call, call_id)
             if call is None or call.state == C.ENDED or call.agent_id != agent_id:
@@ -537,6 +657,7 @@ class CallService:
             self.store.record(session, call.id, "agent_ended_call", agent_id=agent_id)
             self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
             return True
+
         return self.store.run(work)
 
     # ------------------------------------------------------ LiveKit events
@@ -544,10 +665,19 @@ class CallService:
         leg = self._leg_for_participant(session, room, identity, kind, attributes)
         if leg is not None:
             was = leg.state
-            outcome = self.store.transition(session, leg, L.LEG, "join") if leg.state in (L.RINGING, L.ACCEPTED) else None
+            outcome = (
+                self.store.transition(session, leg, L.LEG, "join") if leg.state in (L.RINGING, L.ACCEPTED) else None
+            )
             if outcome and outcome.changed:
-                self.store.record(session, leg.call_id, "agent_joined", transfer_id=leg.transfer_id,
-                                  agent_id=leg.agent_id, room=room, channel=leg.kind)
+                self.store.record(
+                    session,
+                    leg.call_id,
+                    "agent_joined",
+                    transfer_id=leg.transfer_id,
+                    agent_id=leg.agent_id,
+                    room=room,
+                    channel=leg.kind,
+                )
                 if leg.transfer_id:
                     self.gw.extras["transfers"].on_target_joined(session, leg)
                 if leg.state == L.JOINED:
@@ -562,11 +692,15 @@ class CallService:
             self._maybe_connected(session, leg.call_id, room)
             return
         if kind == "standard":
-            stale = session.execute(select(Leg.call_id).where(Leg.room == room, Leg.identity == identity,
-                                                              Leg.kind == "browser", Leg.state == L.CANCELLED)).first()
+            stale = session.execute(
+                select(Leg.call_id).where(
+                    Leg.room == room, Leg.identity == identity, Leg.kind == "browser", Leg.state == L.CANCELLED
+                )
+            ).first()
             if stale:  # joined with a token for a leg we already withdrew: take them out again
-                self.store.enqueue(session, "remove_participant", {"room": room, "identity": identity,
-                                                                   "call_id": stale.call_id})
+                self.store.enqueue(
+                    session, "remove_participant", {"room": room, "identity": identity, "call_id": stale.call_id}
+                )
             return
         if kind == "sip":
             call = session.execute(select(Call).where(Call.room == room, Call.state != C.ENDED)).scalars().first()
@@ -586,7 +720,9 @@ class CallService:
         if leg is not None:
             self.leg_left(session, leg, "left the room")
             return
-        call = session.execute(select(Call).where(Call.room == room, Call.caller_identity == identity)).scalars().first()
+        call = (
+            session.execute(select(Call).where(Call.room == room, Call.caller_identity == identity)).scalars().first()
+        )
         if call is not None:
             self.store.compare_and_set(session, call, caller_identity=None)
             self.store.record(session, call.id, "caller_left_room", room=room)
@@ -596,17 +732,29 @@ class CallService:
         for leg in legs:
             self.leg_left(session, leg, "room closed")
 
-    def _leg_for_participant(self, session: Session, room: str, identity: str, kind: str, attributes: dict,
-                             joined_only: bool = False) -> Optional[Leg]:
+    def _leg_for_participant(
+        self, session: Session, room: str, identity: str, kind: str, attributes: dict, joined_only: bool = False
+    ) -> Leg | None:
         states = (L.JOINED,) if joined_only else LIVE_LEG_STATES
         leg_id = attributes.get("gw.leg")
         if leg_id:
             leg = session.get(Leg, leg_id, populate_existing=True)
             return leg if leg is not None and leg.room == room and leg.state in states else None
         wanted_kind = "phone" if kind == "sip" else "browser"
-        return session.execute(select(Leg).where(
-            Leg.room == room, Leg.identity == identity, Leg.kind == wanted_kind, Leg.state.in_(states),
-        ).order_by(Leg.created_at.desc())).scalars().first()
+        return (
+            session.execute(
+                select(Leg)
+                .where(
+                    Leg.room == room,
+                    Leg.identity == identity,
+                    Leg.kind == wanted_kind,
+                    Leg.state.in_(states),
+                )
+                .order_by(Leg.created_at.desc())
+            )
+            .scalars()
+            .first()
+        )
 
     def _bridge_held_caller(self, session: Session, leg: Leg) -> None:
         """A held caller being re-routed: the agent is in the room now, so bring the caller in."""
@@ -621,20 +769,31 @@ class CallService:
         call = session.get(Call, call_id, populate_existing=True)
         if call is None or call.room != room or not call.caller_identity or call.state != C.BRIDGING:
             return
-        joined = [l for l in self.live_legs(session, call.id) if l.room == room and l.state == L.JOINED]
+        joined = [leg_ for leg_ in self.live_legs(session, call.id) if leg_.room == room and leg_.state == L.JOINED]
         if not joined:
             return
-        owner = joined[-1].agent_id if not call.agent_id or call.agent_id not in {l.agent_id for l in joined} else call.agent_id
+        owner = (
+            joined[-1].agent_id
+            if not call.agent_id or call.agent_id not in {leg_.agent_id for leg_ in joined}
+            else call.agent_id
+        )
         if call.connected_at is None:
             self.store.cancel_timers(session, "queue_timeout", call.id)  # connected: it never waits again
-        self.store.transition(session, call, C.CALL, "agent_joined", agent_id=owner,
-                              connected_at=call.connected_at or utcnow())
-        self.store.record(session, call.id, "caller_connected", room=room, agents=[l.agent_id for l in joined])
+        self.store.transition(
+            session, call, C.CALL, "agent_joined", agent_id=owner, connected_at=call.connected_at or utcnow()
+        )
+        self.store.record(session, call.id, "caller_connected", room=room, agents=[leg_.agent_id for leg_ in joined])
 
 
 def agent_view(agent: Agent) -> agent_rules.AgentView:
-    return agent_rules.AgentView(id=agent.id, name=agent.name, phone=agent.phone, browser=agent.browser,
-                                 status=agent.status, idle_since=agent.idle_since)
+    return agent_rules.AgentView(
+        id=agent.id,
+        name=agent.name,
+        phone=agent.phone,
+        browser=agent.browser,
+        status=agent.status,
+        idle_since=agent.idle_since,
+    )
 
 
 def spoken_number(number: str) -> str:
@@ -652,7 +811,8 @@ class CallEdges(CallService):
         redirect can each fetch one) is then recognised as superseded. ``redirected`` says this
         fetch is the one our REST redirect caused, which ends the redirect's in-flight window.
         """
-        def work(session: Session) -> Optional[Call]:
+
+        def work(session: Session) -> Call | None:
             call = session.get(Call, call_id, populate_existing=True)
             if call is not None and call.state in (C.BRIDGING, C.CONNECTED):
                 changes = {"bridge_gen": (call.bridge_gen or 0) + 1}
@@ -660,6 +820,7 @@ class CallEdges(CallService):
                     changes["redirecting"] = False
                 self.store.compare_and_set(session, call, **changes)
             return call
+
         call = self.store.run(work)
         if call is None:
             return self.apology_twiml(None, technical=True)
@@ -687,8 +848,14 @@ class CallEdges(CallService):
     def fallback_used(self, call_sid: str, error_code: str, error_url: str) -> None:
         def work(session: Session) -> None:
             call = self.call_by_sid(session, call_sid) if call_sid else None
-            self.store.record(session, call.id if call else "unknown", "twilio_fallback",
-                              error_code=error_code[:16], error_url=error_url[:300])
+            self.store.record(
+                session,
+                call.id if call else "unknown",
+                "twilio_fallback",
+                error_code=error_code[:16],
+                error_url=error_url[:300],
+            )
+
         self.store.run(work)
 
     def transcript_line(self, call_id: str, key: str, speaker: str, text: str) -> None:
@@ -698,11 +865,13 @@ class CallEdges(CallService):
         def work(session: Session) -> None:
             if session.get(Call, call_id) is None:
                 return
-            exists = session.execute(select(TranscriptLine.id).where(
-                TranscriptLine.call_id == call_id, TranscriptLine.source_key == key)).first()
+            exists = session.execute(
+                select(TranscriptLine.id).where(TranscriptLine.call_id == call_id, TranscriptLine.source_key == key)
+            ).first()
             if not exists:
                 session.add(TranscriptLine(call_id=call_id, source_key=key, speaker=speaker, text=redact(text)[:2000]))
                 self.store.record(session, call_id, "transcript", speaker=speaker)
+
         self.store.run(work)
 
     def sms_status(self, message_sid: str, status: str) -> None:
@@ -712,6 +881,7 @@ class CallEdges(CallService):
             message = session.execute(select(Message).where(Message.twilio_sid == message_sid)).scalars().first()
             if message is not None and message.status != status:
                 message.status = status
+
         self.store.run(work)
 
     def add_note(self, call_id: str, agent_id: str, text: str) -> None:
@@ -721,27 +891,40 @@ class CallEdges(CallService):
         def work(session: Session) -> None:
             session.add(Note(call_id=call_id, agent_id=agent_id, text=redact(text.strip())))
             self.store.record(session, call_id, "note_added", agent_id=agent_id)
+
         self.store.run(work)
 
     def agent_leave_room(self, agent_id: str, room: str) -> bool:
         """The agent leaves a room from the console: their leg ends and LiveKit removes them."""
+
         def work(session: Session) -> bool:
-            leg = session.execute(select(Leg).where(Leg.agent_id == agent_id, Leg.room == room,
-                                                    Leg.state.in_((L.ACCEPTED, L.JOINED)))).scalars().first()
+            leg = (
+                session.execute(
+                    select(Leg).where(Leg.agent_id == agent_id, Leg.room == room, Leg.state.in_((L.ACCEPTED, L.JOINED)))
+                )
+                .scalars()
+                .first()
+            )
             if leg is None:
                 return False
-            self.store.enqueue(session, "remove_participant", {"room": room, "identity": leg.identity,
-                                                               "call_id": leg.call_id})
+            self.store.enqueue(
+                session, "remove_participant", {"room": room, "identity": leg.identity, "call_id": leg.call_id}
+            )
             self.leg_left(session, leg, "left from the console")
             return True
+
         return self.store.run(work)
 
-    def call_id_for_room(self, room: str) -> Optional[str]:
-        return self.store.read(lambda s: s.execute(select(Call.id).where(Call.room == room)
-                                                   .order_by(Call.created_at.desc())).scalars().first())
+    def call_id_for_room(self, room: str) -> str | None:
+        return self.store.read(
+            lambda s: (
+                s.execute(select(Call.id).where(Call.room == room).order_by(Call.created_at.desc())).scalars().first()
+            )
+        )
 
-    def livekit_event(self, *, event_id: str, name: str, room: str, identity: str, kind: str, attributes: dict,
-                      replaced: bool = False) -> None:
+    def livekit_event(
+        self, *, event_id: str, name: str, room: str, identity: str, kind: str, attributes: dict, replaced: bool = False
+    ) -> None:
         """Dispatch one verified LiveKit webhook; a retried event id is ignored."""
         leaving = name in ("participant_left", "participant_connection_aborted") and not replaced
         if name not in ("participant_joined", "room_finished") and not leaving:
@@ -761,10 +944,9 @@ class CallEdges(CallService):
                 self.participant_left(session, room, identity, kind, attributes)
             elif name == "room_finished":
                 self.room_finished(session, room)
-        try:
+
+        with contextlib.suppress(IntegrityError):  # the same event id handled concurrently by another worker
             self.store.run(work)
-        except IntegrityError:
-            pass  # the same event id handled concurrently by another worker
 
 
 def dial_payload(leg: Leg) -> dict:

@@ -6,14 +6,15 @@ nothing slow sits on a webhook's path. Jobs just committed by this process start
 a poller picks up timers as they fall due and jobs whose runner died (expired lease),
 so a killed process loses nothing.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Optional
 
 from gateway.adapters.store.db import ClaimedJob
 from gateway.adapters.twilio_client import ProviderError
@@ -37,18 +38,25 @@ class RetryLater(Exception):
 
 
 class JobRunner:
-    def __init__(self, store, *, threads: int = 8, poll_s: float = 0.25, lease_s: float = LEASE_S,
-                 on_error: Optional[Callable[[str, dict, BaseException], None]] = None):
+    def __init__(
+        self,
+        store,
+        *,
+        threads: int = 8,
+        poll_s: float = 0.25,
+        lease_s: float = LEASE_S,
+        on_error: Callable[[str, dict, BaseException], None] | None = None,
+    ):
         self.store = store
         self.handlers: dict[str, Handler] = {}
         self.threads, self.poll_s, self.lease_s = threads, poll_s, lease_s
         self.on_error = on_error
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._urgent_pool: Optional[ThreadPoolExecutor] = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._urgent_pool: ThreadPoolExecutor | None = None
         self.urgent_threads = max(2, threads // 2)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._poller: Optional[threading.Thread] = None
+        self._poller: threading.Thread | None = None
         self._queued: set[int] = set()  # ids submitted to our pools and not finished: never twice
         self._urgent_busy = 0  # of those, on the urgent lane
         self._queued_lock = threading.Condition()
@@ -58,7 +66,7 @@ class JobRunner:
         self.handlers[kind] = handler
 
     # ----------------------------------------------------------------- life
-    def start(self) -> "JobRunner":
+    def start(self) -> JobRunner:
         if self._poller is None:
             self._stop.clear()
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="job")
@@ -84,7 +92,7 @@ class JobRunner:
     def running(self) -> bool:
         return self._poller is not None and not self._stop.is_set()
 
-    def kick(self, jobs: list[tuple[int, str, Optional[ClaimedJob]]]) -> None:
+    def kick(self, jobs: list[tuple[int, str, ClaimedJob | None]]) -> None:
         """Run freshly committed jobs now rather than at the next poll."""
         if not self.running or self._pool is None:
             return
@@ -97,7 +105,7 @@ class JobRunner:
             if kind not in URGENT_KINDS:
                 self._submit(job_id, kind, leased)
 
-    def _lease_new_job(self, kind: str) -> Optional[float]:
+    def _lease_new_job(self, kind: str) -> float | None:
         """Urgent jobs are stored already leased to us when a thread of their lane is free: the
         thread starts them straight after the commit, with no claim round trip on the way."""
         if kind not in URGENT_KINDS or not self.running:
@@ -117,7 +125,7 @@ class JobRunner:
         return False
 
     # ------------------------------------------------------------- internals
-    def _submit(self, job_id: int, kind: str, leased: Optional[ClaimedJob] = None) -> None:
+    def _submit(self, job_id: int, kind: str, leased: ClaimedJob | None = None) -> None:
         urgent = kind in URGENT_KINDS
         with self._queued_lock:
             if job_id in self._queued:
@@ -153,7 +161,7 @@ class JobRunner:
             self._wake.wait(wait)
             self._wake.clear()
 
-    def _run_one(self, job_id: int, urgent: bool, leased: Optional[ClaimedJob], submitted: float) -> None:
+    def _run_one(self, job_id: int, urgent: bool, leased: ClaimedJob | None, submitted: float) -> None:
         try:
             fresh = leased is not None
             if fresh and time.monotonic() - submitted > self.lease_s / 3:
@@ -166,7 +174,7 @@ class JobRunner:
         finally:
             self._done(job_id, urgent)
 
-    def run_job(self, job_id: int, leased: Optional[ClaimedJob] = None, fresh: bool = False) -> bool:
+    def run_job(self, job_id: int, leased: ClaimedJob | None = None, fresh: bool = False) -> bool:
         """Claim (unless ``leased``: already ours) and run one job; False if another worker has it.
         ``fresh``: it runs straight from the commit that stored it, so what its payload says is
         still current (a handler may skip reading it back). Public for tests that step jobs."""
@@ -183,7 +191,7 @@ class JobRunner:
             self.store.finish_job(job.id, error=str(wait) or None, retry_in_s=wait.delay_s)
         except ProviderError as exc:
             if exc.retryable and job.attempts < MAX_ATTEMPTS:
-                delay = exc.retry_after_s or min(8.0, 0.2 * 2 ** job.attempts) * (0.75 + random.random() / 2)
+                delay = exc.retry_after_s or min(8.0, 0.2 * 2**job.attempts) * (0.75 + random.random() / 2)
                 self.store.finish_job(job.id, error=str(exc), retry_in_s=delay)
             else:
                 self._give_up(job, exc)

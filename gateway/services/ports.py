@@ -3,10 +3,11 @@
 Adapters (real, or the sandbox doubles behind real adapters) are wired in one place:
 ``gateway.bootstrap``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from gateway.adapters.store import Store
@@ -14,16 +15,18 @@ from gateway.config import Settings
 
 
 class Telephony(Protocol):
-    def place_call(self, *, to: str, url: str, status_callback: str, timeout_s: int,
-                   machine_detection: bool = False) -> str: ...
+    def place_call(
+        self, *, to: str, url: str, status_callback: str, timeout_s: int, machine_detection: bool = False
+    ) -> str: ...
     def redirect(self, call_sid: str, url: str) -> None: ...
     def hangup(self, call_sid: str) -> None: ...
-    def send_sms(self, *, to: str, body: str, status_callback: Optional[str] = None) -> str: ...
+    def send_sms(self, *, to: str, body: str, status_callback: str | None = None) -> str: ...
 
 
 class Rooms(Protocol):
-    def create_room(self, name: str, *, metadata: dict, empty_timeout_s: int = 300,
-                    departure_timeout_s: int = 20) -> Any: ...
+    def create_room(
+        self, name: str, *, metadata: dict, empty_timeout_s: int = 300, departure_timeout_s: int = 20
+    ) -> Any: ...
     def delete_room(self, name: str) -> None: ...
     def list_rooms(self) -> list: ...
     def list_participants(self, room: str) -> list: ...
@@ -54,7 +57,7 @@ class Gateway:
     store: Store
     telephony: Telephony
     rooms: Rooms
-    summarizer: Optional[Summarizer]
+    summarizer: Summarizer | None
     urls: Urls
     runner: Any = None  # JobRunner, set by bootstrap
     extras: dict = field(default_factory=dict)
@@ -64,4 +67,4 @@ class Gateway:
         return f"{self.settings.livekit_room_prefix}_{token}"
 
     def room_token(self, room: str) -> str:
-        return room[len(self.settings.livekit_room_prefix) + 1:]
+        return room[len(self.settings.livekit_room_prefix) + 1 :]

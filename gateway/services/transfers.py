@@ -5,11 +5,11 @@ with transitions of the transfer state machine and with jobs that move the calle
 the agents between hold and rooms. Every ending keeps the caller on the line: on hold,
 back with A, with B, or back in routing.
 """
+
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Optional
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,12 +47,20 @@ class TransferService:
         transfer = self.calls.active_transfer(session, leg.call_id)
         return transfer is not None and leg.agent_id == transfer.source_agent_id
 
-    def get(self, transfer_id: str) -> Optional[Transfer]:
+    def get(self, transfer_id: str) -> Transfer | None:
         return self.store.read(lambda s: s.get(Transfer, transfer_id))
 
     # ---------------------------------------------------------- initiate
-    def initiate(self, *, agent_id: str, call_id: str, target_agent_id: Optional[str],
-                 target_number: Optional[str], mode: str, notes: Optional[str]) -> Transfer:
+    def initiate(
+        self,
+        *,
+        agent_id: str,
+        call_id: str,
+        target_agent_id: str | None,
+        target_number: str | None,
+        mode: str,
+        notes: str | None,
+    ) -> Transfer:
         if mode not in ("warm", "cold"):
             raise TransferError(400, "mode must be warm or cold")
         if bool(target_agent_id) == bool(target_number):
@@ -63,10 +71,17 @@ class TransferService:
         def work(session: Session) -> Transfer:
             # One round trip: the call, A's leg in its room, and any transfer already active.
             found = session.execute(
-                select(Call, Leg, Transfer.id).where(Call.id == call_id)
-                .outerjoin(Leg, (Leg.call_id == Call.id) & (Leg.agent_id == agent_id) & (Leg.room == Call.room)
-                           & (Leg.state == L.JOINED))
-                .outerjoin(Transfer, Transfer.active_call_id == Call.id).limit(1)
+                select(Call, Leg, Transfer.id)
+                .where(Call.id == call_id)
+                .outerjoin(
+                    Leg,
+                    (Leg.call_id == Call.id)
+                    & (Leg.agent_id == agent_id)
+                    & (Leg.room == Call.room)
+                    & (Leg.state == L.JOINED),
+                )
+                .outerjoin(Transfer, Transfer.active_call_id == Call.id)
+                .limit(1)
             ).first()
             if found is None:
                 raise TransferError(404, "unknown call")
@@ -89,25 +104,46 @@ class TransferService:
                 if target.status != agent_rules.AVAILABLE:
                     raise TransferError(409, f"{target.name} is {target.status}")
             transfer = Transfer(
-                id=new_id("xfer"), call_id=call.id, source_agent_id=agent_id, source_leg_id=source_leg.id,
-                target_agent_id=target_agent_id, target_number=target_number, mode=mode, state=T.INITIATED,
-                active_call_id=call.id, consult_room=self.gw.room_name("x" + new_id("")[1:]), notes=notes,
+                id=new_id("xfer"),
+                call_id=call.id,
+                source_agent_id=agent_id,
+                source_leg_id=source_leg.id,
+                target_agent_id=target_agent_id,
+                target_number=target_number,
+                mode=mode,
+                state=T.INITIATED,
+                active_call_id=call.id,
+                consult_room=self.gw.room_name("x" + new_id("")[1:]),
+                notes=notes,
             )
             # Inserted with the rest at commit, where the unique active_call_id refuses a concurrent
             # second transfer (IntegrityError below): until then its changes are plain attributes.
             session.add(transfer)
             if notes:
                 session.add(Note(call_id=call.id, agent_id=agent_id, text=notes))
-            self.store.record(session, call.id, "transfer_initiated", transfer_id=transfer.id, agent_id=agent_id,
-                              mode=mode, target=target_agent_id or agent_rules.mask_phone(target_number))
+            self.store.record(
+                session,
+                call.id,
+                "transfer_initiated",
+                transfer_id=transfer.id,
+                agent_id=agent_id,
+                mode=mode,
+                target=target_agent_id or agent_rules.mask_phone(target_number),
+            )
             # Summary first: it runs while B is being reached, never after.
             self.store.enqueue(session, "summarize", {"transfer_id": transfer.id})
-            self.store.enqueue(session, "summary_deadline", {"transfer_id": transfer.id},
-                               delay_s=self.gw.settings.summary_deadline_s, timer_of=transfer.id)
+            self.store.enqueue(
+                session,
+                "summary_deadline",
+                {"transfer_id": transfer.id},
+                delay_s=self.gw.settings.summary_deadline_s,
+                timer_of=transfer.id,
+            )
             self.store.transition(session, call, C.CALL, "hold")
             self.store.enqueue(session, "hold_caller", {"call_id": call.id, "transfer_id": transfer.id})
-            self.store.enqueue(session, "create_room", {"call_id": call.id, "room": transfer.consult_room,
-                                                        "transfer_id": transfer.id})
+            self.store.enqueue(
+                session, "create_room", {"call_id": call.id, "room": transfer.consult_room, "transfer_id": transfer.id}
+            )
             # A stays with the caller until the caller is really on hold (see on_caller_held):
             # if Twilio cannot put the caller on hold, nobody has left them alone.
             self._reach_target(session, transfer, call, target)
@@ -120,43 +156,82 @@ class TransferService:
 
     def _move_source_to_consult(self, session: Session, transfer: Transfer, source_leg: Leg) -> None:
         """A leaves the caller's room for the private consult room (a fresh leg there)."""
-        self.store.transition(session, source_leg, L.LEG, "leave", end_reason="moved to consult room",
-                              ended_at=utcnow())
-        consult = Leg(id=new_id("leg"), call_id=transfer.call_id, transfer_id=transfer.id,
-                      agent_id=source_leg.agent_id, kind=source_leg.kind, phone=source_leg.phone,
-                      room=transfer.consult_room, state=L.ACCEPTED, twilio_sid=source_leg.twilio_sid,
-                      identity=source_leg.identity)
+        self.store.transition(
+            session, source_leg, L.LEG, "leave", end_reason="moved to consult room", ended_at=utcnow()
+        )
+        consult = Leg(
+            id=new_id("leg"),
+            call_id=transfer.call_id,
+            transfer_id=transfer.id,
+            agent_id=source_leg.agent_id,
+            kind=source_leg.kind,
+            phone=source_leg.phone,
+            room=transfer.consult_room,
+            state=L.ACCEPTED,
+            twilio_sid=source_leg.twilio_sid,
+            identity=source_leg.identity,
+        )
         session.add(consult)
         if consult.kind == "phone":
             self.store.enqueue(session, "redirect_leg", {"leg_id": consult.id, "path": "/twilio/leg/bridge"})
         elif self.gw.settings.use_move_participant:
             # LiveKit Cloud only: move A's media session instead of A reconnecting with a new token.
-            self.store.enqueue(session, "move_participant", {"room": source_leg.room, "identity": source_leg.identity,
-                                                             "destination": transfer.consult_room,
-                                                             "call_id": transfer.call_id})
+            self.store.enqueue(
+                session,
+                "move_participant",
+                {
+                    "room": source_leg.room,
+                    "identity": source_leg.identity,
+                    "destination": transfer.consult_room,
+                    "call_id": transfer.call_id,
+                },
+            )
         else:
-            self.store.enqueue(session, "remove_participant", {"room": source_leg.room, "identity": source_leg.identity,
-                                                               "call_id": transfer.call_id})
-        self.store.record(session, transfer.call_id, "consult_room_ready", transfer_id=transfer.id,
-                          agent_id=consult.agent_id, room=transfer.consult_room, channel=consult.kind)
+            self.store.enqueue(
+                session,
+                "remove_participant",
+                {"room": source_leg.room, "identity": source_leg.identity, "call_id": transfer.call_id},
+            )
+        self.store.record(
+            session,
+            transfer.call_id,
+            "consult_room_ready",
+            transfer_id=transfer.id,
+            agent_id=consult.agent_id,
+            room=transfer.consult_room,
+            channel=consult.kind,
+        )
 
-    def _reach_target(self, session: Session, transfer: Transfer, call: Call, target: Optional[Agent]) -> None:
+    def _reach_target(self, session: Session, transfer: Transfer, call: Call, target: Agent | None) -> None:
         if target is not None:
             self.calls.reserve_agent(session, target)
             legs = self.calls.ring_agent(session, call, target, room=transfer.consult_room, transfer_id=transfer.id)
         else:
-            leg = Leg(id=new_id("leg"), call_id=call.id, transfer_id=transfer.id, agent_id=None, kind="phone",
-                      phone=transfer.target_number, room=transfer.consult_room, state=L.RINGING,
-                      identity=f"sip_{transfer.target_number}")
+            leg = Leg(
+                id=new_id("leg"),
+                call_id=call.id,
+                transfer_id=transfer.id,
+                agent_id=None,
+                kind="phone",
+                phone=transfer.target_number,
+                room=transfer.consult_room,
+                state=L.RINGING,
+                identity=f"sip_{transfer.target_number}",
+            )
             session.add(leg)
             self.store.enqueue(session, "dial_leg", dial_payload(leg))
-            self.store.enqueue(session, "ring_timeout", {"leg_ids": [leg.id], "call_id": call.id},
-                               delay_s=self.gw.settings.ring_timeout_s, timer_of=leg.id)
+            self.store.enqueue(
+                session,
+                "ring_timeout",
+                {"leg_ids": [leg.id], "call_id": call.id},
+                delay_s=self.gw.settings.ring_timeout_s,
+                timer_of=leg.id,
+            )
             self.store.record(session, call.id, "target_ringing", transfer_id=transfer.id, channels=["phone"])
             legs = [leg]
         transfer.target_leg_id = legs[0].id
         self.store.compare_and_set(session, transfer, target_leg_id=legs[0].id)
-        if all(l.kind == "browser" for l in legs):
+        if all(leg_.kind == "browser" for leg_ in legs):
             self.apply(session, transfer, "target_dialed")
 
     # ---------------------------------------------------------- transitions
@@ -177,7 +252,7 @@ class TransferService:
             self.store.record(session, transfer.call_id, f"transfer_{outcome.state}", transfer_id=transfer.id, **extra)
         return outcome.changed
 
-    def _fresh(self, session: Session, transfer_id: Optional[str]) -> Optional[Transfer]:
+    def _fresh(self, session: Session, transfer_id: str | None) -> Transfer | None:
         return session.get(Transfer, transfer_id, populate_existing=True) if transfer_id else None
 
     # ------------------------------------------------------- agent requests
@@ -191,19 +266,29 @@ class TransferService:
 
     def complete(self, transfer_id: str, agent_id: str) -> Transfer:
         """A says connect: bridge the caller from hold into the room where A and B are."""
+
         def work(session: Session) -> Transfer:
             transfer = self._owned(session, transfer_id, agent_id)
             if transfer.state == T.CONFERENCED:
                 return transfer  # double click
             joined = session.execute(select(Leg).where(Leg.transfer_id == transfer.id, Leg.state == L.JOINED)).scalars()
-            target_joined = [l for l in joined if l.agent_id != transfer.source_agent_id]
+            target_joined = [leg_ for leg_ in joined if leg_.agent_id != transfer.source_agent_id]
             if transfer.state != T.TARGET_ACCEPTED or not target_joined:
-                raise TransferError(409, f"cannot connect now: transfer is {transfer.state}"
-                                    + ("" if target_joined else ", and B has not joined the consult room"))
+                raise TransferError(
+                    409,
+                    f"cannot connect now: transfer is {transfer.state}"
+                    + ("" if target_joined else ", and B has not joined the consult room"),
+                )
             self._connect_caller(session, transfer)
-            self.store.enqueue(session, "intro_timeout", {"transfer_id": transfer.id},
-                               delay_s=self.gw.settings.intro_timeout_s, timer_of=transfer.id)
+            self.store.enqueue(
+                session,
+                "intro_timeout",
+                {"transfer_id": transfer.id},
+                delay_s=self.gw.settings.intro_timeout_s,
+                timer_of=transfer.id,
+            )
             return transfer
+
         return self.store.run(work)
 
     def leave(self, transfer_id: str, agent_id: str) -> Transfer:
@@ -215,6 +300,7 @@ class TransferService:
                 raise TransferError(409, f"cannot leave now: transfer is {transfer.state}")
             self._drop_source(session, transfer, "left after introduction")
             return transfer
+
         return self.store.run(work)
 
     def cancel(self, transfer_id: str, agent_id: str) -> Transfer:
@@ -226,6 +312,7 @@ class TransferService:
                 raise TransferError(409, f"cannot cancel now: transfer is {transfer.state}")
             self._return_caller(session, transfer)
             return transfer
+
         return self.store.run(work)
 
     # -------------------------------------------------------------- moves
@@ -234,7 +321,7 @@ class TransferService:
         call = session.get(Call, transfer.call_id, populate_existing=True)
         self._bridge_caller(session, call, transfer.consult_room, transfer)
 
-    def _bridge_caller(self, session: Session, call: Call, room: str, transfer: Optional[Transfer]) -> None:
+    def _bridge_caller(self, session: Session, call: Call, room: str, transfer: Transfer | None) -> None:
         """Caller from hold into ``room`` (the old room is closed once nobody needs it)."""
         if call.state == C.ENDED:
             return
@@ -244,49 +331,86 @@ class TransferService:
         self.calls.send_caller_to_bridge(session, call, room=room)
         self.store.record(session, call.id, "caller_bridging", transfer_id=transfer.id if transfer else None, room=room)
         if old_room != room:
-            self.store.enqueue(session, "delete_room", {"room": old_room, "call_id": call.id},
-                               dedupe_key=f"delete:{old_room}")
+            self.store.enqueue(
+                session, "delete_room", {"room": old_room, "call_id": call.id}, dedupe_key=f"delete:{old_room}"
+            )
 
     def _drop_source(self, session: Session, transfer: Transfer, reason: str) -> None:
         if not self.apply(session, transfer, "source_left", end_reason=reason):
             return
-        for leg in session.execute(select(Leg).where(Leg.transfer_id == transfer.id,
-                                                     Leg.agent_id == transfer.source_agent_id,
-                                                     Leg.state.in_((L.ACCEPTED, L.JOINED)))).scalars():
+        for leg in session.execute(
+            select(Leg).where(
+                Leg.transfer_id == transfer.id,
+                Leg.agent_id == transfer.source_agent_id,
+                Leg.state.in_((L.ACCEPTED, L.JOINED)),
+            )
+        ).scalars():
             self.calls.end_leg(session, leg, "cancel", reason)
         call = session.get(Call, transfer.call_id, populate_existing=True)
         target = session.get(Leg, transfer.target_leg_id) if transfer.target_leg_id else None
-        joined_target = session.execute(select(Leg).where(
-            Leg.transfer_id == transfer.id, Leg.state == L.JOINED,
-            (Leg.agent_id != transfer.source_agent_id) | Leg.agent_id.is_(None))).scalars().first()
+        joined_target = (
+            session.execute(
+                select(Leg).where(
+                    Leg.transfer_id == transfer.id,
+                    Leg.state == L.JOINED,
+                    (Leg.agent_id != transfer.source_agent_id) | Leg.agent_id.is_(None),
+                )
+            )
+            .scalars()
+            .first()
+        )
         owner = (joined_target or target).agent_id if (joined_target or target) else None
         self.store.compare_and_set(session, call, agent_id=owner)
-        self.store.record(session, call.id, "call_owner_changed", transfer_id=transfer.id, agent_id=owner,
-                          target=agent_rules.mask_phone(transfer.target_number) if not owner else None)
+        self.store.record(
+            session,
+            call.id,
+            "call_owner_changed",
+            transfer_id=transfer.id,
+            agent_id=owner,
+            target=agent_rules.mask_phone(transfer.target_number) if not owner else None,
+        )
 
     def _return_caller(self, session: Session, transfer: Transfer) -> None:
         """After a failed or cancelled transfer: B's legs end; the caller goes back to A, or to routing."""
-        for leg in session.execute(select(Leg).where(Leg.transfer_id == transfer.id,
-                                                     Leg.state.in_(self.calls_live()))).scalars():
+        for leg in session.execute(
+            select(Leg).where(Leg.transfer_id == transfer.id, Leg.state.in_(self.calls_live()))
+        ).scalars():
             if leg.agent_id != transfer.source_agent_id:
                 self.calls.end_leg(session, leg, "cancel", f"transfer {transfer.state}")
         call = session.get(Call, transfer.call_id, populate_existing=True)
         if call is None or call.state == C.ENDED:
             return
-        source = session.execute(select(Leg).where(
-            Leg.transfer_id == transfer.id, Leg.agent_id == transfer.source_agent_id,
-            Leg.state.in_((L.ACCEPTED, L.JOINED)))).scalars().first()
+        source = (
+            session.execute(
+                select(Leg).where(
+                    Leg.transfer_id == transfer.id,
+                    Leg.agent_id == transfer.source_agent_id,
+                    Leg.state.in_((L.ACCEPTED, L.JOINED)),
+                )
+            )
+            .scalars()
+            .first()
+        )
         if source is None:  # the caller was never held long enough for A to move: A is still in the old room
-            source = session.execute(select(Leg).where(Leg.id == transfer.source_leg_id,
-                                                       Leg.state == L.JOINED)).scalars().first()
-        self.store.record(session, call.id, "caller_returning", transfer_id=transfer.id,
-                          to="agent A" if source else "routing", reason=transfer.end_reason)
+            source = (
+                session.execute(select(Leg).where(Leg.id == transfer.source_leg_id, Leg.state == L.JOINED))
+                .scalars()
+                .first()
+            )
+        self.store.record(
+            session,
+            call.id,
+            "caller_returning",
+            transfer_id=transfer.id,
+            to="agent A" if source else "routing",
+            reason=transfer.end_reason,
+        )
         if source is not None:
             self._bridge_caller(session, call, source.room, transfer)
             return
         self._route_held_caller(session, call, transfer.consult_room, prefer=transfer.source_agent_id)
 
-    def _route_held_caller(self, session: Session, call: Call, room: str, prefer: Optional[str] = None) -> None:
+    def _route_held_caller(self, session: Session, call: Call, room: str, prefer: str | None = None) -> None:
         """The caller stays on hold while the next agent is rung; bridged when that agent joins."""
         self.store.compare_and_set(session, call, room=room, caller_identity=None, agent_id=None)
         if prefer:
@@ -332,11 +456,16 @@ class TransferService:
         if not T.TRANSFER.can(transfer.state, "target_declined"):
             return
         event = "target_declined" if leg.state == L.DECLINED else "target_no_answer"
-        reason = {"declined by key 2": "B declined", "declined in console": "B declined",
-                  "voicemail answered": "B's voicemail answered", "ring timeout": "B did not answer",
-                  "no key pressed": "B did not accept",
-                  "phone no-answer": "B did not answer", "phone busy": "B was busy",
-                  "phone failed": "B's phone could not be reached"}.get(leg.end_reason or "", f"B: {leg.end_reason}")
+        reason = {
+            "declined by key 2": "B declined",
+            "declined in console": "B declined",
+            "voicemail answered": "B's voicemail answered",
+            "ring timeout": "B did not answer",
+            "no key pressed": "B did not accept",
+            "phone no-answer": "B did not answer",
+            "phone busy": "B was busy",
+            "phone failed": "B's phone could not be reached",
+        }.get(leg.end_reason or "", f"B: {leg.end_reason}")
         if self.apply(session, transfer, event, end_reason=reason):
             self._return_caller(session, transfer)
 
@@ -345,7 +474,9 @@ class TransferService:
         transfer = self._fresh(session, leg.transfer_id) or self.calls.active_transfer(session, leg.call_id)
         if transfer is None or T.TRANSFER.is_terminal(transfer.state):
             return False
-        if leg.agent_id == transfer.source_agent_id and (leg.transfer_id == transfer.id or leg.id == transfer.source_leg_id):
+        if leg.agent_id == transfer.source_agent_id and (
+            leg.transfer_id == transfer.id or leg.id == transfer.source_leg_id
+        ):
             if transfer.state == T.CONFERENCED:
                 self._drop_source(session, transfer, "A left")
             elif transfer.state == T.TARGET_ACCEPTED:
@@ -355,8 +486,9 @@ class TransferService:
             else:
                 # A hung up before B accepted: withdraw B's offer, the caller goes back to routing.
                 self.apply(session, transfer, "cancel", end_reason="A hung up before B accepted")
-                for other in session.execute(select(Leg).where(Leg.transfer_id == transfer.id,
-                                                               Leg.state.in_(self.calls_live()))).scalars():
+                for other in session.execute(
+                    select(Leg).where(Leg.transfer_id == transfer.id, Leg.state.in_(self.calls_live()))
+                ).scalars():
                     self.calls.end_leg(session, other, "cancel", "offer withdrawn: A hung up")
                 call = session.get(Call, transfer.call_id, populate_existing=True)
                 if call is not None and call.state != C.ENDED:
@@ -367,9 +499,10 @@ class TransferService:
                 self.apply(session, transfer, "fail", end_reason="B left during the introduction")
                 call = session.get(Call, transfer.call_id, populate_existing=True)
                 self.store.compare_and_set(session, call, agent_id=transfer.source_agent_id)
-            elif transfer.state == T.TARGET_ACCEPTED:
-                if self.apply(session, transfer, "fail", end_reason="B left the consult room"):
-                    self._return_caller(session, transfer)
+            elif transfer.state == T.TARGET_ACCEPTED and self.apply(
+                session, transfer, "fail", end_reason="B left the consult room"
+            ):
+                self._return_caller(session, transfer)
             return True
         return leg.transfer_id is None and leg.agent_id == transfer.source_agent_id
 
@@ -381,6 +514,7 @@ class TransferService:
             transfer = self._fresh(session, transfer_id)
             if transfer is not None and transfer.state == T.CONFERENCED:
                 self._drop_source(session, transfer, "introduction time over")
+
         self.store.run(work)
 
     def on_target_dialed(self, leg_id: str) -> None:
@@ -389,10 +523,12 @@ class TransferService:
             transfer = self._fresh(session, leg.transfer_id) if leg else None
             if transfer is not None:
                 self.apply(session, transfer, "target_dialed")
+
         self.store.run(work)
 
     def on_caller_held(self, transfer_id: str) -> None:
         """The caller hears hold music now: A may leave their room (warm: for the consult room)."""
+
         def work(session: Session) -> None:
             transfer = self._fresh(session, transfer_id)
             if transfer is None:
@@ -408,28 +544,37 @@ class TransferService:
                 self._move_source_to_consult(session, transfer, source_leg)
             else:
                 self.calls.end_leg(session, source_leg, "cancel", "cold transfer: A drops once the caller is held")
+
         self.store.run(work)
 
     def hold_failed(self, transfer_id: str, reason: str) -> None:
         """Twilio could not put the caller on hold: the transfer fails and the caller stays with A."""
+
         def work(session: Session) -> None:
             transfer = self._fresh(session, transfer_id)
-            if transfer is None or not self.apply(session, transfer, "fail", end_reason=f"could not hold the caller: {reason}"):
+            if transfer is None or not self.apply(
+                session, transfer, "fail", end_reason=f"could not hold the caller: {reason}"
+            ):
                 return
-            for leg in session.execute(select(Leg).where(Leg.transfer_id == transfer.id,
-                                                         Leg.state.in_(self.calls_live()))).scalars():
+            for leg in session.execute(
+                select(Leg).where(Leg.transfer_id == transfer.id, Leg.state.in_(self.calls_live()))
+            ).scalars():
                 self.calls.end_leg(session, leg, "cancel", "transfer failed")
             call = session.get(Call, transfer.call_id, populate_existing=True)
             if call is not None and call.state == C.ON_HOLD:
                 self.store.transition(session, call, C.CALL, "hold_failed")
                 self.store.record(session, call.id, "caller_stays_with_agent", transfer_id=transfer.id)
+
         self.store.run(work)
 
     # ------------------------------------------------------------ summary
     def summary_inputs(self, session: Session, call_id: str) -> tuple[dict, list, list]:
         call = session.get(Call, call_id)
-        lines = session.execute(select(TranscriptLine).where(TranscriptLine.call_id == call_id)
-                                .order_by(TranscriptLine.id)).scalars().all()
+        lines = (
+            session.execute(select(TranscriptLine).where(TranscriptLine.call_id == call_id).order_by(TranscriptLine.id))
+            .scalars()
+            .all()
+        )
         notes = session.execute(select(Note.text).where(Note.call_id == call_id).order_by(Note.id)).scalars().all()
         agent = session.get(Agent, call.agent_id) if call.agent_id else None
         start = call.connected_at or call.created_at
@@ -438,10 +583,11 @@ class TransferService:
             "minutes_on_call": round((utcnow() - start).total_seconds() / 60, 1),
             "agent": agent.name if agent else None,
         }
-        return facts, [(l.speaker, l.text) for l in lines], list(notes)
+        return facts, [(line.speaker, line.text) for line in lines], list(notes)
 
     def summarize(self, transfer_id: str) -> None:
         """OpenAI within the deadline; the local summary otherwise. First writer wins."""
+
         def read(session: Session):
             transfer = session.get(Transfer, transfer_id)
             if transfer is None or transfer.summary is not None:
@@ -456,8 +602,9 @@ class TransferService:
         summary, source, error = None, "fallback", None
         if self.gw.summarizer is not None and remaining > 0.05:
             try:
-                answer = self.gw.summarizer.complete_json(S.build_messages(facts, transcript, notes),
-                                                          timeout_s=remaining)
+                answer = self.gw.summarizer.complete_json(
+                    S.build_messages(facts, transcript, notes), timeout_s=remaining
+                )
                 summary = S.validate(answer)
                 source = "openai" if summary else "fallback"
                 error = None if summary else "unusable answer"
@@ -474,11 +621,12 @@ class TransferService:
             if transfer is None or transfer.summary is not None:
                 return None
             return self.summary_inputs(session, transfer.call_id)
+
         inputs = self.store.read(read)
         if inputs is not None:
             self.store_summary(transfer_id, S.fallback(*inputs), "fallback", "deadline passed")
 
-    def store_summary(self, transfer_id: str, summary: dict, source: str, error: Optional[str]) -> None:
+    def store_summary(self, transfer_id: str, summary: dict, source: str, error: str | None) -> None:
         def work(session: Session) -> None:
             transfer = self._fresh(session, transfer_id)
             if transfer is None or transfer.summary is not None:
@@ -488,16 +636,27 @@ class TransferService:
             detail = {"source": source}
             if error:
                 detail["openai_error"] = error
-            self.store.record(session, transfer.call_id, "summary_ready", transfer_id=transfer.id,
-                              elapsed_ms=int((utcnow() - transfer.created_at).total_seconds() * 1000), **detail)
+            self.store.record(
+                session,
+                transfer.call_id,
+                "summary_ready",
+                transfer_id=transfer.id,
+                elapsed_ms=int((utcnow() - transfer.created_at).total_seconds() * 1000),
+                **detail,
+            )
             number = self.target_phone(session, transfer)
             if number and not T.TRANSFER.is_terminal(transfer.state):
-                self.store.enqueue(session, "send_sms", {"transfer_id": transfer.id, "to": number},
-                                   dedupe_key=f"sms:{transfer.id}:{number}")
+                self.store.enqueue(
+                    session,
+                    "send_sms",
+                    {"transfer_id": transfer.id, "to": number},
+                    dedupe_key=f"sms:{transfer.id}:{number}",
+                )
+
         self.store.run(work)
 
     @staticmethod
-    def target_phone(session: Session, transfer: Transfer) -> Optional[str]:
+    def target_phone(session: Session, transfer: Transfer) -> str | None:
         if transfer.target_number:
             return transfer.target_number
         agent = session.get(Agent, transfer.target_agent_id) if transfer.target_agent_id else None
@@ -508,8 +667,9 @@ class TransferService:
         facts, transcript, notes = self.store.read(lambda s: self.summary_inputs(s, call_id))
         if self.gw.summarizer is not None:
             try:
-                answer = self.gw.summarizer.complete_json(S.build_messages(facts, transcript, notes),
-                                                          timeout_s=self.gw.settings.summary_deadline_s)
+                answer = self.gw.summarizer.complete_json(
+                    S.build_messages(facts, transcript, notes), timeout_s=self.gw.settings.summary_deadline_s
+                )
                 summary = S.validate(answer)
                 if summary:
                     return summary, "openai"
@@ -520,6 +680,7 @@ class TransferService:
     def resend_sms(self, transfer_id: str, to: str) -> None:
         def work(session: Session) -> None:
             self.store.enqueue(session, "send_sms", {"transfer_id": transfer_id, "to": to})
+
         self.store.run(work)
 
     def send_sms(self, transfer_id: str, to: str) -> None:
@@ -527,6 +688,7 @@ class TransferService:
             transfer = session.get(Transfer, transfer_id)
             source = session.get(Agent, transfer.source_agent_id) if transfer else None
             return transfer, (source.name if source else "an agent")
+
         transfer, source_name = self.store.read(read)
         if transfer is None or transfer.summary is None:
             return
@@ -540,18 +702,28 @@ class TransferService:
             sid, status, error = None, "failed", str(exc)[:200]
 
         def write(session: Session) -> None:
-            session.add(Message(id=message_id, transfer_id=transfer_id, to_number=to, body=body,
-                                twilio_sid=sid, status=status))
-            self.store.record(session, transfer.call_id, "sms_sent" if sid else "sms_failed", transfer_id=transfer_id,
-                              to=agent_rules.mask_phone(to), error=error)
+            session.add(
+                Message(id=message_id, transfer_id=transfer_id, to_number=to, body=body, twilio_sid=sid, status=status)
+            )
+            self.store.record(
+                session,
+                transfer.call_id,
+                "sms_sent" if sid else "sms_failed",
+                transfer_id=transfer_id,
+                to=agent_rules.mask_phone(to),
+                error=error,
+            )
+
         self.store.run(write)
 
     def whisper_twiml(self, leg: Leg) -> str:
         """B's phone: the summary spoken, then press 1 / 2. Waits briefly if it is not ready yet."""
+
         def read(session: Session):
             transfer = session.get(Transfer, leg.transfer_id)
             source = session.get(Agent, transfer.source_agent_id) if transfer else None
             return transfer, (source.name if source else "an agent")
+
         transfer, source_name = self.store.read(read)
         gather_url = self.gw.urls("/twilio/leg/gather", leg=leg.id)
         if transfer is None or T.TRANSFER.is_terminal(transfer.state):
@@ -559,8 +731,10 @@ class TransferService:
         if transfer.summary is None:
             waited = utcnow() - transfer.created_at
             if waited < timedelta(seconds=self.gw.settings.summary_deadline_s + 2):
-                return twiml.whisper_wait(message=f"Transfer from {source_name}. One moment, preparing the summary.",
-                                          retry_url=self.gw.urls("/twilio/leg/answer", leg=leg.id, wait=1))
+                return twiml.whisper_wait(
+                    message=f"Transfer from {source_name}. One moment, preparing the summary.",
+                    retry_url=self.gw.urls("/twilio/leg/answer", leg=leg.id, wait=1),
+                )
             announcement = f"Transfer from {source_name}."
         else:
             announcement = S.spoken(transfer.summary, source_name)

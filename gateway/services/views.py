@@ -1,8 +1,8 @@
 """Read models for the REST API and the console: calls, timelines, offers, transfers."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Optional
 
 from sqlalchemy import or_, select
 
@@ -11,99 +11,182 @@ from gateway.adapters.store.models import Agent, Call, Leg, Note, TimelineEntry,
 from gateway.domain import legs as L
 
 
-def iso(dt: Optional[datetime]) -> Optional[str]:
+def iso(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="milliseconds") + "Z" if dt else None
 
 
 def call_dict(call: Call) -> dict:
-    return {"id": call.id, "twilio_sid": call.twilio_sid, "from": call.from_number, "to": call.to_number,
-            "room": call.room, "state": call.state, "agent_id": call.agent_id, "created_at": iso(call.created_at),
-            "connected_at": iso(call.connected_at), "ended_at": iso(call.ended_at), "end_reason": call.end_reason}
+    return {
+        "id": call.id,
+        "twilio_sid": call.twilio_sid,
+        "from": call.from_number,
+        "to": call.to_number,
+        "room": call.room,
+        "state": call.state,
+        "agent_id": call.agent_id,
+        "created_at": iso(call.created_at),
+        "connected_at": iso(call.connected_at),
+        "ended_at": iso(call.ended_at),
+        "end_reason": call.end_reason,
+    }
 
 
 def transfer_dict(t: Transfer) -> dict:
-    return {"id": t.id, "call_id": t.call_id, "state": t.state, "mode": t.mode, "source_agent_id": t.source_agent_id,
-            "target_agent_id": t.target_agent_id, "target_number": t.target_number, "consult_room": t.consult_room,
-            "summary": t.summary, "summary_source": t.summary_source, "end_reason": t.end_reason,
-            "created_at": iso(t.created_at), "ended_at": iso(t.ended_at)}
+    return {
+        "id": t.id,
+        "call_id": t.call_id,
+        "state": t.state,
+        "mode": t.mode,
+        "source_agent_id": t.source_agent_id,
+        "target_agent_id": t.target_agent_id,
+        "target_number": t.target_number,
+        "consult_room": t.consult_room,
+        "summary": t.summary,
+        "summary_source": t.summary_source,
+        "end_reason": t.end_reason,
+        "created_at": iso(t.created_at),
+        "ended_at": iso(t.ended_at),
+    }
 
 
 def entry_dict(e: TimelineEntry) -> dict:
-    return {"id": e.id, "call_id": e.call_id, "transfer_id": e.transfer_id, "agent_id": e.agent_id, "kind": e.kind,
-            "detail": e.detail or {}, "at": iso(e.at)}
+    return {
+        "id": e.id,
+        "call_id": e.call_id,
+        "transfer_id": e.transfer_id,
+        "agent_id": e.agent_id,
+        "kind": e.kind,
+        "detail": e.detail or {},
+        "at": iso(e.at),
+    }
 
 
 class Views:
     def __init__(self, store: Store):
         self.store = store
 
-    def call(self, call_id: str) -> Optional[dict]:
+    def call(self, call_id: str) -> dict | None:
         return self.store.read(lambda s: (lambda c: call_dict(c) if c else None)(s.get(Call, call_id)))
 
     def agent_on_call(self, agent_id: str, call_id: str) -> bool:
         """The agent has (or had) a leg on this call: may see its details."""
-        return self.store.read(lambda s: s.execute(select(Leg.id).where(
-            Leg.call_id == call_id, Leg.agent_id == agent_id)).first() is not None)
+        return self.store.read(
+            lambda s: (
+                s.execute(select(Leg.id).where(Leg.call_id == call_id, Leg.agent_id == agent_id)).first() is not None
+            )
+        )
 
     def timeline(self, call_id: str, after_id: int = 0) -> list[dict]:
-        return self.store.read(lambda s: [entry_dict(e) for e in s.execute(
-            select(TimelineEntry).where(TimelineEntry.call_id == call_id, TimelineEntry.id > after_id)
-            .order_by(TimelineEntry.id)).scalars()])
+        return self.store.read(
+            lambda s: [
+                entry_dict(e)
+                for e in s.execute(
+                    select(TimelineEntry)
+                    .where(TimelineEntry.call_id == call_id, TimelineEntry.id > after_id)
+                    .order_by(TimelineEntry.id)
+                ).scalars()
+            ]
+        )
 
     def events_for_agent(self, agent_id: str, after_id: int, limit: int = 200) -> list[dict]:
         """Timeline entries of every call the agent is or was part of (the console's event stream)."""
+
         def work(s):
             call_ids = select(Leg.call_id).where(Leg.agent_id == agent_id)
-            rows = s.execute(select(TimelineEntry).where(
-                TimelineEntry.id > after_id,
-                or_(TimelineEntry.call_id.in_(call_ids), TimelineEntry.agent_id == agent_id),
-            ).order_by(TimelineEntry.id).limit(limit)).scalars()
+            rows = s.execute(
+                select(TimelineEntry)
+                .where(
+                    TimelineEntry.id > after_id,
+                    or_(TimelineEntry.call_id.in_(call_ids), TimelineEntry.agent_id == agent_id),
+                )
+                .order_by(TimelineEntry.id)
+                .limit(limit)
+            ).scalars()
             return [entry_dict(e) for e in rows]
+
         return self.store.read(work)
 
     def last_event_id(self) -> int:
-        return self.store.read(lambda s: s.execute(select(TimelineEntry.id).order_by(TimelineEntry.id.desc())
-                                                   .limit(1)).scalar() or 0)
+        return self.store.read(
+            lambda s: s.execute(select(TimelineEntry.id).order_by(TimelineEntry.id.desc()).limit(1)).scalar() or 0
+        )
 
     def transcript(self, call_id: str) -> list[dict]:
-        return self.store.read(lambda s: [{"speaker": l.speaker, "text": l.text, "at": iso(l.at)} for l in s.execute(
-            select(TranscriptLine).where(TranscriptLine.call_id == call_id).order_by(TranscriptLine.id)).scalars()])
+        return self.store.read(
+            lambda s: [
+                {"speaker": line.speaker, "text": line.text, "at": iso(line.at)}
+                for line in s.execute(
+                    select(TranscriptLine).where(TranscriptLine.call_id == call_id).order_by(TranscriptLine.id)
+                ).scalars()
+            ]
+        )
 
     def notes(self, call_id: str) -> list[dict]:
-        return self.store.read(lambda s: [{"agent_id": n.agent_id, "text": n.text, "at": iso(n.at)} for n in s.execute(
-            select(Note).where(Note.call_id == call_id).order_by(Note.id)).scalars()])
+        return self.store.read(
+            lambda s: [
+                {"agent_id": n.agent_id, "text": n.text, "at": iso(n.at)}
+                for n in s.execute(select(Note).where(Note.call_id == call_id).order_by(Note.id)).scalars()
+            ]
+        )
 
     def offers(self, agent_id: str) -> list[dict]:
         """Ringing browser legs: incoming calls and incoming transfers for this agent."""
+
         def work(s):
             out = []
-            legs = s.execute(select(Leg).where(Leg.agent_id == agent_id, Leg.kind == "browser",
-                                               Leg.state == L.RINGING).order_by(Leg.created_at)).scalars()
+            legs = s.execute(
+                select(Leg)
+                .where(Leg.agent_id == agent_id, Leg.kind == "browser", Leg.state == L.RINGING)
+                .order_by(Leg.created_at)
+            ).scalars()
             for leg in legs:
                 call = s.get(Call, leg.call_id)
-                offer = {"leg_id": leg.id, "call_id": call.id, "caller": call.from_number, "room": leg.room,
-                         "kind": "transfer" if leg.transfer_id else "call",
-                         "waiting_s": round((utcnow() - call.created_at).total_seconds(), 1)}
+                offer = {
+                    "leg_id": leg.id,
+                    "call_id": call.id,
+                    "caller": call.from_number,
+                    "room": leg.room,
+                    "kind": "transfer" if leg.transfer_id else "call",
+                    "waiting_s": round((utcnow() - call.created_at).total_seconds(), 1),
+                }
                 if leg.transfer_id:
                     t = s.get(Transfer, leg.transfer_id)
                     source = s.get(Agent, t.source_agent_id)
                     offer.update(transfer=transfer_dict(t), from_agent=source.name if source else t.source_agent_id)
                 out.append(offer)
             return out
+
         return self.store.read(work)
 
     def active_legs(self, agent_id: str) -> list[dict]:
-        return self.store.read(lambda s: [
-            {"leg_id": l.id, "call_id": l.call_id, "room": l.room, "state": l.state, "kind": l.kind,
-             "transfer_id": l.transfer_id}
-            for l in s.execute(select(Leg).where(Leg.agent_id == agent_id,
-                                                 Leg.state.in_((L.ACCEPTED, L.JOINED)))).scalars()])
+        return self.store.read(
+            lambda s: [
+                {
+                    "leg_id": leg_.id,
+                    "call_id": leg_.call_id,
+                    "room": leg_.room,
+                    "state": leg_.state,
+                    "kind": leg_.kind,
+                    "transfer_id": leg_.transfer_id,
+                }
+                for leg_ in s.execute(
+                    select(Leg).where(Leg.agent_id == agent_id, Leg.state.in_((L.ACCEPTED, L.JOINED)))
+                ).scalars()
+            ]
+        )
 
-    def leg_in_room(self, agent_id: str, room: str) -> Optional[Leg]:
-        return self.store.read(lambda s: s.execute(select(Leg).where(
-            Leg.agent_id == agent_id, Leg.room == room, Leg.state.in_((L.ACCEPTED, L.JOINED)))).scalars().first())
+    def leg_in_room(self, agent_id: str, room: str) -> Leg | None:
+        return self.store.read(
+            lambda s: (
+                s.execute(
+                    select(Leg).where(Leg.agent_id == agent_id, Leg.room == room, Leg.state.in_((L.ACCEPTED, L.JOINED)))
+                )
+                .scalars()
+                .first()
+            )
+        )
 
-    def calls_today(self, agent_id: Optional[str]) -> list[dict]:
+    def calls_today(self, agent_id: str | None) -> list[dict]:
         since = utcnow() - timedelta(hours=24)
 
         def work(s):
@@ -111,6 +194,7 @@ class Views:
             if agent_id:
                 query = query.where(Call.id.in_(select(Leg.call_id).where(Leg.agent_id == agent_id)))
             return [call_dict(c) for c in s.execute(query).scalars()]
+
         return self.store.read(work)
 
     def live_rooms(self) -> list[dict]:
@@ -121,11 +205,18 @@ class Views:
             for t in s.execute(select(Transfer).where(Transfer.active_call_id.isnot(None))).scalars():
                 rooms.setdefault(t.consult_room, {"room": t.consult_room, "call_id": t.call_id, "kind": "consult"})
             return list(rooms.values())
+
         return self.store.read(work)
 
-    def transfer(self, transfer_id: str) -> Optional[dict]:
+    def transfer(self, transfer_id: str) -> dict | None:
         return self.store.read(lambda s: (lambda t: transfer_dict(t) if t else None)(s.get(Transfer, transfer_id)))
 
     def transfers_of_call(self, call_id: str) -> list[dict]:
-        return self.store.read(lambda s: [transfer_dict(t) for t in s.execute(
-            select(Transfer).where(Transfer.call_id == call_id).order_by(Transfer.created_at)).scalars()])
+        return self.store.read(
+            lambda s: [
+                transfer_dict(t)
+                for t in s.execute(
+                    select(Transfer).where(Transfer.call_id == call_id).order_by(Transfer.created_at)
+                ).scalars()
+            ]
+        )

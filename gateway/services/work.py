@@ -1,9 +1,9 @@
 """Job handlers: the provider calls behind every state change, run by the JobRunner."""
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
 
 from sqlalchemy import delete, select
 
@@ -33,8 +33,12 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
         room = p.get("room") or call.room
         metadata = {"call_id": call.id, "twilio_call_sid": call.twilio_sid, "transfer_id": p.get("transfer_id")}
         try:
-            gw.rooms.create_room(room, metadata=metadata, empty_timeout_s=C.ROOM_EMPTY_TIMEOUT_S,
-                                 departure_timeout_s=C.ROOM_DEPARTURE_TIMEOUT_S)
+            gw.rooms.create_room(
+                room,
+                metadata=metadata,
+                empty_timeout_s=C.ROOM_EMPTY_TIMEOUT_S,
+                departure_timeout_s=C.ROOM_DEPARTURE_TIMEOUT_S,
+            )
         except ProviderError:
             gw.extras["livekit_down_until"] = time.time() + LIVEKIT_DOWN_FOR_S
             raise
@@ -60,9 +64,11 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
                 return
             leg_id, to, for_transfer = leg.id, leg.phone, bool(leg.transfer_id)
         sid = gw.telephony.place_call(
-            to=to, url=gw.urls("/twilio/leg/answer", leg=leg_id),
+            to=to,
+            url=gw.urls("/twilio/leg/answer", leg=leg_id),
             status_callback=gw.urls("/twilio/leg/status", leg=leg_id),
-            timeout_s=int(gw.settings.ring_timeout_s), machine_detection=for_transfer,
+            timeout_s=int(gw.settings.ring_timeout_s),
+            machine_detection=for_transfer,
         )
 
         def save(session):
@@ -70,6 +76,7 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
             if not fresh.twilio_sid:
                 store.compare_and_set(session, fresh, twilio_sid=sid)
             return fresh.state
+
         state = store.run(save)
         if state not in (L.RINGING, L.ACCEPTED, L.JOINED):
             gw.telephony.hangup(sid)  # withdrawn while we were dialling
@@ -84,7 +91,7 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
     def redirect_caller(p: dict) -> None:
         bridging = p["path"] == "/twilio/bridge"
 
-        def claim(session) -> Optional[str]:
+        def claim(session) -> str | None:
             call = session.get(Call, p["call_id"], populate_existing=True)
             if call is None or call.state == C.ENDED:
                 return None
@@ -93,6 +100,7 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
             if bridging and not call.redirecting:
                 store.compare_and_set(session, call, redirecting=True)
             return call.twilio_sid
+
         sid = store.run(claim)
         if sid:
             gw.telephony.redirect(sid, gw.urls(p["path"], call=p["call_id"]))
@@ -112,12 +120,14 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
 
     def purge_call_data(p: dict) -> None:
         """Transcripts and summaries do not outlive the retention period."""
+
         def work(session):
             session.execute(delete(TranscriptLine).where(TranscriptLine.call_id == p["call_id"]))
             session.execute(delete(Note).where(Note.call_id == p["call_id"]))
             for transfer in session.execute(select(Transfer).where(Transfer.call_id == p["call_id"])).scalars():
                 store.compare_and_set(session, transfer, summary=None, notes=None)
             store.record(session, p["call_id"], "call_data_purged")
+
         store.run(work)
 
     handlers = {
@@ -162,13 +172,17 @@ def register(runner: JobRunner, gw: Gateway, calls: CallService, transfers: Tran
                 calls.after_leg_failed(session, leg)
             elif kind == "move_participant":
                 # Not LiveKit Cloud after all: fall back to the default path (A rejoins with a token).
-                store.enqueue(session, "remove_participant", {"room": payload["room"], "identity": payload["identity"],
-                                                              "call_id": call_id})
+                store.enqueue(
+                    session,
+                    "remove_participant",
+                    {"room": payload["room"], "identity": payload["identity"], "call_id": call_id},
+                )
             elif kind == "create_room" and not payload.get("room"):
                 # (A caller's-room job stored before the dispatch rule made those rooms.)
                 call = session.get(Call, call_id, populate_existing=True)
                 if call is not None and call.state == C.BRIDGING and call.connected_at is None:
                     calls.to_voicemail(session, call, "LiveKit unavailable")
+
         store.run(work)
         if kind == "redirect_caller":
             calls.redirect_abandoned(payload["call_id"])

@@ -3,11 +3,12 @@
 Agents authenticate with the credential the CLI issued: ``Authorization: Bearer <credential>``
 or the console's session cookie. The admin API takes ``Authorization: Bearer <ADMIN_TOKEN>``.
 """
+
 from __future__ import annotations
 
 import functools
 import hmac
-from typing import Any, Optional
+from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, session
 
@@ -69,7 +70,7 @@ def field(data: dict, name: str, *, required: bool = True, kind: type = str, max
     return value
 
 
-def bearer() -> Optional[str]:
+def bearer() -> str | None:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header.startswith("Bearer ") else None
 
@@ -89,6 +90,7 @@ def agent_required(view):
             raise ApiError(401, "sign in as an agent (Authorization: Bearer <credential>)")
         g.agent = agent
         return view(*args, **kwargs)
+
     return wrapper
 
 
@@ -102,6 +104,7 @@ def admin_required(view):
         if not token or not hmac.compare_digest(token, expected):
             raise ApiError(401, "admin token required (Authorization: Bearer <ADMIN_TOKEN>)")
         return view(*args, **kwargs)
+
     return wrapper
 
 
@@ -144,8 +147,12 @@ def me():
 @bp.get("/agents")
 @agent_required
 def agents_presence():
-    return jsonify(agents=[{k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
-                           for a in svc().agents.list()])
+    return jsonify(
+        agents=[
+            {k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
+            for a in svc().agents.list()
+        ]
+    )
 
 
 @bp.post("/agents/me/status")
@@ -198,8 +205,14 @@ def add_note(call_id):
 
 def _token_for_leg(leg) -> dict:
     token = svc().gw.rooms.join_token(identity=g.agent["id"], name=g.agent["name"], room=leg.room)
-    return {"room": leg.room, "token": token, "url": svc().livekit_client_url, "leg_id": leg.id,
-            "call_id": leg.call_id, "transfer_id": leg.transfer_id}
+    return {
+        "room": leg.room,
+        "token": token,
+        "url": svc().livekit_client_url,
+        "leg_id": leg.id,
+        "call_id": leg.call_id,
+        "transfer_id": leg.transfer_id,
+    }
 
 
 @bp.post("/calls/<call_id>/accept")
@@ -249,7 +262,7 @@ def join_room():
 @bp.get("/rooms")
 @agent_required
 def list_rooms():
-    mine = {l["room"] for l in svc().views.active_legs(g.agent["id"])}
+    mine = {leg_["room"] for leg_ in svc().views.active_legs(g.agent["id"])}
     return jsonify(rooms=[r | {"mine": r["room"] in mine} for r in svc().views.live_rooms()])
 
 
@@ -277,7 +290,10 @@ def initiate_transfer():
     if not call_id:
         raise ApiError(400, "missing field: call_id (or room)")
     transfer = svc().transfers.initiate(
-        agent_id=g.agent["id"], call_id=call_id, target_agent_id=target_agent, target_number=target_number,
+        agent_id=g.agent["id"],
+        call_id=call_id,
+        target_agent_id=target_agent,
+        target_number=target_number,
         mode=field(data, "mode", required=False, max_len=8) or "warm",
         notes=field(data, "notes", required=False, max_len=2000),
     )
@@ -356,8 +372,13 @@ def phone_transfer():
     if not E164.match(to):
         raise ApiError(400, f"to {to!r} is not an E.164 number")
     transfer = svc().transfers.initiate(
-        agent_id=g.agent["id"], call_id=field(data, "call_id", max_len=40), target_agent_id=None,
-        target_number=to, mode="cold", notes=field(data, "notes", required=False, max_len=2000))
+        agent_id=g.agent["id"],
+        call_id=field(data, "call_id", max_len=40),
+        target_agent_id=None,
+        target_number=to,
+        mode="cold",
+        notes=field(data, "notes", required=False, max_len=2000),
+    )
     return jsonify(transfer=svc().views.transfer(transfer.id)), 202
 
 
@@ -399,9 +420,13 @@ def admin_add_agent():
     browser = data.get("browser", True)
     if not isinstance(browser, bool):
         raise ApiError(400, "field browser must be true or false")
-    credential = svc().agents.add(field(data, "id", max_len=40), field(data, "name", max_len=120),
-                                  field(data, "phone", required=False, max_len=20), browser,
-                                  field(data, "status", required=False, max_len=16) or "offline")
+    credential = svc().agents.add(
+        field(data, "id", max_len=40),
+        field(data, "name", max_len=120),
+        field(data, "phone", required=False, max_len=20),
+        browser,
+        field(data, "status", required=False, max_len=16) or "offline",
+    )
     return jsonify(agent=svc().agents.get(data["id"]), credential=credential), 201
 
 

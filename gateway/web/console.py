@@ -16,6 +16,7 @@ to ``/api/*`` or ``/console/*`` authenticated by that cookie must carry
 ``X-Requested-With: console`` (a header a cross-site form cannot set). Requests with
 ``Authorization: Bearer`` carry no ambient credential and are exempt.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,25 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 from urllib.parse import urlparse
 
 import jwt
 import requests
-from flask import (Blueprint, Flask, Response, current_app, g, jsonify, render_template, request,
-                   send_from_directory, session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 
 from gateway.domain.agents import E164
 from gateway.web import api
@@ -134,7 +146,7 @@ def _csrf_guard():
     return jsonify(error=f"missing {CSRF_HEADER}: {CSRF_VALUE} header on a cookie-authenticated request"), 403
 
 
-def _current_agent() -> Optional[dict]:
+def _current_agent() -> dict | None:
     """The signed-in agent by the API's own rules (Bearer or a still-valid cookie), or None."""
     try:
         api.agent_required(lambda: None)()
@@ -178,7 +190,10 @@ def page():
     settings = svc().gw.settings
     agent = _current_agent()
     html = render_template(
-        "console.html", agent=agent, sandbox=settings.sandbox, bundled=entry == BUNDLE_ENTRY,
+        "console.html",
+        agent=agent,
+        sandbox=settings.sandbox,
+        bundled=entry == BUNDLE_ENTRY,
         script_url=url_for("console.asset", filename=entry, v=_asset_version(entry)),
         style_url=url_for("console.asset", filename=STYLESHEET, v=_asset_version(STYLESHEET)),
     )
@@ -216,14 +231,16 @@ def config():
 
 
 # ---------------------------------------------------------- event stream
-def _sse(event: str, data, event_id: Optional[int] = None) -> str:
+def _sse(event: str, data, event_id: int | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 def _presence(services) -> list[dict]:
-    return [{k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
-            for a in services.agents.list()]
+    return [
+        {k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
+        for a in services.agents.list()
+    ]
 
 
 def _offers_key(offers: list[dict]) -> str:
@@ -303,9 +320,14 @@ def events():
             with hub._lock:
                 hub.open -= 1
 
-    return Response(generate(), mimetype="text/event-stream", headers={
-        "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no",
-    })
+    return Response(
+        generate(),
+        mimetype="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache, no-transform",
+            "X-Accel-Buffering": "no",
+        },
+    )
 
 
 # ---------------------------------------------------------------- sandbox
@@ -328,8 +350,11 @@ def sandbox_call():
         sid = simulator.place_inbound_call(from_=caller, to=settings.twilio_phone_number).sid
     else:
         try:
-            reply = requests.post(settings.twilio_api_base_url + "/_sim/calls",
-                                  json={"from": caller, "to": settings.twilio_phone_number}, timeout=5)
+            reply = requests.post(
+                settings.twilio_api_base_url + "/_sim/calls",
+                json={"from": caller, "to": settings.twilio_phone_number},
+                timeout=5,
+            )
         except requests.RequestException as exc:
             raise api.ApiError(502, f"the Twilio simulator is unreachable: {exc}") from None
         if reply.status_code != 201:

@@ -1,4 +1,5 @@
 """LiveKit webhooks: verified with WebhookReceiver over the raw body and raw Authorization header."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,11 @@ def webhook():
         services.metrics.rejected("livekit_signature")
         return Response(f"invalid LiveKit webhook: {exc}\n", status=401, mimetype="text/plain")
     services.calls.livekit_event(
-        event_id=event.id, name=event.event, room=event.room.name,
-        identity=event.participant.identity, kind="sip" if event.participant.kind == ParticipantInfo.Kind.SIP else "standard",
+        event_id=event.id,
+        name=event.event,
+        room=event.room.name,
+        identity=event.participant.identity,
+        kind="sip" if event.participant.kind == ParticipantInfo.Kind.SIP else "standard",
         attributes=dict(event.participant.attributes),
         replaced=event.participant.disconnect_reason == DisconnectReason.DUPLICATE_IDENTITY,
     )

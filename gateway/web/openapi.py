@@ -3,6 +3,7 @@
 Written as data next to the code it describes; tests/integration/test_openapi.py keeps it
 equal to the registered routes, and a schemathesis run fuzzes the API through it.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -18,13 +19,23 @@ TWILIO = [{"twilioSignature": []}]
 
 
 def _json_body(properties: dict, required: tuple = ()) -> dict:
-    return {"required": bool(required), "content": {"application/json": {"schema": {
-        "type": "object", "properties": properties, "required": list(required)}}}}
+    return {
+        "required": bool(required),
+        "content": {
+            "application/json": {"schema": {"type": "object", "properties": properties, "required": list(required)}}
+        },
+    }
 
 
 def _form_body(properties: dict, required: tuple = ()) -> dict:
-    return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
-        "type": "object", "properties": properties, "required": list(required)}}}}
+    return {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "properties": properties, "required": list(required)}
+            }
+        },
+    }
 
 
 def _op(summary: str, *, tag: str, security=None, body=None, params=(), responses=None) -> dict:
@@ -34,43 +45,81 @@ def _op(summary: str, *, tag: str, security=None, body=None, params=(), response
     if body is not None:
         op["requestBody"] = body
     if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params] \
-            if all(isinstance(p, str) for p in params) else list(params)
+        op["parameters"] = (
+            [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+            if all(isinstance(p, str) for p in params)
+            else list(params)
+        )
     return op
 
 
 def _api(summary, *, status="200", params=(), body=None, security=AGENT, tag="calls", extra=()):
-    responses = {status: {"description": "OK"}, "400": {"description": "Bad input", "content": {
-        "application/json": {"schema": ERROR}}}, "401": {"description": "Not signed in"}}
+    responses = {
+        status: {"description": "OK"},
+        "400": {"description": "Bad input", "content": {"application/json": {"schema": ERROR}}},
+        "401": {"description": "Not signed in"},
+    }
     for code in extra:
-        responses[code] = {"description": {"403": "Not allowed", "404": "Unknown id", "409": "Not now",
-                                           "202": "Accepted"}.get(code, "See message"),
-                           "content": {"application/json": {"schema": ERROR}}}
+        responses[code] = {
+            "description": {"403": "Not allowed", "404": "Unknown id", "409": "Not now", "202": "Accepted"}.get(
+                code, "See message"
+            ),
+            "content": {"application/json": {"schema": ERROR}},
+        }
     return _op(summary, tag=tag, security=security, body=body, params=params, responses=responses)
 
 
 def _twiml(summary, query=(), fields=None, required=()):
     params = [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query]
-    return _op(summary, tag="twilio webhooks", security=TWILIO,
-               body=_form_body(fields or {"CallSid": {"type": "string"}}, required), params=params,
-               responses={"200": {"description": "TwiML", "content": {"text/xml": {}}},
-                          "204": {"description": "Recorded"}, "400": {"description": "Malformed form"},
-                          "403": {"description": "Invalid X-Twilio-Signature"}})
+    return _op(
+        summary,
+        tag="twilio webhooks",
+        security=TWILIO,
+        body=_form_body(fields or {"CallSid": {"type": "string"}}, required),
+        params=params,
+        responses={
+            "200": {"description": "TwiML", "content": {"text/xml": {}}},
+            "204": {"description": "Recorded"},
+            "400": {"description": "Malformed form"},
+            "403": {"description": "Invalid X-Twilio-Signature"},
+        },
+    )
 
 
-CALL_FIELDS = {"CallSid": {"type": "string"}, "From": {"type": "string"}, "To": {"type": "string"},
-               "CallStatus": {"type": "string"}, "AccountSid": {"type": "string"}}
-TARGET = {"call_id": {"type": "string"}, "room": {"type": "string"}, "target": {"type": "string"},
-          "target_agent_id": {"type": "string"}, "target_number": {"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"},
-          "mode": {"type": "string", "enum": ["warm", "cold"]}, "notes": {"type": "string", "maxLength": 2000}}
-AGENT_FIELDS = {"id": {"type": "string"}, "name": {"type": "string"}, "phone": {"type": "string"},
-                "browser": {"type": "boolean"}, "status": {"type": "string", "enum": ["available", "busy", "offline"]}}
+CALL_FIELDS = {
+    "CallSid": {"type": "string"},
+    "From": {"type": "string"},
+    "To": {"type": "string"},
+    "CallStatus": {"type": "string"},
+    "AccountSid": {"type": "string"},
+}
+TARGET = {
+    "call_id": {"type": "string"},
+    "room": {"type": "string"},
+    "target": {"type": "string"},
+    "target_agent_id": {"type": "string"},
+    "target_number": {"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"},
+    "mode": {"type": "string", "enum": ["warm", "cold"]},
+    "notes": {"type": "string", "maxLength": 2000},
+}
+AGENT_FIELDS = {
+    "id": {"type": "string"},
+    "name": {"type": "string"},
+    "phone": {"type": "string"},
+    "browser": {"type": "boolean"},
+    "status": {"type": "string", "enum": ["available", "busy", "offline"]},
+}
 STATUS = {"status": {"type": "string", "enum": ["available", "busy", "offline"]}}
 
 PATHS = {
-    "/api/auth/login": {"post": _api("Sign in with the credential the CLI issued (sets the console session)",
-                                     tag="agents", security=[], body=_json_body({"credential": {"type": "string"}},
-                                                                                ("credential",)))},
+    "/api/auth/login": {
+        "post": _api(
+            "Sign in with the credential the CLI issued (sets the console session)",
+            tag="agents",
+            security=[],
+            body=_json_body({"credential": {"type": "string"}}, ("credential",)),
+        )
+    },
     "/api/auth/logout": {"post": _api("Sign out", tag="agents", security=[])},
     "/api/me": {"get": _api("The signed-in agent and their live legs", tag="agents")},
     "/api/agents": {"get": _api("Agents with their presence", tag="agents")},
@@ -79,94 +128,226 @@ PATHS = {
     "/api/calls": {"get": _api("Today's calls I took part in")},
     "/api/calls/{call_id}": {"get": _api("A call and its transfers", params=("call_id",), extra=("403", "404"))},
     "/api/calls/{call_id}/timeline": {"get": _api("A call's timeline", params=("call_id",), extra=("403", "404"))},
-    "/api/calls/{call_id}/transcript": {"get": _api("Live transcript and notes", params=("call_id",),
-                                                    extra=("403", "404"))},
-    "/api/calls/{call_id}/notes": {"post": _api("Add a note (feeds the summary)", status="201", params=("call_id",),
-                                                body=_json_body({"text": {"type": "string"}}, ("text",)),
-                                                extra=("403", "404"))},
-    "/api/calls/{call_id}/accept": {"post": _api("Accept a ringing call; returns a LiveKit token for its room only",
-                                                 params=("call_id",), extra=("409",))},
+    "/api/calls/{call_id}/transcript": {
+        "get": _api("Live transcript and notes", params=("call_id",), extra=("403", "404"))
+    },
+    "/api/calls/{call_id}/notes": {
+        "post": _api(
+            "Add a note (feeds the summary)",
+            status="201",
+            params=("call_id",),
+            body=_json_body({"text": {"type": "string"}}, ("text",)),
+            extra=("403", "404"),
+        )
+    },
+    "/api/calls/{call_id}/accept": {
+        "post": _api(
+            "Accept a ringing call; returns a LiveKit token for its room only", params=("call_id",), extra=("409",)
+        )
+    },
     "/api/calls/{call_id}/decline": {"post": _api("Decline a ringing call", params=("call_id",), extra=("409",))},
     "/api/calls/{call_id}/hangup": {"post": _api("End the call for the caller", params=("call_id",), extra=("409",))},
-    "/api/rooms/create": {"post": _api("Create a LiveKit room (admin)", status="201", tag="rooms", security=ADMIN,
-                                       body=_json_body({"room": {"type": "string"}}, ("room",)), extra=("403",))},
-    "/api/rooms/join": {"post": _api("A join token for a room where I have an accepted call", tag="rooms",
-                                     body=_json_body({"room": {"type": "string"}}, ("room",)), extra=("403",))},
+    "/api/rooms/create": {
+        "post": _api(
+            "Create a LiveKit room (admin)",
+            status="201",
+            tag="rooms",
+            security=ADMIN,
+            body=_json_body({"room": {"type": "string"}}, ("room",)),
+            extra=("403",),
+        )
+    },
+    "/api/rooms/join": {
+        "post": _api(
+            "A join token for a room where I have an accepted call",
+            tag="rooms",
+            body=_json_body({"room": {"type": "string"}}, ("room",)),
+            extra=("403",),
+        )
+    },
     "/api/rooms": {"get": _api("Live rooms", tag="rooms")},
     "/api/rooms/{room}/leave": {"post": _api("Leave a room", tag="rooms", params=("room",), extra=("404",))},
-    "/api/transfer/initiate": {"post": _api("Start a warm or cold transfer", status="202", tag="transfers",
-                                            body=_json_body(TARGET), extra=("403", "404", "409"))},
-    "/api/transfers/{transfer_id}": {"get": _api("A transfer with its summary", tag="transfers",
-                                                 params=("transfer_id",), extra=("403", "404"))},
-    **{f"/api/transfers/{{transfer_id}}/{verb}": {"post": _api(text, tag="transfers", params=("transfer_id",),
-                                                               extra=("403", "404", "409"))}
-       for verb, text in (("complete", "Connect the caller (three-way)"), ("cancel", "Cancel; the caller returns"),
-                          ("leave", "A leaves after the introduction"), ("accept", "B accepts; token for the consult room"),
-                          ("decline", "B declines"))},
-    "/api/summary/generate": {"post": _api("Summary of a call on demand", tag="transfers",
-                                           body=_json_body({"call_id": {"type": "string"}}, ("call_id",)),
-                                           extra=("403", "404"))},
-    "/api/twilio/transfer": {"post": _api("Cold transfer to a phone number", status="202", tag="transfers",
-                                          body=_json_body({"call_id": {"type": "string"}, "to": TARGET["target_number"],
-                                                           "notes": {"type": "string"}}, ("call_id", "to")),
-                                          extra=("403", "404", "409"))},
-    "/api/twilio/sms-summary": {"post": _api("Send a transfer's summary again by SMS", status="202", tag="transfers",
-                                             body=_json_body({"transfer_id": {"type": "string"},
-                                                              "agent_id": {"type": "string"}, "to": {"type": "string"}},
-                                                             ("transfer_id",)), extra=("403", "404", "409"))},
-    "/api/admin/agents": {"get": _api("List agents", tag="admin", security=ADMIN, extra=("403",)),
-                          "post": _api("Add an agent; returns its credential once", status="201", tag="admin",
-                                       security=ADMIN, body=_json_body(AGENT_FIELDS, ("id", "name")), extra=("403",))},
-    "/api/admin/agents/{agent_id}": {"delete": _api("Remove an agent", tag="admin", security=ADMIN,
-                                                    params=("agent_id",), extra=("403", "404"))},
-    "/api/admin/agents/{agent_id}/status": {"post": _api("Set an agent's presence", tag="admin", security=ADMIN,
-                                                         params=("agent_id",), body=_json_body(STATUS, ("status",)),
-                                                         extra=("403", "404"))},
+    "/api/transfer/initiate": {
+        "post": _api(
+            "Start a warm or cold transfer",
+            status="202",
+            tag="transfers",
+            body=_json_body(TARGET),
+            extra=("403", "404", "409"),
+        )
+    },
+    "/api/transfers/{transfer_id}": {
+        "get": _api("A transfer with its summary", tag="transfers", params=("transfer_id",), extra=("403", "404"))
+    },
+    **{
+        f"/api/transfers/{{transfer_id}}/{verb}": {
+            "post": _api(text, tag="transfers", params=("transfer_id",), extra=("403", "404", "409"))
+        }
+        for verb, text in (
+            ("complete", "Connect the caller (three-way)"),
+            ("cancel", "Cancel; the caller returns"),
+            ("leave", "A leaves after the introduction"),
+            ("accept", "B accepts; token for the consult room"),
+            ("decline", "B declines"),
+        )
+    },
+    "/api/summary/generate": {
+        "post": _api(
+            "Summary of a call on demand",
+            tag="transfers",
+            body=_json_body({"call_id": {"type": "string"}}, ("call_id",)),
+            extra=("403", "404"),
+        )
+    },
+    "/api/twilio/transfer": {
+        "post": _api(
+            "Cold transfer to a phone number",
+            status="202",
+            tag="transfers",
+            body=_json_body(
+                {"call_id": {"type": "string"}, "to": TARGET["target_number"], "notes": {"type": "string"}},
+                ("call_id", "to"),
+            ),
+            extra=("403", "404", "409"),
+        )
+    },
+    "/api/twilio/sms-summary": {
+        "post": _api(
+            "Send a transfer's summary again by SMS",
+            status="202",
+            tag="transfers",
+            body=_json_body(
+                {"transfer_id": {"type": "string"}, "agent_id": {"type": "string"}, "to": {"type": "string"}},
+                ("transfer_id",),
+            ),
+            extra=("403", "404", "409"),
+        )
+    },
+    "/api/admin/agents": {
+        "get": _api("List agents", tag="admin", security=ADMIN, extra=("403",)),
+        "post": _api(
+            "Add an agent; returns its credential once",
+            status="201",
+            tag="admin",
+            security=ADMIN,
+            body=_json_body(AGENT_FIELDS, ("id", "name")),
+            extra=("403",),
+        ),
+    },
+    "/api/admin/agents/{agent_id}": {
+        "delete": _api("Remove an agent", tag="admin", security=ADMIN, params=("agent_id",), extra=("403", "404"))
+    },
+    "/api/admin/agents/{agent_id}/status": {
+        "post": _api(
+            "Set an agent's presence",
+            tag="admin",
+            security=ADMIN,
+            params=("agent_id",),
+            body=_json_body(STATUS, ("status",)),
+            extra=("403", "404"),
+        )
+    },
     "/healthz": {"get": _op("Process alive", tag="ops")},
-    "/readyz": {"get": _op("Database, migrations and LiveKit reachable", tag="ops",
-                           responses={"200": {"description": "Ready"}, "503": {"description": "Not ready"}})},
-    "/metrics": {"get": _op("Prometheus metrics (Bearer METRICS_TOKEN when set)", tag="ops",
-                            responses={"200": {"description": "Metrics"}, "401": {"description": "Token required"}})},
-    "/livekit/webhook": {"post": _op("LiveKit webhook (Authorization: JWT with the body's sha256)", tag="livekit",
-                                     body={"required": True, "content": {"application/webhook+json": {"schema": {
-                                         "type": "object"}}}},
-                                     responses={"204": {"description": "Handled"}, "401": {"description": "Invalid"}})},
+    "/readyz": {
+        "get": _op(
+            "Database, migrations and LiveKit reachable",
+            tag="ops",
+            responses={"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+        )
+    },
+    "/metrics": {
+        "get": _op(
+            "Prometheus metrics (Bearer METRICS_TOKEN when set)",
+            tag="ops",
+            responses={"200": {"description": "Metrics"}, "401": {"description": "Token required"}},
+        )
+    },
+    "/livekit/webhook": {
+        "post": _op(
+            "LiveKit webhook (Authorization: JWT with the body's sha256)",
+            tag="livekit",
+            body={"required": True, "content": {"application/webhook+json": {"schema": {"type": "object"}}}},
+            responses={"204": {"description": "Handled"}, "401": {"description": "Invalid"}},
+        )
+    },
     "/twilio/voice": {"post": _twiml("Inbound call: bridge into a LiveKit room (never 5xx)", fields=CALL_FIELDS)},
-    "/twilio/fallback": {"post": _twiml("Twilio fallback URL: records ErrorCode/ErrorUrl, apologises",
-                                        fields={**CALL_FIELDS, "ErrorCode": {"type": "string"},
-                                                "ErrorUrl": {"type": "string"}})},
-    "/twilio/status": {"post": _twiml("Caller's status callback", fields=CALL_FIELDS, required=("CallSid", "CallStatus"))},
-    "/twilio/dial-action": {"post": _twiml("The caller's <Dial> ended", query=("call", "room", "gen"),
-                                           fields={**CALL_FIELDS, "DialCallStatus": {"type": "string"}})},
-    "/twilio/sip-status": {"post": _twiml("<Sip> child-leg progress", query=("call",), fields=CALL_FIELDS,
-                                          required=("CallSid", "CallStatus"))},
+    "/twilio/fallback": {
+        "post": _twiml(
+            "Twilio fallback URL: records ErrorCode/ErrorUrl, apologises",
+            fields={**CALL_FIELDS, "ErrorCode": {"type": "string"}, "ErrorUrl": {"type": "string"}},
+        )
+    },
+    "/twilio/status": {
+        "post": _twiml("Caller's status callback", fields=CALL_FIELDS, required=("CallSid", "CallStatus"))
+    },
+    "/twilio/dial-action": {
+        "post": _twiml(
+            "The caller's <Dial> ended",
+            query=("call", "room", "gen"),
+            fields={**CALL_FIELDS, "DialCallStatus": {"type": "string"}},
+        )
+    },
+    "/twilio/sip-status": {
+        "post": _twiml(
+            "<Sip> child-leg progress", query=("call",), fields=CALL_FIELDS, required=("CallSid", "CallStatus")
+        )
+    },
     "/twilio/hold": {"post": _twiml("Hold music with reassurance, looping", query=("call", "loop"))},
     "/twilio/bridge": {"post": _twiml("Bridge the caller into the call's current room", query=("call",))},
     "/twilio/apology": {"post": _twiml("Apology and voicemail", query=("call",))},
     "/twilio/goodbye": {"post": _twiml("Goodbye (call ended by the agent)")},
-    "/twilio/voicemail": {"post": _twiml("Recording finished", query=("call",),
-                                         fields={"RecordingUrl": {"type": "string"},
-                                                 "RecordingDuration": {"type": "string"}})},
-    "/twilio/leg/answer": {"post": _twiml("Agent's phone answered: whisper, press 1", query=("leg", "wait"),
-                                          fields={**CALL_FIELDS, "AnsweredBy": {"type": "string"}})},
-    "/twilio/leg/gather": {"post": _twiml("Agent pressed a key", query=("leg",), fields={"Digits": {"type": "string"}})},
+    "/twilio/voicemail": {
+        "post": _twiml(
+            "Recording finished",
+            query=("call",),
+            fields={"RecordingUrl": {"type": "string"}, "RecordingDuration": {"type": "string"}},
+        )
+    },
+    "/twilio/leg/answer": {
+        "post": _twiml(
+            "Agent's phone answered: whisper, press 1",
+            query=("leg", "wait"),
+            fields={**CALL_FIELDS, "AnsweredBy": {"type": "string"}},
+        )
+    },
+    "/twilio/leg/gather": {
+        "post": _twiml("Agent pressed a key", query=("leg",), fields={"Digits": {"type": "string"}})
+    },
     "/twilio/leg/bridge": {"post": _twiml("Bridge an agent's phone into its room", query=("leg",))},
     "/twilio/leg/dial-action": {"post": _twiml("Agent's <Dial> ended", query=("leg",))},
-    "/twilio/leg/status": {"post": _twiml("Agent phone call status", query=("leg",), fields=CALL_FIELDS,
-                                          required=("CallStatus",))},
+    "/twilio/leg/status": {
+        "post": _twiml("Agent phone call status", query=("leg",), fields=CALL_FIELDS, required=("CallStatus",))
+    },
     "/twilio/leg/sip-status": {"post": _twiml("Agent <Sip> child-leg progress", query=("leg",))},
-    "/twilio/transcription": {"post": _twiml("Real-time transcription callback", query=("call",), fields={
-        "TranscriptionEvent": {"type": "string"}, "TranscriptionData": {"type": "string"},
-        "Track": {"type": "string"}, "Final": {"type": "string"}, "SequenceId": {"type": "string"}})},
-    "/twilio/sms-status": {"post": _twiml("SMS delivery status", fields={"MessageSid": {"type": "string"},
-                                                                         "MessageStatus": {"type": "string"}},
-                                          required=("MessageSid", "MessageStatus"))},
+    "/twilio/transcription": {
+        "post": _twiml(
+            "Real-time transcription callback",
+            query=("call",),
+            fields={
+                "TranscriptionEvent": {"type": "string"},
+                "TranscriptionData": {"type": "string"},
+                "Track": {"type": "string"},
+                "Final": {"type": "string"},
+                "SequenceId": {"type": "string"},
+            },
+        )
+    },
+    "/twilio/sms-status": {
+        "post": _twiml(
+            "SMS delivery status",
+            fields={"MessageSid": {"type": "string"}, "MessageStatus": {"type": "string"}},
+            required=("MessageSid", "MessageStatus"),
+        )
+    },
 }
 
 DOCUMENT = {
     "openapi": "3.1.0",
-    "info": {"title": "Warm-transfer gateway", "version": "1.0.0",
-             "description": "Telephony-first warm transfers: Twilio calls bridged into LiveKit rooms."},
+    "info": {
+        "title": "Warm-transfer gateway",
+        "version": "1.0.0",
+        "description": "Telephony-first warm transfers: Twilio calls bridged into LiveKit rooms.",
+    },
     "paths": PATHS,
     "components": {
         "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}},
@@ -191,12 +372,17 @@ def docs():
     rows = []
     for path, operations in PATHS.items():
         for method, op in operations.items():
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{escape(path)}</code></td>"
-                        f"<td>{escape(op['tags'][0])}</td><td>{escape(op['summary'])}</td></tr>")
-    html = ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Gateway API</title>"
-            "<style>body{font:15px system-ui;margin:2rem}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;"
-            "text-align:left}</style></head><body><h1>Warm-transfer gateway API</h1>"
-            "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p>"
-            "<table><thead><tr><th>Method</th><th>Path</th><th>Area</th><th>What it does</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table></body></html>")
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{escape(path)}</code></td>"
+                f"<td>{escape(op['tags'][0])}</td><td>{escape(op['summary'])}</td></tr>"
+            )
+    html = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Gateway API</title>"
+        "<style>body{font:15px system-ui;margin:2rem}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;"
+        "text-align:left}</style></head><body><h1>Warm-transfer gateway API</h1>"
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3.1).</p>"
+        "<table><thead><tr><th>Method</th><th>Path</th><th>Area</th><th>What it does</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></body></html>"
+    )
     return Response(html, mimetype="text/html")

@@ -3,6 +3,7 @@
 TwiML endpoints never answer 5xx: on any unexpected error the caller hears an apology
 (Twilio would otherwise play its generic application error).
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,20 @@ log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 MAX_FIELD = 2000
 # Endpoints whose answer is TwiML a caller (or agent) will hear.
-TWIML_VIEWS = {"voice", "fallback", "dial_action", "hold", "bridge", "apology", "goodbye", "voicemail",
-               "leg_answer", "leg_gather", "leg_bridge", "leg_dial_action"}
+TWIML_VIEWS = {
+    "voice",
+    "fallback",
+    "dial_action",
+    "hold",
+    "bridge",
+    "apology",
+    "goodbye",
+    "voicemail",
+    "leg_answer",
+    "leg_gather",
+    "leg_bridge",
+    "leg_dial_action",
+}
 
 
 def _services():
@@ -32,11 +45,15 @@ def xml(body: str) -> Response:
 
 def signed(view):
     """403 unless the request carries a valid Twilio signature for its public URL."""
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
         services = _services()
-        url = services.gw.urls.origin + request.full_path.rstrip("?") if request.query_string else \
-            services.gw.urls.origin + request.path
+        url = (
+            services.gw.urls.origin + request.full_path.rstrip("?")
+            if request.query_string
+            else services.gw.urls.origin + request.path
+        )
         signature = request.headers.get("X-Twilio-Signature", "")
         validator = RequestValidator(services.gw.settings.twilio_auth_token)
         if not signature or not validator.validate(url, request.form, signature):
@@ -47,11 +64,13 @@ def signed(view):
                 return xml(services.calls.apology_twiml(None, technical=True))
             return Response("form field too long\n", status=400, mimetype="text/plain")
         return view(*args, **kwargs)
+
     return wrapper
 
 
 def twiml_view(fallback: str = "apology"):
     """Whatever goes wrong, answer 200 with TwiML that keeps the caller informed."""
+
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
@@ -62,7 +81,9 @@ def twiml_view(fallback: str = "apology"):
                 if fallback == "empty":
                     return xml(twiml.empty())
                 return xml(_services().calls.apology_twiml(request.args.get("call"), technical=True))
+
         return wrapper
+
     return decorate
 
 
@@ -128,8 +149,12 @@ def status():
 @twiml_view()
 def dial_action():
     return _services().calls.dial_ended(
-        request.args.get("call", ""), request.args.get("room", ""), form("DialCallStatus"), form("CallStatus"),
-        form("DialSipResponseCode") or None, request.args.get("gen", "0"),
+        request.args.get("call", ""),
+        request.args.get("room", ""),
+        form("DialCallStatus"),
+        form("CallStatus"),
+        form("DialSipResponseCode") or None,
+        request.args.get("gen", "0"),
     )
 
 
@@ -167,6 +192,7 @@ def apology():
 @twiml_view()
 def goodbye():
     from gateway.services.calls import ENDED_BY_AGENT
+
     return twiml.goodbye(ENDED_BY_AGENT)
 
 

@@ -3,6 +3,7 @@
 They skip, with the reason, when Playwright, /usr/bin/chromium or the built bundle
 (``npm ci && npm run build``) is missing. Screenshots go to tests/artifacts/screenshots/.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,16 @@ from gateway.web.console import BUNDLE_ENTRY, STATIC_DIR, init_console
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # A fake microphone (a beep) and no permission prompt: the level meter and mute have something to show.
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
 ]
 TIMEOUT_MS = 10_000
 RING_TIMEOUT_S = 15.0
@@ -93,8 +100,9 @@ class ConsolePage:
     def __init__(self, browser, world, label: str, **context_options):
         self.world, self.label = world, label
         self.agent = None  # the tests' AgentClient (REST with Bearer) once signed in
-        self.context = browser.new_context(permissions=["microphone"], base_url=world.url,
-                                           viewport={"width": 1280, "height": 900}, **context_options)
+        self.context = browser.new_context(
+            permissions=["microphone"], base_url=world.url, viewport={"width": 1280, "height": 900}, **context_options
+        )
         self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.console_errors: list[str] = []
@@ -108,12 +116,12 @@ class ConsolePage:
         if "/api/events" in request.url:
             self.stream_requests.append({"url": request.url, "headers": request.all_headers()})
 
-    def open(self) -> "ConsolePage":
+    def open(self) -> ConsolePage:
         self.page.goto("/console")
         expect(self.page.locator("body[data-ready=true]")).to_have_count(1)
         return self
 
-    def sign_in(self, credential: str) -> "ConsolePage":
+    def sign_in(self, credential: str) -> ConsolePage:
         self.page.get_by_label("Agent credential").fill(credential)
         self.page.get_by_role("button", name="Sign in").click()
         expect(self.page.locator("#console-view")).to_be_visible()

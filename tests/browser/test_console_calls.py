@@ -1,5 +1,6 @@
 """Incoming calls in the console: ring, accept (media joins the room), decline, hang up,
 media failure and recovery, and the event stream dropping and catching up."""
+
 from __future__ import annotations
 
 import re
@@ -75,8 +76,9 @@ def test_decline_sends_the_call_to_the_next_agent(world, console):
     b = console.open(bob)
     call = world.call(CALLER)
     # Whoever is rung first declines; the other gets the call.
-    first, second = world.wait(lambda: (a, b) if a.offer().count() else (b, a) if b.offer().count() else None,
-                               what="an offer on either page")
+    first, second = world.wait(
+        lambda: (a, b) if a.offer().count() else (b, a) if b.offer().count() else None, what="an offer on either page"
+    )
     first.offer().get_by_role("button", name="Decline").click()
     expect(first.offer()).to_have_count(0)
     expect(second.offer("Incoming call from " + CALLER)).to_be_visible()
@@ -91,8 +93,12 @@ def test_media_failure_is_explained_and_reconnect_recovers(world, console):
     alice = world.add_agent("alice")
     a = console.open(alice)
     page = a.page
-    page.route("**/console/sandbox/rtc/join", lambda route: route.fulfill(
-        status=503, content_type="application/json", body='{"error": "media server unavailable"}'))
+    page.route(
+        "**/console/sandbox/rtc/join",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body='{"error": "media server unavailable"}'
+        ),
+    )
     call = world.call(CALLER)
     a.offer().get_by_role("button", name="Accept").click()
     expect(page.locator("#media-error")).to_contain_text("Audio failed")

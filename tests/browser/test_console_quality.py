@@ -1,5 +1,6 @@
 """The console's quality bar: accessibility (axe-core, keyboard), and the LiveKit media
 mode loading its locally bundled client (no CDN) and explaining a failure."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,9 @@ def test_livekit_mode_loads_the_bundled_client_and_explains_a_failure(world, con
     a.sign_in(alice.credential)
     call = world.call(CALLER)
     a.offer().get_by_role("button", name="Accept").click()
-    expect(page.locator("#media-error")).to_contain_text("Audio failed: could not reach the media server",
-                                                         timeout=20_000)
+    expect(page.locator("#media-error")).to_contain_text(
+        "Audio failed: could not reach the media server", timeout=20_000
+    )
     expect(page.get_by_role("button", name="Reconnect audio")).to_be_visible()
     assert any("/console/assets/vendor/console/chunks/livekit-client" in url for url in requested), requested
     hosts = {urlparse(url).hostname for url in requested if url.startswith(("http", "ws"))}

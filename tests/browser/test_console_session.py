@@ -1,4 +1,5 @@
 """Signing in and out of the agent console, and the session ending underneath it."""
+
 from __future__ import annotations
 
 import re
@@ -73,8 +74,12 @@ def test_cookie_writes_need_the_console_header(world, console):
     assert status == 403
     assert world.services.agents.get("alice")["status"] == "available"
     # Bearer requests carry no ambient credential: exempt.
-    reply = requests.post(world.url + "/api/agents/me/status", json={"status": "busy"},
-                          headers={"Authorization": f"Bearer {alice.credential}"}, timeout=5)
+    reply = requests.post(
+        world.url + "/api/agents/me/status",
+        json={"status": "busy"},
+        headers={"Authorization": f"Bearer {alice.credential}"},
+        timeout=5,
+    )
     assert reply.status_code == 200
 
 

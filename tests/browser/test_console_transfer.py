@@ -1,4 +1,5 @@
 """Warm transfers driven from two consoles: A (alice) has the call, B (bob) takes it over."""
+
 from __future__ import annotations
 
 import pytest
@@ -96,9 +97,17 @@ def test_full_warm_transfer_a_to_b(world, console):
     world.wait(lambda: world.participants(room) == sorted(["bob", "sip_" + CALLER]), what="caller with bob only")
     assert world.db_call(call.sid)["agent_id"] == "bob"
     kinds = world.timeline(call_id)
-    for kind in ("transfer_initiated", "consult_room_ready", "summary_ready", "leg_accepted",
-                 "transfer_target_accepted", "transfer_conferenced", "caller_connected", "transfer_completed",
-                 "call_owner_changed"):
+    for kind in (
+        "transfer_initiated",
+        "consult_room_ready",
+        "summary_ready",
+        "leg_accepted",
+        "transfer_target_accepted",
+        "transfer_conferenced",
+        "caller_connected",
+        "transfer_completed",
+        "call_owner_changed",
+    ):
         assert kind in kinds, (kind, kinds)
     assert kinds.index("transfer_conferenced") < kinds.index("transfer_completed")
 
@@ -108,7 +117,6 @@ def test_full_warm_transfer_a_to_b(world, console):
     expect(b.page.locator("#outcome-text")).to_contain_text("has ended")
 
 
-
 def test_b_declines_and_the_caller_is_back_with_a(world, console):
     a, b, call, call_id = _alice_on_a_call(world, console)
     transfer = _start_warm_transfer(world, a, call_id)
@@ -116,8 +124,10 @@ def test_b_declines_and_the_caller_is_back_with_a(world, console):
     expect(a.page.locator("#transfer-state")).to_have_text("Declined")
     expect(a.page.locator("#transfer-hint")).to_have_text("Bob declined. The caller is back with you.")
     expect(a.page.locator("#announce-urgent")).to_contain_text("Transfer declined")
-    world.wait(lambda: world.participants(transfer["consult_room"]) == sorted(["alice", "sip_" + CALLER]),
-               what="caller back with alice")
+    world.wait(
+        lambda: world.participants(transfer["consult_room"]) == sorted(["alice", "sip_" + CALLER]),
+        what="caller back with alice",
+    )
     expect(a.page.locator("#call-state")).to_have_text("Connected")
     expect(a.page.get_by_role("button", name="Start transfer")).to_be_enabled()  # may try again
     expect(b.offer()).to_have_count(0)
@@ -133,8 +143,10 @@ def test_b_does_not_answer_and_a_is_told(world, console):
     expect(b.offer()).to_have_count(0)
     expect(b.page.locator("#outcome-text")).to_contain_text("Transfer from Alice")
     expect(b.page.locator("#outcome-text")).to_contain_text("no longer offered to you")
-    world.wait(lambda: world.participants(transfer["consult_room"]) == sorted(["alice", "sip_" + CALLER]),
-               what="caller back with alice")
+    world.wait(
+        lambda: world.participants(transfer["consult_room"]) == sorted(["alice", "sip_" + CALLER]),
+        what="caller back with alice",
+    )
 
 
 def test_a_cancels_while_b_is_ringing(world, console):
@@ -145,8 +157,10 @@ def test_a_cancels_while_b_is_ringing(world, console):
     expect(a.page.locator("#transfer-state")).to_have_text("Cancelled")
     expect(a.page.locator("#transfer-hint")).to_have_text("Transfer cancelled. The caller is back with you.")
     expect(b.offer()).to_have_count(0)
-    world.wait(lambda: world.participants(transfer["consult_room"]) == sorted(["alice", "sip_" + CALLER]),
-               what="caller back with alice")
+    world.wait(
+        lambda: world.participants(transfer["consult_room"]) == sorted(["alice", "sip_" + CALLER]),
+        what="caller back with alice",
+    )
 
 
 def test_transfer_number_is_validated_in_the_page_and_by_the_server(world, console):
@@ -169,7 +183,8 @@ def test_cold_transfer_frees_a_at_once_and_b_gets_the_caller(world, console):
     a.page.get_by_label("Cold — hand over directly").check()
     a.page.get_by_role("button", name="Start transfer").click()
     expect(a.page.locator("#outcome-text")).to_have_text(
-        f"Cold transfer of {CALLER} to Bob under way; you are free for the next call.")
+        f"Cold transfer of {CALLER} to Bob under way; you are free for the next call."
+    )
     expect(a.page.locator("#call-panel")).to_be_hidden()
 
     offer = b.offer("Transfer from Alice")

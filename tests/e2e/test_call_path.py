@@ -1,6 +1,6 @@
 """Inbound call path end to end: simulator (Twilio) → gateway → LiveKit double, and back."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 
 def test_browser_agent_answers_and_caller_hangs_up(world):

@@ -1,4 +1,5 @@
 """A restart loses nothing: calls and transfers in progress come back from the store."""
+
 from __future__ import annotations
 
 from tests.e2e.test_transfer import CALLER, connect_call, start_warm, transfer_state, wait_joined
@@ -44,5 +45,7 @@ def test_transfer_mid_way_survives_a_restart(make_world):
     assert alice.post(f"/api/transfers/{transfer['id']}/complete").status_code == 200
     assert alice.post(f"/api/transfers/{transfer['id']}/leave").status_code == 200
     world.wait(lambda: transfer_state(world, transfer["id"]) == "completed", what="completed")
-    world.wait(lambda: world.participants(transfer["consult_room"]) == sorted(["bob", f"sip_{CALLER}"]),
-               what="caller with B only")
+    world.wait(
+        lambda: world.participants(transfer["consult_room"]) == sorted(["bob", f"sip_{CALLER}"]),
+        what="caller with B only",
+    )

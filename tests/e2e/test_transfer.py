@@ -1,7 +1,6 @@
 """Warm and cold transfers end to end, one test per path, asserting on what the caller lived through."""
-from __future__ import annotations
 
-import pytest
+from __future__ import annotations
 
 from tests.conftest import World
 
@@ -24,8 +23,10 @@ def connect_call(world: World, agent, *, phone_agent: bool = False):
 
 
 def joined(world: World, call_id: str, agent_id: str, room: str) -> bool:
-    return any(e["kind"] == "agent_joined" and e["agent_id"] == agent_id and e["detail"].get("room") == room
-               for e in world.services.views.timeline(call_id))
+    return any(
+        e["kind"] == "agent_joined" and e["agent_id"] == agent_id and e["detail"].get("room") == room
+        for e in world.services.views.timeline(call_id)
+    )
 
 
 def wait_joined(world: World, call_id: str, agent_id: str, room: str) -> None:
@@ -46,8 +47,10 @@ def test_browser_a_to_browser_b_warm(world):
     call.speak("Hi, my internet keeps dropping every evening. My account number is 4532 1234 5678 9012.")
     world.wait(lambda: world.services.views.transcript(call_id) or True)
 
-    reply = alice.post("/api/transfer/initiate", {"call_id": call_id, "target_agent_id": "bob", "mode": "warm",
-                                                   "notes": "Rebooted the router already."})
+    reply = alice.post(
+        "/api/transfer/initiate",
+        {"call_id": call_id, "target_agent_id": "bob", "mode": "warm", "notes": "Rebooted the router already."},
+    )
     assert reply.status_code == 202, reply.text
     transfer = reply.json()["transfer"]
     # Hold: the caller hears music while A and B consult.
@@ -70,13 +73,19 @@ def test_browser_a_to_browser_b_warm(world):
     done = alice.post(f"/api/transfers/{transfer['id']}/complete")
     assert done.status_code == 200, done.text
     call.wait_current("bridged", timeout=8)
-    world.wait(lambda: world.participants(room) == sorted(["alice", "bob", f"sip_{CALLER}"]), what="three-way",
-               explain=lambda: f"participants {world.participants(room)}; {world.story(call)}")
+    world.wait(
+        lambda: world.participants(room) == sorted(["alice", "bob", f"sip_{CALLER}"]),
+        what="three-way",
+        explain=lambda: f"participants {world.participants(room)}; {world.story(call)}",
+    )
 
     left = alice.post(f"/api/transfers/{transfer['id']}/leave")
     assert left.status_code == 200, left.text
-    world.wait(lambda: world.participants(room) == sorted(["bob", f"sip_{CALLER}"]), what="A dropped",
-               explain=lambda: f"participants {world.participants(room)}; {world.story(call)}")
+    world.wait(
+        lambda: world.participants(room) == sorted(["bob", f"sip_{CALLER}"]),
+        what="A dropped",
+        explain=lambda: f"participants {world.participants(room)}; {world.story(call)}",
+    )
     world.wait(lambda: transfer_state(world, transfer["id"]) == "completed")
     assert world.db_call(call.sid)["agent_id"] == "bob"
     caller_never_in_empty_room_or_silence(call)
@@ -84,8 +93,13 @@ def test_browser_a_to_browser_b_warm(world):
     # fire for nothing: the queue wait, both offers' ring timeouts, the introduction's time limit.
     timers = world.timers()
     assert [kind for kind, state in timers if state != "cancelled"] in ([], ["summary_deadline"]), timers
-    assert sorted(kind for kind, _ in timers) == ["intro_timeout", "queue_timeout", "ring_timeout", "ring_timeout",
-                                                  "summary_deadline"], timers
+    assert sorted(kind for kind, _ in timers) == [
+        "intro_timeout",
+        "queue_timeout",
+        "ring_timeout",
+        "ring_timeout",
+        "summary_deadline",
+    ], timers
 
     summary = world.services.views.transfer(transfer["id"])["summary"]
     assert "4532" not in str(summary)
@@ -93,7 +107,6 @@ def test_browser_a_to_browser_b_warm(world):
     assert sent and all("4532 1234" not in str(r) for r in sent)
     call.hangup()
     world.wait(lambda: world.db_call(call.sid)["state"] == "ended")
-
 
 
 def start_warm(world: World, agent, call_id: str, target: dict, **extra) -> dict:
@@ -109,13 +122,20 @@ def consult_room_for(world: World, agent, transfer: dict) -> None:
     """What the console does: A follows its leg into the consult room once the caller is held (even if
     the transfer ends a moment later: the caller then comes back to A there). If the transfer ended
     before A's leg moved, A simply stays with the caller."""
+
     def ready():
-        ended = world.services.views.transfer(transfer["id"])["state"] in ("declined", "no_answer", "cancelled",
-                                                                           "failed", "abandoned")
+        ended = world.services.views.transfer(transfer["id"])["state"] in (
+            "declined",
+            "no_answer",
+            "cancelled",
+            "failed",
+            "abandoned",
+        )
         reply = agent.post("/api/rooms/join", {"room": transfer["consult_room"]})
         if reply.status_code == 200:
             return reply
         return "ended" if ended else None
+
     join = world.wait(ready, what="consult room ready for A")
     if join != "ended":
         agent.join(join.json()["token"])
@@ -139,7 +159,11 @@ def test_browser_a_to_phone_b_whisper_sms_and_press_one(world):
     assert "Transfer from Alice" in whisper and "parcel" in whisper.lower()
     assert b_call.answered_by == "human"  # machine detection was asked for
     messages = sms_to(world, "+15550009999")
-    assert len(messages) == 1 and "Transfer from Alice" in messages[0]["body"] and "/console?transfer=" in messages[0]["body"]
+    assert (
+        len(messages) == 1
+        and "Transfer from Alice" in messages[0]["body"]
+        and "/console?transfer=" in messages[0]["body"]
+    )
 
     assert alice.post(f"/api/transfers/{transfer['id']}/complete").status_code == 200
     call.wait_current("bridged", timeout=8)
@@ -160,6 +184,7 @@ def test_phone_a_to_browser_b(world):
     world.services.agents.set_status("bob", "available")
     amy = world.services.agents.reset_secret("amy")
     from tests.conftest import AgentClient
+
     amy_client = AgentClient(world, "amy", amy)
     amy_client.phone = True
     transfer = start_warm(world, amy_client, call_id, {"target_agent_id": "bob"})
@@ -201,11 +226,17 @@ def test_b_declines_at_the_whisper(world):
 
 def caller_back_with_a(world: World, call) -> None:
     """Wherever A is (consult room, or still the caller's room if the transfer ended before the hold)."""
-    world.wait(lambda: world.db_call(call.sid)["state"] == "connected", what="caller connected again",
-               explain=lambda: world.story(call))
+    world.wait(
+        lambda: world.db_call(call.sid)["state"] == "connected",
+        what="caller connected again",
+        explain=lambda: world.story(call),
+    )
     room = world.db_call(call.sid)["room"]
-    world.wait(lambda: world.participants(room) == sorted(["alice", f"sip_{CALLER}"]), what="caller with A only",
-               explain=lambda: world.story(call))
+    world.wait(
+        lambda: world.participants(room) == sorted(["alice", f"sip_{CALLER}"]),
+        what="caller with A only",
+        explain=lambda: world.story(call),
+    )
 
 
 def test_voicemail_answers_b_phone(world):
@@ -294,7 +325,10 @@ def test_double_initiate_is_refused(world):
     first = alice.post("/api/transfer/initiate", body)
     second = alice.post("/api/transfer/initiate", body)
     assert first.status_code == 202 and second.status_code == 409, (
-        second.text, world.services.views.transfers_of_call(call_id), world.timeline(call_id))
+        second.text,
+        world.services.views.transfers_of_call(call_id),
+        world.timeline(call_id),
+    )
     assert len(world.services.views.transfers_of_call(call_id)) == 1
 
 
@@ -308,7 +342,7 @@ def test_other_agent_cannot_transfer_my_call(world):
 
 def test_openai_down_uses_fallback_summary(world):
     world.openai.fail_next(status=500, count=5)
-    alice, bob = world.add_agent("alice"), world.add_agent("bob")
+    alice, _bob = world.add_agent("alice"), world.add_agent("bob")
     call, call_id = connect_call(world, alice)
     call.speak("The heating is broken since Monday.")
     world.wait(lambda: world.services.views.transcript(call_id), what="transcript")
@@ -321,7 +355,7 @@ def test_openai_down_uses_fallback_summary(world):
 def test_openai_hanging_fallback_within_deadline(world):
     world.openai.hang(True)
     try:
-        alice, bob = world.add_agent("alice"), world.add_agent("bob")
+        alice, _bob = world.add_agent("alice"), world.add_agent("bob")
         call, call_id = connect_call(world, alice)
         transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
         world.wait(lambda: world.services.views.transfer(transfer["id"])["summary"], timeout=3, what="summary")
@@ -371,7 +405,7 @@ def test_summary_on_demand_and_sms_resend(make_world):
 
 def test_transcript_and_summary_are_purged_after_retention(make_world):
     world = make_world(retention_hours=1 / 3600)  # one second
-    alice, bob = world.add_agent("alice"), world.add_agent("bob")
+    alice, _bob = world.add_agent("alice"), world.add_agent("bob")
     call, call_id = connect_call(world, alice)
     call.speak("Please cancel my subscription.")
     world.wait(lambda: world.services.views.transcript(call_id), what="transcript")
@@ -386,7 +420,7 @@ def test_transcript_and_summary_are_purged_after_retention(make_world):
 def test_move_participant_setting_on_livekit_cloud(make_world):
     world = make_world(use_move_participant=True)
     world.livekit.cloud = True
-    alice, bob = world.add_agent("alice"), world.add_agent("bob")
+    alice, _bob = world.add_agent("alice"), world.add_agent("bob")
     call, call_id = connect_call(world, alice)
     reply = alice.post("/api/transfer/initiate", {"call_id": call_id, "target_agent_id": "bob"})
     transfer = reply.json()["transfer"]
@@ -397,7 +431,7 @@ def test_move_participant_setting_on_livekit_cloud(make_world):
 
 def test_move_participant_unavailable_falls_back_to_rejoining(make_world):
     world = make_world(use_move_participant=True)  # self-hosted LiveKit answers "unimplemented"
-    alice, bob = world.add_agent("alice"), world.add_agent("bob")
+    alice, _bob = world.add_agent("alice"), world.add_agent("bob")
     call, call_id = connect_call(world, alice)
     transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
     wait_joined(world, call_id, "alice", transfer["consult_room"])

@@ -1,4 +1,5 @@
 """Counters the fault suite reports at the end (see conftest.pytest_terminal_summary)."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Where the fault suite's database lives (see conftest.py)."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,13 @@ def terminate_backends(database_url: str) -> int:
     engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            return len(conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all())
+            return len(
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()

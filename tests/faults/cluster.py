@@ -12,6 +12,7 @@
   (as a router with retry-on-connection-failure does), so a SIGKILL costs the caller nothing
   as long as the gateway itself is crash-safe — which is what these tests check.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -23,8 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -36,8 +37,18 @@ from gateway.sandbox import runtime
 from gateway.services.views import Views
 
 ROOT = Path(__file__).resolve().parents[2]
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+}
 ADMIN_TOKEN = "crash-admin-token"
 
 
@@ -67,14 +78,15 @@ class RoundRobinRouter:
         # gateway died while handling it was retried on the other one.
         self.webhooks: list[dict] = []
         self.server = make_server("127.0.0.1", 0, self, threaded=True, request_handler=_Quiet)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True, name="router")
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="router"
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}"
 
-    def start(self) -> "RoundRobinRouter":
+    def start(self) -> RoundRobinRouter:
         self.thread.start()
         return self
 
@@ -88,7 +100,7 @@ class RoundRobinRouter:
         with self._lock:
             self.hooks.append((predicate, action))
 
-    def _take_hook(self, method: str, path: str) -> Optional[Callable[[int], None]]:
+    def _take_hook(self, method: str, path: str) -> Callable[[int], None] | None:
         with self._lock:
             for i, (predicate, action) in enumerate(self.hooks):
                 if predicate(method, path):
@@ -127,8 +139,9 @@ class RoundRobinRouter:
                 except (OSError, http.client.HTTPException) as exc:
                     attempt += 1
                     if record is not None:  # refused: never reached a gateway; died: it had the request
-                        record["attempts"].append((port, "refused" if isinstance(exc, ConnectionRefusedError)
-                                                   else "died"))
+                        record["attempts"].append(
+                            (port, "refused" if isinstance(exc, ConnectionRefusedError) else "died")
+                        )
                     with self._lock:
                         self.stats["rerouted"] += 1
                     continue
@@ -153,15 +166,20 @@ class GatewayProcess:
     def __init__(self, name: str, port: int, env: dict, log_dir: Path):
         self.name, self.port, self.env = name, port, env
         self.log_path = log_dir / f"{name}-{next(self._serial)}.log"
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
 
-    def start(self, *, standby: bool = False) -> "GatewayProcess":
+    def start(self, *, standby: bool = False) -> GatewayProcess:
         """Start the process; a standby builds the app and waits for activate() before serving."""
         log = open(self.log_path, "ab")
         command = [sys.executable, "-m", "tests.faults.gateway_process", str(self.port)]
-        self.proc = subprocess.Popen(command + (["--standby"] if standby else []), cwd=str(ROOT), env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.PIPE if standby else subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            command + (["--standby"] if standby else []),
+            cwd=str(ROOT),
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if standby else subprocess.DEVNULL,
+        )
         log.close()
         return self
 
@@ -182,8 +200,10 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n"
-                                   + self.log_path.read_text()[-3000:])
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    + self.log_path.read_text()[-3000:]
+                )
             if self.ready():
                 return
             time.sleep(0.05)
@@ -212,19 +232,19 @@ class GatewayProcess:
 class Agent:
     """An agent's console: the REST API through the router, and the browser's LiveKit join."""
 
-    def __init__(self, cluster: "Cluster", agent_id: str, credential: str):
+    def __init__(self, cluster: Cluster, agent_id: str, credential: str):
         self.cluster, self.id = cluster, agent_id
         self.http = requests.Session()
         self.http.trust_env = False
         self.http.headers["Authorization"] = f"Bearer {credential}"
 
-    def post(self, path: str, json: Optional[dict] = None):
+    def post(self, path: str, json: dict | None = None):
         return self.http.post(self.cluster.url + path, json=json or {}, timeout=30)
 
     def get(self, path: str):
         return self.http.get(self.cluster.url + path, timeout=30)
 
-    def offers(self, kind: Optional[str] = None) -> list:
+    def offers(self, kind: str | None = None) -> list:
         reply = self.get("/api/agents/me/offers")
         assert reply.status_code == 200, reply.text
         return [o for o in reply.json()["offers"] if kind is None or o["kind"] == kind]
@@ -235,8 +255,9 @@ class Agent:
         return reply.json()
 
     def leave(self, room: str) -> None:
-        requests.post(self.cluster.livekit.url + "/_sim/rtc/leave", json={"room": room, "identity": self.id},
-                      timeout=10)
+        requests.post(
+            self.cluster.livekit.url + "/_sim/rtc/leave", json={"room": room, "identity": self.id}, timeout=10
+        )
 
 
 class Cluster:
@@ -251,23 +272,38 @@ class Cluster:
         s = self.settings
         env = {k: v for k, v in os.environ.items() if k not in ("PORT", "WEB_CONCURRENCY", "DATABASE_URL")}
         env.update(
-            TWILIO_ACCOUNT_SID=s.twilio_account_sid, TWILIO_AUTH_TOKEN=s.twilio_auth_token,
-            TWILIO_PHONE_NUMBER=s.twilio_phone_number, TWILIO_API_BASE_URL=s.twilio_api_base_url,
-            LIVEKIT_URL=s.livekit_url, LIVEKIT_API_KEY=s.livekit_api_key, LIVEKIT_API_SECRET=s.livekit_api_secret,
-            LIVEKIT_SIP_HOST=s.livekit_sip_host, LIVEKIT_SIP_USERNAME=s.livekit_sip_username,
-            LIVEKIT_SIP_PASSWORD=s.livekit_sip_password, OPENAI_API_KEY=s.openai_api_key,
-            OPENAI_BASE_URL=s.openai_base_url, DATABASE_URL=database_url, PUBLIC_BASE_URL=self.url,
-            SECRET_KEY="crash-test-secret", ADMIN_TOKEN=ADMIN_TOKEN, JOB_LEASE_S="3",
-            RING_TIMEOUT_S=str(ring_timeout_s), QUEUE_TIMEOUT_S="600", SUMMARY_DEADLINE_S="1",
-            INTRO_TIMEOUT_S="120", TRANSCRIPTION_ENABLED="false", PYTHONUNBUFFERED="1",
+            TWILIO_ACCOUNT_SID=s.twilio_account_sid,
+            TWILIO_AUTH_TOKEN=s.twilio_auth_token,
+            TWILIO_PHONE_NUMBER=s.twilio_phone_number,
+            TWILIO_API_BASE_URL=s.twilio_api_base_url,
+            LIVEKIT_URL=s.livekit_url,
+            LIVEKIT_API_KEY=s.livekit_api_key,
+            LIVEKIT_API_SECRET=s.livekit_api_secret,
+            LIVEKIT_SIP_HOST=s.livekit_sip_host,
+            LIVEKIT_SIP_USERNAME=s.livekit_sip_username,
+            LIVEKIT_SIP_PASSWORD=s.livekit_sip_password,
+            OPENAI_API_KEY=s.openai_api_key,
+            OPENAI_BASE_URL=s.openai_base_url,
+            DATABASE_URL=database_url,
+            PUBLIC_BASE_URL=self.url,
+            SECRET_KEY="crash-test-secret",
+            ADMIN_TOKEN=ADMIN_TOKEN,
+            JOB_LEASE_S="3",
+            RING_TIMEOUT_S=str(ring_timeout_s),
+            QUEUE_TIMEOUT_S="600",
+            SUMMARY_DEADLINE_S="1",
+            INTRO_TIMEOUT_S="120",
+            TRANSCRIPTION_ENABLED="false",
+            PYTHONUNBUFFERED="1",
         )
         self.env, self.log_dir = env, log_dir
         self.procs = [GatewayProcess(f"gateway-{i}", port, env, log_dir) for i, port in enumerate(ports)]
         self.procs[0].start().wait_ready()  # the first one migrates the schema
         self.procs[1].start().wait_ready()
         # A warm replacement per slot: after a SIGKILL the slot's standby binds the port and starts at once.
-        self.standbys = [GatewayProcess(f"gateway-{i}", port, env, log_dir).start(standby=True)
-                         for i, port in enumerate(ports)]
+        self.standbys = [
+            GatewayProcess(f"gateway-{i}", port, env, log_dir).start(standby=True) for i, port in enumerate(ports)
+        ]
         self.doubles.connect(self.settings)
         self.store = Store(database_url)
         self.views = Views(self.store)
@@ -281,8 +317,9 @@ class Cluster:
         replacement = self.standbys[index]
         replacement.activate()
         self.procs[index] = replacement
-        self.standbys[index] = GatewayProcess(replacement.name, replacement.port, self.env, self.log_dir) \
-            .start(standby=True)
+        self.standbys[index] = GatewayProcess(replacement.name, replacement.port, self.env, self.log_dir).start(
+            standby=True
+        )
 
     def kill_port(self, port: int) -> None:
         self.kill(next(i for i, p in enumerate(self.procs) if p.port == port))
@@ -299,14 +336,17 @@ class Cluster:
         self.store.engine.dispose()
 
     # ---------------------------------------------------------------- helpers
-    def admin(self, method: str, path: str, json: Optional[dict] = None):
-        return requests.request(method, self.url + path, json=json, timeout=30,
-                                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    def admin(self, method: str, path: str, json: dict | None = None):
+        return requests.request(
+            method, self.url + path, json=json, timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
 
-    def add_agent(self, agent_id: str, status: str = "available", phone: Optional[str] = None) -> Agent:
-        reply = self.admin("POST", "/api/admin/agents", {"id": agent_id, "name": agent_id.title(),
-                                                         "browser": phone is None, "phone": phone,
-                                                         "status": status})
+    def add_agent(self, agent_id: str, status: str = "available", phone: str | None = None) -> Agent:
+        reply = self.admin(
+            "POST",
+            "/api/admin/agents",
+            {"id": agent_id, "name": agent_id.title(), "browser": phone is None, "phone": phone, "status": status},
+        )
         assert reply.status_code == 201, reply.text
         return Agent(self, agent_id, reply.json()["credential"])
 
@@ -318,11 +358,13 @@ class Cluster:
 
     def db_call(self, sid: str) -> dict:
         from sqlalchemy import select
+
         from gateway.adapters.store.models import Call
         from gateway.services.views import call_dict
+
         return self.store.read(lambda s: call_dict(s.execute(select(Call).where(Call.twilio_sid == sid)).scalar_one()))
 
-    def participants(self, room: Optional[str]) -> list[str]:
+    def participants(self, room: str | None) -> list[str]:
         return sorted(p["identity"] for p in self.livekit.participants(room or ""))
 
     def timeline(self, call_id: str) -> list[dict]:

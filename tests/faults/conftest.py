@@ -4,6 +4,7 @@ On Postgres the suite runs in a sibling database of TEST_DATABASE_URL (``<name>_
 created on first use): the Postgres-outage tests terminate every backend of their
 database, and that must never hit another suite's connections on a shared server.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,14 +73,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         "seconds": round(elapsed, 1),
     }
     terminalreporter.section("fault suite counts")
-    for key in ("faults_injected", "crashes_survived", "bad_inputs_tried", "fuzz_requests",
-                "state_machine_sequences", "failures", "xfailed"):
+    for key in (
+        "faults_injected",
+        "crashes_survived",
+        "bad_inputs_tried",
+        "fuzz_requests",
+        "state_machine_sequences",
+        "failures",
+        "xfailed",
+    ):
         terminalreporter.write_line(f"{key:>24}: {result[key]}")
     terminalreporter.write_line(f"{'database':>24}: {database}, {result['seconds']} s")
     modules = {p.name for p in Path(__file__).parent.glob("test_*.py")}
     if not modules <= _modules_seen:
-        terminalreporter.write_line(f"{'not written':>24}: a partial run ({len(_modules_seen)} of {len(modules)} "
-                                    f"modules); {COUNTS_FILE.relative_to(ROOT)} keeps whole-suite counts")
+        terminalreporter.write_line(
+            f"{'not written':>24}: a partial run ({len(_modules_seen)} of {len(modules)} "
+            f"modules); {COUNTS_FILE.relative_to(ROOT)} keeps whole-suite counts"
+        )
         return
     try:
         existing = json.loads(COUNTS_FILE.read_text()) if COUNTS_FILE.exists() else {}

@@ -10,6 +10,7 @@ binding the port and starting background work — the replacement for a killed p
 and takes over in milliseconds instead of the ~2 s a cold Python start costs. It holds nothing
 the killed process had: everything it knows comes from the database after ``go``.
 """
+
 from __future__ import annotations
 
 import logging

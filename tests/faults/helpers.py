@@ -10,10 +10,11 @@ through, not only on the database:
 - every transfer of the call is in a defined state: terminal, or ``conferenced``;
 - no transfer is left active once it is terminal (``active_call_id`` cleared).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 from gateway.domain import transfers as T
 from gateway.sandbox.twiml_exec import FINAL_STATUSES
@@ -56,8 +57,10 @@ def kinds(world, call_id: str) -> list[str]:
 
 
 def joined(world, call_id: str, agent_id: str, room: str) -> bool:
-    return any(e["kind"] == "agent_joined" and e["agent_id"] == agent_id and e["detail"].get("room") == room
-               for e in timeline(world, call_id))
+    return any(
+        e["kind"] == "agent_joined" and e["agent_id"] == agent_id and e["detail"].get("room") == room
+        for e in timeline(world, call_id)
+    )
 
 
 def assert_not_dropped(call) -> None:
@@ -82,19 +85,25 @@ def caller_place(world, call) -> str:
     return "moving"
 
 
-def assert_caller_safe(world, call, call_id: str, *, allow: Iterable[str] = ("agent", "hold"),
-                       timeout: float = 10.0) -> str:
+def assert_caller_safe(
+    world, call, call_id: str, *, allow: Iterable[str] = ("agent", "hold"), timeout: float = 10.0
+) -> str:
     """The caller is not dropped and settles in an allowed place; every transfer is settled."""
     allow = set(allow)
     try:
-        place = wait_until(lambda: (lambda p: p if p in allow or p == "dropped" else None)(
-            caller_place(world, call)), timeout=timeout, what=f"caller settled in {sorted(allow)}")
+        place = wait_until(
+            lambda: (lambda p: p if p in allow or p == "dropped" else None)(caller_place(world, call)),
+            timeout=timeout,
+            what=f"caller settled in {sorted(allow)}",
+        )
     except AssertionError:
         place = caller_place(world, call)
     assert_not_dropped(call)
-    assert place in allow, (f"caller {place}: hearing {call.current} in {call.room}, DB "
-                            f"{world.db_call(call.sid)['state']}; timeline {kinds(world, call_id)[-12:]}; "
-                            f"caller events {call.events[-8:]}")
+    assert place in allow, (
+        f"caller {place}: hearing {call.current} in {call.room}, DB "
+        f"{world.db_call(call.sid)['state']}; timeline {kinds(world, call_id)[-12:]}; "
+        f"caller events {call.events[-8:]}"
+    )
     for transfer in world.services.views.transfers_of_call(call_id):
         assert transfer["state"] in SETTLED_TRANSFER_STATES, transfer
     assert_no_active_terminal_transfer(world)
@@ -103,10 +112,12 @@ def assert_caller_safe(world, call, call_id: str, *, allow: Iterable[str] = ("ag
 
 def assert_no_active_terminal_transfer(world) -> None:
     from sqlalchemy import select
+
     from gateway.adapters.store.models import Transfer
 
-    rows = world.store.read(lambda s: [(t.id, t.state, t.active_call_id)
-                                       for t in s.execute(select(Transfer)).scalars()])
+    rows = world.store.read(
+        lambda s: [(t.id, t.state, t.active_call_id) for t in s.execute(select(Transfer)).scalars()]
+    )
     for tid, state, active in rows:
         assert (active is None) == (state in T.TERMINAL), (tid, state, active)
 
@@ -114,8 +125,13 @@ def assert_no_active_terminal_transfer(world) -> None:
 def join_consult(client, transfer: dict, timeout: float = 15.0) -> dict:
     """A's console joins the consult room as soon as the gateway offers it (A may only move there
     once the caller is on hold, so the join is refused with 403 until then)."""
-    reply = wait_until(lambda: (lambda r: r if r.status_code != 403 and r.status_code < 500 else None)(
-        client.post("/api/rooms/join", {"room": transfer["consult_room"]})), timeout, "A's consult room")
+    reply = wait_until(
+        lambda: (lambda r: r if r.status_code != 403 and r.status_code < 500 else None)(
+            client.post("/api/rooms/join", {"room": transfer["consult_room"]})
+        ),
+        timeout,
+        "A's consult room",
+    )
     assert reply.status_code == 200, reply.text
     client.join(reply.json()["token"])
     return reply.json()
@@ -142,11 +158,14 @@ def finish_warm(world, alice, bob, transfer: dict, call_id: str, *, timeout: flo
     assert done.status_code == 200, done.text
     left = alice.post(f"/api/transfers/{tid}/leave")
     assert left.status_code == 200, left.text
-    return world.wait(lambda: (lambda s: s if s in T.TERMINAL else None)(transfer_state(world, tid)),
-                      timeout=timeout, what="transfer ended")
+    return world.wait(
+        lambda: (lambda s: s if s in T.TERMINAL else None)(transfer_state(world, tid)),
+        timeout=timeout,
+        what="transfer ended",
+    )
 
 
-def entry(world, call_id: str, kind: str, **match) -> Optional[dict]:
+def entry(world, call_id: str, kind: str, **match) -> dict | None:
     for e in timeline(world, call_id):
         if e["kind"] == kind and all(e["detail"].get(k) == v for k, v in match.items()):
             return e
@@ -162,5 +181,8 @@ def finish_phone_target(world, alice, transfer: dict, call_id: str, agent_id: st
     assert done.status_code == 200, done.text
     left = alice.post(f"/api/transfers/{tid}/leave")
     assert left.status_code == 200, left.text
-    return world.wait(lambda: (lambda s: s if s in T.TERMINAL else None)(transfer_state(world, tid)),
-                      timeout=timeout, what="transfer ended")
+    return world.wait(
+        lambda: (lambda s: s if s in T.TERMINAL else None)(transfer_state(world, tid)),
+        timeout=timeout,
+        what="transfer ended",
+    )

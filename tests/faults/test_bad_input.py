@@ -10,6 +10,7 @@ State used (built through the HTTP surface only): call 1 — caller with Alice, 
 transferring to Bob (Bob's offer ringing, caller on hold); call 2 — caller with Carol;
 Dave is available and free; Erin is a phone agent ringing on a third call.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,15 @@ import pytest
 
 from tests.faults._counts import bump
 from tests.faults.inproc import (
-    CALLER, LK_KEY, ORIGIN, SIP_KIND, TOKEN, Harness, livekit_auth, livekit_body, twilio_signature,
+    CALLER,
+    LK_KEY,
+    ORIGIN,
+    SIP_KIND,
+    TOKEN,
+    Harness,
+    livekit_auth,
+    livekit_body,
+    twilio_signature,
 )
 
 SID1, SID2, SID3 = "CA" + "1" * 32, "CA" + "2" * 32, "CA" + "3" * 32
@@ -38,7 +47,7 @@ def h(database_url):
     harness.call2 = harness.connected_call(SID2, "carol", caller="+15557650002")
     harness.add_agent("erin", phone=ERIN_PHONE, browser=False)  # the only one free: call 3 rings her phone
     harness.call3 = harness.inbound_call(SID3, caller="+15557650003")
-    harness.erin_leg = next(l for l in harness.legs(harness.call3.id) if l.agent_id == "erin")
+    harness.erin_leg = next(leg_ for leg_ in harness.legs(harness.call3.id) if leg_.agent_id == "erin")
     harness.services.agents.set_status("dave", "available")
     yield harness
     harness.close()
@@ -80,8 +89,11 @@ def twilio_requests(h: Harness) -> list[tuple[str, dict, dict]]:
         ("/twilio/voice", {"CallSid": "CA" + "9" * 32, "From": CALLER, "To": "+15550100000"}, {}),
         ("/twilio/fallback", {"CallSid": SID1, "ErrorCode": "11200", "ErrorUrl": ORIGIN + "/twilio/voice"}, {}),
         ("/twilio/status", {"CallSid": SID1, "CallStatus": "completed"}, {}),
-        ("/twilio/dial-action", {"CallSid": SID1, "DialCallStatus": "failed", "CallStatus": "in-progress"},
-         {"call": c1.id, "room": c1.room}),
+        (
+            "/twilio/dial-action",
+            {"CallSid": SID1, "DialCallStatus": "failed", "CallStatus": "in-progress"},
+            {"call": c1.id, "room": c1.room},
+        ),
         ("/twilio/sip-status", {"CallSid": "CA" + "8" * 32, "CallStatus": "initiated"}, {"call": c1.id}),
         ("/twilio/hold", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/bridge", {"CallSid": SID1}, {"call": c1.id}),
@@ -94,9 +106,19 @@ def twilio_requests(h: Harness) -> list[tuple[str, dict, dict]]:
         ("/twilio/leg/dial-action", {"CallSid": "CA" + "7" * 32}, {"leg": leg.id}),
         ("/twilio/leg/status", {"CallSid": "CA" + "7" * 32, "CallStatus": "busy"}, {"leg": leg.id}),
         ("/twilio/leg/sip-status", {"CallSid": "CA" + "7" * 32, "CallStatus": "initiated"}, {"leg": leg.id}),
-        ("/twilio/transcription", {"CallSid": SID1, "TranscriptionEvent": "transcription-content", "Final": "true",
-                                   "TranscriptionData": json.dumps({"transcript": "hi"}), "Track": "inbound_track",
-                                   "TranscriptionSid": "GT1", "SequenceId": "1"}, {"call": c1.id}),
+        (
+            "/twilio/transcription",
+            {
+                "CallSid": SID1,
+                "TranscriptionEvent": "transcription-content",
+                "Final": "true",
+                "TranscriptionData": json.dumps({"transcript": "hi"}),
+                "Track": "inbound_track",
+                "TranscriptionSid": "GT1",
+                "SequenceId": "1",
+            },
+            {"call": c1.id},
+        ),
         ("/twilio/sms-status", {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}, {}),
     ]
 
@@ -116,18 +138,32 @@ def test_forged_stale_and_missing_twilio_signatures_change_nothing(h):
             cases = {
                 "missing": h.twilio(path, form, query=query, sign=False),
                 "empty": h.twilio(path, form, query=query, signature=""),
-                "forged (other token)": h.client.post(target, data=form, headers={
-                    "X-Twilio-Signature": twilio_signature(ORIGIN + target, form, token="not-" + TOKEN)}),
-                "other url": h.client.post(target, data=form, headers={
-                    "X-Twilio-Signature": twilio_signature("https://evil.example" + target, form)}),
-                "internal url": h.client.post(target, data=form, headers={
-                    "X-Twilio-Signature": twilio_signature("http://localhost" + target, form)}),
+                "forged (other token)": h.client.post(
+                    target,
+                    data=form,
+                    headers={"X-Twilio-Signature": twilio_signature(ORIGIN + target, form, token="not-" + TOKEN)},
+                ),
+                "other url": h.client.post(
+                    target,
+                    data=form,
+                    headers={"X-Twilio-Signature": twilio_signature("https://evil.example" + target, form)},
+                ),
+                "internal url": h.client.post(
+                    target,
+                    data=form,
+                    headers={"X-Twilio-Signature": twilio_signature("http://localhost" + target, form)},
+                ),
                 "stale (another request's)": h.twilio(path, form, query=query, signature=stale),
-                "tampered body": h.client.post(target, data={**form, "Tampered": "1"}, headers={
-                    "X-Twilio-Signature": twilio_signature(ORIGIN + target, form)}),
+                "tampered body": h.client.post(
+                    target,
+                    data={**form, "Tampered": "1"},
+                    headers={"X-Twilio-Signature": twilio_signature(ORIGIN + target, form)},
+                ),
                 "tampered query": h.client.post(
-                    path + "?" + urlencode({**query, "call": "x", "leg": "y"}), data=form,
-                    headers={"X-Twilio-Signature": twilio_signature(ORIGIN + target, form)}),
+                    path + "?" + urlencode({**query, "call": "x", "leg": "y"}),
+                    data=form,
+                    headers={"X-Twilio-Signature": twilio_signature(ORIGIN + target, form)},
+                ),
                 "garbage": h.twilio(path, form, query=query, signature="A" * 28),
             }
             tried(len(cases))
@@ -142,10 +178,16 @@ def test_forged_expired_and_mismatched_livekit_webhooks_change_nothing(h):
     body = livekit_body("participant_joined", h.transfer1["consult_room"], identity="bob", event_id="EV_forged")
     digest = __import__("base64").b64encode(__import__("hashlib").sha256(body.encode()).digest()).decode()
     now = int(time.time())
-    expired = jwt.encode({"iss": LK_KEY, "nbf": now - 900, "exp": now - 600, "sha256": digest},
-                         "lk-secret-" + "s" * 40, algorithm="HS256")
-    not_yet = jwt.encode({"iss": LK_KEY, "nbf": now + 600, "exp": now + 900, "sha256": digest},
-                         "lk-secret-" + "s" * 40, algorithm="HS256")
+    expired = jwt.encode(
+        {"iss": LK_KEY, "nbf": now - 900, "exp": now - 600, "sha256": digest},
+        "lk-secret-" + "s" * 40,
+        algorithm="HS256",
+    )
+    not_yet = jwt.encode(
+        {"iss": LK_KEY, "nbf": now + 600, "exp": now + 900, "sha256": digest},
+        "lk-secret-" + "s" * 40,
+        algorithm="HS256",
+    )
     cases = {
         "no auth": h.client.post("/livekit/webhook", data=body),
         "garbage": h.livekit(body, auth="garbage"),
@@ -191,15 +233,21 @@ def test_replayed_and_duplicated_livekit_events_have_no_second_effect(h):
     body = livekit_body("participant_joined", room, identity="bob", event_id="EV_bob")
     auth = livekit_auth(body)
     assert h.livekit(body, auth).status_code == 204
-    assert next(l for l in h.legs(h.call1.id) if l.agent_id == "bob").state == "joined"
+    assert next(leg_ for leg_ in h.legs(h.call1.id) if leg_.agent_id == "bob").state == "joined"
     # A duplicate of the caller's participant_joined rewrites the call row with the same values.
     with Unchanged(h, ignore_version=True):
         for i in range(3):
             assert h.livekit(body, auth).status_code == 204  # the same delivery again
             dup = livekit_body("participant_joined", room, identity="bob", event_id=f"EV_bob_dup{i}")
             assert h.livekit(dup).status_code == 204  # the same event under a new id
-            caller = livekit_body("participant_joined", h.call2.room, identity="sip_+15557650002", kind=SIP_KIND,
-                                  attributes={"sip.twilio.callSid": "CA" + "d" * 32}, event_id=f"EV_c{i}")
+            caller = livekit_body(
+                "participant_joined",
+                h.call2.room,
+                identity="sip_+15557650002",
+                kind=SIP_KIND,
+                attributes={"sip.twilio.callSid": "CA" + "d" * 32},
+                event_id=f"EV_c{i}",
+            )
             assert h.livekit(caller).status_code == 204
             tried(3)
 
@@ -208,17 +256,21 @@ def test_replayed_and_duplicated_livekit_events_have_no_second_effect(h):
 def test_malformed_bodies_are_refused_clearly(h):
     creds = {"Authorization": f"Bearer {h.credentials['alice']}"}
     with Unchanged(h):
-        for data in (b"{", b"[]", b"null", b"\xff\xfe", b'{"call_id": 5}', b'"text"', b"{\"a\":" * 50):
-            reply = h.client.post("/api/transfer/initiate", data=data, content_type="application/json",
-                                  headers=creds)
+        for data in (b"{", b"[]", b"null", b"\xff\xfe", b'{"call_id": 5}', b'"text"', b'{"a":' * 50):
+            reply = h.client.post("/api/transfer/initiate", data=data, content_type="application/json", headers=creds)
             assert reply.status_code == 400, (data, reply.status_code, reply.data)
             assert reply.json.get("error")
             tried()
-        for body in ({"call_id": h.call1.id, "target_agent_id": ["bob"]}, {"call_id": {"x": 1}},
-                     {"call_id": h.call1.id, "target_agent_id": "bob", "mode": "lukewarm"},
-                     {"call_id": h.call1.id, "target_number": "12345"},
-                     {"call_id": h.call1.id, "target_agent_id": "bob", "target_number": "+15550001111"},
-                     {"call_id": "x" * 41, "target_agent_id": "bob"}, {"room": 7}, {}):
+        for body in (
+            {"call_id": h.call1.id, "target_agent_id": ["bob"]},
+            {"call_id": {"x": 1}},
+            {"call_id": h.call1.id, "target_agent_id": "bob", "mode": "lukewarm"},
+            {"call_id": h.call1.id, "target_number": "12345"},
+            {"call_id": h.call1.id, "target_agent_id": "bob", "target_number": "+15550001111"},
+            {"call_id": "x" * 41, "target_agent_id": "bob"},
+            {"room": 7},
+            {},
+        ):
             reply = h.api("POST", "/api/transfer/initiate", "alice", body)
             assert reply.status_code == 400, (body, reply.status_code, reply.data)
             tried()
@@ -230,8 +282,11 @@ def test_malformed_bodies_are_refused_clearly(h):
         for path in ("/twilio/voice", "/twilio/dial-action", "/twilio/leg/gather"):
             assert twiml_ok(h.twilio(path, {"Junk": "1"}, query={"call": "?", "leg": "?"})), path
             tried()
-        reply = h.twilio("/twilio/transcription", {"TranscriptionEvent": "transcription-content", "Final": "true",
-                                                   "TranscriptionData": "{not json"}, query={"call": h.call1.id})
+        reply = h.twilio(
+            "/twilio/transcription",
+            {"TranscriptionEvent": "transcription-content", "Final": "true", "TranscriptionData": "{not json"},
+            query={"call": h.call1.id},
+        )
         assert reply.status_code == 400
         # A signed LiveKit webhook whose body is not a WebhookEvent (only LiveKit can sign one: an
         # empty event is acknowledged and ignored, anything unparsable refused).
@@ -250,14 +305,22 @@ def post_oversized(h: Harness, path: str) -> dict:
     big = "x" * (256 * 1024 + 1)
     if path.startswith("/twilio/"):
         form = {"CallSid": SID1, "Body": big}
-        return {"signed": h.twilio(path, form, query={"call": h.call1.id}).status_code,
-                "unsigned": h.client.post(path, data=form).status_code}
+        return {
+            "signed": h.twilio(path, form, query={"call": h.call1.id}).status_code,
+            "unsigned": h.client.post(path, data=form).status_code,
+        }
     if path.startswith("/livekit/"):
         return {"signed": h.livekit(big).status_code, "unsigned": h.client.post(path, data=big).status_code}
-    creds = {"Authorization": "Bearer admin-fault-token" if path.startswith(("/api/admin/", "/api/rooms/create"))
-             else f"Bearer {h.credentials['alice']}"}
-    return {"agent": h.client.post(path, data=json.dumps({"notes": big, "text": big}),
-                                   content_type="application/json", headers=creds).status_code}
+    creds = {
+        "Authorization": "Bearer admin-fault-token"
+        if path.startswith(("/api/admin/", "/api/rooms/create"))
+        else f"Bearer {h.credentials['alice']}"
+    }
+    return {
+        "agent": h.client.post(
+            path, data=json.dumps({"notes": big, "text": big}), content_type="application/json", headers=creds
+        ).status_code
+    }
 
 
 def post_paths(h: Harness) -> list[str]:
@@ -275,9 +338,18 @@ def post_paths(h: Harness) -> list[str]:
 def test_oversized_bodies_get_413(h):
     """Every endpoint that reads its body refuses more than 256 KiB with 413 (an unsigned Twilio request
     is refused with 403 before its body is read)."""
-    reading = ("/twilio/", "/livekit/", "/api/transfer/initiate", "/api/calls/%s/notes" % h.call1.id,
-               "/api/auth/login", "/api/agents/me/status", "/api/rooms/join", "/api/summary/generate",
-               "/api/twilio/", "/api/admin/agents")
+    reading = (
+        "/twilio/",
+        "/livekit/",
+        "/api/transfer/initiate",
+        f"/api/calls/{h.call1.id}/notes",
+        "/api/auth/login",
+        "/api/agents/me/status",
+        "/api/rooms/join",
+        "/api/summary/generate",
+        "/api/twilio/",
+        "/api/admin/agents",
+    )
     with Unchanged(h):
         for path in post_paths(h):
             if not path.startswith(reading):
@@ -285,8 +357,13 @@ def test_oversized_bodies_get_413(h):
             statuses = post_oversized(h, path)
             tried(len(statuses))
             for case, status in statuses.items():
-                allowed = (403, 413) if case == "unsigned" and path.startswith("/twilio/") else \
-                    (401, 413) if case == "unsigned" else (413,)
+                allowed = (
+                    (403, 413)
+                    if case == "unsigned" and path.startswith("/twilio/")
+                    else (401, 413)
+                    if case == "unsigned"
+                    else (413,)
+                )
                 assert status in allowed, (path, case, status)
 
 
@@ -298,8 +375,11 @@ def test_oversized_bodies_are_refused_before_any_handler_runs(h):
     for path in post_paths(h):
         statuses = post_oversized(h, path)
         tried(len(statuses))
-        bad = {case: status for case, status in statuses.items() if status != 413
-               and not (case == "unsigned" and status in (401, 403))}
+        bad = {
+            case: status
+            for case, status in statuses.items()
+            if status != 413 and not (case == "unsigned" and status in (401, 403))
+        }
         if bad:
             wrong[path] = bad
     assert not wrong, wrong
@@ -310,23 +390,30 @@ def test_oversized_bodies_are_refused_before_any_handler_runs(h):
 def test_unknown_ids_are_refused_and_change_nothing(h):
     with Unchanged(h):
         for method, path, agent, expected in [
-            ("GET", "/api/calls/call_nope", "alice", 404), ("GET", "/api/calls/call_nope/timeline", "alice", 404),
+            ("GET", "/api/calls/call_nope", "alice", 404),
+            ("GET", "/api/calls/call_nope/timeline", "alice", 404),
             ("POST", "/api/calls/call_nope/accept", "alice", 409),
             ("POST", "/api/calls/call_nope/decline", "alice", 409),
-            ("POST", "/api/calls/call_nope/hangup", "alice", 409), ("POST", "/api/calls/call_nope/notes", "alice", 404),
+            ("POST", "/api/calls/call_nope/hangup", "alice", 409),
+            ("POST", "/api/calls/call_nope/notes", "alice", 404),
             ("GET", "/api/transfers/xfer_nope", "alice", 404),
             ("POST", "/api/transfers/xfer_nope/complete", "alice", 404),
             ("POST", "/api/transfers/xfer_nope/cancel", "alice", 404),
             ("POST", "/api/transfers/xfer_nope/leave", "alice", 404),
             ("POST", "/api/transfers/xfer_nope/accept", "bob", 404),
             ("POST", "/api/transfers/xfer_nope/decline", "bob", 404),
-            ("POST", "/api/rooms/room_nope/leave", "alice", 404), ("POST", "/api/rooms/join", "alice", 403),
-            ("DELETE", "/api/admin/agents/nobody", None, 404), ("POST", "/api/admin/agents/nobody/status", None, 404),
+            ("POST", "/api/rooms/room_nope/leave", "alice", 404),
+            ("POST", "/api/rooms/join", "alice", 403),
+            ("DELETE", "/api/admin/agents/nobody", None, 404),
+            ("POST", "/api/admin/agents/nobody/status", None, 404),
         ]:
             headers = {"Authorization": "Bearer admin-fault-token"} if agent is None else {}
             body = {"room": "room_nope", "text": "hi", "status": "available"}
-            reply = h.api(method, path, agent, body) if agent else \
-                h.client.open(path, method=method, json=body, headers=headers)
+            reply = (
+                h.api(method, path, agent, body)
+                if agent
+                else h.client.open(path, method=method, json=body, headers=headers)
+            )
             assert reply.status_code == expected, (path, reply.status_code, reply.data)
             assert reply.json.get("error")
             tried()
@@ -340,24 +427,42 @@ def test_unknown_ids_are_refused_and_change_nothing(h):
             ("/twilio/leg/status", {"CallSid": "CA" + "f" * 32, "CallStatus": "completed"}, {"leg": "leg_nope"}),
             ("/twilio/sip-status", {"CallSid": "CA" + "f" * 32, "CallStatus": "initiated"}, {"call": "call_nope"}),
             ("/twilio/sms-status", {"MessageSid": "SM_nope", "MessageStatus": "failed"}, {}),
-            ("/twilio/transcription", {"TranscriptionEvent": "transcription-content", "Final": "true",
-                                       "TranscriptionData": '{"transcript": "hi"}'}, {"call": "call_nope"}),
+            (
+                "/twilio/transcription",
+                {
+                    "TranscriptionEvent": "transcription-content",
+                    "Final": "true",
+                    "TranscriptionData": '{"transcript": "hi"}',
+                },
+                {"call": "call_nope"},
+            ),
         ]:
             assert h.twilio(path, form, query=query).status_code == 204, path
             tried()
         for path, query, must in [
-            ("/twilio/leg/gather", {"leg": "leg_nope"}, b"<Hangup"), ("/twilio/leg/answer", {"leg": "leg_nope"}, b""),
-            ("/twilio/leg/bridge", {"leg": "leg_nope"}, b"<Hangup"), ("/twilio/bridge", {"call": "call_nope"}, b"<Say"),
+            ("/twilio/leg/gather", {"leg": "leg_nope"}, b"<Hangup"),
+            ("/twilio/leg/answer", {"leg": "leg_nope"}, b""),
+            ("/twilio/leg/bridge", {"leg": "leg_nope"}, b"<Hangup"),
+            ("/twilio/bridge", {"call": "call_nope"}, b"<Say"),
             ("/twilio/dial-action", {"call": "call_nope", "room": "r"}, b"<Say"),
         ]:
-            reply = h.twilio(path, {"CallSid": "CA" + "f" * 32, "Digits": "1", "DialCallStatus": "completed",
-                                    "CallStatus": "in-progress"}, query=query)
+            reply = h.twilio(
+                path,
+                {"CallSid": "CA" + "f" * 32, "Digits": "1", "DialCallStatus": "completed", "CallStatus": "in-progress"},
+                query=query,
+            )
             assert twiml_ok(reply) and must in reply.data, (path, reply.data)
             tried()
-        for event, identity in (("participant_joined", "alice"), ("participant_left", "alice"),
-                                ("room_finished", ""), ("participant_connection_aborted", "bob")):
-            assert h.livekit(livekit_body(event, "call_nope", identity=identity,
-                                          event_id=f"EV_{event}_nope")).status_code == 204
+        for event, identity in (
+            ("participant_joined", "alice"),
+            ("participant_left", "alice"),
+            ("room_finished", ""),
+            ("participant_connection_aborted", "bob"),
+        ):
+            assert (
+                h.livekit(livekit_body(event, "call_nope", identity=identity, event_id=f"EV_{event}_nope")).status_code
+                == 204
+            )
             tried()
 
 
@@ -376,21 +481,31 @@ def test_hold_loop_only_for_a_call_on_hold(h):
 # ----------------------------------------------- out-of-order and duplicated callbacks
 def test_out_of_order_twilio_callbacks_change_nothing_once_final(h):
     leg = h.erin_leg
-    assert h.twilio("/twilio/leg/status", {"CallSid": "CA" + "7" * 32, "CallStatus": "busy"},
-                    query={"leg": leg.id}).status_code == 204
-    assert next(l for l in h.legs(h.call3.id) if l.id == leg.id).state == "busy"
+    assert (
+        h.twilio(
+            "/twilio/leg/status", {"CallSid": "CA" + "7" * 32, "CallStatus": "busy"}, query={"leg": leg.id}
+        ).status_code
+        == 204
+    )
+    assert next(leg_ for leg_ in h.legs(h.call3.id) if leg_.id == leg.id).state == "busy"
     with Unchanged(h):
         for status in ("initiated", "ringing", "in-progress", "answered", "busy", "no-answer", "completed", "busy"):
-            assert h.twilio("/twilio/leg/status", {"CallSid": "CA" + "7" * 32, "CallStatus": status},
-                            query={"leg": leg.id}).status_code == 204
+            assert (
+                h.twilio(
+                    "/twilio/leg/status", {"CallSid": "CA" + "7" * 32, "CallStatus": status}, query={"leg": leg.id}
+                ).status_code
+                == 204
+            )
             tried()
         for digits in ("1", "2", ""):  # a key press arriving after the phone call ended
-            reply = h.twilio("/twilio/leg/gather", {"CallSid": "CA" + "7" * 32, "Digits": digits},
-                             query={"leg": leg.id})
+            reply = h.twilio(
+                "/twilio/leg/gather", {"CallSid": "CA" + "7" * 32, "Digits": digits}, query={"leg": leg.id}
+            )
             assert twiml_ok(reply) and b"<Dial" not in reply.data
             tried()
-        reply = h.twilio("/twilio/leg/answer", {"CallSid": "CA" + "7" * 32, "AnsweredBy": "human"},
-                         query={"leg": leg.id})
+        reply = h.twilio(
+            "/twilio/leg/answer", {"CallSid": "CA" + "7" * 32, "AnsweredBy": "human"}, query={"leg": leg.id}
+        )
         assert twiml_ok(reply) and b"<Gather" not in reply.data
         tried()
     # The caller's own status callbacks: 'completed' first, then late progress events.
@@ -400,9 +515,11 @@ def test_out_of_order_twilio_callbacks_change_nothing_once_final(h):
             assert h.twilio("/twilio/status", {"CallSid": SID2, "CallStatus": status}).status_code == 204
             tried()
         # The Dial of the ended caller reports back late: Twilio ignores the reply, nothing changes.
-        reply = h.twilio("/twilio/dial-action", {"CallSid": SID2, "DialCallStatus": "completed",
-                                                 "CallStatus": "completed"},
-                         query={"call": h.call2.id, "room": h.call2.room})
+        reply = h.twilio(
+            "/twilio/dial-action",
+            {"CallSid": SID2, "DialCallStatus": "completed", "CallStatus": "completed"},
+            query={"call": h.call2.id, "room": h.call2.room},
+        )
         assert twiml_ok(reply)
         tried()
 
@@ -412,9 +529,11 @@ def test_dial_action_of_a_redirected_caller_changes_nothing(h):
     c1 = h.call1
     with Unchanged(h):
         for _ in range(2):
-            reply = h.twilio("/twilio/dial-action", {"CallSid": SID1, "DialCallStatus": "completed",
-                                                     "CallStatus": "in-progress"},
-                             query={"call": c1.id, "room": c1.room})
+            reply = h.twilio(
+                "/twilio/dial-action",
+                {"CallSid": SID1, "DialCallStatus": "completed", "CallStatus": "in-progress"},
+                query={"call": c1.id, "room": c1.room},
+            )
             assert twiml_ok(reply) and (b"<Play" in reply.data or b"<Say" in reply.data)
             tried()
 
@@ -425,13 +544,20 @@ def test_out_of_order_livekit_events_change_nothing(h):
         # Bob leaves before he ever joined (his offer is still ringing): nothing to end.
         assert h.livekit(livekit_body("participant_left", room, identity="bob", event_id="EV_l1")).status_code == 204
         # Carol joins a room she has no leg in; a stranger joins call 2's room.
-        assert h.livekit(livekit_body("participant_joined", room, identity="carol",
-                                      event_id="EV_j1")).status_code == 204
-        assert h.livekit(livekit_body("participant_joined", h.call2.room, identity="mallory",
-                                      event_id="EV_j2")).status_code == 204
+        assert (
+            h.livekit(livekit_body("participant_joined", room, identity="carol", event_id="EV_j1")).status_code == 204
+        )
+        assert (
+            h.livekit(
+                livekit_body("participant_joined", h.call2.room, identity="mallory", event_id="EV_j2")
+            ).status_code
+            == 204
+        )
         # Alice joins call 1's old room again, although her leg there already ended.
-        assert h.livekit(livekit_body("participant_joined", h.call1.room, identity="alice",
-                                      event_id="EV_j3")).status_code == 204
+        assert (
+            h.livekit(livekit_body("participant_joined", h.call1.room, identity="alice", event_id="EV_j3")).status_code
+            == 204
+        )
         # A room that never had accepted legs finishes.
         assert h.livekit(livekit_body("room_finished", "call_unrelated", event_id="EV_f1")).status_code == 204
         tried(5)
@@ -444,20 +570,62 @@ def test_illegal_transfer_requests_are_refused_and_change_nothing(h):
         ("bob completes Alice's transfer", "bob", "POST", f"/api/transfers/{t1}/complete", {}, 403),
         ("bob cancels Alice's transfer", "bob", "POST", f"/api/transfers/{t1}/cancel", {}, 403),
         ("carol leaves Alice's transfer", "carol", "POST", f"/api/transfers/{t1}/leave", {}, 403),
-        ("carol transfers Alice's call", "carol", "POST", "/api/transfer/initiate",
-         {"call_id": c1.id, "target_agent_id": "dave"}, 403),
-        ("alice transfers Carol's call", "alice", "POST", "/api/transfer/initiate",
-         {"call_id": c2.id, "target_agent_id": "dave"}, 403),
-        ("dave transfers a call he is not on", "dave", "POST", "/api/twilio/transfer",
-         {"call_id": c2.id, "to": "+15550001111"}, 403),
-        ("a second transfer of call 1", "alice", "POST", "/api/transfer/initiate",
-         {"call_id": c1.id, "target_agent_id": "dave"}, 409),
-        ("a second (cold) transfer of call 1", "alice", "POST", "/api/twilio/transfer",
-         {"call_id": c1.id, "to": "+15550001111"}, 409),
-        ("carol transfers to herself", "carol", "POST", "/api/transfer/initiate",
-         {"call_id": c2.id, "target_agent_id": "carol"}, 400),
-        ("carol transfers to busy Bob", "carol", "POST", "/api/transfer/initiate",
-         {"call_id": c2.id, "target_agent_id": "bob"}, 409),
+        (
+            "carol transfers Alice's call",
+            "carol",
+            "POST",
+            "/api/transfer/initiate",
+            {"call_id": c1.id, "target_agent_id": "dave"},
+            403,
+        ),
+        (
+            "alice transfers Carol's call",
+            "alice",
+            "POST",
+            "/api/transfer/initiate",
+            {"call_id": c2.id, "target_agent_id": "dave"},
+            403,
+        ),
+        (
+            "dave transfers a call he is not on",
+            "dave",
+            "POST",
+            "/api/twilio/transfer",
+            {"call_id": c2.id, "to": "+15550001111"},
+            403,
+        ),
+        (
+            "a second transfer of call 1",
+            "alice",
+            "POST",
+            "/api/transfer/initiate",
+            {"call_id": c1.id, "target_agent_id": "dave"},
+            409,
+        ),
+        (
+            "a second (cold) transfer of call 1",
+            "alice",
+            "POST",
+            "/api/twilio/transfer",
+            {"call_id": c1.id, "to": "+15550001111"},
+            409,
+        ),
+        (
+            "carol transfers to herself",
+            "carol",
+            "POST",
+            "/api/transfer/initiate",
+            {"call_id": c2.id, "target_agent_id": "carol"},
+            400,
+        ),
+        (
+            "carol transfers to busy Bob",
+            "carol",
+            "POST",
+            "/api/transfer/initiate",
+            {"call_id": c2.id, "target_agent_id": "bob"},
+            409,
+        ),
         ("complete before B joined", "alice", "POST", f"/api/transfers/{t1}/complete", {}, 409),
         ("leave before the caller is conferenced", "alice", "POST", f"/api/transfers/{t1}/leave", {}, 409),
         ("carol accepts a transfer offered to Bob", "carol", "POST", f"/api/transfers/{t1}/accept", {}, 409),
@@ -466,13 +634,31 @@ def test_illegal_transfer_requests_are_refused_and_change_nothing(h):
         ("carol hangs up Alice's call", "carol", "POST", f"/api/calls/{c1.id}/hangup", {}, 409),
         ("carol accepts Alice's call", "carol", "POST", f"/api/calls/{c1.id}/accept", {}, 409),
         ("carol adds a note to Alice's call", "carol", "POST", f"/api/calls/{c1.id}/notes", {"text": "x"}, 403),
-        ("carol asks for the summary of Alice's call", "carol", "POST", "/api/summary/generate",
-         {"call_id": c1.id}, 403),
-        ("carol resends Alice's summary", "carol", "POST", "/api/twilio/sms-summary",
-         {"transfer_id": t1, "to": "+15550001111"}, 403),
+        (
+            "carol asks for the summary of Alice's call",
+            "carol",
+            "POST",
+            "/api/summary/generate",
+            {"call_id": c1.id},
+            403,
+        ),
+        (
+            "carol resends Alice's summary",
+            "carol",
+            "POST",
+            "/api/twilio/sms-summary",
+            {"transfer_id": t1, "to": "+15550001111"},
+            403,
+        ),
         ("dave joins the consult room", "dave", "POST", "/api/rooms/join", {"room": h.transfer1["consult_room"]}, 403),
-        ("nobody initiates", None, "POST", "/api/transfer/initiate",
-         {"call_id": c1.id, "target_agent_id": "dave"}, 401),
+        (
+            "nobody initiates",
+            None,
+            "POST",
+            "/api/transfer/initiate",
+            {"call_id": c1.id, "target_agent_id": "dave"},
+            401,
+        ),
     ]
     with Unchanged(h):
         for name, agent, method, path, body, expected in cases:
@@ -481,8 +667,11 @@ def test_illegal_transfer_requests_are_refused_and_change_nothing(h):
             assert reply.json.get("error"), name
             tried()
         for bearer in ("alice.forged", "Bearer", "", "alice", h.credentials["alice"] + "x", "x" * 300):
-            reply = h.client.post("/api/transfer/initiate", json={"call_id": c1.id, "target_agent_id": "dave"},
-                                  headers={"Authorization": f"Bearer {bearer}"})
+            reply = h.client.post(
+                "/api/transfer/initiate",
+                json={"call_id": c1.id, "target_agent_id": "dave"},
+                headers={"Authorization": f"Bearer {bearer}"},
+            )
             assert reply.status_code == 401, bearer
             tried()
     assert len(h.transfers(c1.id)) == 1 and h.transfers(c2.id) == []

@@ -16,11 +16,11 @@ transfer is then driven on through the router. After every crash:
 
 Any failure fails the test, with the call's timeline and the caller's last events in the message.
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import pytest
 from sqlalchemy import select
@@ -97,11 +97,11 @@ class Run:
         self.b = cluster.add_agent(f"b{index}", status="offline", phone=self.b_phone)
         self.caller = f"+1555123{index:04d}"
         self.call = None
-        self.call_id: Optional[str] = None
-        self.transfer: Optional[dict] = None
+        self.call_id: str | None = None
+        self.transfer: dict | None = None
 
     # ------------------------------------------------------------ crashing
-    def crash_now(self, port: Optional[int] = None) -> None:
+    def crash_now(self, port: int | None = None) -> None:
         if self.crashed:
             return
         self.crashed = True
@@ -130,17 +130,25 @@ class Run:
         def action(port: int) -> None:
             time.sleep(self.point.delay_s)
             self.crash_now(port)
+
         self.c.router.on_request(lambda m, p: m == method and path_part in p, action)
 
     def wait(self, predicate, timeout: float, what: str):
         """wait_until, but give up at once if the caller's line is gone (the test never hangs up first)."""
+
         def check():
             if self.call is not None and self.call.status in FINAL_STATUSES and not self.hung_up:
                 raise AssertionError(f"caller dropped while waiting for {what}: {self.call.events[-5:]}")
-            if self.call_id and not self.hung_up and any(e["kind"] in ("no_agent", "bridge_lost", "bridge_failed")
-                                                         for e in self.c.timeline(self.call_id)):
+            if (
+                self.call_id
+                and not self.hung_up
+                and any(
+                    e["kind"] in ("no_agent", "bridge_lost", "bridge_failed") for e in self.c.timeline(self.call_id)
+                )
+            ):
                 raise AssertionError(f"the caller is being sent away while waiting for {what}")
             return predicate()
+
         return wait_until(check, timeout, what)
 
     # --------------------------------------------------------------- steps
@@ -148,8 +156,10 @@ class Run:
         return self.c.views.transfer(self.transfer["id"])["state"]
 
     def joined(self, agent_id: str, room: str) -> bool:
-        return any(e["kind"] == "agent_joined" and e["agent_id"] == agent_id and e["detail"].get("room") == room
-                   for e in self.c.timeline(self.call_id))
+        return any(
+            e["kind"] == "agent_joined" and e["agent_id"] == agent_id and e["detail"].get("room") == room
+            for e in self.c.timeline(self.call_id)
+        )
 
     def ended(self) -> bool:
         return self.transfer_state() in T.TERMINAL
@@ -169,8 +179,15 @@ class Run:
         if self.point.step == "summary_inflight":
             self.c.openai.set_latency(0.8)
         self.kill_during("initiate_inflight", "POST", "/api/transfer/initiate")
-        reply = self.a.post("/api/transfer/initiate", {"call_id": self.call_id, "target_agent_id": self.b.id,
-                                                        "mode": "warm", "notes": "Customer wants a refund."})
+        reply = self.a.post(
+            "/api/transfer/initiate",
+            {
+                "call_id": self.call_id,
+                "target_agent_id": self.b.id,
+                "mode": "warm",
+                "notes": "Customer wants a refund.",
+            },
+        )
         if reply.status_code == 409:  # the router retried a request the dead gateway had committed
             transfers = self.c.views.transfers_of_call(self.call_id)
             assert len(transfers) == 1, (reply.text, transfers)
@@ -221,8 +238,15 @@ class Run:
         reply = self.a.post(f"/api/transfers/{tid}/complete")
         assert reply.status_code == 200, reply.text
         self.at("completed_request")
-        self.wait(lambda: self.call.current.startswith("bridged") and self.call.room == room
-                   and f"sip_{self.caller}" in self.c.participants(room), 15, "caller in the consult room")
+        self.wait(
+            lambda: (
+                self.call.current.startswith("bridged")
+                and self.call.room == room
+                and f"sip_{self.caller}" in self.c.participants(room)
+            ),
+            15,
+            "caller in the consult room",
+        )
         self.at("conferenced")
         self.kill_during("leave_inflight", "POST", f"/api/transfers/{tid}/leave")
         reply = self.a.post(f"/api/transfers/{tid}/leave")
@@ -253,14 +277,15 @@ class Run:
         return [p for p in self.c.participants(self.call.room) if p != f"sip_{self.caller}"]
 
     def check_settled(self) -> str:
-        final = self.wait(lambda: (lambda s: s if s in T.TERMINAL else None)(self.transfer_state()), 20,
-                           "transfer terminal")
-        expected = {"complete": self.b.id, "phone": f"sip_{self.b_phone}", "cancel": self.a.id,
-                    "decline": self.a.id}[self.point.flow]
+        final = self.wait(
+            lambda: (lambda s: s if s in T.TERMINAL else None)(self.transfer_state()), 20, "transfer terminal"
+        )
+        expected = {"complete": self.b.id, "phone": f"sip_{self.b_phone}", "cancel": self.a.id, "decline": self.a.id}[
+            self.point.flow
+        ]
         if final != T.COMPLETED:
             expected = self.a.id
-        self.wait(lambda: expected in self.caller_with(), 20,
-                   f"caller in a room with {expected} (transfer {final})")
+        self.wait(lambda: expected in self.caller_with(), 20, f"caller in a room with {expected} (transfer {final})")
         self.assert_not_dropped()
         db = self.c.db_call(self.call.sid)
         assert db["agent_id"] == (self.b.id if expected == f"sip_{self.b_phone}" else expected), db
@@ -280,12 +305,21 @@ class Run:
         self.wait(lambda: self.c.db_call(self.call.sid)["state"] == "ended", 15, "call ended")
 
         def clean():
-            legs = self.c.store.read(lambda s: [(l.id, l.state) for l in s.execute(
-                select(Leg).where(Leg.call_id == self.call_id)).scalars()])
-            live = [l for l in legs if l[1] not in L.TERMINAL]
-            agents = self.c.store.read(lambda s: {a.id: a.status for a in s.execute(
-                select(AgentRow).where(AgentRow.id.in_([self.a.id, self.b.id]))).scalars()})
+            legs = self.c.store.read(
+                lambda s: [
+                    (leg_.id, leg_.state)
+                    for leg_ in s.execute(select(Leg).where(Leg.call_id == self.call_id)).scalars()
+                ]
+            )
+            live = [leg_ for leg_ in legs if leg_[1] not in L.TERMINAL]
+            agents = self.c.store.read(
+                lambda s: {
+                    a.id: a.status
+                    for a in s.execute(select(AgentRow).where(AgentRow.id.in_([self.a.id, self.b.id]))).scalars()
+                }
+            )
             return (not live and all(v == "available" for v in agents.values())) or None
+
         self.wait(clean, 15, "every leg ended and both agents available")
         # Out of routing for the next runs.
         for agent in (self.a, self.b):
@@ -294,10 +328,22 @@ class Run:
     def diagnosis(self) -> str:
         """What the call went through, for a failure message."""
         try:
-            lines = [f"{e['at'][11:23]} {e['kind']} {e['agent_id'] or ''} {e['detail']}"
-                     for e in self.c.timeline(self.call_id)] if self.call_id else []
-            caller = (f"caller {self.call.status} hearing {self.call.current} in {self.call.room}; "
-                      f"events {self.call.events[-6:]}") if self.call else ""
+            lines = (
+                [
+                    f"{e['at'][11:23]} {e['kind']} {e['agent_id'] or ''} {e['detail']}"
+                    for e in self.c.timeline(self.call_id)
+                ]
+                if self.call_id
+                else []
+            )
+            caller = (
+                (
+                    f"caller {self.call.status} hearing {self.call.current} in {self.call.room}; "
+                    f"events {self.call.events[-6:]}"
+                )
+                if self.call
+                else ""
+            )
             return caller + "\n    " + "\n    ".join(lines)
         except Exception as exc:  # diagnosis must not hide the failure
             return f"(no diagnosis: {exc})"
@@ -328,6 +374,7 @@ def lost_webhooks(cluster: Cluster) -> list[dict]:
     which acknowledged it (its receipt is stored) — and the event's effect is missing. (The receipt once
     committed before the effect; this names such a regression in a failure message.)"""
     import json as _json
+
     from gateway.adapters.store.models import TimelineEntry, WebhookReceipt
 
     lost = []
@@ -344,16 +391,23 @@ def lost_webhooks(cluster: Cluster) -> list[dict]:
         receipt = cluster.store.read(lambda s: s.get(WebhookReceipt, f"lk:{event.get('id')}"))
         if receipt is None:
             continue
-        entries = cluster.store.read(lambda s: [(e.kind, e.agent_id, (e.detail or {}).get("room")) for e in s.execute(
-            select(TimelineEntry).where(TimelineEntry.kind.in_(["agent_joined", "caller_joined"]))).scalars()])
-        legs = cluster.store.read(lambda s: list(s.execute(select(Leg).where(Leg.room == room,
-                                                                             Leg.identity == identity)).scalars()))
+        entries = cluster.store.read(
+            lambda s: [
+                (e.kind, e.agent_id, (e.detail or {}).get("room"))
+                for e in s.execute(
+                    select(TimelineEntry).where(TimelineEntry.kind.in_(["agent_joined", "caller_joined"]))
+                ).scalars()
+            ]
+        )
+        legs = cluster.store.read(
+            lambda s: list(s.execute(select(Leg).where(Leg.room == room, Leg.identity == identity)).scalars())
+        )
         if name == "participant_joined" and legs:
             missing = not any(k == "agent_joined" and a == legs[0].agent_id and r == room for k, a, r in entries)
         elif name == "participant_joined":
             missing = not any(k == "caller_joined" and r == room for k, a, r in entries)
         elif name in ("participant_left", "participant_connection_aborted") and legs:
-            missing = any(l.state == L.JOINED for l in legs)
+            missing = any(leg_.state == L.JOINED for leg_ in legs)
         else:
             missing = False
         if missing:
@@ -381,8 +435,10 @@ def test_sigkill_at_every_step_of_a_transfer(cluster):
             final = run.run()
         except Exception as exc:  # keep going: report every crash point that broke
             lost = lost_webhooks(cluster)[lost_before:]
-            problems.append(f"{point}: {type(exc).__name__}: {exc}\n    LiveKit events acknowledged "
-                            f"without effect after a crash: {lost}\n    {run.diagnosis()}")
+            problems.append(
+                f"{point}: {type(exc).__name__}: {exc}\n    LiveKit events acknowledged "
+                f"without effect after a crash: {lost}\n    {run.diagnosis()}"
+            )
             if run.crashed:
                 cluster.wait_all_ready()
             continue
@@ -390,11 +446,15 @@ def test_sigkill_at_every_step_of_a_transfer(cluster):
         bump("crashes_survived")
         outcomes[str(point)] = f"{final} ({time.monotonic() - run_started:.1f}s)"
     from gateway.adapters.store.models import Job
-    rerun = cluster.store.read(lambda s: [(j.kind, j.attempts, j.state) for j in s.execute(
-        select(Job).where(Job.attempts > 1)).scalars()])
-    print(f"\ncrash suite: {cluster.crashes} SIGKILLs, {survived}/{len(POINTS)} transfers survived intact "
-          f"in {time.monotonic() - started:.1f}s; router {cluster.router.stats}; "
-          f"{len(rerun)} jobs ran more than once (lease takeovers and retries): {sorted({k for k, _, _ in rerun})}")
+
+    rerun = cluster.store.read(
+        lambda s: [(j.kind, j.attempts, j.state) for j in s.execute(select(Job).where(Job.attempts > 1)).scalars()]
+    )
+    print(
+        f"\ncrash suite: {cluster.crashes} SIGKILLs, {survived}/{len(POINTS)} transfers survived intact "
+        f"in {time.monotonic() - started:.1f}s; router {cluster.router.stats}; "
+        f"{len(rerun)} jobs ran more than once (lease takeovers and retries): {sorted({k for k, _, _ in rerun})}"
+    )
     for name, final in outcomes.items():
         print(f"  {name}: {final}")
     assert not problems, "\n".join(problems)
@@ -422,6 +482,7 @@ def test_webhook_receipt_survives_a_crash_only_with_its_effect(database_url):
 
     def die(*args, **kwargs):
         raise ProcessDied()
+
     first.services.calls.participant_joined = die  # the process dies while handling the event
     with pytest.raises(ProcessDied):
         first.livekit(body)
@@ -430,9 +491,10 @@ def test_webhook_receipt_survives_a_crash_only_with_its_effect(database_url):
     second.credentials = first.credentials
     try:
         assert second.livekit(body).status_code == 204
-        bob_leg = next(l for l in second.legs(call.id) if l.agent_id == "bob")
-        assert bob_leg.state == "joined", f"B's join was lost: leg {bob_leg.state}, transfer " \
-            f"{second.transfers(call.id)[0].state}"
+        bob_leg = next(leg_ for leg_ in second.legs(call.id) if leg_.agent_id == "bob")
+        assert bob_leg.state == "joined", (
+            f"B's join was lost: leg {bob_leg.state}, transfer {second.transfers(call.id)[0].state}"
+        )
         assert second.api("POST", f"/api/transfers/{transfer['id']}/complete", "alice").status_code == 200
     finally:
         second.close()
@@ -447,12 +509,14 @@ def test_a_repeated_bridge_redirect_does_not_drop_the_call(make_world):
     call, call_id = connect_in_world(world, alice)
     # The redirect_caller job runs again (its first run reached Twilio, then the worker died).
     world.store.run(lambda s: world.store.enqueue(s, "redirect_caller", {"call_id": call_id, "path": "/twilio/bridge"}))
+
     def settled():
         entries = [e["kind"] for e in world.services.views.timeline(call_id)]
         if any(k in entries for k in ("bridge_lost", "bridge_failed", "no_agent")) or call.status in FINAL_STATUSES:
             return True  # the caller is being sent away
         redirected = any(e[0] == "redirect" for e in call.events)
         return redirected and call.current.startswith("bridged") and "alice" in world.participants(call.room or "")
+
     time.sleep(0.3)
     try:
         wait_until(settled, 6, "caller back with Alice after the redirect")
@@ -461,5 +525,6 @@ def test_a_repeated_bridge_redirect_does_not_drop_the_call(make_world):
         pass
     kinds = [e["kind"] for e in world.services.views.timeline(call_id)]
     assert call.status not in FINAL_STATUSES and "bridge_lost" not in kinds, (
-        f"the repeated redirect dropped the call: caller {call.status}, timeline {kinds[-6:]}")
+        f"the repeated redirect dropped the call: caller {call.status}, timeline {kinds[-6:]}"
+    )
     assert world.db_call(call.sid)["agent_id"] == "alice"

@@ -13,6 +13,7 @@ Properties: no 5xx ever (the only exception is /readyz's documented 503 "not rea
 POST /twilio/voice always answers 200 with a TwiML <Response>. The database is shared by all
 examples and drifts as the fuzzer acts on real ids, which is the point.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,35 +34,103 @@ from tests.faults.inproc import ADMIN, NUMBER, ORIGIN, SIP_KIND, Harness, liveki
 
 TOTAL = int(os.environ.get("FUZZ_REQUESTS", "10000"))
 SHARE = {"twilio": 0.38, "api": 0.38, "livekit": 0.16, "other": 0.08}
-FUZZ = dict(deadline=None, database=None, derandomize=False, print_blob=True,
-            suppress_health_check=list(HealthCheck))
+FUZZ = dict(deadline=None, database=None, derandomize=False, print_blob=True, suppress_health_check=list(HealthCheck))
 
 TWILIO_FIELDS = {
-    "CallSid": ["CA" + "1" * 32, "CA" + "a" * 32, "CAxyz", ""], "AccountSid": ["AC" + "1" * 32],
-    "From": ["+15557654321", "+15550001111", "anonymous", ""], "To": [NUMBER, "+15550009999"],
+    "CallSid": ["CA" + "1" * 32, "CA" + "a" * 32, "CAxyz", ""],
+    "AccountSid": ["AC" + "1" * 32],
+    "From": ["+15557654321", "+15550001111", "anonymous", ""],
+    "To": [NUMBER, "+15550009999"],
     "CallStatus": ["queued", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"],
-    "Direction": ["inbound", "outbound-api", "outbound-dial"], "Digits": ["1", "2", "", "#", "12", "*"],
+    "Direction": ["inbound", "outbound-api", "outbound-dial"],
+    "Digits": ["1", "2", "", "#", "12", "*"],
     "DialCallStatus": ["completed", "busy", "no-answer", "failed", "canceled", "answered"],
-    "DialCallSid": ["CA" + "2" * 32], "DialSipResponseCode": ["200", "486", "487", "503", "x"],
-    "DialBridged": ["true", "false"], "DialCallDuration": ["0", "12", "-1"],
+    "DialCallSid": ["CA" + "2" * 32],
+    "DialSipResponseCode": ["200", "486", "487", "503", "x"],
+    "DialBridged": ["true", "false"],
+    "DialCallDuration": ["0", "12", "-1"],
     "AnsweredBy": ["human", "machine_start", "machine_end_beep", "fax", "unknown"],
-    "RecordingUrl": ["https://api.twilio.com/r.mp3", "javascript:alert(1)"], "RecordingDuration": ["5", "x", "-3"],
-    "ErrorCode": ["11200", "12100"], "ErrorUrl": [ORIGIN + "/twilio/voice"],
-    "TranscriptionEvent": ["transcription-started", "transcription-content", "transcription-stopped",
-                           "transcription-error"],
-    "TranscriptionData": ['{"transcript": "hello", "confidence": 0.9}', '{"transcript": 5}', "[]", "{bad", "null",
-                          '{"transcript": "card 4111 1111 1111 1111"}'],
-    "TranscriptionSid": ["GT1", "GT2"], "SequenceId": ["1", "2", "x"], "Final": ["true", "false", "TRUE"],
-    "Track": ["inbound_track", "outbound_track", "both_tracks"], "MessageSid": ["SM" + "1" * 32, ""],
-    "MessageStatus": ["queued", "sent", "delivered", "failed", "undelivered"], "CallDuration": ["0", "30"],
-    "SequenceNumber": ["0", "1", "99"], "Timestamp": ["Tue, 25 Nov 2026 01:00:00 +0000"],
+    "RecordingUrl": ["https://api.twilio.com/r.mp3", "javascript:alert(1)"],
+    "RecordingDuration": ["5", "x", "-3"],
+    "ErrorCode": ["11200", "12100"],
+    "ErrorUrl": [ORIGIN + "/twilio/voice"],
+    "TranscriptionEvent": [
+        "transcription-started",
+        "transcription-content",
+        "transcription-stopped",
+        "transcription-error",
+    ],
+    "TranscriptionData": [
+        '{"transcript": "hello", "confidence": 0.9}',
+        '{"transcript": 5}',
+        "[]",
+        "{bad",
+        "null",
+        '{"transcript": "card 4111 1111 1111 1111"}',
+    ],
+    "TranscriptionSid": ["GT1", "GT2"],
+    "SequenceId": ["1", "2", "x"],
+    "Final": ["true", "false", "TRUE"],
+    "Track": ["inbound_track", "outbound_track", "both_tracks"],
+    "MessageSid": ["SM" + "1" * 32, ""],
+    "MessageStatus": ["queued", "sent", "delivered", "failed", "undelivered"],
+    "CallDuration": ["0", "30"],
+    "SequenceNumber": ["0", "1", "99"],
+    "Timestamp": ["Tue, 25 Nov 2026 01:00:00 +0000"],
 }
-API_FIELDS = ["call_id", "target_agent_id", "target_number", "target", "mode", "notes", "room", "credential",
-              "status", "text", "to", "agent_id", "transfer_id", "id", "name", "phone", "browser"]
-LIVEKIT_EVENTS = ["participant_joined", "participant_left", "participant_connection_aborted", "room_finished",
-                  "room_started", "track_published", "egress_started", ""]
-NASTY = ["", " ", "null", "../../etc/passwd", "%00", "' OR 1=1 --", "<script>", "x" * 300, "ééé", "\u202e",
-         "+15550001111", "12345", "-1", "0", "1e309", "\\", "{}", "[]", "a/b", "call_", "xfer_", "leg_"]
+API_FIELDS = [
+    "call_id",
+    "target_agent_id",
+    "target_number",
+    "target",
+    "mode",
+    "notes",
+    "room",
+    "credential",
+    "status",
+    "text",
+    "to",
+    "agent_id",
+    "transfer_id",
+    "id",
+    "name",
+    "phone",
+    "browser",
+]
+LIVEKIT_EVENTS = [
+    "participant_joined",
+    "participant_left",
+    "participant_connection_aborted",
+    "room_finished",
+    "room_started",
+    "track_published",
+    "egress_started",
+    "",
+]
+NASTY = [
+    "",
+    " ",
+    "null",
+    "../../etc/passwd",
+    "%00",
+    "' OR 1=1 --",
+    "<script>",
+    "x" * 300,
+    "ééé",
+    "\u202e",
+    "+15550001111",
+    "12345",
+    "-1",
+    "0",
+    "1e309",
+    "\\",
+    "{}",
+    "[]",
+    "a/b",
+    "call_",
+    "xfer_",
+    "leg_",
+]
 
 
 class Pools:
@@ -77,13 +146,16 @@ class Pools:
             legs = list(s.execute(select(Leg)).scalars())
             transfers = list(s.execute(select(Transfer)).scalars())
             return calls, legs, transfers
+
         calls, legs, transfers = self.h.store.read(read)
         self.call_ids = [c.id for c in calls] or ["call_none"]
         self.sids = [c.twilio_sid for c in calls] or ["CA" + "0" * 32]
-        self.leg_ids = [l.id for l in legs] or ["leg_none"]
+        self.leg_ids = [leg_.id for leg_ in legs] or ["leg_none"]
         self.transfer_ids = [t.id for t in transfers] or ["xfer_none"]
         self.rooms = sorted({c.room for c in calls} | {t.consult_room for t in transfers}) or ["call_none"]
-        self.identities = sorted({l.identity for l in legs if l.identity} | {f"sip_{c.from_number}" for c in calls})
+        self.identities = sorted(
+            {leg_.identity for leg_ in legs if leg_.identity} | {f"sip_{c.from_number}" for c in calls}
+        )
         self.agents = sorted(self.h.credentials)
 
     # The pools change as the database drifts, so strategies draw an index and look the value up
@@ -92,7 +164,8 @@ class Pools:
         cache = self.__dict__.setdefault("_one", {})
         if pool not in cache:
             cache[pool] = st.integers(0, 2**20).map(
-                lambda i: (lambda items: items[i % len(items)] if items else "none")(getattr(self, pool)))
+                lambda i: (lambda items: items[i % len(items)] if items else "none")(getattr(self, pool))
+            )
         return cache[pool]
 
     def endpoints(self, prefix: str):
@@ -103,9 +176,16 @@ class Pools:
 
     def ids(self):
         if not hasattr(self, "_ids"):
-            self._ids = st.one_of(self.one("call_ids"), self.one("leg_ids"), self.one("transfer_ids"),
-                                  self.one("rooms"), self.one("sids"), self.one("agents"), st.sampled_from(NASTY),
-                                  st.text(chars, max_size=40))
+            self._ids = st.one_of(
+                self.one("call_ids"),
+                self.one("leg_ids"),
+                self.one("transfer_ids"),
+                self.one("rooms"),
+                self.one("sids"),
+                self.one("agents"),
+                st.sampled_from(NASTY),
+                st.text(chars, max_size=40),
+            )
         return self._ids
 
     def field(self, key: str):
@@ -116,16 +196,22 @@ class Pools:
 
     def json_values(self):
         if not hasattr(self, "_json"):
-            leaves = st.one_of(json_scalars, self.ids(), st.sampled_from(
-                ["warm", "cold", "available", "busy", "offline", "+15550001111", "+15550004444"]))
-            self._json = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
-                                      | st.dictionaries(text, inner, max_size=3), max_leaves=6)
+            leaves = st.one_of(
+                json_scalars,
+                self.ids(),
+                st.sampled_from(["warm", "cold", "available", "busy", "offline", "+15550001111", "+15550004444"]),
+            )
+            self._json = st.recursive(
+                leaves,
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+                max_leaves=6,
+            )
         return self._json
 
 
 chars = st.characters(codec="utf-8")  # NUL included: it must be refused with a 4xx, never reach the store
 text = st.text(chars, max_size=60)
-json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(allow_nan=False), text)
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False), text)
 long_text = st.integers(min_value=1990, max_value=2100).map(lambda n: "y" * n)
 TWILIO_KEYS = st.lists(st.one_of(st.sampled_from(sorted(TWILIO_FIELDS)), text), max_size=8, unique=True)
 QUERY_KEYS = st.lists(st.sampled_from(["call", "leg", "room", "loop", "wait", "x"]), max_size=3, unique=True)
@@ -137,6 +223,7 @@ def fz(tmp_path_factory):
     url = postgres_url()
     if url:
         from gateway.adapters.store import Store
+
         store = Store(url)
         store.drop_all()
         store.engine.dispose()
@@ -159,8 +246,11 @@ def fz(tmp_path_factory):
 def rules(h: Harness, prefix: str):
     out = []
     for rule in h.app.url_map.iter_rules():
-        belongs = rule.rule.startswith(prefix) if prefix != "other" else \
-            not rule.rule.startswith(("/twilio/", "/api/", "/livekit/"))
+        belongs = (
+            rule.rule.startswith(prefix)
+            if prefix != "other"
+            else not rule.rule.startswith(("/twilio/", "/api/", "/livekit/"))
+        )
         if belongs:
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 out.append((rule, method))
@@ -199,8 +289,11 @@ def test_fuzz_twilio_webhooks(fz, data):
     query = {k: data.draw(pools.ids()) for k in data.draw(QUERY_KEYS)}
     target = rule.rule + ("?" + urlencode(query) if query else "")
     signed = data.draw(st.booleans(), label="signed")
-    headers = {"X-Twilio-Signature": twilio_signature(ORIGIN + target, form) if signed
-               else data.draw(st.sampled_from(["", "forged", twilio_signature(ORIGIN + "/x", form)]))}
+    headers = {
+        "X-Twilio-Signature": twilio_signature(ORIGIN + target, form)
+        if signed
+        else data.draw(st.sampled_from(["", "forged", twilio_signature(ORIGIN + "/x", form)]))
+    }
     reply = h.client.open(target, method=method, data=form, headers=headers)
     check(reply, rule.rule)
     nul = any("\x00" in v for v in query.values()) or any("\x00" in k or "\x00" in v for k, v in form.items())
@@ -222,13 +315,15 @@ def test_fuzz_api(fz, data):
     h, pools = fz
     rule, method = data.draw(pools.endpoints("/api/"), label="endpoint")
     path = build_path(rule, data.draw, pools)
-    who = data.draw(st.sampled_from(sorted(h.credentials) + ["admin", "nobody", "forged", "bearer-only"]),
-                    label="who")
+    who = data.draw(st.sampled_from(sorted(h.credentials) + ["admin", "nobody", "forged", "bearer-only"]), label="who")
     if who == "admin" and rule.rule == "/api/rooms/create":
         who = "nobody"  # a known bug: see test_rooms_create_with_livekit_down_answers_json_5xx
-    special = {"admin": {"Authorization": f"Bearer {ADMIN}"}, "nobody": {},
-               "forged": {"Authorization": "Bearer alice.forged-secret"},
-               "bearer-only": {"Authorization": "Bearer "}}
+    special = {
+        "admin": {"Authorization": f"Bearer {ADMIN}"},
+        "nobody": {},
+        "forged": {"Authorization": "Bearer alice.forged-secret"},
+        "bearer-only": {"Authorization": "Bearer "},
+    }
     headers = special[who] if who in special else {"Authorization": f"Bearer {h.credentials[who]}"}
     kind = data.draw(st.sampled_from(["fields", "fields", "json", "raw", "none"]), label="body")
     if kind == "fields":
@@ -238,10 +333,15 @@ def test_fuzz_api(fz, data):
     elif kind == "json":
         reply = h.client.open(path, method=method, json=data.draw(pools.json_values()), headers=headers)
     elif kind == "raw":
-        reply = h.client.open(path, method=method, data=data.draw(st.binary(max_size=200)),
-                              content_type=data.draw(st.sampled_from(["application/json", "text/plain",
-                                                                      "application/x-www-form-urlencoded"])),
-                              headers=headers)
+        reply = h.client.open(
+            path,
+            method=method,
+            data=data.draw(st.binary(max_size=200)),
+            content_type=data.draw(
+                st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"])
+            ),
+            headers=headers,
+        )
     else:
         reply = h.client.open(path, method=method, headers=headers)
     check(reply, rule.rule)
@@ -257,13 +357,16 @@ def test_fuzz_api(fz, data):
 def test_fuzz_livekit_webhook(fz, data):
     h, pools = fz
     if data.draw(st.integers(0, 4)) == 0:
-        body = data.draw(st.one_of(st.text(chars, max_size=200),
-                                   st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+        body = data.draw(
+            st.one_of(st.text(chars, max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")))
+        )
     else:
-        event = {"event": data.draw(st.sampled_from(LIVEKIT_EVENTS)), "id": data.draw(st.text(string.ascii_letters,
-                                                                                             max_size=12)),
-                 "createdAt": str(data.draw(st.integers(0, 2**33))),
-                 "room": {"name": data.draw(st.one_of(pools.one("rooms"), text))}}
+        event = {
+            "event": data.draw(st.sampled_from(LIVEKIT_EVENTS)),
+            "id": data.draw(st.text(string.ascii_letters, max_size=12)),
+            "createdAt": str(data.draw(st.integers(0, 2**33))),
+            "room": {"name": data.draw(st.one_of(pools.one("rooms"), text))},
+        }
         if data.draw(st.booleans()):
             attributes = {}
             if data.draw(st.booleans()):
@@ -279,10 +382,18 @@ def test_fuzz_livekit_webhook(fz, data):
             event[data.draw(text)] = data.draw(json_scalars)
         body = json.dumps(event)
     auth_kind = data.draw(st.sampled_from(["valid", "valid", "valid", "none", "garbage", "other-secret"]))
-    auth = {"valid": lambda: livekit_auth(body), "none": lambda: "", "garbage": lambda: "x.y.z",
-            "other-secret": lambda: livekit_auth(body, secret="z" * 40)}[auth_kind]()
-    reply = h.client.post("/livekit/webhook", data=body.encode("utf-8", "surrogatepass"),
-                          content_type="application/webhook+json", headers={"Authorization": auth})
+    auth = {
+        "valid": lambda: livekit_auth(body),
+        "none": lambda: "",
+        "garbage": lambda: "x.y.z",
+        "other-secret": lambda: livekit_auth(body, secret="z" * 40),
+    }[auth_kind]()
+    reply = h.client.post(
+        "/livekit/webhook",
+        data=body.encode("utf-8", "surrogatepass"),
+        content_type="application/webhook+json",
+        headers={"Authorization": auth},
+    )
     check(reply, "/livekit/webhook")
     if auth_kind != "valid":
         nul_like = any(marker in body for marker in ("\x00", "\\u0000", "%00"))  # the NUL guard answers first
@@ -304,19 +415,24 @@ def test_fuzz_other_endpoints(fz, data):
         path = "/" + quote(data.draw(st.text(chars, max_size=40)), safe="/").lstrip("/")
         method = data.draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
         name = path
-    reply = h.client.open(path, method=method, data=data.draw(st.binary(max_size=100)),
-                          headers={"Authorization": data.draw(st.sampled_from(["", f"Bearer {ADMIN}", "Bearer x"]))})
+    reply = h.client.open(
+        path,
+        method=method,
+        data=data.draw(st.binary(max_size=100)),
+        headers={"Authorization": data.draw(st.sampled_from(["", f"Bearer {ADMIN}", "Bearer x"]))},
+    )
     check(reply, name)
 
 
 def test_rooms_create_with_livekit_down_answers_json_5xx(fz):
     """A provider failure behind an admin request is a JSON 502/503 (it was Flask's HTML 500 page)."""
     h, _ = fz
-    reply = h.client.post("/api/rooms/create", json={"room": "fuzz_room"},
-                          headers={"Authorization": f"Bearer {ADMIN}"})
+    reply = h.client.post("/api/rooms/create", json={"room": "fuzz_room"}, headers={"Authorization": f"Bearer {ADMIN}"})
     bump("fuzz_requests")
-    assert reply.status_code in (502, 503) and reply.is_json and reply.json.get("error"), \
-        (reply.status_code, reply.data[:120])
+    assert reply.status_code in (502, 503) and reply.is_json and reply.json.get("error"), (
+        reply.status_code,
+        reply.data[:120],
+    )
 
 
 def test_signed_twilio_field_too_long_still_gets_twiml(fz):
@@ -324,12 +440,19 @@ def test_signed_twilio_field_too_long_still_gets_twiml(fz):
     h, pools = fz
     bad = {}
     for path in ("/twilio/voice", "/twilio/dial-action", "/twilio/hold", "/twilio/bridge"):
-        form = {"CallSid": "CA" + "e" * 32, "From": "+15557654321", "To": NUMBER, "CallerName": "y" * 2001,
-                "DialCallStatus": "completed", "CallStatus": "in-progress"}
+        form = {
+            "CallSid": "CA" + "e" * 32,
+            "From": "+15557654321",
+            "To": NUMBER,
+            "CallerName": "y" * 2001,
+            "DialCallStatus": "completed",
+            "CallStatus": "in-progress",
+        }
         query = {} if path == "/twilio/voice" else {"call": pools.call_ids[0]}
         target = path + ("?" + urlencode(query) if query else "")
-        reply = h.client.post(target, data=form, headers={"X-Twilio-Signature": twilio_signature(ORIGIN + target,
-                                                                                                  form)})
+        reply = h.client.post(
+            target, data=form, headers={"X-Twilio-Signature": twilio_signature(ORIGIN + target, form)}
+        )
         bump("fuzz_requests")
         if reply.status_code != 200 or reply.mimetype != "text/xml":
             bad[path] = (reply.status_code, reply.data[:40])
@@ -340,20 +463,26 @@ def test_nul_characters_are_refused_cleanly(fz):
     """NUL in an id or a text is refused with a 4xx before it reaches the store (on Postgres it was a 500)."""
     h, pools = fz
     from tests.faults.inproc import livekit_body
+
     alice = {"Authorization": f"Bearer {h.credentials['alice']}"}
     call_id = pools.call_ids[0]
     status_form = {"CallSid": "CA\x00", "CallStatus": "completed"}
     replies = {
         "GET /api/calls/%00": h.client.get("/api/calls/%00", headers=alice),
         "notes with NUL": h.client.post(f"/api/calls/{call_id}/notes", json={"text": "a\x00b"}, headers=alice),
-        "initiate call_id NUL": h.client.post("/api/transfer/initiate", json={"call_id": "\x00",
-                                                                           "target_agent_id": "bob"}, headers=alice),
-        "twilio status CallSid NUL": h.client.post("/twilio/status", data=status_form, headers={
-            "X-Twilio-Signature": twilio_signature(ORIGIN + "/twilio/status", status_form)}),
+        "initiate call_id NUL": h.client.post(
+            "/api/transfer/initiate", json={"call_id": "\x00", "target_agent_id": "bob"}, headers=alice
+        ),
+        "twilio status CallSid NUL": h.client.post(
+            "/twilio/status",
+            data=status_form,
+            headers={"X-Twilio-Signature": twilio_signature(ORIGIN + "/twilio/status", status_form)},
+        ),
     }
     body = livekit_body("participant_joined", "\x00", identity="alice", event_id="EV_nul")
-    replies["livekit room NUL"] = h.client.post("/livekit/webhook", data=body, headers={
-        "Authorization": livekit_auth(body)})
+    replies["livekit room NUL"] = h.client.post(
+        "/livekit/webhook", data=body, headers={"Authorization": livekit_auth(body)}
+    )
     bump("fuzz_requests", len(replies))
     failed = {name: r.status_code for name, r in replies.items() if r.status_code >= 500}
     assert not failed, failed

@@ -9,6 +9,7 @@ in a defined state; and the call's timeline says what happened.
 B is rung for 10 s here (not the shared World's 2 s), so a fault that delays the hold by a
 second or two does not also turn into "B did not answer".
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,15 @@ from gateway.adapters.store.models import Job
 from tests.faults._counts import bump
 from tests.faults._db import terminate_backends
 from tests.faults.helpers import (
-    assert_caller_safe, connect_call, entry, finish_phone_target, finish_warm, kinds,
-    join_consult, start_warm, transfer_state,
+    assert_caller_safe,
+    connect_call,
+    entry,
+    finish_phone_target,
+    finish_warm,
+    join_consult,
+    kinds,
+    start_warm,
+    transfer_state,
 )
 
 RING_S = 10.0
@@ -31,8 +39,9 @@ RING_S = 10.0
 # 60 ms, which keeps the known hold-loop/redirect race (test_a_repeated_bridge_redirect_does_not_drop_the_call)
 # rare; assert_caller_safe reports it as an xfail when it does happen.
 TIME_SCALE = 1.0
-on_postgres = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL", "").startswith("postg"),
-                                 reason="needs Postgres (TEST_DATABASE_URL)")
+on_postgres = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postg"), reason="needs Postgres (TEST_DATABASE_URL)"
+)
 
 
 @pytest.fixture
@@ -45,8 +54,11 @@ def jobs(world, kind: str) -> list[Job]:
 
 
 def provider_errors(world, call_id: str, job: str) -> list[dict]:
-    return [e for e in world.services.views.timeline(call_id)
-            if e["kind"] == "provider_error" and e["detail"].get("job") == job]
+    return [
+        e
+        for e in world.services.views.timeline(call_id)
+        if e["kind"] == "provider_error" and e["detail"].get("job") == job
+    ]
 
 
 def hang_up_and_check_ended(world, call) -> None:
@@ -55,11 +67,14 @@ def hang_up_and_check_ended(world, call) -> None:
 
 
 # --------------------------------------------------------------------- LiveKit
-@pytest.mark.parametrize("method, job", [
-    ("CreateRoom", "create_room"),  # the consult room cannot be created (LiveKit auto-creates it on join)
-    ("RemoveParticipant", "remove_participant"),  # A cannot be taken out of the caller's room
-    ("DeleteRoom", "delete_room"),  # the caller's old room cannot be closed
-])
+@pytest.mark.parametrize(
+    "method, job",
+    [
+        ("CreateRoom", "create_room"),  # the consult room cannot be created (LiveKit auto-creates it on join)
+        ("RemoveParticipant", "remove_participant"),  # A cannot be taken out of the caller's room
+        ("DeleteRoom", "delete_room"),  # the caller's old room cannot be closed
+    ],
+)
 def test_livekit_5xx_for_a_whole_transfer(fworld, method, job):
     """Every job that gives up says so on the call's timeline, and the transfer still completes."""
     world = fworld
@@ -69,21 +84,30 @@ def test_livekit_5xx_for_a_whole_transfer(fworld, method, job):
     bump("faults_injected")
     transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
     assert finish_warm(world, alice, bob, transfer, call_id) == "completed"
-    world.wait(lambda: [j for j in jobs(world, job) if j.state == "failed"]
-               and all(j.state in ("done", "failed") for j in jobs(world, job)), timeout=20,
-               what=f"every {job} job given up")
+    world.wait(
+        lambda: (
+            [j for j in jobs(world, job) if j.state == "failed"]
+            and all(j.state in ("done", "failed") for j in jobs(world, job))
+        ),
+        timeout=20,
+        what=f"every {job} job given up",
+    )
     world.livekit.clear_faults()
     assert_caller_safe(world, call, call_id, allow=("agent",))
     assert world.db_call(call.sid)["agent_id"] == "bob"
     failed = [j for j in jobs(world, job) if j.state == "failed"]
     recorded = provider_errors(world, call_id, job)
-    assert len(recorded) >= len(failed), (f"{len(failed)} {job} jobs gave up ({[j.payload for j in failed]}), "
-                                          f"{len(recorded)} provider_error entries on the timeline")
+    assert len(recorded) >= len(failed), (
+        f"{len(failed)} {job} jobs gave up ({[j.payload for j in failed]}), "
+        f"{len(recorded)} provider_error entries on the timeline"
+    )
     hang_up_and_check_ended(world, call)
 
 
-@pytest.mark.parametrize("method, job", [("CreateRoom", "create_room"), ("RemoveParticipant", "remove_participant"),
-                                         ("DeleteRoom", "delete_room")])
+@pytest.mark.parametrize(
+    "method, job",
+    [("CreateRoom", "create_room"), ("RemoveParticipant", "remove_participant"), ("DeleteRoom", "delete_room")],
+)
 def test_livekit_5xx_once_is_retried(fworld, method, job):
     world = fworld
     alice, bob = world.add_agent("alice"), world.add_agent("bob")
@@ -92,14 +116,19 @@ def test_livekit_5xx_once_is_retried(fworld, method, job):
     bump("faults_injected")
     transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
     assert finish_warm(world, alice, bob, transfer, call_id) == "completed"
-    world.wait(lambda: any(j.state == "done" and j.attempts >= 2 for j in jobs(world, job)), timeout=10,
-               what=f"{job} retried and done")
+    world.wait(
+        lambda: any(j.state == "done" and j.attempts >= 2 for j in jobs(world, job)),
+        timeout=10,
+        what=f"{job} retried and done",
+    )
     assert_caller_safe(world, call, call_id, allow=("agent",))
     assert not provider_errors(world, call_id, job)
 
 
-@pytest.mark.parametrize("method, job", [("CreateRoom", "create_room"), ("RemoveParticipant", "remove_participant"),
-                                         ("DeleteRoom", "delete_room")])
+@pytest.mark.parametrize(
+    "method, job",
+    [("CreateRoom", "create_room"), ("RemoveParticipant", "remove_participant"), ("DeleteRoom", "delete_room")],
+)
 def test_livekit_timeout_is_retried(make_world, method, job):
     world = make_world(provider_timeout_s=1.0, ring_timeout_s=RING_S, time_scale=TIME_SCALE)
     alice, bob = world.add_agent("alice"), world.add_agent("bob")
@@ -108,8 +137,11 @@ def test_livekit_timeout_is_retried(make_world, method, job):
     bump("faults_injected")
     transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
     assert finish_warm(world, alice, bob, transfer, call_id) == "completed"
-    world.wait(lambda: any(j.state == "done" and j.attempts >= 2 for j in jobs(world, job)),
-               timeout=10, what=f"{job} timed out once, then done")
+    world.wait(
+        lambda: any(j.state == "done" and j.attempts >= 2 for j in jobs(world, job)),
+        timeout=10,
+        what=f"{job} timed out once, then done",
+    )
     assert_caller_safe(world, call, call_id, allow=("agent",))
 
 
@@ -218,8 +250,11 @@ def test_target_phone_cannot_be_dialled(fworld):
         time.sleep(0.05)
     world.wait(lambda: provider_errors(world, call_id, "dial_leg"), timeout=10, what="dial_leg given up")
     assert "leg_failed" in kinds(world, call_id)
-    world.wait(lambda: transfer_state(world, transfer["id"]) in ("failed", "no_answer"), timeout=6,
-               what="transfer ended after B's leg failed")
+    world.wait(
+        lambda: transfer_state(world, transfer["id"]) in ("failed", "no_answer"),
+        timeout=6,
+        what="transfer ended after B's leg failed",
+    )
     assert entry(world, call_id, "caller_returning", to="agent A")
     assert_caller_safe(world, call, call_id, allow=("agent",))
     assert world.db_call(call.sid)["agent_id"] == "alice"
@@ -240,8 +275,9 @@ def test_openai_failure_gives_the_fallback_summary(fworld, fault):
         call.speak("My router keeps rebooting every night.")
         world.wait(lambda: world.services.views.transcript(call_id), what="transcript")
         transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
-        summary = world.wait(lambda: world.services.views.transfer(transfer["id"])["summary"], timeout=5,
-                             what="summary")
+        summary = world.wait(
+            lambda: world.services.views.transfer(transfer["id"])["summary"], timeout=5, what="summary"
+        )
         ready = entry(world, call_id, "summary_ready")
         assert ready["detail"]["source"] == "fallback" and ready["detail"].get("openai_error"), ready
         assert ready["detail"]["elapsed_ms"] <= world.settings.summary_deadline_s * 1000 + 600
@@ -256,8 +292,9 @@ def test_openai_failure_gives_the_fallback_summary(fworld, fault):
 @pytest.mark.parametrize("status, code", [(500, 20500), (400, 21610), (429, 20429)])
 def test_sms_failure_is_on_the_timeline_and_the_transfer_goes_on(fworld, status, code):
     world = fworld
-    world.twilio.inject_fault(path_contains="Messages", status=status, code=code, count=50,
-                              retry_after=0.2 if status == 429 else None)
+    world.twilio.inject_fault(
+        path_contains="Messages", status=status, code=code, count=50, retry_after=0.2 if status == 429 else None
+    )
     bump("faults_injected")
     world.twilio.script_phone("+15550008888", answer=True, answer_after=0.5, digits="1")
     alice = world.add_agent("alice")
@@ -298,8 +335,9 @@ def test_postgres_connections_killed_mid_transfer(fworld, database_url):
     killer = threading.Thread(target=outage, daemon=True)
     killer.start()
     try:
-        reply = post_retrying(alice, "/api/transfer/initiate",
-                              {"call_id": call_id, "mode": "warm", "target_agent_id": "bob"})
+        reply = post_retrying(
+            alice, "/api/transfer/initiate", {"call_id": call_id, "mode": "warm", "target_agent_id": "bob"}
+        )
         assert reply.status_code == 202, reply.text
         transfer = reply.json()["transfer"]
         join_consult(alice, transfer)

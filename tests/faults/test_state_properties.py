@@ -20,6 +20,7 @@ a call with its transfers) and checked against the real store and TransferServic
 ``transfers.active_call_id`` unique key refuses a second active transfer, ``initiate`` answers 409,
 terminal transfers release the key, and concurrent initiates let exactly one through.
 """
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,7 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule, \
-    run_state_machine_as_test
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -47,8 +47,13 @@ from tests.faults._counts import bump
 from tests.faults.inproc import settings_for
 
 MACHINES = {"call": (CALL, C.BRIDGING), "leg": (LEG, L.RINGING), "transfer": (TRANSFER, T.INITIATED)}
-CALLER_PLACE = {C.CONNECTED: "in a room with an agent", C.ON_HOLD: "on hold", C.ENDED: "hung up",
-                C.BRIDGING: "ringback (transient)", C.VOICEMAIL: "apology / voicemail (transient)"}
+CALLER_PLACE = {
+    C.CONNECTED: "in a room with an agent",
+    C.ON_HOLD: "on hold",
+    C.ENDED: "hung up",
+    C.BRIDGING: "ringback (transient)",
+    C.VOICEMAIL: "apology / voicemail (transient)",
+}
 PROPS = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
@@ -110,7 +115,7 @@ def test_the_caller_is_always_somewhere_defined(events):
         path.append(state)
     assert state in CALLER_PLACE
     if C.ENDED in path:
-        assert path[path.index(C.ENDED):] == [C.ENDED] * (len(path) - path.index(C.ENDED))
+        assert path[path.index(C.ENDED) :] == [C.ENDED] * (len(path) - path.index(C.ENDED))
 
 
 class CallWithTransfers(RuleBasedStateMachine):
@@ -169,8 +174,12 @@ class CallWithTransfers(RuleBasedStateMachine):
     @invariant()
     def caller_defined(self):
         assert self.call in CALLER_PLACE
-        if self.active() and self.transfers[self.active()[0]] in (T.INITIATED, T.CONSULTING, T.TARGET_RINGING,
-                                                                    T.TARGET_ACCEPTED):
+        if self.active() and self.transfers[self.active()[0]] in (
+            T.INITIATED,
+            T.CONSULTING,
+            T.TARGET_RINGING,
+            T.TARGET_ACCEPTED,
+        ):
             assert self.call in (C.ON_HOLD, C.ENDED), (self.call, self.transfers)
 
     @invariant()
@@ -183,8 +192,7 @@ class CallWithTransfers(RuleBasedStateMachine):
 
 
 def test_call_with_transfers_model():
-    run_state_machine_as_test(CallWithTransfers, settings=settings(max_examples=300, stateful_step_count=30,
-                                                                    **PROPS))
+    run_state_machine_as_test(CallWithTransfers, settings=settings(max_examples=300, stateful_step_count=30, **PROPS))
 
 
 # ------------------------------------------------- the store and the services
@@ -199,31 +207,61 @@ def services(database_url):
 
 def connected_call(store) -> str:
     """A caller talking to Alice: a connected call and Alice's joined leg (built directly in the store)."""
+
     def work(s):
         call_id = new_id("call")
-        s.add(Call(id=call_id, twilio_sid="CA" + new_id("")[1:] + "0" * 15, from_number="+15557654321",
-                   to_number="+15550100000", room=f"call_{call_id}", state=C.CONNECTED, agent_id="alice"))
+        s.add(
+            Call(
+                id=call_id,
+                twilio_sid="CA" + new_id("")[1:] + "0" * 15,
+                from_number="+15557654321",
+                to_number="+15550100000",
+                room=f"call_{call_id}",
+                state=C.CONNECTED,
+                agent_id="alice",
+            )
+        )
         s.flush()
-        s.add(Leg(id=new_id("leg"), call_id=call_id, agent_id="alice", kind="browser", room=f"call_{call_id}",
-                  state=L.JOINED, identity="alice"))
+        s.add(
+            Leg(
+                id=new_id("leg"),
+                call_id=call_id,
+                agent_id="alice",
+                kind="browser",
+                room=f"call_{call_id}",
+                state=L.JOINED,
+                identity="alice",
+            )
+        )
         return call_id
+
     return store.run(work)
 
 
 def reconnect(store, call_id: str) -> None:
     """Scaffolding: the caller is back with Alice in a room (so a new transfer may start)."""
+
     def work(s):
         call = s.get(Call, call_id)
         call.state, call.version = C.CONNECTED, call.version + 1
-        s.add(Leg(id=new_id("leg"), call_id=call_id, agent_id="alice", kind="browser", room=call.room,
-                  state=L.JOINED, identity="alice"))
+        s.add(
+            Leg(
+                id=new_id("leg"),
+                call_id=call_id,
+                agent_id="alice",
+                kind="browser",
+                room=call.room,
+                state=L.JOINED,
+                identity="alice",
+            )
+        )
+
     store.run(work)
 
 
 def test_unique_active_transfer_against_the_store(services):
     store, transfers = services.gw.store, services.transfers
-    seen = {"initiated": 0, "refused": 0, "unique_key_refused": 0, "unique_key_allowed": 0, "events": 0,
-            "terminal": 0}
+    seen = {"initiated": 0, "refused": 0, "unique_key_refused": 0, "unique_key_allowed": 0, "events": 0, "terminal": 0}
 
     class ActiveTransferRule(RuleBasedStateMachine):
         calls = Bundle("calls")
@@ -247,8 +285,14 @@ def test_unique_active_transfer_against_the_store(services):
         def initiate(self, call_id, mode):
             allowed = call_id in self.connected and not self.active_of(call_id)
             try:
-                transfer = transfers.initiate(agent_id="alice", call_id=call_id, target_agent_id=None,
-                                              target_number="+15550009999", mode=mode, notes=None)
+                transfer = transfers.initiate(
+                    agent_id="alice",
+                    call_id=call_id,
+                    target_agent_id=None,
+                    target_number="+15550009999",
+                    mode=mode,
+                    notes=None,
+                )
             except TransferError as exc:
                 assert not allowed, f"refused a legal initiate: {exc.status} {exc}"
                 assert exc.status in (409,), (exc.status, str(exc))
@@ -263,11 +307,22 @@ def test_unique_active_transfer_against_the_store(services):
         @rule(call_id=calls)
         def raw_second_row(self, call_id):
             """The database alone refuses a second active transfer of a call."""
+
             def work(s):
-                s.add(Transfer(id=new_id("xfer"), call_id=call_id, source_agent_id="alice", mode="warm",
-                               state=T.INITIATED, active_call_id=call_id, consult_room="call_raw"))
+                s.add(
+                    Transfer(
+                        id=new_id("xfer"),
+                        call_id=call_id,
+                        source_agent_id="alice",
+                        mode="warm",
+                        state=T.INITIATED,
+                        active_call_id=call_id,
+                        consult_room="call_raw",
+                    )
+                )
                 s.flush()
                 raise _Rollback()
+
             try:
                 store.run(work)
             except IntegrityError:
@@ -282,8 +337,11 @@ def test_unique_active_transfer_against_the_store(services):
         def event(self, data, event):
             tid = data.draw(st.sampled_from(sorted(self.model)))
             before = self.model[tid]
-            changed = store.run(lambda s: transfers.apply(s, s.get(Transfer, tid, populate_existing=True), event,
-                                                          end_reason="property test"))
+            changed = store.run(
+                lambda s: transfers.apply(
+                    s, s.get(Transfer, tid, populate_existing=True), event, end_reason="property test"
+                )
+            )
             try:
                 expected = TRANSFER.apply(before, event)
             except IllegalTransition:
@@ -302,21 +360,29 @@ def test_unique_active_transfer_against_the_store(services):
 
         @invariant()
         def store_matches_model(self):
-            rows = store.read(lambda s: [(t.id, t.call_id, t.state, t.active_call_id)
-                                         for t in s.execute(select(Transfer)).scalars() if t.id in self.model])
+            rows = store.read(
+                lambda s: [
+                    (t.id, t.call_id, t.state, t.active_call_id)
+                    for t in s.execute(select(Transfer)).scalars()
+                    if t.id in self.model
+                ]
+            )
             for tid, call_id, state, active in rows:
                 assert state == self.model[tid], (tid, state, self.model[tid])
                 assert active == (call_id if state in T.ACTIVE else None), (tid, state, active)
-            per_call = store.read(lambda s: s.execute(select(Transfer.active_call_id, func.count())
-                                                      .where(Transfer.active_call_id.isnot(None))
-                                                      .group_by(Transfer.active_call_id)).all())
+            per_call = store.read(
+                lambda s: s.execute(
+                    select(Transfer.active_call_id, func.count())
+                    .where(Transfer.active_call_id.isnot(None))
+                    .group_by(Transfer.active_call_id)
+                ).all()
+            )
             assert all(n == 1 for _, n in per_call), per_call
 
         def teardown(self):
             bump("state_machine_sequences")
 
-    run_state_machine_as_test(ActiveTransferRule, settings=settings(max_examples=25, stateful_step_count=20,
-                                                                     **PROPS))
+    run_state_machine_as_test(ActiveTransferRule, settings=settings(max_examples=25, stateful_step_count=20, **PROPS))
     # The paths the property is about were exercised (how far random event runs go is up to hypothesis).
     assert seen["initiated"] and seen["refused"] and seen["unique_key_refused"], seen
 
@@ -327,7 +393,7 @@ class _Rollback(Exception):
 
 def test_concurrent_initiates_let_exactly_one_through(services):
     store, transfers = services.gw.store, services.transfers
-    for round_ in range(5):
+    for _round in range(5):
         call_id = connected_call(store)
         barrier = threading.Barrier(6)
         results = []
@@ -335,18 +401,28 @@ def test_concurrent_initiates_let_exactly_one_through(services):
         def go():
             barrier.wait()
             try:
-                transfers.initiate(agent_id="alice", call_id=call_id, target_agent_id=None,
-                                   target_number="+15550009999", mode="warm", notes=None)
+                transfers.initiate(
+                    agent_id="alice",
+                    call_id=call_id,
+                    target_agent_id=None,
+                    target_number="+15550009999",
+                    mode="warm",
+                    notes=None,
+                )
                 results.append(202)
             except TransferError as exc:
                 results.append(exc.status)
             except Exception as exc:  # anything else is a bug
                 results.append(repr(exc))
+
         threads = [threading.Thread(target=go) for _ in range(6)]
         [t.start() for t in threads]
         [t.join() for t in threads]
         bump("bad_inputs_tried", 5)
         assert sorted(results, key=str) == [202] + [409] * 5, results
-        active = store.read(lambda s: s.execute(select(func.count()).select_from(Transfer)
-                                                .where(Transfer.active_call_id == call_id)).scalar())
+        active = store.read(
+            lambda s: s.execute(
+                select(func.count()).select_from(Transfer).where(Transfer.active_call_id == call_id)
+            ).scalar()
+        )
         assert active == 1

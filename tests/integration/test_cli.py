@@ -1,4 +1,5 @@
 """The agent CLI: flask --app gateway agents add|list|remove|set-status."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The console's event stream (GET /api/events) and its guard rails, over real HTTP, no browser."""
+
 from __future__ import annotations
 
 import json
@@ -110,8 +111,9 @@ def test_heartbeat_drop_and_refusal(world, hub):
         hub.drop(refuse_for_s=1.0)
         stream.thread.join(timeout=5)
         assert not stream.thread.is_alive(), "the dropped stream ended"
-        reply = requests.get(world.url + "/api/events", headers={"Authorization": f"Bearer {alice.credential}"},
-                             timeout=5)
+        reply = requests.get(
+            world.url + "/api/events", headers={"Authorization": f"Bearer {alice.credential}"}, timeout=5
+        )
         assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
     finally:
         stream.close()

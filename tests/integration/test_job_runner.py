@@ -1,5 +1,6 @@
 """The job runner against a real store: jobs start when committed, run once, and the urgent lane
 (what a caller or agent hears next) is never stuck behind a backlog of slow work."""
+
 from __future__ import annotations
 
 import threading
@@ -19,6 +20,7 @@ def test_committed_jobs_run_once_each(store):
     def record(p):
         with lock:
             seen.append(p["n"])
+
     runner.register("delete_room", record)
     runner.start()
     try:
@@ -49,6 +51,7 @@ def test_a_hold_is_not_stuck_behind_slow_jobs(store):
 
 def job_row(store, job_id: int):
     from gateway.adapters.store.models import Job
+
     return store.read(lambda s: s.get(Job, job_id))
 
 
@@ -95,6 +98,7 @@ def test_a_leased_job_taken_over_while_it_waited_is_not_run_twice(store):
     """A leased job that waited in our queue longer than a third of its lease checks that it is
     still ours before running: here another worker took it over meanwhile."""
     from gateway.adapters.store.db import ClaimedJob
+
     ours = JobRunner(store, threads=2, poll_s=0.05, lease_s=0.3)
     seen = []
     ours.register("hangup_leg", lambda p: seen.append(p))

@@ -1,11 +1,13 @@
 """The OpenAPI document matches the registered routes, and a schemathesis run finds no 5xx."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 
 from gateway import create_app
 from gateway.bootstrap import build
@@ -13,19 +15,39 @@ from gateway.config import Settings
 from gateway.web.openapi import DOCUMENT
 
 # Pages and assets, not part of the REST API.
-NOT_API = {"/static/<path:filename>", "/openapi.json", "/docs", "/console", "/console/config",
-           "/console/assets/<path:filename>", "/api/events", "/console/sandbox/call", "/console/sandbox/rtc/join",
-           "/console/sandbox/rtc/leave"}
+NOT_API = {
+    "/static/<path:filename>",
+    "/openapi.json",
+    "/docs",
+    "/console",
+    "/console/config",
+    "/console/assets/<path:filename>",
+    "/api/events",
+    "/console/sandbox/call",
+    "/console/sandbox/rtc/join",
+    "/console/sandbox/rtc/leave",
+}
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     db = tmp_path_factory.mktemp("openapi") / "gateway.db"
-    settings = Settings(database_url=f"sqlite:///{db}", public_base_url="https://gw.example.com",
-                        twilio_account_sid="AC" + "1" * 32, twilio_auth_token="tok", twilio_phone_number="+15550100000",
-                        twilio_api_base_url="http://127.0.0.1:9", livekit_url="http://127.0.0.1:9", livekit_api_key="k",
-                        livekit_api_secret="s" * 40, livekit_sip_host="sip.example", run_jobs=False, secret_key="x",
-                        admin_token="admin-token", provider_timeout_s=0.5)
+    settings = Settings(
+        database_url=f"sqlite:///{db}",
+        public_base_url="https://gw.example.com",
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token="tok",
+        twilio_phone_number="+15550100000",
+        twilio_api_base_url="http://127.0.0.1:9",
+        livekit_url="http://127.0.0.1:9",
+        livekit_api_key="k",
+        livekit_api_secret="s" * 40,
+        livekit_sip_host="sip.example",
+        run_jobs=False,
+        secret_key="x",
+        admin_token="admin-token",
+        provider_timeout_s=0.5,
+    )
     services = build(settings)
     services.agents.add("alice", "Alice", "+15550001111", True, "available")
     application = create_app(services=services)
@@ -71,7 +93,12 @@ def test_fuzz_finds_no_server_errors(app):
         def check(case):
             response = case.call()
             documented_503 = case.path == "/readyz" and response.status_code == 503  # LiveKit is unreachable here
-            assert response.status_code < 500 or documented_503, (case.method, case.path, response.status_code, response.text[:300])
+            assert response.status_code < 500 or documented_503, (
+                case.method,
+                case.path,
+                response.status_code,
+                response.text[:300],
+            )
 
         check()
         tried += 1

@@ -1,4 +1,5 @@
 """Schema bootstrapping: workers skip Alembic when the release phase already migrated."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,13 +10,21 @@ from alembic.script import ScriptDirectory
 
 from gateway.adapters.store.db import SCHEMA_HEAD, Store, alembic_config
 
-PROBE = ("import sys; from gateway.adapters.store.db import Store; s = Store(sys.argv[1]); s.ensure_schema(); "
-         "print(s.schema_is_current(), 'alembic' in sys.modules)")
+PROBE = (
+    "import sys; from gateway.adapters.store.db import Store; s = Store(sys.argv[1]); s.ensure_schema(); "
+    "print(s.schema_is_current(), 'alembic' in sys.modules)"
+)
 
 
 def ensure_schema_in_a_fresh_process(url: str) -> str:
-    return subprocess.run([sys.executable, "-c", PROBE, url], capture_output=True, text=True, check=True,
-                          timeout=60, cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.strip()
 
 
 def test_schema_head_constant_is_alembics_head(database_url):

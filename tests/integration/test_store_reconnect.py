@@ -1,6 +1,7 @@
 """The pool does not ping before each checkout (a round trip per unit of work): a connection that
 died under it (a database restart or failover) costs one failed statement, then the store
 reconnects and runs the unit of work again, and the caller never sees the error."""
+
 from __future__ import annotations
 
 import os
@@ -11,13 +12,15 @@ from sqlalchemy import text
 from gateway.adapters.store.models import Agent
 from tests.faults._db import terminate_backends
 
-pytestmark = pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL", "").startswith("postg"),
-                                reason="needs Postgres (TEST_DATABASE_URL)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postg"), reason="needs Postgres (TEST_DATABASE_URL)"
+)
 
 
 def test_units_of_work_and_jobs_survive_connections_killed_under_the_pool(store, database_url):
     def add(session):
         session.add(Agent(id="agent_r", name="R", status="available", browser=True, secret_hash="x" * 64))
+
     store.run(add)
     # Several pooled connections, all idle in the pool.
     connections = [store.engine.connect() for _ in range(3)]

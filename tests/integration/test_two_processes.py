@@ -1,4 +1,5 @@
 """Two gateway processes (gunicorn, as deployed) on one database: no transition is handled twice."""
+
 from __future__ import annotations
 
 import os
@@ -34,19 +35,33 @@ def two_gateways(database_url, tmp_path):
     public = f"http://127.0.0.1:{ports[0]}"
     env = {
         **os.environ,
-        "TWILIO_ACCOUNT_SID": runtime.ACCOUNT_SID, "TWILIO_AUTH_TOKEN": runtime.AUTH_TOKEN,
-        "TWILIO_PHONE_NUMBER": runtime.PHONE_NUMBER, "TWILIO_API_BASE_URL": doubles.twilio.url,
-        "LIVEKIT_URL": doubles.livekit.url, "LIVEKIT_API_KEY": runtime.LIVEKIT_KEY,
-        "LIVEKIT_API_SECRET": runtime.LIVEKIT_SECRET, "LIVEKIT_SIP_HOST": runtime.SIP_HOST,
-        "DATABASE_URL": database_url, "PUBLIC_BASE_URL": public, "SECRET_KEY": "two-processes",
-        "PYTHONPATH": str(ROOT), "WEB_CONCURRENCY": "1", "PROMETHEUS_MULTIPROC_DIR": "",
+        "TWILIO_ACCOUNT_SID": runtime.ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": runtime.AUTH_TOKEN,
+        "TWILIO_PHONE_NUMBER": runtime.PHONE_NUMBER,
+        "TWILIO_API_BASE_URL": doubles.twilio.url,
+        "LIVEKIT_URL": doubles.livekit.url,
+        "LIVEKIT_API_KEY": runtime.LIVEKIT_KEY,
+        "LIVEKIT_API_SECRET": runtime.LIVEKIT_SECRET,
+        "LIVEKIT_SIP_HOST": runtime.SIP_HOST,
+        "DATABASE_URL": database_url,
+        "PUBLIC_BASE_URL": public,
+        "SECRET_KEY": "two-processes",
+        "PYTHONPATH": str(ROOT),
+        "WEB_CONCURRENCY": "1",
+        "PROMETHEUS_MULTIPROC_DIR": "",
     }
     Store(database_url).migrate()
     procs = []
     for port in ports:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "gateway:create_app()"],
-            env={**env, "PORT": str(port)}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "gateway:create_app()"],
+                env={**env, "PORT": str(port)},
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     deadline = time.monotonic() + 30
     for port in ports:
         while True:
@@ -98,6 +113,7 @@ def test_same_callbacks_to_two_processes_at_once_change_state_once(two_gateways)
         kinds = session.execute(select(TimelineEntry.kind).where(TimelineEntry.call_id == call.id)).scalars().all()
         deletes = session.execute(select(func.count()).select_from(Job).where(Job.kind == "delete_room")).scalar()
         return call.state, kinds, deletes
+
     state, kinds, deletes = store.read(counts)
     assert state == "ended"
     assert kinds.count("call_received") == 1 and kinds.count("call_ended") == 1

@@ -1,4 +1,5 @@
 """Bad and repeated webhook input: clear errors or graceful TwiML, never a 5xx, never corrupted state."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,19 @@ ORIGIN = "https://gw.example.com"
 def gateway(database_url):
     # Provider endpoints point at closed ports: nothing here may need a provider synchronously.
     settings = Settings(
-        database_url=database_url, public_base_url=ORIGIN, twilio_account_sid="AC" + "1" * 32,
-        twilio_auth_token=TOKEN, twilio_phone_number="+15550100000", twilio_api_base_url="http://127.0.0.1:9",
-        livekit_url="http://127.0.0.1:9", livekit_api_key="k", livekit_api_secret="s" * 40,
-        livekit_sip_host="sip.example", run_jobs=False, secret_key="x", admin_token="admin",
+        database_url=database_url,
+        public_base_url=ORIGIN,
+        twilio_account_sid="AC" + "1" * 32,
+        twilio_auth_token=TOKEN,
+        twilio_phone_number="+15550100000",
+        twilio_api_base_url="http://127.0.0.1:9",
+        livekit_url="http://127.0.0.1:9",
+        livekit_api_key="k",
+        livekit_api_secret="s" * 40,
+        livekit_sip_host="sip.example",
+        run_jobs=False,
+        secret_key="x",
+        admin_token="admin",
     )
     services = build(settings)
     app = create_app(services=services)
@@ -45,8 +55,15 @@ def count(services, model) -> int:
 
 
 def voice_form(sid="CA" + "a" * 32, **extra):
-    return {"CallSid": sid, "From": "+15557654321", "To": "+15550100000", "CallStatus": "ringing",
-            "AccountSid": "AC" + "1" * 32, "Direction": "inbound", **extra}
+    return {
+        "CallSid": sid,
+        "From": "+15557654321",
+        "To": "+15550100000",
+        "CallStatus": "ringing",
+        "AccountSid": "AC" + "1" * 32,
+        "Direction": "inbound",
+        **extra,
+    }
 
 
 def add_available_agent(services, agent_id="alice"):
@@ -75,8 +92,9 @@ def test_tampered_body_is_refused(gateway):
     app, services = gateway
     form = voice_form()
     signature = RequestValidator(TOKEN).compute_signature(ORIGIN + "/twilio/voice", form)
-    reply = app.test_client().post("/twilio/voice", data={**form, "From": "+15550000001"},
-                                   headers={"X-Twilio-Signature": signature})
+    reply = app.test_client().post(
+        "/twilio/voice", data={**form, "From": "+15550000001"}, headers={"X-Twilio-Signature": signature}
+    )
     assert reply.status_code == 403
 
 
@@ -110,6 +128,7 @@ def test_concurrent_duplicate_voice_webhooks_store_one_call(gateway):
     def hit():
         reply = signed_post(app.test_client(), "/twilio/voice", voice_form())
         replies.append((reply.status_code, b"<Dial" in reply.data))
+
     threads = [threading.Thread(target=hit) for _ in range(6)]
     [t.start() for t in threads]
     [t.join() for t in threads]
@@ -168,40 +187,54 @@ def test_duplicated_and_out_of_order_status_callbacks(gateway):
 
 def test_dial_action_for_unknown_call_keeps_caller_informed(gateway):
     app, _ = gateway
-    reply = signed_post(app.test_client(), "/twilio/dial-action?call=nope&room=x",
-                        {"CallSid": "CA" + "c" * 32, "DialCallStatus": "failed", "CallStatus": "in-progress"})
+    reply = signed_post(
+        app.test_client(),
+        "/twilio/dial-action?call=nope&room=x",
+        {"CallSid": "CA" + "c" * 32, "DialCallStatus": "failed", "CallStatus": "in-progress"},
+    )
     assert reply.status_code == 200 and b"<Say" in reply.data
 
 
 def test_leg_gather_for_unknown_leg_hangs_up_politely(gateway):
     app, _ = gateway
-    reply = signed_post(app.test_client(), "/twilio/leg/gather?leg=leg_missing", {"CallSid": "CA" + "d" * 32,
-                                                                                  "Digits": "1"})
+    reply = signed_post(
+        app.test_client(), "/twilio/leg/gather?leg=leg_missing", {"CallSid": "CA" + "d" * 32, "Digits": "1"}
+    )
     assert reply.status_code == 200 and b"<Hangup" in reply.data
 
 
 def test_transcription_with_bad_json_is_a_clear_400(gateway):
     app, _ = gateway
-    reply = signed_post(app.test_client(), "/twilio/transcription?call=x", {
-        "TranscriptionEvent": "transcription-content", "Final": "true", "TranscriptionData": "{not json"})
+    reply = signed_post(
+        app.test_client(),
+        "/twilio/transcription?call=x",
+        {"TranscriptionEvent": "transcription-content", "Final": "true", "TranscriptionData": "{not json"},
+    )
     assert reply.status_code == 400
 
 
 def test_livekit_webhook_without_valid_jwt_is_refused(gateway):
     app, services = gateway
     body = json.dumps({"event": "participant_joined", "room": {"name": "call_CA1"}, "id": "EV_1"})
-    assert app.test_client().post("/livekit/webhook", data=body, headers={"Authorization": "garbage"}).status_code == 401
+    assert (
+        app.test_client().post("/livekit/webhook", data=body, headers={"Authorization": "garbage"}).status_code == 401
+    )
     assert app.test_client().post("/livekit/webhook", data=body).status_code == 401
 
 
 def test_livekit_webhook_with_body_not_matching_hash_is_refused(gateway):
     import base64
     import hashlib
+
     from livekit import api
+
     app, _ = gateway
     body = json.dumps({"event": "room_finished", "room": {"name": "call_CA1"}, "id": "EV_2"})
-    token = api.AccessToken("k", "s" * 40).with_sha256(
-        base64.b64encode(hashlib.sha256(b"something else").digest()).decode()).to_jwt()
+    token = (
+        api.AccessToken("k", "s" * 40)
+        .with_sha256(base64.b64encode(hashlib.sha256(b"something else").digest()).decode())
+        .to_jwt()
+    )
     assert app.test_client().post("/livekit/webhook", data=body, headers={"Authorization": token}).status_code == 401
 
 
@@ -217,11 +250,17 @@ def test_admin_api_requires_the_admin_token(gateway):
     app, services = gateway
     client = app.test_client()
     assert client.get("/api/admin/agents").status_code == 401
-    reply = client.post("/api/admin/agents", json={"id": "bob", "name": "Bob", "phone": "555"},
-                        headers={"Authorization": "Bearer admin"})
+    reply = client.post(
+        "/api/admin/agents",
+        json={"id": "bob", "name": "Bob", "phone": "555"},
+        headers={"Authorization": "Bearer admin"},
+    )
     assert reply.status_code == 400 and "E.164" in reply.json["error"]
-    reply = client.post("/api/admin/agents", json={"id": "bob", "name": "Bob", "phone": "+15550001111"},
-                        headers={"Authorization": "Bearer admin"})
+    reply = client.post(
+        "/api/admin/agents",
+        json={"id": "bob", "name": "Bob", "phone": "+15550001111"},
+        headers={"Authorization": "Bearer admin"},
+    )
     assert reply.status_code == 201 and reply.json["credential"].startswith("bob.")
     agent = client.get("/api/me", headers={"Authorization": f"Bearer {reply.json['credential']}"})
     assert agent.status_code == 200 and agent.json["agent"]["id"] == "bob"
@@ -230,8 +269,9 @@ def test_admin_api_requires_the_admin_token(gateway):
 def test_join_token_only_for_rooms_the_agent_is_in(gateway):
     app, services = gateway
     credential = services.agents.add("alice", "Alice", None, True, "available")
-    reply = app.test_client().post("/api/rooms/join", json={"room": "call_CAanything"},
-                                   headers={"Authorization": f"Bearer {credential}"})
+    reply = app.test_client().post(
+        "/api/rooms/join", json={"room": "call_CAanything"}, headers={"Authorization": f"Bearer {credential}"}
+    )
     assert reply.status_code == 403
 
 
@@ -240,9 +280,19 @@ def test_initiate_transfer_validation(gateway):
     credential = services.agents.add("alice", "Alice", None, True, "available")
     headers = {"Authorization": f"Bearer {credential}"}
     client = app.test_client()
-    assert client.post("/api/transfer/initiate", data="nope", headers=headers,
-                       content_type="application/json").status_code == 400
-    assert client.post("/api/transfer/initiate", json={"call_id": "c1", "target_number": "12345"},
-                       headers=headers).status_code == 400
-    assert client.post("/api/transfer/initiate", json={"call_id": "missing", "target_agent_id": "bob"},
-                       headers=headers).status_code == 404
+    assert (
+        client.post("/api/transfer/initiate", data="nope", headers=headers, content_type="application/json").status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/transfer/initiate", json={"call_id": "c1", "target_number": "12345"}, headers=headers
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/transfer/initiate", json={"call_id": "missing", "target_agent_id": "bob"}, headers=headers
+        ).status_code
+        == 404
+    )

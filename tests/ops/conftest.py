@@ -1,4 +1,5 @@
 """Fixtures for the ops tests: loopback doubles with a phone number, and a bare app."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,13 +33,15 @@ def make_app(database_url):
     made = []
 
     def factory(**overrides):
-        settings = Settings(database_url=database_url, public_base_url=PUBLIC, secret_key="test-secret",
-                            run_jobs=False).with_overrides(**overrides)
+        settings = Settings(
+            database_url=database_url, public_base_url=PUBLIC, secret_key="test-secret", run_jobs=False
+        ).with_overrides(**overrides)
         services = build(settings)
         app = create_app(services=services)
         ops.init_app(app)
         made.append(services)
         return app
+
     yield factory
     for services in made:
         services.stop()

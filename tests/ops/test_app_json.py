@@ -1,4 +1,5 @@
 """app.json (Heroku button) stays in step with the variables the code reads."""
+
 from __future__ import annotations
 
 import json

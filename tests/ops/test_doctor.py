@@ -1,4 +1,5 @@
 """doctor against the loopback doubles, and its pure checks."""
+
 from __future__ import annotations
 
 from gateway.adapters.store import Store
@@ -26,8 +27,16 @@ def test_doctor_passes_everything_against_provisioned_doubles(provider_settings)
     assert code == 0, "\n".join(lines)
     assert lines[0].split()[:4] == ["check", "result", "detail", "fix"]
     rows = run_checks(provider_settings, ops=OpsSettings())
-    assert {r.name for r in rows} == {"configuration", "PUBLIC_BASE_URL", "database", "migrations", "LiveKit",
-                                      "Twilio", "OpenAI", "provisioning"}
+    assert {r.name for r in rows} == {
+        "configuration",
+        "PUBLIC_BASE_URL",
+        "database",
+        "migrations",
+        "LiveKit",
+        "Twilio",
+        "OpenAI",
+        "provisioning",
+    }
     assert set(results(rows).values()) == {PASS}
 
 
@@ -35,8 +44,9 @@ def test_a_wrong_livekit_secret_fails_clearly(provider_settings):
     ready(provider_settings)
     lines: list[str] = []
 
-    code = doctor(provider_settings.with_overrides(livekit_api_secret="not-the-secret" * 3), ops=OpsSettings(),
-                  out=lines.append)
+    code = doctor(
+        provider_settings.with_overrides(livekit_api_secret="not-the-secret" * 3), ops=OpsSettings(), out=lines.append
+    )
 
     output = "\n".join(lines)
     assert code == 1

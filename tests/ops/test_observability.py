@@ -1,4 +1,5 @@
 """JSON logs with masked numbers, and the figures read from the store at scrape time."""
+
 from __future__ import annotations
 
 import io
@@ -28,14 +29,23 @@ def capture(log_call) -> dict:
 
 
 def test_a_log_line_is_one_json_object_with_numbers_masked():
-    entry = capture(lambda log: log.warning(
-        "caller %s joined as sip_+15557654321 (To=%s)", "+15557654321", "%2B15550100000",
-        extra={"call_id": "call_1", "transfer_id": "tr_1", "transcript": "my card is 4111"}))
+    entry = capture(
+        lambda log: log.warning(
+            "caller %s joined as sip_+15557654321 (To=%s)",
+            "+15557654321",
+            "%2B15550100000",
+            extra={"call_id": "call_1", "transfer_id": "tr_1", "transcript": "my card is 4111"},
+        )
+    )
 
     assert set(entry) == {"ts", "level", "logger", "msg", "call_id", "transfer_id"}
     assert entry["msg"] == "caller …4321 joined as sip_…4321 (To=…0000)"
     assert (entry["level"], entry["logger"], entry["call_id"], entry["transfer_id"]) == (
-        "WARNING", "tests.ops.capture", "call_1", "tr_1")
+        "WARNING",
+        "tests.ops.capture",
+        "call_1",
+        "tr_1",
+    )
 
 
 def test_numbers_in_exceptions_are_masked_too():
@@ -67,16 +77,57 @@ def test_store_figures_active_calls_outcomes_and_durations(store):
 
     def seed(session):
         for n, state in enumerate(("connected", "on_hold", "ended")):
-            session.add(Call(id=f"call_{n}", twilio_sid=f"CA{n}", from_number="+15557654321", to_number="+15550100000",
-                             room=f"call_{n}", state=state))
-        session.add(Transfer(id="tr_1", call_id="call_0", source_agent_id="a", mode="warm", state="completed",
-                             consult_room="consult_1", created_at=start))
-        session.add(Transfer(id="tr_2", call_id="call_1", source_agent_id="a", mode="warm", state="consulting",
-                             consult_room="consult_2", created_at=start))
-        session.add(TimelineEntry(call_id="call_0", transfer_id="tr_1", kind="summary_ready",
-                                  detail={"elapsed_ms": 1500, "source": "openai"}, at=start + timedelta(seconds=1.5)))
-        session.add(TimelineEntry(call_id="call_0", transfer_id="tr_1", kind="transfer_target_accepted",
-                                  detail={}, at=start + timedelta(seconds=12)))
+            session.add(
+                Call(
+                    id=f"call_{n}",
+                    twilio_sid=f"CA{n}",
+                    from_number="+15557654321",
+                    to_number="+15550100000",
+                    room=f"call_{n}",
+                    state=state,
+                )
+            )
+        session.add(
+            Transfer(
+                id="tr_1",
+                call_id="call_0",
+                source_agent_id="a",
+                mode="warm",
+                state="completed",
+                consult_room="consult_1",
+                created_at=start,
+            )
+        )
+        session.add(
+            Transfer(
+                id="tr_2",
+                call_id="call_1",
+                source_agent_id="a",
+                mode="warm",
+                state="consulting",
+                consult_room="consult_2",
+                created_at=start,
+            )
+        )
+        session.add(
+            TimelineEntry(
+                call_id="call_0",
+                transfer_id="tr_1",
+                kind="summary_ready",
+                detail={"elapsed_ms": 1500, "source": "openai"},
+                at=start + timedelta(seconds=1.5),
+            )
+        )
+        session.add(
+            TimelineEntry(
+                call_id="call_0",
+                transfer_id="tr_1",
+                kind="transfer_target_accepted",
+                detail={},
+                at=start + timedelta(seconds=12),
+            )
+        )
+
     store.run(seed)
 
     text = generate_latest(StoreCollector(store)).decode()

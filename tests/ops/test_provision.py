@@ -1,4 +1,5 @@
 """Provisioning against the loopback LiveKit and Twilio doubles."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,15 @@ from gateway.ops import init_app
 from gateway.ops.commands import cli as ops_cli
 from gateway.ops.providers import run_livekit, telephony
 from gateway.ops.provision import (
-    CREATED, FAILED, NOT_RUN, SKIPPED, UNCHANGED, UPDATED, WOULD_CREATE, WOULD_UPDATE, provision,
+    CREATED,
+    FAILED,
+    NOT_RUN,
+    SKIPPED,
+    UNCHANGED,
+    UPDATED,
+    WOULD_CREATE,
+    WOULD_UPDATE,
+    provision,
 )
 from gateway.ops.settings import OpsSettings
 from gateway.sandbox.runtime import PHONE_NUMBER
@@ -57,8 +66,10 @@ def test_first_run_creates_and_second_run_changes_nothing(doubles, provider_sett
     trunk = inbound_trunk(provider_settings)
     assert trunk.name == "gateway" and list(trunk.numbers) == []
     assert dict(trunk.headers_to_attributes) == {"X-GW-Leg": "gw.leg", "X-GW-Call": "gw.call"}
-    assert (trunk.auth_username, trunk.auth_password) == (provider_settings.livekit_sip_username,
-                                                          provider_settings.livekit_sip_password)
+    assert (trunk.auth_username, trunk.auth_password) == (
+        provider_settings.livekit_sip_username,
+        provider_settings.livekit_sip_password,
+    )
     rule = dispatch_rule(provider_settings)
     assert rule.name == "gateway-callee" and list(rule.trunk_ids) == [trunk.sip_trunk_id]
     assert rule.rule.dispatch_rule_callee.room_prefix == "call" and not rule.rule.dispatch_rule_callee.randomize

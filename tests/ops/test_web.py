@@ -1,4 +1,5 @@
 """/readyz, /metrics, the https redirect and ProxyFix, over HTTP."""
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,10 @@ def test_readyz_is_ready_when_database_migrations_and_livekit_are(live):
     body = reply.json()
     assert body["status"] == "ready"
     assert {name: check["ok"] for name, check in body["checks"].items()} == {
-        "database": True, "migrations": True, "livekit": True}
+        "database": True,
+        "migrations": True,
+        "livekit": True,
+    }
 
 
 def test_readyz_is_503_when_livekit_fails_or_is_slow(live):

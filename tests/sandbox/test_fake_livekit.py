@@ -200,7 +200,9 @@ def test_token_without_room_create_is_refused(lk):
 def test_room_admin_token_cannot_act_on_another_room(lk):
     assert browser_join(lk, "X", "a").ok and browser_join(lk, "Y", "b").ok
     token = make_token(room_admin=True, room="X")
-    err = server_error(lk, lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="Y", identity="b")), token)
+    err = server_error(
+        lk, lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="Y", identity="b")), token
+    )
     assert (err.code, err.status) == ("unauthenticated", 401)
     run(lk, lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="X", identity="a")), token)
     assert lk.participants("X") == [] and [p["identity"] for p in lk.participants("Y")] == ["b"]
@@ -231,7 +233,9 @@ def test_json_twirp_without_token_is_unauthenticated_and_with_token_answers_json
     url = f"{lk.url}/twirp/livekit.RoomService/CreateRoom"
     anonymous = requests.post(url, json={"name": "r1"}, timeout=5)
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthenticated"
-    ok = requests.post(url, json={"name": "r1"}, headers={"Authorization": f"Bearer {make_token(room_create=True)}"}, timeout=5)
+    ok = requests.post(
+        url, json={"name": "r1"}, headers={"Authorization": f"Bearer {make_token(room_create=True)}"}, timeout=5
+    )
     assert ok.status_code == 200 and ok.json()["name"] == "r1"
 
 
@@ -248,8 +252,10 @@ def test_participant_methods_and_sip_admin_methods(lk):
         )
         trunk = await client.sip.update_inbound_trunk_fields(trunk.sip_trunk_id, numbers=["+2", "+3"], name="t2")
         rule = await client.sip.create_dispatch_rule(
-            api.CreateSIPDispatchRuleRequest(rule=api.SIPDispatchRule(
-                dispatch_rule_direct=api.SIPDispatchRuleDirect(room_name="lobby")), trunk_ids=[trunk.sip_trunk_id])
+            api.CreateSIPDispatchRuleRequest(
+                rule=api.SIPDispatchRule(dispatch_rule_direct=api.SIPDispatchRuleDirect(room_name="lobby")),
+                trunk_ids=[trunk.sip_trunk_id],
+            )
         )
         rule = await client.sip.update_dispatch_rule_fields(rule.sip_dispatch_rule_id, name="renamed")
         rules = await client.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest(trunk_ids=[trunk.sip_trunk_id]))
@@ -277,7 +283,9 @@ def test_sip_invite_lands_in_callee_room_with_attributes(lk):
     call = answer.json()
     assert (call["room"], call["identity"], call["status"]) == ("call_CA123", f"sip_{CALLER}", "ringing")
 
-    participant = run(lk, lambda c: c.room.get_participant(api.RoomParticipantIdentity(room="call_CA123", identity=call["identity"])))
+    participant = run(
+        lk, lambda c: c.room.get_participant(api.RoomParticipantIdentity(room="call_CA123", identity=call["identity"]))
+    )
     assert participant.kind == api.ParticipantInfo.Kind.SIP and participant.sid == call["participant_sid"]
     assert dict(participant.attributes) == {
         "sip.callID": call["session_id"],
@@ -302,7 +310,12 @@ def test_sip_invite_rejections(lk):
     _, rule = setup_sip(lk)
     wrong = invite(lk, password="wrong")
     assert (wrong.status_code, wrong.json()) == (401, {"sip_status_code": 401})
-    run(lk, lambda c: c.sip.delete_dispatch_rule(api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)))
+    run(
+        lk,
+        lambda c: c.sip.delete_dispatch_rule(
+            api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule.sip_dispatch_rule_id)
+        ),
+    )
     no_rule = invite(lk)
     assert (no_rule.status_code, no_rule.json()) == (404, {"sip_status_code": 404})
     assert lk.rooms() == {}
@@ -319,18 +332,26 @@ def test_ringing_call_is_answered_when_browser_joins_and_removal_sends_bye(lk, s
     sip_attrs = next(p for p in lk.participants("call_CA123") if p["kind"] == "sip")["attributes"]
     assert sip_attrs["sip.callStatus"] == "active"
 
-    run(lk, lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="call_CA123", identity=call["identity"])))
+    run(
+        lk,
+        lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="call_CA123", identity=call["identity"])),
+    )
     state = session(lk, call["session_id"])
     assert (state["status"], state["reason"], state["sip_status_code"]) == ("hangup", "removed", 200)
     assert lk.wait_webhooks_idle()
     left = [e for e in sink.events() if e.event == "participant_left"]
-    assert [(e.participant.identity, e.participant.attributes["sip.callStatus"]) for e in left] == [(call["identity"], "hangup")]
+    assert [(e.participant.identity, e.participant.attributes["sip.callStatus"]) for e in left] == [
+        (call["identity"], "hangup")
+    ]
 
 
 def test_removing_a_ringing_call_answers_486(lk):
     setup_sip(lk)
     call = invite(lk).json()
-    run(lk, lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="call_CA123", identity=call["identity"])))
+    run(
+        lk,
+        lambda c: c.room.remove_participant(api.RoomParticipantIdentity(room="call_CA123", identity=call["identity"])),
+    )
     state = session(lk, call["session_id"])
     assert (state["status"], state["reason"], state["sip_status_code"]) == ("hangup", "removed", 486)
 
@@ -385,8 +406,13 @@ def test_browser_join_rejections_are_logged_with_grants(lk):
     log = requests.get(f"{lk.url}/_sim/log", timeout=5).json()["joins"]
     assert log == lk.join_log()
     assert [(e["ok"], e["room"]) for e in log] == [(False, "other"), (False, "call_CA123"), (False, "call_CA123")]
-    assert log[1]["grants"]["video"] == {"roomAdmin": True, "room": "call_CA123", "canPublish": True,
-                                         "canSubscribe": True, "canPublishData": True}
+    assert log[1]["grants"]["video"] == {
+        "roomAdmin": True,
+        "room": "call_CA123",
+        "canPublish": True,
+        "canSubscribe": True,
+        "canPublishData": True,
+    }
     assert "expired" in log[2]["error"].lower()
     assert lk.rooms() == {}
 
@@ -482,7 +508,9 @@ def test_fault_injection_makes_the_real_client_raise(lk):
     assert (err.code, err.status) == ("unavailable", 503)
     assert run(lk, create).name == "r1"  # count=1: only the first call fails
 
-    requests.post(f"{lk.url}/_sim/faults", json={"method": "*", "status": 500, "code": "internal", "count": None}, timeout=5)
+    requests.post(
+        f"{lk.url}/_sim/faults", json={"method": "*", "status": 500, "code": "internal", "count": None}, timeout=5
+    )
     for _ in range(2):
         assert server_error(lk, lambda c: c.room.list_rooms(api.ListRoomsRequest())).code == "internal"
     requests.delete(f"{lk.url}/_sim/faults", timeout=5)
@@ -514,5 +542,7 @@ def test_sdk_timeout_does_not_bound_twirp_calls(lk):
     lk.inject_fault("ListRooms", hang=True)
     threading.Timer(1.0, lk.stop).start()  # stop() wakes the hang, which then answers 503
     started = time.monotonic()
-    err = server_error(lk, lambda c: c.room.list_rooms(api.ListRoomsRequest()), timeout=aiohttp.ClientTimeout(total=0.3))
+    err = server_error(
+        lk, lambda c: c.room.list_rooms(api.ListRoomsRequest()), timeout=aiohttp.ClientTimeout(total=0.3)
+    )
     assert err.code == "unavailable" and time.monotonic() - started >= 0.9

@@ -32,8 +32,10 @@ def client(fake, api_key=KEY, timeout=5.0):
 def summarize(fake, transcript=TRANSCRIPT, api_key=KEY, timeout=5.0, **create_options):
     return client(fake, api_key, timeout).chat.completions.create(
         model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "Summarise the call for the next agent."},
-                  {"role": "user", "content": transcript}],
+        messages=[
+            {"role": "system", "content": "Summarise the call for the next agent."},
+            {"role": "user", "content": transcript},
+        ],
         **create_options,
     )
 
@@ -57,15 +59,21 @@ def test_json_summary_is_computed_from_the_transcript(fake):
 def test_summary_follows_the_input_and_a_json_schema(fake):
     schema = {
         "type": "json_schema",
-        "json_schema": {"name": "handoff", "strict": True, "schema": {
-            "type": "object", "additionalProperties": False, "required": ["reason", "priority"],
-            "properties": {"reason": {"type": "string"}, "priority": {"type": "string"}},
-        }},
+        "json_schema": {
+            "name": "handoff",
+            "strict": True,
+            "schema": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["reason", "priority"],
+                "properties": {"reason": {"type": "string"}, "priority": {"type": "string"}},
+            },
+        },
     }
-    completion = summarize(fake, transcript="Caller: My router keeps dropping. It is fine otherwise.",
-                           response_format=schema)
-    assert json.loads(completion.choices[0].message.content) == {"reason": "My router keeps dropping.",
-                                                                 "priority": ""}
+    completion = summarize(
+        fake, transcript="Caller: My router keeps dropping. It is fine otherwise.", response_format=schema
+    )
+    assert json.loads(completion.choices[0].message.content) == {"reason": "My router keeps dropping.", "priority": ""}
 
 
 def test_plain_text_summary(fake):

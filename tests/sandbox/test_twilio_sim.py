@@ -40,7 +40,7 @@ class LoopbackTwilioHttpClient(TwilioHttpClient):
 
     def request(self, method, url, *args, **kwargs):
         parts = urlsplit(url)
-        return super().request(method, self.origin + url[len(f"{parts.scheme}://{parts.netloc}"):], *args, **kwargs)
+        return super().request(method, self.origin + url[len(f"{parts.scheme}://{parts.netloc}") :], *args, **kwargs)
 
 
 class Served:
@@ -75,12 +75,14 @@ class FakeGateway:
 
     def _handle(self, path):
         params = request.form.to_dict() if request.method == "POST" else {}
-        valid = self.validator.validate(request.url, request.form if request.method == "POST" else {},
-                                        request.headers.get("X-Twilio-Signature", ""))
+        valid = self.validator.validate(
+            request.url, request.form if request.method == "POST" else {}, request.headers.get("X-Twilio-Signature", "")
+        )
         form = request.form.to_dict() if request.method == "POST" else request.args.to_dict()
         with self._lock:
-            self.requests.append({"path": "/" + path, "form": form, "valid": valid, "method": request.method,
-                                  "params": params})
+            self.requests.append(
+                {"path": "/" + path, "form": form, "valid": valid, "method": request.method, "params": params}
+            )
         reply = self.routes.get("/" + path, ("", 200))
         if callable(reply):
             reply = reply(form)
@@ -128,8 +130,13 @@ class FakeLiveKitSip:
                 if self.reject_code:
                     return _json({"error": "rejected", "sip_status_code": self.reject_code}, 404)
                 session_id = "SCL_" + uuid.uuid4().hex[:12]
-                self.sessions[session_id] = {"session_id": session_id, "room": "room-abc", "status": "ringing",
-                                             "identity": "sip_" + body["from"], "started": time.monotonic()}
+                self.sessions[session_id] = {
+                    "session_id": session_id,
+                    "room": "room-abc",
+                    "status": "ringing",
+                    "identity": "sip_" + body["from"],
+                    "started": time.monotonic(),
+                }
                 return _json(self._state(session_id))
             if len(parts) == 3 and req.method == "GET" and parts[2] in self.sessions:
                 return _json(self._state(parts[2]))
@@ -179,8 +186,9 @@ def livekit():
 
 @pytest.fixture
 def sim(livekit):
-    simulator = TwilioSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, livekit_url=livekit.url,
-                                time_scale=SCALE).start()
+    simulator = TwilioSimulator(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, livekit_url=livekit.url, time_scale=SCALE
+    ).start()
     yield simulator
     simulator.stop()
 
@@ -205,7 +213,9 @@ def test_outbound_call_with_status_events_and_amd(sim, client, gateway):
     gateway.route("/choice", twiml("<Say>Thanks</Say><Hangup/>"))
 
     created = client.calls.create(
-        to="+15551110001", from_=OUR_NUMBER, url=gateway.url + "/outbound",
+        to="+15551110001",
+        from_=OUR_NUMBER,
+        url=gateway.url + "/outbound",
         status_callback=gateway.url + "/status",
         status_callback_event=["initiated", "ringing", "answered", "completed"],
         machine_detection="Enable",
@@ -234,8 +244,9 @@ def test_outbound_no_answer_busy_and_machine(sim, client, gateway):
     gateway.route("/vm", twiml('<Gather timeout="1" action="/never"><Say>Leave a message</Say></Gather>'))
     nobody = client.calls.create(to="+15551110009", from_=OUR_NUMBER, url=gateway.url + "/vm", timeout=5)
     busy = client.calls.create(to="+15551110002", from_=OUR_NUMBER, url=gateway.url + "/vm")
-    machine = client.calls.create(to="+15551110003", from_=OUR_NUMBER, url=gateway.url + "/vm",
-                                  machine_detection="Enable")
+    machine = client.calls.create(
+        to="+15551110003", from_=OUR_NUMBER, url=gateway.url + "/vm", machine_detection="Enable"
+    )
 
     assert sim.call(nobody.sid).wait_status("no-answer", "completed") == "no-answer"
     assert sim.call(busy.sid).wait_status("busy", "completed") == "busy"
@@ -250,8 +261,13 @@ def test_async_amd_get_webhook_and_callee_hangup(sim, client, gateway):
     sim.script_phone("+15551110005", answer_after=0.5, hangup_after=5.0)
     gateway.route("/hold", twiml('<Play loop="0">https://example.com/hold.mp3</Play>'))
     created = client.calls.create(
-        to="+15551110005", from_=OUR_NUMBER, url=gateway.url + "/hold?leg=agent", method="GET",
-        machine_detection="Enable", async_amd="true", async_amd_status_callback=gateway.url + "/amd",
+        to="+15551110005",
+        from_=OUR_NUMBER,
+        url=gateway.url + "/hold?leg=agent",
+        method="GET",
+        machine_detection="Enable",
+        async_amd="true",
+        async_amd_status_callback=gateway.url + "/amd",
     )
     call = sim.call(created.sid)
     call.wait_status("completed")
@@ -281,8 +297,12 @@ def test_rest_errors_are_twilio_shaped(sim, client, gateway):
 
     bad_auth = requests.get(f"{sim.url}/2010-04-01/Accounts/{ACCOUNT_SID}.json", auth=(ACCOUNT_SID, "wrong"))
     assert bad_auth.status_code == 401
-    assert bad_auth.json() == {"code": 20003, "message": "Authenticate",
-                               "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}
+    assert bad_auth.json() == {
+        "code": 20003,
+        "message": "Authenticate",
+        "more_info": "https://www.twilio.com/docs/errors/20003",
+        "status": 401,
+    }
     assert client.api.v2010.accounts(ACCOUNT_SID).fetch().status == "active"
 
 
@@ -295,8 +315,12 @@ def test_update_of_completed_call_is_21220(sim, client, gateway):
 
 
 def test_messages_segments_errors_and_faults(sim, client, gateway):
-    message = client.messages.create(to="+15551110001", from_=OUR_NUMBER, body="Your agent is on the way",
-                                     status_callback=gateway.url + "/sms-status")
+    message = client.messages.create(
+        to="+15551110001",
+        from_=OUR_NUMBER,
+        body="Your agent is on the way",
+        status_callback=gateway.url + "/sms-status",
+    )
     assert message.sid.startswith("SM") and message.status == "queued" and message.num_segments == "1"
     assert client.messages.create(to="+15551110001", from_=OUR_NUMBER, body="x" * 161).num_segments == "2"
     assert client.messages.create(to="+15551110001", from_=OUR_NUMBER, body="é" * 160).num_segments == "1"
@@ -314,8 +338,11 @@ def test_messages_segments_errors_and_faults(sim, client, gateway):
         client.messages.create(to="+15551110001", from_=OUR_NUMBER, body="hi")
     assert limited.value.status == 429
     sim.inject_fault(path_contains="Messages", status=429, code=20429, retry_after=3)
-    raw = requests.post(f"{sim.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", auth=(ACCOUNT_SID, AUTH_TOKEN),
-                        data={"To": "+15551110001", "From": OUR_NUMBER, "Body": "hi"})
+    raw = requests.post(
+        f"{sim.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        data={"To": "+15551110001", "From": OUR_NUMBER, "Body": "hi"},
+    )
     assert (raw.status_code, raw.headers["Retry-After"], raw.json()["code"]) == (429, "3", 20429)
     assert client.messages.create(to="+15551110001", from_=OUR_NUMBER, body="hi").status == "queued"
     assert len(sim.messages()) == 5
@@ -348,8 +375,9 @@ def test_injected_latency_and_hang_do_not_block_stop(gateway):
 
     simulator.inject_fault(path_contains="Calls", hang=True)
     threading.Thread(
-        target=lambda: requests.get(f"{simulator.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
-                                    auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5),
+        target=lambda: requests.get(
+            f"{simulator.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5
+        ),
         daemon=True,
     ).start()
     gateway.route("/voice", twiml('<Play loop="0">https://example.com/hold.mp3</Play>'))
@@ -370,10 +398,15 @@ def test_inbound_say_gather_redirect_hangup_all_signed(sim, gateway):
     sim.script_phone(CALLER, digits="2")
     gateway.route("/menu", twiml("<Redirect>/goodbye?from=menu</Redirect>"))
     gateway.route("/goodbye", twiml("<Say>Goodbye now</Say><Hangup/><Say>never said</Say>"))
-    call = inbound(sim, gateway, twiml(
-        '<Say>Welcome</Say><Gather numDigits="1" action="menu"><Say>Press two for sales</Say></Gather>'
-        "<Say>We did not get that</Say>"
-    ), status_callback=None)
+    call = inbound(
+        sim,
+        gateway,
+        twiml(
+            '<Say>Welcome</Say><Gather numDigits="1" action="menu"><Say>Press two for sales</Say></Gather>'
+            "<Say>We did not get that</Say>"
+        ),
+        status_callback=None,
+    )
 
     call.wait_status("completed")
     assert call.events == [
@@ -388,8 +421,12 @@ def test_inbound_say_gather_redirect_hangup_all_signed(sim, gateway):
         ("status", "completed"),
     ]
     voice = gateway.received("/voice")[0]
-    assert (voice["CallStatus"], voice["Direction"], voice["From"], voice["To"]) == ("ringing", "inbound", CALLER,
-                                                                                     OUR_NUMBER)
+    assert (voice["CallStatus"], voice["Direction"], voice["From"], voice["To"]) == (
+        "ringing",
+        "inbound",
+        CALLER,
+        OUR_NUMBER,
+    )
     assert voice["AccountSid"] == ACCOUNT_SID and voice["ApiVersion"] == "2010-04-01"
     assert gateway.received("/menu")[0]["Digits"] == "2"
     assert gateway.all_signed()
@@ -398,10 +435,14 @@ def test_inbound_say_gather_redirect_hangup_all_signed(sim, gateway):
 
 def test_gather_no_input_falls_through_then_press(sim, gateway):
     gateway.route("/digits", twiml("<Hangup/>"))
-    call = inbound(sim, gateway, twiml(
-        '<Gather timeout="2" action="/never"><Say>First try</Say></Gather>'
-        '<Gather timeout="100" action="/digits"><Say>Second try</Say></Gather>'
-    ))
+    call = inbound(
+        sim,
+        gateway,
+        twiml(
+            '<Gather timeout="2" action="/never"><Say>First try</Say></Gather>'
+            '<Gather timeout="100" action="/digits"><Say>Second try</Say></Gather>'
+        ),
+    )
     call.wait_for(lambda c: ("say", "Second try") in c.events)
     call.wait_current("gather")
     call.press("42#")
@@ -434,8 +475,9 @@ def test_fallback_url_on_500_and_app_error_when_both_fail(sim, gateway):
 
 
 def test_voice_url_timeout_goes_to_fallback(gateway):
-    simulator = TwilioSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, time_scale=SCALE,
-                                http_timeout=0.3).start()
+    simulator = TwilioSimulator(
+        account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, time_scale=SCALE, http_timeout=0.3
+    ).start()
     try:
         gateway.route("/voice", lambda form: (time.sleep(1.0), twiml("<Say>late</Say>"))[1])
         gateway.route("/fallback", twiml("<Say>Fallback speaking</Say>"))
@@ -454,8 +496,13 @@ def test_rest_redirect_interrupts_play_loop(sim, client, gateway):
     call.wait_current("play")
     client.calls(call.sid).update(url=gateway.url + "/next", method="POST")
     call.wait_status("completed")
-    assert call.events[-5:] == [("play", "https://example.com/hold.mp3"), ("redirect", gateway.url + "/next"),
-                                ("say", "Thanks for holding"), ("hangup", "twiml"), ("status", "completed")]
+    assert call.events[-5:] == [
+        ("play", "https://example.com/hold.mp3"),
+        ("redirect", gateway.url + "/next"),
+        ("say", "Thanks for holding"),
+        ("hangup", "twiml"),
+        ("status", "completed"),
+    ]
 
     second = sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER)
     second.wait_current("play")
@@ -474,10 +521,14 @@ def test_record_posts_recording_to_action(sim, gateway):
 
 
 def test_speak_posts_realtime_transcription(sim, gateway):
-    call = inbound(sim, gateway, twiml(
-        '<Start><Transcription statusCallbackUrl="/transcripts" track="inbound_track" name="t1"/></Start>'
-        '<Pause length="100"/>'
-    ))
+    call = inbound(
+        sim,
+        gateway,
+        twiml(
+            '<Start><Transcription statusCallbackUrl="/transcripts" track="inbound_track" name="t1"/></Start>'
+            '<Pause length="100"/>'
+        ),
+    )
     call.wait_current("pause")
     assert ("transcription_started", gateway.url + "/transcripts") in call.events
     assert call.speak("my order number is 4411") == 200
@@ -487,12 +538,19 @@ def test_speak_posts_realtime_transcription(sim, gateway):
     call.wait_status("completed")
     callbacks = gateway.wait_for("/transcripts", count=4)
     assert [c["TranscriptionEvent"] for c in callbacks] == [
-        "transcription-started", "transcription-content", "transcription-content", "transcription-stopped"
+        "transcription-started",
+        "transcription-content",
+        "transcription-content",
+        "transcription-stopped",
     ]
     first = callbacks[1]
     assert json.loads(first["TranscriptionData"]) == {"transcript": "my order number is 4411", "confidence": 0.93}
-    assert (first["Track"], first["SequenceId"], first["Final"], first["CallSid"]) == ("inbound_track", "1", "true",
-                                                                                      call.sid)
+    assert (first["Track"], first["SequenceId"], first["Final"], first["CallSid"]) == (
+        "inbound_track",
+        "1",
+        "true",
+        call.sid,
+    )
     assert callbacks[2]["SequenceId"] == "2" and callbacks[2]["Final"] == "false"
     assert gateway.all_signed()
     assert call.events[-2:] == [("hangup", "caller"), ("status", "completed")]
@@ -503,8 +561,10 @@ def test_scripted_speech_is_transcribed_once_transcription_starts(sim, gateway):
     sim.add_number(OUR_NUMBER, voice_url=gateway.url + "/voice")
     call = sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER, speech=["I was double charged.", "Twice!"])
     callbacks = gateway.wait_for("/t", count=3)
-    assert [json.loads(c["TranscriptionData"])["transcript"] for c in callbacks[1:3]] == ["I was double charged.",
-                                                                                          "Twice!"]
+    assert [json.loads(c["TranscriptionData"])["transcript"] for c in callbacks[1:3]] == [
+        "I was double charged.",
+        "Twice!",
+    ]
     call.wait_status("completed")
 
 
@@ -557,11 +617,13 @@ def test_dial_sip_bridges_and_rest_redirect_still_requests_action(sim, client, g
 
 def test_answer_on_bridge_keeps_caller_ringing_until_bridged(sim, gateway, livekit):
     livekit.answer_after = 0.2
-    gateway.route("/voice", twiml(
-        '<Dial answerOnBridge="true"><Sip>sip:agent@lk.example;transport=tcp</Sip></Dial>'
-    ))
-    sim.add_number(OUR_NUMBER, voice_url=gateway.url + "/voice", status_callback=gateway.url + "/status",
-                   status_callback_events=("initiated", "ringing", "answered", "completed"))
+    gateway.route("/voice", twiml('<Dial answerOnBridge="true"><Sip>sip:agent@lk.example;transport=tcp</Sip></Dial>'))
+    sim.add_number(
+        OUR_NUMBER,
+        voice_url=gateway.url + "/voice",
+        status_callback=gateway.url + "/status",
+        status_callback_events=("initiated", "ringing", "answered", "completed"),
+    )
     call = sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER)
     call.wait_current("ringback")
     assert call.status == "ringing"
@@ -571,7 +633,11 @@ def test_answer_on_bridge_keeps_caller_ringing_until_bridged(sim, gateway, livek
     call.wait_status("completed")
     assert ("dial_end", "completed") in call.events
     assert [s["CallStatus"] for s in gateway.wait_for("/status", count=4)] == [
-        "initiated", "ringing", "in-progress", "completed"]
+        "initiated",
+        "ringing",
+        "in-progress",
+        "completed",
+    ]
 
 
 def test_livekit_ending_the_bridge_runs_the_action_twiml(sim, gateway, livekit):
@@ -625,8 +691,9 @@ def test_redirect_while_ringing_cancels_the_dial(sim, client, gateway, livekit):
 
 def test_sip_rejection_fails_the_dial(sim, gateway, livekit):
     livekit.reject_code = 404
-    gateway.route("/dial-done",
-                  lambda form: twiml(f"<Say>{form['DialCallStatus']} {form['DialSipResponseCode']}</Say>"))
+    gateway.route(
+        "/dial-done", lambda form: twiml(f"<Say>{form['DialCallStatus']} {form['DialSipResponseCode']}</Say>")
+    )
     call = inbound(sim, gateway, sip_dial())
     call.wait_status("completed")
     assert ("say", "failed 404") in call.events
@@ -644,8 +711,11 @@ def test_sip_busy_while_ringing(sim, gateway, livekit):
 
 def test_dial_number_bridges_scripted_phone_until_it_hangs_up(sim, gateway):
     sim.script_phone("+15553330000", answer_after=1.0, hangup_after=3.0)
-    call = inbound(sim, gateway, twiml('<Dial callerId="+15550000000"><Number>+15553330000</Number></Dial>'
-                                       "<Say>The agent left</Say>"))
+    call = inbound(
+        sim,
+        gateway,
+        twiml('<Dial callerId="+15550000000"><Number>+15553330000</Number></Dial><Say>The agent left</Say>'),
+    )
     call.wait_status("completed")
     assert ("bridged", "+15553330000") in call.events and ("dial_end", "completed") in call.events
     assert ("say", "The agent left") in call.events
@@ -669,8 +739,12 @@ def test_rest_hangup_of_the_child_leg_ends_the_bridge(sim, client, gateway, live
 def test_control_endpoints_drive_a_call(sim, gateway):
     gateway.route("/voice", twiml('<Gather action="/got" numDigits="1" timeout="100"><Say>Choose</Say></Gather>'))
     gateway.route("/got", twiml('<Pause length="100"/>'))
-    assert requests.post(f"{sim.url}/_sim/numbers", json={"number": OUR_NUMBER,
-                                                          "voice_url": gateway.url + "/voice"}).status_code == 201
+    assert (
+        requests.post(
+            f"{sim.url}/_sim/numbers", json={"number": OUR_NUMBER, "voice_url": gateway.url + "/voice"}
+        ).status_code
+        == 201
+    )
     phone = requests.post(f"{sim.url}/_sim/phones", json={"number": "+15551112222", "answer_after": 1})
     assert phone.status_code == 201 and phone.json()["answer_after"] == 1
     sid = requests.post(f"{sim.url}/_sim/calls", json={"from": CALLER, "to": OUR_NUMBER}).json()["sid"]
@@ -685,8 +759,11 @@ def test_control_endpoints_drive_a_call(sim, gateway):
     assert [c["sid"] for c in requests.get(f"{sim.url}/_sim/calls").json()["calls"]] == [sid]
 
     requests.post(f"{sim.url}/_sim/faults", json={"path_contains": "Messages", "status": 503, "code": 20503})
-    failed = requests.post(f"{sim.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-                           auth=(ACCOUNT_SID, AUTH_TOKEN), data={"To": CALLER, "From": OUR_NUMBER, "Body": "x"})
+    failed = requests.post(
+        f"{sim.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        auth=(ACCOUNT_SID, AUTH_TOKEN),
+        data={"To": CALLER, "From": OUR_NUMBER, "Body": "x"},
+    )
     assert failed.status_code == 503 and failed.json()["code"] == 20503
     requests.delete(f"{sim.url}/_sim/faults")
     assert requests.get(f"{sim.url}/_sim/messages").json() == {"messages": []}

@@ -5,9 +5,15 @@ import pytest
 from gateway.config import VARIABLES, ConfigError, load
 
 FULL = {
-    "TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "TWILIO_AUTH_TOKEN": "tok", "TWILIO_PHONE_NUMBER": "+15550001234",
-    "LIVEKIT_URL": "wss://x.livekit.cloud", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s",
-    "LIVEKIT_SIP_HOST": "x.sip.livekit.cloud", "PUBLIC_BASE_URL": "https://gw.example.com", "SECRET_KEY": "sk",
+    "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+    "TWILIO_AUTH_TOKEN": "tok",
+    "TWILIO_PHONE_NUMBER": "+15550001234",
+    "LIVEKIT_URL": "wss://x.livekit.cloud",
+    "LIVEKIT_API_KEY": "k",
+    "LIVEKIT_API_SECRET": "s",
+    "LIVEKIT_SIP_HOST": "x.sip.livekit.cloud",
+    "PUBLIC_BASE_URL": "https://gw.example.com",
+    "SECRET_KEY": "sk",
 }
 
 
@@ -27,13 +33,16 @@ def test_partial_credentials_name_what_is_missing_and_never_fall_back_to_sandbox
         load(env)
 
 
-@pytest.mark.parametrize("name,value,needle", [
-    ("TWILIO_PHONE_NUMBER", "5550001234", "E.164"),
-    ("TWILIO_ACCOUNT_SID", "XX123", "TWILIO_ACCOUNT_SID"),
-    ("PUBLIC_BASE_URL", "gw.example.com", "PUBLIC_BASE_URL"),
-    ("RING_TIMEOUT_S", "soon", "RING_TIMEOUT_S"),
-    ("TRANSCRIPTION_ENABLED", "maybe", "TRANSCRIPTION_ENABLED"),
-])
+@pytest.mark.parametrize(
+    "name,value,needle",
+    [
+        ("TWILIO_PHONE_NUMBER", "5550001234", "E.164"),
+        ("TWILIO_ACCOUNT_SID", "XX123", "TWILIO_ACCOUNT_SID"),
+        ("PUBLIC_BASE_URL", "gw.example.com", "PUBLIC_BASE_URL"),
+        ("RING_TIMEOUT_S", "soon", "RING_TIMEOUT_S"),
+        ("TRANSCRIPTION_ENABLED", "maybe", "TRANSCRIPTION_ENABLED"),
+    ],
+)
 def test_malformed_values_are_named(name, value, needle):
     with pytest.raises(ConfigError, match=needle):
         load({**FULL, name: value})
@@ -45,6 +54,7 @@ def test_heroku_postgres_scheme_is_accepted():
 
 def test_env_example_and_readme_list_every_variable():
     from gateway.ops.settings import OPS_VARIABLES
+
     root = Path(__file__).resolve().parents[2]
     env_example, readme = (root / ".env.example").read_text(), (root / "README.md").read_text()
     for name, _, _ in VARIABLES + OPS_VARIABLES:

@@ -1,4 +1,5 @@
 """Every transition of the call, leg and transfer machines; every other event is refused."""
+
 from __future__ import annotations
 
 import itertools

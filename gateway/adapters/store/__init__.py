@@ -1,1 +1,1 @@
-from gateway.adapters.store.db import Store, StaleState  # noqa: F401
+from gateway.adapters.store.db import StaleState, Store  # noqa: F401

@@ -6,15 +6,17 @@ of work is rolled back and run again on fresh data, where the event usually turn
 to be a duplicate. SQLite transactions start with BEGIN IMMEDIATE so two writers never
 deadlock on a lock upgrade.
 """
+
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Optional, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import bindparam, create_engine, event, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -37,25 +39,27 @@ SCHEMA_HEAD = "0001"
 
 class ClaimedJob(NamedTuple):
     """A job this process holds the lease of, with what it needs to run it."""
+
     id: int
     kind: str
     payload: dict
     attempts: int
-    locked_until: Optional[datetime] = None
+    locked_until: datetime | None = None
 
 
 @dataclass
 class NewJob:
     """A job added to a unit of work: written with one Core INSERT at commit (``id`` is set
     then); ``cancel_timers`` in the same unit can still withdraw it before it is written."""
+
     kind: str
     payload: dict
     run_at: datetime
-    dedupe_key: Optional[str] = None
+    dedupe_key: str | None = None
     state: str = "pending"
     attempts: int = 0
-    locked_until: Optional[datetime] = None
-    id: Optional[int] = None
+    locked_until: datetime | None = None
+    id: int | None = None
 
 
 class StaleState(Exception):
@@ -97,10 +101,10 @@ class Store:
         self._sessions = sessionmaker(self.engine, class_=_Session, expire_on_commit=False)
         # Called with (id, kind, leased) of the due jobs a unit of work committed (the job runner
         # subscribes); ``leased`` is a ClaimedJob when the job was stored already leased to us.
-        self.job_listeners: list[Callable[[list[tuple[int, str, Optional[ClaimedJob]]]], None]] = []
+        self.job_listeners: list[Callable[[list[tuple[int, str, ClaimedJob | None]]], None]] = []
         # Asked for each job due now as it is enqueued: the lease to store it with, so that this
         # process runs it straight after the commit with no claim; None stores it pending.
-        self.lease_new_job: Optional[Callable[[str], Optional[float]]] = None
+        self.lease_new_job: Callable[[str], float | None] | None = None
         self.commit_listeners: list[Callable[[], None]] = []
 
     def _sqlite_pragmas(self) -> None:
@@ -160,9 +164,15 @@ class Store:
         finally:
             session.close()
         now = utcnow()
-        jobs = [(j.id, j.kind, ClaimedJob(j.id, j.kind, j.payload, j.attempts, j.locked_until)
-                 if j.state == "running" else None)
-                for j in session.info["new_jobs"] if j.run_at <= now and j.state != "cancelled"]  # timers wait for the poller
+        jobs = [
+            (
+                j.id,
+                j.kind,
+                ClaimedJob(j.id, j.kind, j.payload, j.attempts, j.locked_until) if j.state == "running" else None,
+            )
+            for j in session.info["new_jobs"]
+            if j.run_at <= now and j.state != "cancelled"
+        ]  # timers wait for the poller
         for listener in self.commit_listeners:
             listener()
         if jobs:
@@ -179,12 +189,26 @@ class Store:
             session.execute(insert(_timeline), entries)
         jobs = session.info["new_jobs"]
         if jobs:
-            ids = session.execute(
-                insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True),
-                [{"kind": j.kind, "payload": j.payload, "run_at": j.run_at, "dedupe_key": j.dedupe_key,
-                  "state": j.state, "attempts": j.attempts, "locked_until": j.locked_until} for j in jobs],
-            ).scalars().all()
-            for job, job_id in zip(jobs, ids):
+            ids = (
+                session.execute(
+                    insert(_jobs).returning(_jobs.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "kind": j.kind,
+                            "payload": j.payload,
+                            "run_at": j.run_at,
+                            "dedupe_key": j.dedupe_key,
+                            "state": j.state,
+                            "attempts": j.attempts,
+                            "locked_until": j.locked_until,
+                        }
+                        for j in jobs
+                    ],
+                )
+                .scalars()
+                .all()
+            )
+            for job, job_id in zip(jobs, ids, strict=False):
                 job.id = job_id
 
     def run(self, work: Callable[[Session], T], attempts: int = 8) -> T:
@@ -197,8 +221,7 @@ class Store:
                 continue
             except DBAPIError as exc:
                 # SQLite "database is locked" under heavy contention, or a connection that died.
-                retry = exc.connection_invalidated or (
-                    isinstance(exc, OperationalError) and "locked" in str(exc))
+                retry = exc.connection_invalidated or (isinstance(exc, OperationalError) and "locked" in str(exc))
                 if not retry or attempt == attempts - 1:
                     raise
         raise StaleState("gave up after repeated concurrent updates")
@@ -218,6 +241,7 @@ class Store:
         def attempt():
             with self.engine.connect() as conn:
                 return conn.execute(statement, {"pk": key}).first()
+
         return self.reconnecting(attempt)
 
     @staticmethod
@@ -233,9 +257,7 @@ class Store:
 
     # ----------------------------------------------------------- transitions
     @staticmethod
-    def transition(
-        session: Session, row: Any, machine: StateMachine, event_name: str, **changes: Any
-    ) -> Outcome:
+    def transition(session: Session, row: Any, machine: StateMachine, event_name: str, **changes: Any) -> Outcome:
         """Offer ``event_name`` to ``row``; persist the new state with compare-and-set.
 
         Raises IllegalTransition (nothing changes) or StaleState (run the unit again).
@@ -256,8 +278,9 @@ class Store:
         model = type(row)
         values = {"version": row.version + 1, **changes}
         with session.no_autoflush:  # new rows of this unit of work are inserted together at commit
-            result = session.execute(_cas_statement(model, tuple(values)),
-                                     {"cas_id": row.id, "cas_seen": row.version, **values})
+            result = session.execute(
+                _cas_statement(model, tuple(values)), {"cas_id": row.id, "cas_seen": row.version, **values}
+            )
         if result.rowcount != 1:
             raise StaleState(f"{model.__tablename__} {row.id} changed concurrently")
         for key, value in values.items():
@@ -266,11 +289,24 @@ class Store:
     # ---------------------------------------------------------------- timeline
     @staticmethod
     def record(
-        session: Session, call_id: str, kind: str, *, transfer_id: Optional[str] = None,
-        agent_id: Optional[str] = None, **detail: Any,
+        session: Session,
+        call_id: str,
+        kind: str,
+        *,
+        transfer_id: str | None = None,
+        agent_id: str | None = None,
+        **detail: Any,
     ) -> None:
-        session.info["new_entries"].append({"call_id": call_id, "transfer_id": transfer_id, "agent_id": agent_id,
-                                            "kind": kind, "detail": detail, "at": utcnow()})
+        session.info["new_entries"].append(
+            {
+                "call_id": call_id,
+                "transfer_id": transfer_id,
+                "agent_id": agent_id,
+                "kind": kind,
+                "detail": detail,
+                "at": utcnow(),
+            }
+        )
 
     # -------------------------------------------------------------- webhooks
     @staticmethod
@@ -285,16 +321,23 @@ class Store:
     # -------------------------------------------------------------------- jobs
     @staticmethod
     def enqueue(
-        session: Session, kind: str, payload: dict, *, delay_s: float = 0.0, dedupe_key: Optional[str] = None,
-        timer_of: Optional[str] = None,
-    ) -> Optional[NewJob]:
+        session: Session,
+        kind: str,
+        payload: dict,
+        *,
+        delay_s: float = 0.0,
+        dedupe_key: str | None = None,
+        timer_of: str | None = None,
+    ) -> NewJob | None:
         """Add a job to this unit of work. ``dedupe_key``: not if one with that key exists.
         ``timer_of``: a timer about that (freshly made, so unique) id, which ``cancel_timers``
         can withdraw once it is moot: a timer that fires for nothing still costs a claim, a
         read and a finish."""
         new_jobs: list[NewJob] = session.info["new_jobs"]
-        if dedupe_key and (any(j.dedupe_key == dedupe_key for j in new_jobs)
-                           or session.execute(_JOB_BY_KEY, {"key": dedupe_key}).first()):
+        if dedupe_key and (
+            any(j.dedupe_key == dedupe_key for j in new_jobs)
+            or session.execute(_JOB_BY_KEY, {"key": dedupe_key}).first()
+        ):
             return None
         if timer_of:
             dedupe_key = timer_key(kind, timer_of)
@@ -322,30 +365,41 @@ class Store:
         with session.no_autoflush:
             session.execute(_CANCEL_TIMERS, {"keys": keys, "cancelled": "cancelled", "pending": "pending"})
 
-    def claim(self, job_id: int, lease_s: float) -> Optional[ClaimedJob]:
+    def claim(self, job_id: int, lease_s: float) -> ClaimedJob | None:
         """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
         now = utcnow()
         params = {"job_id": job_id, "now": now, "until": now + timedelta(seconds=lease_s)}
 
-        def attempt() -> Optional[ClaimedJob]:
+        def attempt() -> ClaimedJob | None:
             # One statement (Core, not the ORM: this runs for every job): the row lock makes
             # concurrent claimers of the same job wait and then find it taken.
             with self.engine.begin() as conn:
                 row = conn.execute(_CLAIM, params).first()
             return ClaimedJob(row.id, row.kind, row.payload or {}, row.attempts, row.locked_until) if row else None
+
         return self.reconnecting(attempt)
 
-    def renew(self, job: ClaimedJob, lease_s: float) -> Optional[ClaimedJob]:
+    def renew(self, job: ClaimedJob, lease_s: float) -> ClaimedJob | None:
         """Extend the lease of a job we hold; None if it ran out and another worker took it."""
         jobs = Job.__table__
         locked_until = utcnow() + timedelta(seconds=lease_s)
 
         def attempt() -> bool:
             with self.engine.begin() as conn:
-                return conn.execute(update(jobs).where(
-                    jobs.c.id == job.id, jobs.c.state == "running", jobs.c.attempts == job.attempts,
-                    jobs.c.locked_until == job.locked_until,
-                ).values(locked_until=locked_until)).rowcount == 1
+                return (
+                    conn.execute(
+                        update(jobs)
+                        .where(
+                            jobs.c.id == job.id,
+                            jobs.c.state == "running",
+                            jobs.c.attempts == job.attempts,
+                            jobs.c.locked_until == job.locked_until,
+                        )
+                        .values(locked_until=locked_until)
+                    ).rowcount
+                    == 1
+                )
+
         return job._replace(locked_until=locked_until) if self.reconnecting(attempt) else None
 
     def due_job_ids(self, limit: int = 50) -> list[int]:
@@ -355,7 +409,7 @@ class Store:
         """(id, kind) of jobs due now, and of jobs whose runner's lease expired."""
         return self.poll(limit)[0]
 
-    def poll(self, limit: int) -> tuple[list[tuple[int, str]], Optional[float]]:
+    def poll(self, limit: int) -> tuple[list[tuple[int, str]], float | None]:
         """The job runner's poll, on one connection: up to ``limit`` due (id, kind), and the
         seconds until the next pending job falls due (None if there is none)."""
         now = utcnow()
@@ -367,9 +421,10 @@ class Store:
                     due = [(row.id, row.kind) for row in conn.execute(_DUE, {"now": now, "limit": limit})]
                 run_at = conn.execute(_NEXT_DUE).scalar()
             return due, (None if run_at is None else max(0.0, (run_at - utcnow()).total_seconds()))
+
         return self.reconnecting(attempt)
 
-    def finish_job(self, job_id: int, *, error: Optional[str] = None, retry_in_s: Optional[float] = None) -> None:
+    def finish_job(self, job_id: int, *, error: str | None = None, retry_in_s: float | None = None) -> None:
         if retry_in_s is not None:
             statement = _RETRY
             params = {"job_id": job_id, "error": error, "due_at": utcnow() + timedelta(seconds=retry_in_s)}
@@ -379,7 +434,9 @@ class Store:
         def attempt() -> None:
             with self.engine.begin() as conn:
                 conn.execute(statement, params)
+
         self.reconnecting(attempt)
+
 
 def timer_key(kind: str, subject: str) -> str:
     return f"timer:{kind}:{subject}"
@@ -390,26 +447,42 @@ def timer_key(kind: str, subject: str) -> str:
 _jobs = Job.__table__
 _timeline = TimelineEntry.__table__
 _JOB_BY_KEY = select(_jobs.c.id).where(_jobs.c.dedupe_key == bindparam("key"))
-_CANCEL_TIMERS = (update(_jobs).where(_jobs.c.dedupe_key.in_(bindparam("keys", expanding=True)),
-                                      _jobs.c.state == bindparam("pending"))
-                  .values(state=bindparam("cancelled"), locked_until=None))
-_DUE_NOW = (((_jobs.c.state == "pending") & (_jobs.c.run_at <= bindparam("now")))
-            | ((_jobs.c.state == "running") & (_jobs.c.locked_until < bindparam("now"))))
-_CLAIM = (update(_jobs).where(_jobs.c.id == bindparam("job_id"), _DUE_NOW)
-          .values(state="running", attempts=_jobs.c.attempts + 1, locked_until=bindparam("until"))
-          .returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.locked_until))
+_CANCEL_TIMERS = (
+    update(_jobs)
+    .where(_jobs.c.dedupe_key.in_(bindparam("keys", expanding=True)), _jobs.c.state == bindparam("pending"))
+    .values(state=bindparam("cancelled"), locked_until=None)
+)
+_DUE_NOW = ((_jobs.c.state == "pending") & (_jobs.c.run_at <= bindparam("now"))) | (
+    (_jobs.c.state == "running") & (_jobs.c.locked_until < bindparam("now"))
+)
+_CLAIM = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"), _DUE_NOW)
+    .values(state="running", attempts=_jobs.c.attempts + 1, locked_until=bindparam("until"))
+    .returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.locked_until)
+)
 _DUE = select(_jobs.c.id, _jobs.c.kind).where(_DUE_NOW).order_by(_jobs.c.run_at).limit(bindparam("limit"))
 _NEXT_DUE = select(_jobs.c.run_at).where(_jobs.c.state == "pending").order_by(_jobs.c.run_at).limit(1)
-_FINISH = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
-           .values(state=bindparam("outcome"), locked_until=None, last_error=bindparam("error")))
-_RETRY = (update(_jobs).where(_jobs.c.id == bindparam("job_id"))
-          .values(state="pending", run_at=bindparam("due_at"), locked_until=None, last_error=bindparam("error")))
+_FINISH = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"))
+    .values(state=bindparam("outcome"), locked_until=None, last_error=bindparam("error"))
+)
+_RETRY = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"))
+    .values(state="pending", run_at=bindparam("due_at"), locked_until=None, last_error=bindparam("error"))
+)
 
 
 _receipts = WebhookReceipt.__table__
-_RECEIPT = {dialect: insert_for(_receipts).values(key=bindparam("key"), at=bindparam("at"))
-            .on_conflict_do_nothing(index_elements=[_receipts.c.key]).returning(_receipts.c.key)
-            for dialect, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))}
+_RECEIPT = {
+    dialect: insert_for(_receipts)
+    .values(key=bindparam("key"), at=bindparam("at"))
+    .on_conflict_do_nothing(index_elements=[_receipts.c.key])
+    .returning(_receipts.c.key)
+    for dialect, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
 _CAS: dict[tuple, Any] = {}
 
 
@@ -419,8 +492,11 @@ def _cas_statement(model: Any, columns: tuple[str, ...]) -> Any:
     statement = _CAS.get((model, columns))
     if statement is None:
         table = model.__table__
-        statement = (update(table).where(table.c.id == bindparam("cas_id"), table.c.version == bindparam("cas_seen"))
-                     .values({name: bindparam(name, type_=table.c[name].type) for name in columns}))
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("cas_id"), table.c.version == bindparam("cas_seen"))
+            .values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+        )
         _CAS[(model, columns)] = statement
     return statement
 
@@ -431,11 +507,19 @@ def _by_pk(model):
 
 
 # Core row by key (Store.peek) and ORM object by key, plain and refreshed (_Session.get).
-_PEEK = {m.class_: select(m.local_table).where(_by_pk(m.class_)) for m in models.Base.registry.mappers
-         if len(m.local_table.primary_key.columns) == 1}
-_GET_BY_PK = {m.class_: (select(m.class_).where(_by_pk(m.class_)),
-                         select(m.class_).where(_by_pk(m.class_)).execution_options(populate_existing=True))
-              for m in models.Base.registry.mappers if len(m.local_table.primary_key.columns) == 1}
+_PEEK = {
+    m.class_: select(m.local_table).where(_by_pk(m.class_))
+    for m in models.Base.registry.mappers
+    if len(m.local_table.primary_key.columns) == 1
+}
+_GET_BY_PK = {
+    m.class_: (
+        select(m.class_).where(_by_pk(m.class_)),
+        select(m.class_).where(_by_pk(m.class_)).execution_options(populate_existing=True),
+    )
+    for m in models.Base.registry.mappers
+    if len(m.local_table.primary_key.columns) == 1
+}
 
 
 def alembic_config(url: str):

@@ -1,15 +1,15 @@
 """Tables. Every stateful row carries ``version`` for compare-and-set updates."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -20,10 +20,10 @@ class Agent(Base):
     __tablename__ = "agents"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
-    phone: Mapped[Optional[str]] = mapped_column(String(20))
+    phone: Mapped[str | None] = mapped_column(String(20))
     browser: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="offline")
-    idle_since: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    idle_since: Mapped[datetime | None] = mapped_column(DateTime)
     secret_hash: Mapped[str] = mapped_column(String(128))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -37,20 +37,20 @@ class Call(Base):
     to_number: Mapped[str] = mapped_column(String(32))
     room: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16))
-    agent_id: Mapped[Optional[str]] = mapped_column(String(40))
-    dial_sid: Mapped[Optional[str]] = mapped_column(String(64))
-    caller_identity: Mapped[Optional[str]] = mapped_column(String(128))
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    dial_sid: Mapped[str | None] = mapped_column(String(64))
+    caller_identity: Mapped[str | None] = mapped_column(String(128))
     # Bumped whenever we send the caller into a room again: a <Dial> action carrying an older
     # generation belongs to a bridge we superseded ourselves, not to a failure.
     bridge_gen: Mapped[int] = mapped_column(Integer, default=0)
     # Set just before we REST-redirect the caller to a new bridge and cleared when Twilio fetches
     # it: the <Dial> that redirect interrupts (whatever its generation) reports no failure.
     redirecting: Mapped[bool] = mapped_column(Boolean, default=False)
-    end_reason: Mapped[Optional[str]] = mapped_column(String(64))
+    end_reason: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    connected_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
-    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (Index("ix_calls_state", "state"), Index("ix_calls_room", "room"))
 
 
@@ -58,20 +58,21 @@ class Leg(Base):
     __tablename__ = "legs"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
-    transfer_id: Mapped[Optional[str]] = mapped_column(String(40))
-    agent_id: Mapped[Optional[str]] = mapped_column(String(40))
-    phone: Mapped[Optional[str]] = mapped_column(String(20))
+    transfer_id: Mapped[str | None] = mapped_column(String(40))
+    agent_id: Mapped[str | None] = mapped_column(String(40))
+    phone: Mapped[str | None] = mapped_column(String(20))
     kind: Mapped[str] = mapped_column(String(16))  # browser | phone
     room: Mapped[str] = mapped_column(String(128))
     state: Mapped[str] = mapped_column(String(16))
-    twilio_sid: Mapped[Optional[str]] = mapped_column(String(64))
-    identity: Mapped[Optional[str]] = mapped_column(String(128))
-    end_reason: Mapped[Optional[str]] = mapped_column(String(64))
+    twilio_sid: Mapped[str | None] = mapped_column(String(64))
+    identity: Mapped[str | None] = mapped_column(String(128))
+    end_reason: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (
-        Index("ix_legs_call", "call_id"), Index("ix_legs_twilio_sid", "twilio_sid"),
+        Index("ix_legs_call", "call_id"),
+        Index("ix_legs_twilio_sid", "twilio_sid"),
         Index("ix_legs_agent_state", "agent_id", "state"),
     )
 
@@ -81,22 +82,22 @@ class Transfer(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"))
     source_agent_id: Mapped[str] = mapped_column(String(40))
-    source_leg_id: Mapped[Optional[str]] = mapped_column(String(40))
-    target_agent_id: Mapped[Optional[str]] = mapped_column(String(40))
-    target_number: Mapped[Optional[str]] = mapped_column(String(20))
-    target_leg_id: Mapped[Optional[str]] = mapped_column(String(40))
+    source_leg_id: Mapped[str | None] = mapped_column(String(40))
+    target_agent_id: Mapped[str | None] = mapped_column(String(40))
+    target_number: Mapped[str | None] = mapped_column(String(20))
+    target_leg_id: Mapped[str | None] = mapped_column(String(40))
     mode: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(20))
     # Only one active transfer per call: a unique key that is the call id while active, NULL after.
-    active_call_id: Mapped[Optional[str]] = mapped_column(String(40), unique=True)
+    active_call_id: Mapped[str | None] = mapped_column(String(40), unique=True)
     consult_room: Mapped[str] = mapped_column(String(128))
-    notes: Mapped[Optional[str]] = mapped_column(Text)
-    summary: Mapped[Optional[dict]] = mapped_column(JSON)
-    summary_source: Mapped[Optional[str]] = mapped_column(String(16))
-    end_reason: Mapped[Optional[str]] = mapped_column(String(120))
+    notes: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict | None] = mapped_column(JSON)
+    summary_source: Mapped[str | None] = mapped_column(String(16))
+    end_reason: Mapped[str | None] = mapped_column(String(120))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    ended_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (Index("ix_transfers_call", "call_id"),)
 
 
@@ -104,8 +105,8 @@ class TimelineEntry(Base):
     __tablename__ = "timeline"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(40))
-    transfer_id: Mapped[Optional[str]] = mapped_column(String(40))
-    agent_id: Mapped[Optional[str]] = mapped_column(String(40))
+    transfer_id: Mapped[str | None] = mapped_column(String(40))
+    agent_id: Mapped[str | None] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(48))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -120,11 +121,13 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(48))
     payload: Mapped[dict] = mapped_column(JSON, default=dict)
     run_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending | running | done | failed | cancelled (a moot timer)
+    state: Mapped[str] = mapped_column(
+        String(12), default="pending"
+    )  # pending | running | done | failed | cancelled (a moot timer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[Optional[datetime]] = mapped_column(DateTime)
-    last_error: Mapped[Optional[str]] = mapped_column(Text)
-    dedupe_key: Mapped[Optional[str]] = mapped_column(String(160), unique=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dedupe_key: Mapped[str | None] = mapped_column(String(160), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     __table_args__ = (Index("ix_jobs_due", "state", "run_at"),)
 
@@ -160,10 +163,10 @@ class Note(Base):
 class Message(Base):
     __tablename__ = "messages"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    transfer_id: Mapped[Optional[str]] = mapped_column(String(40))
+    transfer_id: Mapped[str | None] = mapped_column(String(40))
     to_number: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
-    twilio_sid: Mapped[Optional[str]] = mapped_column(String(64))
+    twilio_sid: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -173,5 +176,5 @@ class Voicemail(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(String(40))
     recording_url: Mapped[str] = mapped_column(String(500))
-    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
