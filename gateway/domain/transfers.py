@@ -41,3 +41,24 @@ TRANSFER = StateMachine("transfer", _transitions, terminal=TERMINAL)
 
 # The reasons the caller goes back to A (or to routing) rather than on to B.
 RETURN_REASONS = {DECLINED: "declined", NO_ANSWER: "did not answer", CANCELLED: "cancelled", FAILED: "failed"}
+
+# What an agent may ask for in each state, by the endpoint's name: the transferring agent
+# (A) connects, cancels and leaves; the target (B) accepts or declines while B's leg rings.
+# The console renders its buttons from this list rather than repeating these rules.
+SOURCE_ACTIONS = ("complete", "cancel", "leave")
+TARGET_ACTIONS = ("accept", "decline")
+
+
+def allowed_actions(state: str, target_joined: bool = False) -> list[str]:
+    """Actions the API accepts now. Connect needs B in the consult room, not only accepted:
+    bridging the caller into a room B has not reached would leave the caller with A alone."""
+    actions = []
+    if state == TARGET_ACCEPTED and target_joined:
+        actions.append("complete")
+    if (state, "cancel") in _transitions:
+        actions.append("cancel")
+    if state == CONFERENCED:
+        actions.append("leave")
+    if state == TARGET_RINGING:
+        actions.extend(TARGET_ACTIONS)
+    return actions

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Agent, Call, Leg, Note, TimelineEntry, TranscriptLine, Transfer, utcnow
 from gateway.domain import legs as L
+from gateway.domain import transfers as T
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -31,7 +32,8 @@ def call_dict(call: Call) -> dict:
     }
 
 
-def transfer_dict(t: Transfer) -> dict:
+def transfer_dict(t: Transfer, target_joined: bool = False) -> dict:
+    """``target_joined``: B is in the consult room (only read while that decides an action)."""
     return {
         "id": t.id,
         "call_id": t.call_id,
@@ -46,7 +48,26 @@ def transfer_dict(t: Transfer) -> dict:
         "end_reason": t.end_reason,
         "created_at": iso(t.created_at),
         "ended_at": iso(t.ended_at),
+        "active": t.state in T.ACTIVE,
+        "allowed_actions": T.allowed_actions(t.state, target_joined),
     }
+
+
+def _transfer_view(s, t: Transfer) -> dict:
+    joined = False
+    if t.state == T.TARGET_ACCEPTED:  # the only state where B's presence changes what A may do
+        joined = (
+            s.execute(
+                select(Leg.id).where(
+                    Leg.transfer_id == t.id,
+                    Leg.state == L.JOINED,
+                    # as TransferService.complete decides: anyone but A (a number's leg has no agent)
+                    or_(Leg.agent_id.is_(None), Leg.agent_id != t.source_agent_id),
+                )
+            ).first()
+            is not None
+        )
+    return transfer_dict(t, joined)
 
 
 def entry_dict(e: TimelineEntry) -> dict:
@@ -209,12 +230,12 @@ class Views:
         return self.store.read(work)
 
     def transfer(self, transfer_id: str) -> dict | None:
-        return self.store.read(lambda s: (lambda t: transfer_dict(t) if t else None)(s.get(Transfer, transfer_id)))
+        return self.store.read(lambda s: (lambda t: _transfer_view(s, t) if t else None)(s.get(Transfer, transfer_id)))
 
     def transfers_of_call(self, call_id: str) -> list[dict]:
         return self.store.read(
             lambda s: [
-                transfer_dict(t)
+                _transfer_view(s, t)
                 for t in s.execute(
                     select(Transfer).where(Transfer.call_id == call_id).order_by(Transfer.created_at)
                 ).scalars()

@@ -53,9 +53,12 @@ def _op(summary: str, *, tag: str, security=None, body=None, params=(), response
     return op
 
 
-def _api(summary, *, status="200", params=(), body=None, security=AGENT, tag="calls", extra=()):
+def _api(summary, *, status="200", params=(), body=None, security=AGENT, tag="calls", extra=(), reply=None):
+    ok = {"description": "OK"}
+    if reply is not None:
+        ok["content"] = {"application/json": {"schema": reply}}
     responses = {
-        status: {"description": "OK"},
+        status: ok,
         "400": {"description": "Bad input", "content": {"application/json": {"schema": ERROR}}},
         "401": {"description": "Not signed in"},
     }
@@ -108,6 +111,24 @@ AGENT_FIELDS = {
     "phone": {"type": "string"},
     "browser": {"type": "boolean"},
     "status": {"type": "string", "enum": ["available", "busy", "offline"]},
+}
+TRANSFER_STATES = [
+    "initiated",
+    "consulting",
+    "target_ringing",
+    "target_accepted",
+    "conferenced",
+    "completed",
+    "cancelled",
+    "declined",
+    "no_answer",
+    "abandoned",
+    "failed",
+]
+TRANSFER_REPLY = {
+    "type": "object",
+    "properties": {"transfer": {"$ref": "#/components/schemas/Transfer"}},
+    "required": ["transfer"],
 }
 STATUS = {"status": {"type": "string", "enum": ["available", "busy", "offline"]}}
 
@@ -174,21 +195,28 @@ PATHS = {
             tag="transfers",
             body=_json_body(TARGET),
             extra=("403", "404", "409"),
+            reply=TRANSFER_REPLY,
         )
     },
     "/api/transfers/{transfer_id}": {
-        "get": _api("A transfer with its summary", tag="transfers", params=("transfer_id",), extra=("403", "404"))
+        "get": _api(
+            "A transfer with its summary",
+            tag="transfers",
+            params=("transfer_id",),
+            extra=("403", "404"),
+            reply=TRANSFER_REPLY,
+        )
     },
     **{
         f"/api/transfers/{{transfer_id}}/{verb}": {
-            "post": _api(text, tag="transfers", params=("transfer_id",), extra=("403", "404", "409"))
+            "post": _api(text, tag="transfers", params=("transfer_id",), extra=("403", "404", "409"), reply=reply)
         }
-        for verb, text in (
-            ("complete", "Connect the caller (three-way)"),
-            ("cancel", "Cancel; the caller returns"),
-            ("leave", "A leaves after the introduction"),
-            ("accept", "B accepts; token for the consult room"),
-            ("decline", "B declines"),
+        for verb, text, reply in (
+            ("complete", "Connect the caller (three-way)", TRANSFER_REPLY),
+            ("cancel", "Cancel; the caller returns", TRANSFER_REPLY),
+            ("leave", "A leaves after the introduction", TRANSFER_REPLY),
+            ("accept", "B accepts; token for the consult room", None),
+            ("decline", "B declines", None),
         )
     },
     "/api/summary/generate": {
@@ -350,7 +378,38 @@ DOCUMENT = {
     },
     "paths": PATHS,
     "components": {
-        "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}},
+        "schemas": {
+            "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+            "Transfer": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "call_id": {"type": "string"},
+                    "state": {"type": "string", "enum": TRANSFER_STATES},
+                    "mode": {"type": "string", "enum": ["warm", "cold"]},
+                    "source_agent_id": {"type": "string"},
+                    "target_agent_id": {"type": ["string", "null"]},
+                    "target_number": {"type": ["string", "null"]},
+                    "consult_room": {"type": ["string", "null"]},
+                    "summary": {"type": ["object", "null"]},
+                    "summary_source": {"type": ["string", "null"]},
+                    "end_reason": {"type": ["string", "null"]},
+                    "created_at": {"type": ["string", "null"]},
+                    "ended_at": {"type": ["string", "null"]},
+                    "active": {"type": "boolean", "description": "Not yet in a final state."},
+                    "allowed_actions": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": ["complete", "cancel", "leave", "accept", "decline"]},
+                        "description": (
+                            "What the API accepts now: complete, cancel, leave (the transferring agent), "
+                            "accept, decline (the target). complete is listed once the target is in the "
+                            "consult room. Clients render their controls from this instead of the states."
+                        ),
+                    },
+                },
+                "required": ["id", "call_id", "state", "mode", "active", "allowed_actions"],
+            },
+        },
         "securitySchemes": {
             "agentCredential": {"type": "http", "scheme": "bearer", "description": "Credential from `agents add`"},
             "consoleSession": {"type": "apiKey", "in": "cookie", "name": "session"},

@@ -53,6 +53,9 @@ def test_browser_a_to_browser_b_warm(world):
     )
     assert reply.status_code == 202, reply.text
     transfer = reply.json()["transfer"]
+    # What A's console offers: cancel, not yet connect (B is still being reached).
+    assert "cancel" in transfer["allowed_actions"] and "complete" not in transfer["allowed_actions"]
+    assert transfer["active"]
     # Hold: the caller hears music while A and B consult.
     call.wait_current("play", timeout=8)
 
@@ -62,6 +65,7 @@ def test_browser_a_to_browser_b_warm(world):
 
     offer = bob.wait_offer("transfer")
     assert offer["from_agent"] == "Alice"
+    assert offer["transfer"]["allowed_actions"] == ["cancel", "accept", "decline"]
     accepted = bob.post(f"/api/transfers/{transfer['id']}/accept")
     assert accepted.status_code == 200, accepted.text
     bob.join(accepted.json()["token"])
@@ -70,8 +74,14 @@ def test_browser_a_to_browser_b_warm(world):
 
     world.wait(lambda: world.services.views.transfer(transfer["id"])["summary"], what="summary")
     wait_joined(world, call_id, "bob", room)
+    # B is in the consult room: only now may A connect the caller.
+    assert alice.get(f"/api/transfers/{transfer['id']}").json()["transfer"]["allowed_actions"] == [
+        "complete",
+        "cancel",
+    ]
     done = alice.post(f"/api/transfers/{transfer['id']}/complete")
     assert done.status_code == 200, done.text
+    assert done.json()["transfer"]["allowed_actions"] == ["leave"]
     call.wait_current("bridged", timeout=8)
     world.wait(
         lambda: world.participants(room) == sorted(["alice", "bob", f"sip_{CALLER}"]),
@@ -87,6 +97,8 @@ def test_browser_a_to_browser_b_warm(world):
         explain=lambda: f"participants {world.participants(room)}; {world.story(call)}",
     )
     world.wait(lambda: transfer_state(world, transfer["id"]) == "completed")
+    finished = world.services.views.transfer(transfer["id"])
+    assert finished["allowed_actions"] == [] and not finished["active"]
     assert world.db_call(call.sid)["agent_id"] == "bob"
     caller_never_in_empty_room_or_silence(call)
     # Every timer this call and transfer set became moot on the way and was withdrawn, not left to

@@ -60,3 +60,27 @@ def test_transfer_happy_path_in_order():
 def test_cannot_connect_before_target_accepts():
     with pytest.raises(IllegalTransition):
         TRANSFER.apply("target_ringing", "connect")
+
+
+# The event each console action offers the transfer machine (TransferService and the leg outcomes).
+ACTION_EVENTS = {
+    "complete": "connect",
+    "cancel": "cancel",
+    "leave": "source_left",
+    "accept": "target_accepted",
+    "decline": "target_declined",
+}
+
+
+@pytest.mark.parametrize("state", sorted(TRANSFER.states))
+def test_allowed_actions_are_exactly_the_moves_the_transfer_can_make(state):
+    from gateway.domain.transfers import allowed_actions
+
+    for joined in (False, True):
+        actions = allowed_actions(state, target_joined=joined)
+        for action, event in ACTION_EVENTS.items():
+            moves = (state, event) in TRANSFER.transitions and TRANSFER.transitions[(state, event)] != state
+            expected = moves and (action != "complete" or joined)
+            assert (action in actions) == expected, (state, joined, action, actions)
+    if TRANSFER.is_terminal(state):
+        assert allowed_actions(state, True) == []

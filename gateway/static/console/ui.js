@@ -69,7 +69,6 @@ const TRANSFER_STATES = {
   abandoned: "Caller hung up", failed: "Failed",
 };
 export const transferStateLabel = (state) => TRANSFER_STATES[state] || state;
-export const TRANSFER_ACTIVE = ["initiated", "consulting", "target_ringing", "target_accepted", "conferenced"];
 
 /** One human sentence per timeline entry (the activity list, steps and call histories). */
 export function describeEvent(e, names = {}) {

@@ -1,0 +1,206 @@
+// The call on screen. The page follows the server rather than guessing: every event about
+// the call re-reads the call, its transfers, its timeline and the agent's own legs (sync),
+// and the buttons, the transfer progress and even which room the audio is in are derived
+// from that. So a page that missed events (stream dropped, laptop asleep) is right again
+// after one sync, and the event stream only has to say "something happened".
+
+import { audioRoom, beginCallAudio, endCallAudio, followLeg, retryAudio } from "./audio.js";
+import { transcriptItems } from "./content.js";
+import { api, busy, errorText, me, session } from "./context.js";
+import { refreshHistory } from "./history.js";
+import { hideOutcome, showOutcome } from "./outcome.js";
+import { setOnCall } from "./presence.js";
+import { announceTransferEnd, bindTransfer, outcomeText, renderTransferPart } from "./transfer.js";
+import { $, announce, callStateLabel, duration, setText, show } from "./ui.js";
+
+const current = {
+  call: null, // { id, caller, fromAgent, data, transfers, timeline, legs }
+  syncing: null, // the sync in flight
+  syncAgain: false, // events arrived during it: sync once more after
+};
+
+export const currentCall = () => current.call;
+
+export function openCall(callId, caller, fromAgent = null) {
+  current.call = { id: callId, caller, fromAgent, data: null, transfers: [], timeline: [], legs: [] };
+  beginCallAudio();
+  hideOutcome();
+  setText("call-caller", caller || "caller");
+  setText("transfer-error", "");
+  $("transcript").replaceChildren();
+  show("transcript-empty", true);
+  show("call-panel", true);
+  setOnCall(true);
+  renderCall();
+  loadTranscript();
+}
+
+/** Forget the call without a word (signing out). */
+export function dropCall() {
+  current.call = null;
+  show("call-panel", false);
+  setOnCall(false);
+}
+
+/** After (re)connecting: my status, and the call I am on if this page does not show it yet. */
+export async function syncMe() {
+  let reply;
+  try {
+    reply = await api.me();
+  } catch {
+    return;
+  }
+  session.agent = { ...session.agent, ...reply.agent };
+  setOnCall(Boolean(current.call));
+  if (!current.call && reply.legs.length) {
+    const leg = reply.legs.find((l) => l.state === "joined") || reply.legs[0];
+    const detail = await api.call(leg.call_id).catch(() => null);
+    if (!detail || current.call) return;
+    openCall(leg.call_id, detail.call.from);
+    announce(`Back on your call with ${detail.call.from}.`);
+  }
+  scheduleSync();
+}
+
+/** Re-read the current call; coalesces bursts of events into one request set at a time. */
+export function scheduleSync() {
+  if (!current.call) return;
+  if (current.syncing) {
+    current.syncAgain = true;
+    return;
+  }
+  current.syncing = syncCall()
+    .catch((err) => console.warn("sync failed", err))
+    .finally(() => {
+      current.syncing = null;
+      if (current.syncAgain) {
+        current.syncAgain = false;
+        scheduleSync();
+      }
+    });
+}
+
+async function syncCall() {
+  const call = current.call;
+  const [detail, timeline, mine] = await Promise.all([api.call(call.id), api.timeline(call.id), api.me()]);
+  if (current.call !== call) return;
+  call.data = detail.call;
+  call.transfers = detail.transfers;
+  call.timeline = timeline.timeline;
+  call.legs = mine.legs.filter((l) => l.call_id === call.id);
+  call.caller = detail.call.from;
+  session.agent = { ...session.agent, ...mine.agent };
+  setOnCall(true);
+
+  const leg = call.legs.find((l) => l.state === "joined") || call.legs[0];
+  if (!leg) {
+    finishCall(outcomeText(call));
+    return;
+  }
+  await followLeg(leg);
+  renderCall();
+  announceTransferEnd(call);
+}
+
+function finishCall(text) {
+  const hadFocus = $("call-panel").contains(document.activeElement);
+  current.call = null;
+  endCallAudio();
+  show("call-panel", false);
+  setOnCall(false);
+  showOutcome(text, { focus: hadFocus });
+  refreshHistory();
+}
+
+function renderCall() {
+  const call = current.call;
+  if (!call) return;
+  const data = call.data;
+  setText("call-caller", call.caller || "caller");
+  setText("call-state", data ? callStateLabel(data.state) : "Connecting");
+  const isOwner = Boolean(data && data.agent_id === me() && data.state !== "ended");
+  $("hangup").disabled = !isOwner;
+  $("hangup").title = isOwner ? "" : "Only the agent who owns the call can end it";
+  renderTransferPart(call, isOwner);
+  tickCall();
+}
+
+export function tickCall() {
+  const connected = current.call?.data?.connected_at;
+  setText("call-duration", connected ? duration((Date.now() - Date.parse(connected)) / 1000) : "0:00");
+}
+
+export async function loadTranscript() {
+  const call = current.call;
+  if (!call) return;
+  try {
+    const reply = await api.transcript(call.id);
+    if (current.call !== call) return;
+    const items = transcriptItems(reply);
+    $("transcript").replaceChildren(...items);
+    show("transcript-empty", items.length === 0);
+  } catch (err) {
+    console.warn("transcript", err);
+  }
+}
+
+/** A timeline entry arrived: re-read the call if it is this one. */
+export function onCallEntry(entry) {
+  const call = current.call;
+  if (call && entry.call_id === call.id) {
+    scheduleSync();
+    if (entry.kind === "transcript" || entry.kind === "note_added") loadTranscript();
+  } else if (!call && entry.agent_id === me() && ["leg_accepted", "agent_joined"].includes(entry.kind)) {
+    syncMe(); // accepted on the phone or in another tab
+  }
+}
+
+async function onHangup() {
+  const call = current.call;
+  if (!call) return;
+  await busy($("hangup"), async () => {
+    try {
+      await api.hangup(call.id);
+      announce("Ending the call…");
+    } catch (err) {
+      setText("media-error", `Could not hang up: ${errorText(err)}`);
+    }
+  });
+}
+
+async function onNoteSubmit(event) {
+  event.preventDefault();
+  const call = current.call;
+  const text = $("note-text").value.trim();
+  setText("note-error", "");
+  if (!call) return;
+  if (!text) {
+    setText("note-error", "Write a note first.");
+    $("note-text").focus();
+    return;
+  }
+  await busy($("note-add"), async () => {
+    try {
+      await api.addNote(call.id, text);
+      $("note-text").value = "";
+      announce("Note added.");
+      loadTranscript();
+    } catch (err) {
+      setText("note-error", `Note not saved: ${errorText(err)}`);
+    }
+  });
+}
+
+function onMediaRetry() {
+  const call = current.call;
+  if (!call) return;
+  const leg = call.legs.find((l) => l.state === "joined") || call.legs[0];
+  return retryAudio(leg?.room || audioRoom());
+}
+
+export function bindCall() {
+  $("note-form").addEventListener("submit", onNoteSubmit);
+  $("hangup").addEventListener("click", onHangup);
+  $("media-retry").addEventListener("click", onMediaRetry);
+  bindTransfer({ currentCall, sync: scheduleSync });
+}

@@ -1,0 +1,213 @@
+// Transfers as the console shows them: the form (A starts one), the progress (A and B), the
+// hints and the announcements of how it ended. Which buttons work comes from the server
+// (transfer.allowed_actions, transfer.active), not from a copy of its state machine here.
+
+import { api, busy, errorText, me, nameOf, names, session } from "./context.js";
+import { summaryBlock } from "./content.js";
+import { $, E164, announce, clock, describeEvent, h, setText, show, statusLabel, transferStateLabel } from "./ui.js";
+
+const announcedEnds = new Set(); // transfer ids whose ending this page announced
+
+/** The newest transfer of the call this agent takes part in (as A or as B). */
+export function latestTransfer(call) {
+  const mine = call.transfers.filter((t) => t.source_agent_id === me() || t.target_agent_id === me());
+  return mine[mine.length - 1] || null;
+}
+
+const targetName = (t) => (t.target_agent_id ? nameOf(t.target_agent_id) : t.target_number || "the number");
+
+/** What the agent reads once their part in the call is over. */
+export function outcomeText(call) {
+  const caller = call.caller || "the caller";
+  const t = latestTransfer(call);
+  if (call.data?.state === "ended") {
+    const reason = call.data.end_reason ? ` (${call.data.end_reason})` : "";
+    if (t && t.source_agent_id === me() && t.state === "completed") {
+      return `Transfer complete: ${caller} went to ${targetName(t)}; the call has since ended${reason}.`;
+    }
+    return `The call with ${caller} has ended${reason}.`;
+  }
+  if (t && t.target_agent_id === me() && !t.active && t.state !== "completed") {
+    return `The transfer from ${nameOf(t.source_agent_id)} ended (${transferStateLabel(t.state).toLowerCase()}`
+      + `${t.end_reason ? `: ${t.end_reason}` : ""}); the caller stays with them.`;
+  }
+  if (t && t.source_agent_id === me()) {
+    if (t.state === "completed" || t.state === "conferenced") {
+      return `Transfer complete: ${caller} is now with ${targetName(t)}.`;
+    }
+    if (t.mode === "cold" && t.active) {
+      return `Cold transfer of ${caller} to ${targetName(t)} under way; you are free for the next call.`;
+    }
+  }
+  return `You have left the call with ${caller}.`;
+}
+
+/** The transfer part of the call panel: the form when A may start one, else the progress. */
+export function renderTransferPart(call, isOwner) {
+  const t = latestTransfer(call);
+  const active = Boolean(t && t.active);
+  show("transfer-form", isOwner && !active);
+  $("transfer-start").disabled = !(isOwner && call.data?.state === "connected" && !active);
+  renderProgress(call, t);
+}
+
+function renderProgress(call, t) {
+  show("transfer-progress", Boolean(t));
+  if (!t) return;
+  const source = t.source_agent_id === me();
+  setText("transfer-progress-heading", source
+    ? `Transfer to ${targetName(t)} (${t.mode})`
+    : `Transfer from ${nameOf(t.source_agent_id)} (${t.mode})`);
+  setText("transfer-state", transferStateLabel(t.state));
+  $("transfer-state").dataset.state = t.state;
+  const steps = call.timeline.filter((e) => e.transfer_id === t.id);
+  const list = $("transfer-steps");
+  if (list.childElementCount !== steps.length || list.dataset.transfer !== t.id) {
+    list.dataset.transfer = t.id;
+    list.replaceChildren(...steps.map((e) => h("li", {},
+      h("time", { datetime: e.at }, clock(e.at)), " ", describeEvent(e, names()))));
+  }
+  $("transfer-summary").replaceChildren(
+    h("h4", {}, "Summary"),
+    t.summary ? summaryBlock(t.summary) : h("p", { class: "muted" }, "Preparing the summary…"),
+  );
+
+  const allowed = new Set(source ? t.allowed_actions : []);
+  const buttons = { complete: $("transfer-connect"), cancel: $("transfer-cancel"), leave: $("transfer-leave") };
+  for (const [action, button] of Object.entries(buttons)) {
+    show(button, source);
+    button.disabled = !allowed.has(action);
+    button.dataset.transfer = t.id;
+  }
+  setText("transfer-hint", hint(call, t, source, allowed));
+}
+
+function hint(call, t, source, allowed) {
+  const who = targetName(t);
+  if (!source) {
+    return {
+      target_ringing: "Accept to talk to the transferring agent first.",
+      target_accepted: `${nameOf(t.source_agent_id)} will connect the caller when ready.`,
+      conferenced: `The caller is with you and ${nameOf(t.source_agent_id)}, who will leave after the introduction.`,
+      completed: "The call is yours now.",
+    }[t.state] || transferStateLabel(t.state);
+  }
+  const returning = call.timeline.filter((e) => e.kind === "caller_returning" && e.transfer_id === t.id).pop();
+  if (returning && returning.detail?.to !== "agent A") {
+    return `${transferStateLabel(t.state)}: the caller went back to the queue.`;
+  }
+  return {
+    initiated: `Reaching ${who}… The caller is on hold.`,
+    consulting: `Reaching ${who}… The caller is on hold.`,
+    target_ringing: `Ringing ${who}… The caller is on hold. You can cancel.`,
+    target_accepted: allowed.has("complete")
+      ? `You and ${who} are talking privately; the caller is on hold. Connect the caller when ready.`
+      : `${who} accepted and is joining…`,
+    conferenced: `The caller, ${who} and you are together. Introduce the caller, then press Leave.`,
+    completed: `Done: the caller is with ${who}.`,
+    declined: `${who} declined. The caller is back with you.`,
+    no_answer: `${who} did not answer. The caller is back with you.`,
+    cancelled: "Transfer cancelled. The caller is back with you.",
+    failed: `Transfer failed${t.end_reason ? `: ${t.end_reason}` : ""}. The caller is back with you.`,
+    abandoned: "The caller hung up during the transfer.",
+  }[t.state] || "";
+}
+
+/** Once per transfer, when it has ended: how, and what happens to the caller. */
+export function announceTransferEnd(call) {
+  const t = latestTransfer(call);
+  if (!t || t.active || announcedEnds.has(t.id)) return;
+  announcedEnds.add(t.id);
+  announce(`Transfer ${transferStateLabel(t.state).toLowerCase()}. ${$("transfer-hint").textContent}`,
+    t.state !== "completed");
+}
+
+/** Who A may transfer to: the other agents, the available ones selectable. */
+export function renderTransferTargets() {
+  const select = $("transfer-agent");
+  const previous = select.value;
+  const others = session.agents.filter((a) => a.id !== me());
+  const options = others.map((a) => h("option", {
+    value: a.id, disabled: a.status !== "available",
+  }, `${a.name} — ${statusLabel(a.status)}`));
+  if (!others.some((a) => a.status === "available")) {
+    options.unshift(h("option", { value: "", disabled: true }, "No agent is available"));
+  }
+  select.replaceChildren(...options);
+  const keep = others.find((a) => a.id === previous && a.status === "available");
+  const first = others.find((a) => a.status === "available");
+  select.value = keep ? keep.id : first ? first.id : "";
+}
+
+function onTargetKindChange() {
+  const kind = document.querySelector("input[name=target-kind]:checked").value;
+  show("target-agent-field", kind === "agent");
+  show("target-number-field", kind === "number");
+}
+
+async function onTransferSubmit(event, call, sync) {
+  event.preventDefault();
+  if (!call) return;
+  const errorEl = $("transfer-error");
+  const number = $("transfer-number");
+  errorEl.textContent = "";
+  number.removeAttribute("aria-invalid");
+  const kind = document.querySelector("input[name=target-kind]:checked").value;
+  const mode = document.querySelector("input[name=mode]:checked").value;
+  const notes = $("transfer-notes").value.trim();
+  const body = { call_id: call.id, mode, notes: notes || undefined };
+  if (kind === "agent") {
+    const agentId = $("transfer-agent").value;
+    if (!agentId) {
+      errorEl.textContent = "Choose an available agent.";
+      $("transfer-agent").focus();
+      return;
+    }
+    body.target_agent_id = agentId;
+  } else {
+    const value = number.value.replace(/[\s().-]/g, "");
+    if (!E164.test(value)) {
+      errorEl.textContent = "Enter the number in international format, for example +15551234567.";
+      number.setAttribute("aria-invalid", "true");
+      number.focus();
+      return;
+    }
+    body.target_number = value;
+  }
+  await busy($("transfer-start"), async () => {
+    try {
+      await api.initiateTransfer(body);
+      $("transfer-notes").value = "";
+      announce(`${mode === "warm" ? "Warm" : "Cold"} transfer started.`);
+    } catch (err) {
+      errorEl.textContent = `Transfer not started: ${errorText(err)}`;
+      return;
+    }
+    sync();
+    $("transfer-progress-heading").setAttribute("tabindex", "-1");
+    $("transfer-progress-heading").focus();
+  });
+}
+
+async function onTransferAction(event, sync) {
+  const button = event.currentTarget;
+  const action = { "transfer-connect": "complete", "transfer-cancel": "cancel", "transfer-leave": "leave" }[button.id];
+  await busy(button, async () => {
+    try {
+      await api.transferAction(button.dataset.transfer, action);
+      announce({ complete: "Connecting the caller…", cancel: "Cancelling the transfer…", leave: "Leaving the call…" }[action]);
+    } catch (err) {
+      setText("transfer-hint", `Could not ${action === "complete" ? "connect" : action}: ${errorText(err)}`);
+    }
+  });
+  sync();
+}
+
+/** currentCall(): the call on screen (or null); sync(): re-read it from the server. */
+export function bindTransfer({ currentCall, sync }) {
+  for (const radio of document.querySelectorAll("input[name=target-kind]")) radio.addEventListener("change", onTargetKindChange);
+  $("transfer-form").addEventListener("submit", (event) => onTransferSubmit(event, currentCall(), sync));
+  for (const id of ["transfer-connect", "transfer-cancel", "transfer-leave"]) {
+    $(id).addEventListener("click", (event) => onTransferAction(event, sync));
+  }
+}
