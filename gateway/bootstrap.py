@@ -23,6 +23,7 @@ from gateway.services.agents import AgentService
 from gateway.services.calls import CallEdges
 from gateway.services.jobs import JobRunner
 from gateway.services.ports import Gateway, Urls
+from gateway.services.teams import TeamService
 from gateway.services.transfers import TransferService
 from gateway.services.views import Views
 
@@ -38,6 +39,7 @@ class Services:
     calls: CallEdges
     transfers: TransferService
     agents: AgentService
+    teams: TeamService
     views: Views
     runner: JobRunner
     metrics: Metrics
@@ -111,6 +113,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         calls=calls,
         transfers=transfers,
         agents=AgentService(store),
+        teams=TeamService(store),
         views=Views(store),
         runner=runner,
         metrics=metrics,

@@ -9,6 +9,7 @@ import click
 from flask import Flask, current_app
 
 from gateway.domain.agents import InvalidAgent, mask_phone
+from gateway.domain.queues import InvalidTeam
 
 
 def _services():
@@ -26,11 +27,12 @@ def register(app: Flask) -> None:
     @click.option("--phone", default=None, help="E.164 phone number for phone answering.")
     @click.option("--browser/--no-browser", default=True, help="Answers in the browser console.")
     @click.option("--status", default="offline", type=click.Choice(["available", "busy", "offline"]))
-    def add(agent_id, name, phone, browser, status):
+    @click.option("--team", "teams", multiple=True, help="A team the agent serves (repeat; default: default).")
+    def add(agent_id, name, phone, browser, status, teams):
         """Add an agent and print its credential (shown once)."""
         try:
-            credential = _services().agents.add(agent_id, name, phone, browser, status)
-        except InvalidAgent as exc:
+            credential = _services().agents.add(agent_id, name, phone, browser, status, teams=list(teams) or None)
+        except (InvalidAgent, InvalidTeam) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"added {agent_id}; credential (keep it secret, shown once):\n{credential}")
 
@@ -48,7 +50,18 @@ def register(app: Flask) -> None:
             channels = ", ".join(
                 c for c, on in (("browser", a["browser"]), ("phone " + mask_phone(a["phone"]), a["phone"])) if on
             )
-            click.echo(f"{a['id']:<20} {a['name']:<24} {a['status']:<10} {channels}")
+            click.echo(f"{a['id']:<20} {a['name']:<24} {a['status']:<10} {channels:<24} {','.join(a['teams'])}")
+
+    @agents.command("set-teams")
+    @click.argument("agent_id")
+    @click.argument("teams", nargs=-1, required=True)
+    def set_teams(agent_id, teams):
+        """Replace the teams an agent serves."""
+        try:
+            _services().teams.set_agent_teams(agent_id, list(teams))
+        except InvalidTeam as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{agent_id} serves {', '.join(teams)}")
 
     @agents.command("remove")
     @click.argument("agent_id")
@@ -77,6 +90,49 @@ def register(app: Flask) -> None:
             click.echo(_services().agents.reset_secret(agent_id))
         except InvalidAgent as exc:
             raise click.ClickException(str(exc)) from None
+
+    @app.cli.group("teams")
+    def teams():
+        """Manage teams (queues) and the numbers that go to them."""
+
+    @teams.command("add")
+    @click.argument("team_id")
+    @click.option("--name", required=True, help="Display name; callers hear it in the greeting.")
+    @click.option("--number", "numbers", multiple=True, help="A Twilio number whose callers go to this team.")
+    @click.option("--hold-music", default=None, help="Audio URL for this team's callers (default HOLD_MUSIC_URL).")
+    @click.option("--max-wait", type=float, default=None, help="Seconds before voicemail (default QUEUE_TIMEOUT_S).")
+    def teams_add(team_id, name, numbers, hold_music, max_wait):
+        """Add a team."""
+        try:
+            _services().teams.add(team_id, name, hold_music_url=hold_music, max_wait_s=max_wait, numbers=list(numbers))
+        except InvalidTeam as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"added team {team_id}; add members with: flask --app gateway agents set-teams <agent> {team_id}")
+
+    @teams.command("list")
+    @click.option("--json", "as_json", is_flag=True)
+    def teams_list(as_json):
+        """List teams with members, numbers and callers waiting."""
+        rows = _services().teams.list()
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for t in rows:
+            wait = f"max wait {t['max_wait_s']:g}s" if t["max_wait_s"] else "max wait default"
+            click.echo(
+                f"{t['id']:<16} {t['name']:<20} {t['waiting']:>3} waiting  {wait:<20} "
+                f"members: {', '.join(t['members']) or '-'}  numbers: {', '.join(t['numbers']) or '-'}"
+            )
+
+    @teams.command("remove")
+    @click.argument("team_id")
+    def teams_remove(team_id):
+        """Remove a team nobody is waiting in."""
+        try:
+            _services().teams.remove(team_id)
+        except InvalidTeam as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"removed team {team_id}")
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Agent, Leg, utcnow
+from gateway.adapters.store.models import Agent, AgentTeam, Leg, utcnow
 from gateway.domain import agents as rules
 from gateway.domain import legs as L
+from gateway.domain import queues as Q
+from gateway.services.teams import TeamService
 
 
 def _hash(secret: str) -> str:
@@ -23,10 +25,19 @@ class AgentService:
     def __init__(self, store: Store):
         self.store = store
 
-    def add(self, agent_id: str, name: str, phone: str | None, browser: bool, status: str = rules.OFFLINE) -> str:
-        """Create an agent; returns its credential (shown once)."""
+    def add(
+        self,
+        agent_id: str,
+        name: str,
+        phone: str | None,
+        browser: bool,
+        status: str = rules.OFFLINE,
+        teams: list[str] | None = None,
+    ) -> str:
+        """Create an agent in ``teams`` (default: the default team); returns its credential (shown once)."""
         rules.validate_agent(agent_id, name, phone, browser)
         rules.validate_status(status)
+        teams = Q.validate_team_list(teams or [Q.DEFAULT_TEAM])
         secret = f"{agent_id}.{secrets.token_urlsafe(24)}"
 
         def work(session):
@@ -42,6 +53,7 @@ class AgentService:
                     secret_hash=_hash(secret),
                 )
             )
+            TeamService.join(session, agent_id, teams)
 
         self.store.run(work)
         return secret
@@ -59,10 +71,23 @@ class AgentService:
         return secret
 
     def list(self) -> list[dict]:
-        return self.store.read(lambda s: [as_dict(a) for a in s.execute(select(Agent).order_by(Agent.id)).scalars()])
+        def work(session) -> list[dict]:
+            agents = session.execute(select(Agent).order_by(Agent.id)).scalars().all()
+            teams = TeamService.teams_of(session, [a.id for a in agents])
+            return [as_dict(a) | {"teams": teams[a.id]} for a in agents]
 
-    def get(self, agent_id: str) -> dict | None:
-        return self.store.read(lambda s: (lambda a: as_dict(a) if a else None)(s.get(Agent, agent_id)))
+        return self.store.read(work)
+
+    def get(self, agent_id: str, *, with_teams: bool = False) -> dict | None:
+        def work(session) -> dict | None:
+            agent = session.get(Agent, agent_id)
+            if agent is None:
+                return None
+            return as_dict(agent) | (
+                {"teams": TeamService.teams_of(session, [agent_id])[agent_id]} if with_teams else {}
+            )
+
+        return self.store.read(work)
 
     def remove(self, agent_id: str) -> None:
         def work(session):
@@ -74,6 +99,7 @@ class AgentService:
             ).first()
             if live:
                 raise rules.InvalidAgent(f"agent {agent_id!r} is on a call; try again when it ends")
+            session.execute(delete(AgentTeam).where(AgentTeam.agent_id == agent_id))
             session.delete(agent)
 
         self.store.run(work)

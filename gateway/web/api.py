@@ -14,6 +14,7 @@ from flask import Blueprint, current_app, g, jsonify, request, session
 
 from gateway.adapters.twilio_client import ProviderError
 from gateway.domain.agents import E164, InvalidAgent
+from gateway.domain.queues import InvalidTeam
 from gateway.services.transfers import TransferError
 from gateway.services.views import transfer_dict
 
@@ -38,6 +39,7 @@ def _provider_error(exc):
 
 
 @bp.errorhandler(InvalidAgent)
+@bp.errorhandler(InvalidTeam)
 def _invalid(exc):
     return jsonify(error=str(exc)), 400
 
@@ -426,8 +428,86 @@ def admin_add_agent():
         field(data, "phone", required=False, max_len=20),
         browser,
         field(data, "status", required=False, max_len=16) or "offline",
+        teams=string_list(data, "teams"),
     )
-    return jsonify(agent=svc().agents.get(data["id"]), credential=credential), 201
+    return jsonify(agent=svc().agents.get(data["id"], with_teams=True), credential=credential), 201
+
+
+def string_list(data: dict, name: str, *, required: bool = False, max_items: int = 50) -> list[str] | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ApiError(400, f"missing field: {name}")
+        return None
+    if not isinstance(value, list) or len(value) > max_items or not all(isinstance(v, str) for v in value):
+        raise ApiError(400, f"field {name} must be a list of at most {max_items} strings")
+    return value
+
+
+@bp.put("/admin/agents/<agent_id>/teams")
+@admin_required
+def admin_set_agent_teams(agent_id):
+    if svc().agents.get(agent_id) is None:
+        raise ApiError(404, "unknown agent")
+    svc().teams.set_agent_teams(agent_id, string_list(body(), "teams", required=True))
+    return jsonify(agent=svc().agents.get(agent_id, with_teams=True))
+
+
+def _max_wait(data: dict):
+    value = data.get("max_wait_s")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ApiError(400, "field max_wait_s must be a number of seconds")
+    return value
+
+
+@bp.get("/admin/teams")
+@admin_required
+def admin_list_teams():
+    return jsonify(teams=svc().teams.list())
+
+
+@bp.post("/admin/teams")
+@admin_required
+def admin_add_team():
+    data = body()
+    team = svc().teams.add(
+        field(data, "id", max_len=40),
+        field(data, "name", max_len=120),
+        hold_music_url=field(data, "hold_music_url", required=False, max_len=500),
+        max_wait_s=_max_wait(data),
+        numbers=string_list(data, "numbers") or [],
+    )
+    return jsonify(team=team), 201
+
+
+@bp.patch("/admin/teams/<team_id>")
+@admin_required
+def admin_update_team(team_id):
+    if svc().teams.get(team_id) is None:
+        raise ApiError(404, "unknown team")
+    data = body()
+    changes = {}
+    if "name" in data:
+        changes["name"] = field(data, "name", max_len=120)
+    if "hold_music_url" in data:
+        changes["hold_music_url"] = field(data, "hold_music_url", required=False, max_len=500)
+    if "max_wait_s" in data:
+        changes["max_wait_s"] = _max_wait(data)
+    if "numbers" in data:
+        changes["numbers"] = string_list(data, "numbers", required=True)
+    return jsonify(team=svc().teams.update(team_id, **changes))
+
+
+@bp.delete("/admin/teams/<team_id>")
+@admin_required
+def admin_remove_team(team_id):
+    if svc().teams.get(team_id) is None:
+        raise ApiError(404, "unknown team")
+    try:
+        svc().teams.remove(team_id)
+    except InvalidTeam as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonify(ok=True)
 
 
 @bp.delete("/admin/agents/<agent_id>")

@@ -131,6 +131,14 @@ TRANSFER_REPLY = {
     "required": ["transfer"],
 }
 STATUS = {"status": {"type": "string", "enum": ["available", "busy", "offline"]}}
+AGENT_FIELDS["teams"] = {"type": "array", "items": {"type": "string"}, "maxItems": 50}
+TEAM_FIELDS = {
+    "id": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,39}$"},
+    "name": {"type": "string", "maxLength": 120},
+    "hold_music_url": {"type": "string", "description": "Audio for this team's waiting callers (HOLD_MUSIC_URL)"},
+    "max_wait_s": {"type": "number", "minimum": 10, "maximum": 7200, "description": "default QUEUE_TIMEOUT_S"},
+    "numbers": {"type": "array", "items": {"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"}},
+}
 
 PATHS = {
     "/api/auth/login": {
@@ -274,6 +282,46 @@ PATHS = {
             body=_json_body(STATUS, ("status",)),
             extra=("403", "404"),
         )
+    },
+    "/api/admin/agents/{agent_id}/teams": {
+        "put": _api(
+            "Replace the teams an agent serves",
+            tag="admin",
+            security=ADMIN,
+            params=("agent_id",),
+            body=_json_body({"teams": AGENT_FIELDS["teams"]}, ("teams",)),
+            extra=("403", "404"),
+        )
+    },
+    "/api/admin/teams": {
+        "get": _api(
+            "List teams with members, numbers and callers waiting", tag="admin", security=ADMIN, extra=("403",)
+        ),
+        "post": _api(
+            "Add a team (a queue)",
+            status="201",
+            tag="admin",
+            security=ADMIN,
+            body=_json_body(TEAM_FIELDS, ("id", "name")),
+            extra=("403",),
+        ),
+    },
+    "/api/admin/teams/{team_id}": {
+        "patch": _api(
+            "Change a team's name, hold music, max wait or numbers",
+            tag="admin",
+            security=ADMIN,
+            params=("team_id",),
+            body=_json_body({k: v for k, v in TEAM_FIELDS.items() if k != "id"}),
+            extra=("403", "404"),
+        ),
+        "delete": _api(
+            "Remove a team nobody is waiting in",
+            tag="admin",
+            security=ADMIN,
+            params=("team_id",),
+            extra=("403", "404", "409"),
+        ),
     },
     "/healthz": {"get": _op("Process alive", tag="ops")},
     "/readyz": {

@@ -47,6 +47,8 @@ class Call(Base):
     # it: the <Dial> that redirect interrupts (whatever its generation) reports no failure.
     redirecting: Mapped[bool] = mapped_column(Boolean, default=False)
     end_reason: Mapped[str | None] = mapped_column(String(64))
+    # The team (queue) the call is for: from the number dialled, a menu choice or a transfer.
+    team_id: Mapped[str | None] = mapped_column(String(40))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -178,3 +180,59 @@ class Voicemail(Base):
     recording_url: Mapped[str] = mapped_column(String(500))
     duration_s: Mapped[float | None] = mapped_column(Float)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Team(Base):
+    """A team is a queue: its members are offered its callers; its own hold music and max wait."""
+
+    __tablename__ = "teams"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    hold_music_url: Mapped[str | None] = mapped_column(String(500))  # None: HOLD_MUSIC_URL
+    max_wait_s: Mapped[float | None] = mapped_column(Float)  # None: QUEUE_TIMEOUT_S
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AgentTeam(Base):
+    __tablename__ = "agent_teams"
+    agent_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    __table_args__ = (Index("ix_agent_teams_team", "team_id"),)
+
+
+class TeamNumber(Base):
+    """A Twilio number whose callers go to a team (unmapped numbers: the default team)."""
+
+    __tablename__ = "team_numbers"
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(40))
+
+
+class QueueEntry(Base):
+    """A caller waiting for a team (or a callback keeping its place), durably and in order."""
+
+    __tablename__ = "queue_entries"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    team_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(12), default="caller")  # caller | callback | transfer
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))
+    # One live entry per call: the call id while waiting or offered, NULL after (a unique key).
+    active_call_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    offered_agent_id: Mapped[str | None] = mapped_column(String(40))
+    offered_at: Mapped[datetime | None] = mapped_column(DateTime)
+    offers: Mapped[int] = mapped_column(Integer, default=0)
+    transfer_id: Mapped[str | None] = mapped_column(String(40))
+    callback_number: Mapped[str | None] = mapped_column(String(20))
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+    wait_s: Mapped[float | None] = mapped_column(Float)  # set when the entry ends
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __table_args__ = (
+        Index("ix_queue_line", "team_id", "state", "priority", "enqueued_at"),
+        Index("ix_queue_call", "call_id"),
+    )

@@ -1,0 +1,177 @@
+"""Teams and their queues: who waits, in what order, who is offered next, and what callers hear.
+
+A team is a queue. A caller the team cannot serve at once gets a *queue entry*; entries are
+served first come, first served within a priority (a transfer or a callback may jump ahead of
+plain arrivals, never behind them), and the longest-idle available member gets the offer. An
+offer that is missed or declined puts the entry back exactly where it was: it keeps its arrival
+time, so it is at the head again, ahead of everyone who came after it.
+
+Plain Python: the store keeps entries durably and picks heads with SQL in this same order
+(``PLACE_ORDER``); these functions are the rule, and what the property tests check.
+
+waiting  — in line, hearing the hold loop (or, for a callback, off the line keeping its place)
+offered  — one agent is being offered this caller right now (console and/or phone)
+terminal — answered (bridged to an agent), abandoned (hung up while queued), timed_out (max
+           wait reached), left (the caller chose voicemail or a callback, or nobody is staffed),
+           missed (a callback the caller never answered)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.domain.machine import StateMachine
+
+DEFAULT_TEAM = "default"
+TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+WAITING, OFFERED = "waiting", "offered"
+ANSWERED, ABANDONED, TIMED_OUT, LEFT, MISSED = "answered", "abandoned", "timed_out", "left", "missed"
+LIVE = (WAITING, OFFERED)
+TERMINAL = (ANSWERED, ABANDONED, TIMED_OUT, LEFT, MISSED)
+
+# Priorities: higher is served first; equal priorities in arrival order.
+PRIORITY_CALLER, PRIORITY_CALLBACK, PRIORITY_TRANSFER = 0, 5, 10
+
+ENTRY = StateMachine(
+    "queue_entry",
+    {
+        (WAITING, "offer"): OFFERED,
+        (OFFERED, "offer_failed"): WAITING,  # missed or declined: back to the head, same place
+        (OFFERED, "answered"): ANSWERED,
+        (WAITING, "hangup"): ABANDONED,
+        (OFFERED, "hangup"): ABANDONED,
+        (WAITING, "timeout"): TIMED_OUT,
+        (WAITING, "leave"): LEFT,
+        (OFFERED, "leave"): LEFT,
+        (OFFERED, "callback_missed"): MISSED,
+    },
+    terminal=TERMINAL,
+)
+
+# How many finished calls of a team an estimate needs; with fewer we say nothing rather than guess.
+MIN_HISTORY = 3
+
+
+class InvalidTeam(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TeamView:
+    id: str
+    name: str
+    hold_music_url: str | None = None
+    max_wait_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the order rule needs to know about a queue entry."""
+
+    id: str
+    team_id: str
+    state: str
+    enqueued_at: datetime
+    priority: int = PRIORITY_CALLER
+
+
+def validate_team(team_id: str, name: str, hold_music_url: str | None = None, max_wait_s=None) -> None:
+    if not TEAM_ID.match(team_id or ""):
+        raise InvalidTeam(f"team id {team_id!r} must be 1-40 lowercase letters, digits, '-' or '_'")
+    if not (name or "").strip():
+        raise InvalidTeam("team name must not be empty")
+    if hold_music_url is not None and not re.match(r"^https?://\S+$", hold_music_url):
+        raise InvalidTeam(f"hold music {hold_music_url!r} must be an http(s) URL")
+    if max_wait_s is not None and (
+        isinstance(max_wait_s, bool) or not isinstance(max_wait_s, (int, float)) or not 10 <= max_wait_s <= 7200
+    ):
+        raise InvalidTeam("max wait must be a number of seconds from 10 to 7200")
+
+
+def validate_number(number: str) -> None:
+    if not E164.match(number or ""):
+        raise InvalidTeam(f"number {number!r} is not an E.164 number (like +15551234567)")
+
+
+def validate_team_list(teams: Sequence[str]) -> list[str]:
+    """An agent's teams: at least one, each a valid id, no repeats (order kept)."""
+    if isinstance(teams, str) or not teams:
+        raise InvalidTeam("an agent belongs to at least one team")
+    seen: list[str] = []
+    for team in teams:
+        if not isinstance(team, str) or not TEAM_ID.match(team):
+            raise InvalidTeam(f"team id {team!r} must be 1-40 lowercase letters, digits, '-' or '_'")
+        if team not in seen:
+            seen.append(team)
+    return seen
+
+
+def place_key(entry: Entry) -> tuple:
+    """Where an entry stands: higher priority first, then arrival, then id (a stable tie-break).
+
+    The store sorts with the same columns (``PLACE_ORDER``)."""
+    return (-entry.priority, entry.enqueued_at, entry.id)
+
+
+PLACE_ORDER = ("priority desc", "enqueued_at asc", "id asc")
+
+
+def next_for(entries: Iterable[Entry], teams: Iterable[str]) -> Entry | None:
+    """The entry an agent of ``teams`` is offered next: the head among those teams' waiting entries."""
+    teams = set(teams)
+    waiting = [e for e in entries if e.state == WAITING and e.team_id in teams]
+    return min(waiting, key=place_key) if waiting else None
+
+
+def position(entry: Entry, entries: Iterable[Entry]) -> int:
+    """1-based place in the team's line (entries being offered still count: they are ahead)."""
+    mine = place_key(entry)
+    return 1 + sum(
+        1
+        for e in entries
+        if e.id != entry.id and e.team_id == entry.team_id and e.state in LIVE and place_key(e) < mine
+    )
+
+
+def estimate_wait_s(position: int, staffed: int, handle_times_s: Sequence[float]) -> float | None:
+    """Expected seconds until this caller is answered, or None when we cannot know.
+
+    Each staffed agent frees up about once per average handle time, so the caller at
+    ``position`` waits about position / staffed handle times. No history (fewer than
+    MIN_HISTORY finished calls) or nobody staffed: None, so the caller hears no number at all
+    rather than a wrong one.
+    """
+    times = [t for t in handle_times_s if t and t > 0]
+    if staffed <= 0 or position <= 0 or len(times) < MIN_HISTORY:
+        return None
+    return sum(times) / len(times) * position / staffed
+
+
+def queue_announcement(position: int, estimate_s: float | None) -> str:
+    """What a waiting caller hears about their place: position, then the estimate if there is one."""
+    place = "You are next in line." if position <= 1 else f"You are number {position} in line."
+    if estimate_s is None:
+        return place
+    if estimate_s < 60:
+        return f"{place} Your wait should be less than a minute."
+    minutes = max(1, math.ceil(estimate_s / 60))
+    return f"{place} The estimated wait is about {minutes} minute{'s' if minutes != 1 else ''}."
+
+
+def greeting(team_name: str | None) -> str:
+    """The first words a caller who has to wait hears."""
+    who = f" {team_name}" if team_name and team_name.lower() != "default" else ""
+    return (
+        f"Thank you for calling{who}. All of our agents are helping other callers right now. "
+        "Please stay on the line and the next available agent will be with you."
+    )
+
+
+NOBODY_STAFFED = "We're sorry, there is no one available to take your call at the moment."
+QUEUE_TIMED_OUT = "We're sorry, all of our agents are still busy."

@@ -1,0 +1,200 @@
+"""The team directory: teams (queues), who belongs to which, and which number goes to which team."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from gateway.adapters.store import Store
+from gateway.adapters.store.models import Agent, AgentTeam, QueueEntry, Team, TeamNumber
+from gateway.domain import queues as Q
+
+_UNSET = object()
+
+
+class TeamService:
+    def __init__(self, store: Store):
+        self.store = store
+
+    # ------------------------------------------------------------ teams
+    def add(
+        self,
+        team_id: str,
+        name: str,
+        *,
+        hold_music_url: str | None = None,
+        max_wait_s: float | None = None,
+        numbers: Sequence[str] = (),
+    ) -> dict:
+        Q.validate_team(team_id, name, hold_music_url, max_wait_s)
+        for number in numbers:
+            Q.validate_number(number)
+
+        def work(session: Session) -> dict:
+            if session.get(Team, team_id) is not None:
+                raise Q.InvalidTeam(f"team {team_id!r} already exists")
+            session.add(
+                Team(id=team_id, name=name.strip(), hold_music_url=hold_music_url, max_wait_s=max_wait_s, version=1)
+            )
+            self._map_numbers(session, team_id, numbers)
+            session.flush()
+            return self._as_dict(session, session.get(Team, team_id))
+
+        return self.store.run(work)
+
+    def update(
+        self,
+        team_id: str,
+        *,
+        name=_UNSET,
+        hold_music_url=_UNSET,
+        max_wait_s=_UNSET,
+        numbers: Sequence[str] | None = None,
+    ) -> dict:
+        """Change a team's settings; ``numbers`` (when given) replaces its mapped numbers."""
+        for number in numbers or ():
+            Q.validate_number(number)
+
+        def work(session: Session) -> dict:
+            team = self._team(session, team_id)
+            changes = {}
+            if name is not _UNSET:
+                changes["name"] = (name or "").strip()
+            if hold_music_url is not _UNSET:
+                changes["hold_music_url"] = hold_music_url or None
+            if max_wait_s is not _UNSET:
+                changes["max_wait_s"] = max_wait_s
+            merged = {"name": team.name, "hold_music_url": team.hold_music_url, "max_wait_s": team.max_wait_s}
+            merged.update(changes)
+            Q.validate_team(team_id, merged["name"], merged["hold_music_url"], merged["max_wait_s"])
+            if changes:
+                self.store.compare_and_set(session, team, **changes)
+            if numbers is not None:
+                session.execute(delete(TeamNumber).where(TeamNumber.team_id == team_id))
+                session.flush()
+                self._map_numbers(session, team_id, numbers)
+            return self._as_dict(session, team)
+
+        return self.store.run(work)
+
+    def remove(self, team_id: str) -> None:
+        """Remove a team with nobody waiting in it; its numbers go back to the default team and
+        members left with no team join the default team (an agent always has a queue to serve)."""
+        if team_id == Q.DEFAULT_TEAM:
+            raise Q.InvalidTeam("the default team cannot be removed")
+
+        def work(session: Session) -> None:
+            team = self._team(session, team_id)
+            waiting = session.execute(
+                select(func.count()).where(QueueEntry.team_id == team_id, QueueEntry.state.in_(Q.LIVE))
+            ).scalar()
+            if waiting:
+                raise Q.InvalidTeam(f"{waiting} caller(s) are waiting in team {team_id!r}; try again when it is empty")
+            members = session.execute(select(AgentTeam.agent_id).where(AgentTeam.team_id == team_id)).scalars().all()
+            session.execute(delete(AgentTeam).where(AgentTeam.team_id == team_id))
+            session.execute(delete(TeamNumber).where(TeamNumber.team_id == team_id))
+            session.flush()
+            for agent_id in members:
+                if session.execute(select(AgentTeam.team_id).where(AgentTeam.agent_id == agent_id)).first() is None:
+                    session.add(AgentTeam(agent_id=agent_id, team_id=Q.DEFAULT_TEAM))
+            session.delete(team)
+
+        self.store.run(work)
+
+    def list(self) -> list[dict]:
+        def work(session: Session) -> list[dict]:
+            return [self._as_dict(session, t) for t in session.execute(select(Team).order_by(Team.id)).scalars()]
+
+        return self.store.read(work)
+
+    def get(self, team_id: str) -> dict | None:
+        def work(session: Session) -> dict | None:
+            team = session.get(Team, team_id)
+            return self._as_dict(session, team) if team else None
+
+        return self.store.read(work)
+
+    def team_for_number(self, session: Session, number: str | None) -> str:
+        """The team a dialled number goes to: its mapping, else the default team."""
+        if number:
+            mapped = session.execute(select(TeamNumber.team_id).where(TeamNumber.number == number)).scalar()
+            if mapped:
+                return mapped
+        return Q.DEFAULT_TEAM
+
+    # ------------------------------------------------------- membership
+    def set_agent_teams(self, agent_id: str, teams: Sequence[str]) -> list[str]:
+        teams = Q.validate_team_list(teams)
+
+        def work(session: Session) -> list[str]:
+            if session.get(Agent, agent_id) is None:
+                raise Q.InvalidTeam(f"no agent {agent_id!r}")
+            self.join(session, agent_id, teams, replace=True)
+            return teams
+
+        return self.store.run(work)
+
+    @staticmethod
+    def join(session: Session, agent_id: str, teams: Sequence[str], *, replace: bool = False) -> None:
+        """Make ``agent_id`` a member of ``teams`` (all of which must exist) within a unit of work."""
+        known = set(session.execute(select(Team.id).where(Team.id.in_(list(teams)))).scalars())
+        unknown = [t for t in teams if t not in known]
+        if unknown:
+            raise Q.InvalidTeam(f"no team {unknown[0]!r} (add it first: flask --app gateway teams add)")
+        if replace:
+            session.execute(delete(AgentTeam).where(AgentTeam.agent_id == agent_id))
+            session.flush()
+        for team in teams:
+            session.add(AgentTeam(agent_id=agent_id, team_id=team))
+
+    @staticmethod
+    def teams_of(session: Session, agent_ids: Sequence[str]) -> dict[str, list[str]]:
+        rows = session.execute(
+            select(AgentTeam.agent_id, AgentTeam.team_id)
+            .where(AgentTeam.agent_id.in_(list(agent_ids)))
+            .order_by(AgentTeam.team_id)
+        ).all()
+        found: dict[str, list[str]] = {agent_id: [] for agent_id in agent_ids}
+        for agent_id, team_id in rows:
+            found[agent_id].append(team_id)
+        return found
+
+    # ---------------------------------------------------------- helpers
+    @staticmethod
+    def _team(session: Session, team_id: str) -> Team:
+        team = session.get(Team, team_id, populate_existing=True)
+        if team is None:
+            raise Q.InvalidTeam(f"no team {team_id!r}")
+        return team
+
+    @staticmethod
+    def _map_numbers(session: Session, team_id: str, numbers: Sequence[str]) -> None:
+        for number in dict.fromkeys(numbers):
+            taken = session.execute(select(TeamNumber.team_id).where(TeamNumber.number == number)).scalar()
+            if taken and taken != team_id:
+                raise Q.InvalidTeam(f"number {number} already goes to team {taken!r}")
+            if not taken:
+                session.add(TeamNumber(number=number, team_id=team_id))
+
+    @staticmethod
+    def _as_dict(session: Session, team: Team) -> dict:
+        members = session.execute(
+            select(AgentTeam.agent_id).where(AgentTeam.team_id == team.id).order_by(AgentTeam.agent_id)
+        ).scalars()
+        numbers = session.execute(
+            select(TeamNumber.number).where(TeamNumber.team_id == team.id).order_by(TeamNumber.number)
+        ).scalars()
+        waiting = session.execute(
+            select(func.count()).where(QueueEntry.team_id == team.id, QueueEntry.state.in_(Q.LIVE))
+        ).scalar()
+        return {
+            "id": team.id,
+            "name": team.name,
+            "hold_music_url": team.hold_music_url,
+            "max_wait_s": team.max_wait_s,
+            "members": list(members),
+            "numbers": list(numbers),
+            "waiting": waiting,
+        }
