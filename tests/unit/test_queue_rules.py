@@ -126,14 +126,16 @@ TEAMS = ("billing", "support")
 class QueueRules(RuleBasedStateMachine):
     """Callers arrive (some at transfer priority), agents of one or both teams free up and are
     offered the next caller, offers are answered, missed or abandoned. Whatever the order of events:
-    nobody is offered twice at once; nobody is answered while a caller of their team who stands
-    ahead of them waits (unless that one's own offer failed after this one was offered); a missed
+    nobody is offered twice at once; nobody is answered while a caller of their team who stood
+    ahead of them when they were offered still waits (unless that one's own offer failed after
+    this one was offered); a missed
     caller is the very next one offered in their team; positions are always 1..n."""
 
     def __init__(self):
         super().__init__()
         self.entries: dict[str, Q.Entry] = {}
         self.step = itertools.count(1)
+        self.arrived_at: dict[str, int] = {}
         self.offered_at: dict[str, int] = {}
         self.returned_at: dict[str, int] = {}
         self.must_be_next: dict[str, str] = {}  # team -> entry id that a miss put back at the head
@@ -152,6 +154,7 @@ class QueueRules(RuleBasedStateMachine):
         n = next(self.step)
         priority = Q.PRIORITY_TRANSFER if transfer else Q.PRIORITY_CALLER
         self.entries[f"q{n:04d}"] = Q.Entry(f"q{n:04d}", team, Q.WAITING, T0 + timedelta(seconds=n), priority)
+        self.arrived_at[f"q{n:04d}"] = n
 
     @rule(teams=st.sampled_from([("billing",), ("support",), TEAMS]))
     def agent_frees(self, teams):
@@ -177,6 +180,7 @@ class QueueRules(RuleBasedStateMachine):
                 if w.team_id == e.team_id
                 and w.state == Q.WAITING
                 and Q.place_key(w) < Q.place_key(e)
+                and self.arrived_at[w.id] < self.offered_at[e.id]  # (a later arrival could not have been chosen)
                 and self.returned_at.get(w.id, 0) < self.offered_at[e.id]
             ]
             assert not skipped, f"{e.id} answered while {skipped} waited ahead of it"
