@@ -28,7 +28,11 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ("LIVEKIT_API_KEY", True, "LiveKit API key."),
     ("LIVEKIT_API_SECRET", True, "LiveKit API secret."),
     ("LIVEKIT_SIP_HOST", True, "LiveKit SIP domain the TwiML dials, e.g. abc123.sip.livekit.cloud."),
-    ("LIVEKIT_SIP_USERNAME", False, "Username of the LiveKit inbound trunk's digest auth."),
+    (
+        "LIVEKIT_SIP_USERNAME",
+        False,
+        "Username of the LiveKit inbound trunk's digest auth (this pair or LIVEKIT_SIP_ALLOWED_ADDRESSES is needed).",
+    ),
     ("LIVEKIT_SIP_PASSWORD", False, "Password of the LiveKit inbound trunk's digest auth."),
     ("LIVEKIT_ROOM_PREFIX", False, "Prefix of the Callee dispatch rule (rooms are <prefix>_<token>). Default: call."),
     ("OPENAI_API_KEY", False, "OpenAI API key; without it summaries use the local extractive fallback."),
@@ -205,6 +209,12 @@ def load(env: Mapping[str, str]) -> Settings:
         values["livekit_sip_password"] = get("LIVEKIT_SIP_PASSWORD")
     if bool(values.get("livekit_sip_username")) != bool(values.get("livekit_sip_password")):
         raise ConfigError("LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD must be set together")
+    if not sandbox and not values.get("livekit_sip_username") and not get("LIVEKIT_SIP_ALLOWED_ADDRESSES"):
+        # LiveKit refuses an inbound trunk with neither ("for security, one of the fields must be set").
+        raise ConfigError(
+            "missing configuration: LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD (or LIVEKIT_SIP_ALLOWED_ADDRESSES): "
+            "LiveKit accepts no inbound SIP trunk without credentials or allowed addresses"
+        )
     if get("LIVEKIT_ROOM_PREFIX"):
         prefix = get("LIVEKIT_ROOM_PREFIX")
         if not re.fullmatch(r"[A-Za-z0-9-]{1,32}", prefix):

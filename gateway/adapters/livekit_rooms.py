@@ -44,15 +44,25 @@ class EventLoopThread:
         return future.result(timeout_s + 1)
 
 
+def _not_implemented(exc: api.TwirpError) -> bool:
+    """Twirp's ``unimplemented``, or self-hosted LiveKit's plain "not implemented" error for the
+    Cloud-only methods (MoveParticipant, ForwardParticipant), which Twirp wraps as ``internal``/500
+    (provider-facts.md): a final answer either way, never worth a retry."""
+    code = getattr(exc, "code", "") or ""
+    return code == "unimplemented" or "not implemented" in (getattr(exc, "message", "") or "").lower()
+
+
 def _error(what: str, exc: BaseException) -> ProviderError:
     if isinstance(exc, api.TwirpError):
         status = getattr(exc, "status", 0) or 0
         code = getattr(exc, "code", "") or ""
+        if _not_implemented(exc):
+            return ProviderError("livekit", "unimplemented", f"{what}: {exc.message}", retryable=False)
         return ProviderError(
             "livekit",
             str(code or f"http_{status}"),
             f"{what}: {exc.message}",
-            retryable=code != "unimplemented" and (status >= 500 or code in ("unavailable", "internal")),
+            retryable=status >= 500 or code in ("unavailable", "internal"),
         )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ProviderError("livekit", "timeout", f"{what}: timed out", retryable=True)

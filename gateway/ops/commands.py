@@ -28,13 +28,19 @@ DOCTOR_HELP = (
     "exit status 1 when any check fails."
 )
 DRY_RUN = click.option("--dry-run", is_flag=True, help="Print what would change and change nothing.")
+TAKE_OVER = click.option(
+    "--take-over-number",
+    is_flag=True,
+    help="Detach the Twilio number from an Elastic SIP trunk or TwiML app it is attached to (Twilio ignores "
+    "its voice URL while it is), so its calls reach this gateway.",
+)
 
 
-def _provision(settings: Settings, ops: OpsSettings, dry_run: bool) -> int:
+def _provision(settings: Settings, ops: OpsSettings, dry_run: bool, take_over_number: bool = False) -> int:
     if settings.sandbox:
         click.echo("sandbox mode: the sandbox sets up its loopback doubles itself when it starts; nothing to provision")
         return 0
-    return provision(settings, dry_run=dry_run, out=click.echo, ops=ops).exit_code
+    return provision(settings, dry_run=dry_run, out=click.echo, ops=ops, take_over_number=take_over_number).exit_code
 
 
 def register(app: Flask) -> None:
@@ -46,10 +52,11 @@ def register(app: Flask) -> None:
 
     @app.cli.command("provision", help=PROVISION_HELP)
     @DRY_RUN
+    @TAKE_OVER
     @click.pass_context
-    def provision_command(ctx: click.Context, dry_run: bool) -> None:
+    def provision_command(ctx: click.Context, dry_run: bool, take_over_number: bool) -> None:
         services, ops = app_settings()
-        ctx.exit(_provision(services.gw.settings, ops, dry_run))
+        ctx.exit(_provision(services.gw.settings, ops, dry_run, take_over_number))
 
     @app.cli.command("doctor", help=DOCTOR_HELP)
     @click.pass_context
@@ -66,13 +73,14 @@ def cli() -> None:
 
 @cli.command("provision", help=PROVISION_HELP)
 @DRY_RUN
+@TAKE_OVER
 @click.pass_context
-def provision_from_environment(ctx: click.Context, dry_run: bool) -> None:
+def provision_from_environment(ctx: click.Context, dry_run: bool, take_over_number: bool) -> None:
     try:
         settings, ops = config.from_environment(), OpsSettings.from_env(os.environ)
     except config.ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
-    ctx.exit(_provision(settings, ops, dry_run))
+    ctx.exit(_provision(settings, ops, dry_run, take_over_number))
 
 
 @cli.command("doctor", help=DOCTOR_HELP)

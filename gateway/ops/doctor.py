@@ -60,8 +60,8 @@ def _configuration(settings: Settings, ops: OpsSettings) -> Check:
     if not (settings.livekit_sip_username or ops.sip_allowed_addresses):
         return Check(
             "configuration",
-            WARN,
-            "the LiveKit inbound trunk accepts any SIP caller",
+            FAIL,
+            "no SIP credentials and no allowed addresses: LiveKit refuses such an inbound trunk",
             "set LIVEKIT_SIP_USERNAME/LIVEKIT_SIP_PASSWORD or LIVEKIT_SIP_ALLOWED_ADDRESSES, then provision",
         )
     return Check("configuration", PASS, "production settings loaded")
@@ -135,6 +135,26 @@ def _livekit(settings: Settings) -> Check:
         return Check("LiveKit", PASS, f"{settings.livekit_url}: credentials accepted ({len(rooms.rooms)} rooms)")
 
     return _guarded("LiveKit", fix, check)
+
+
+def _livekit_webhooks(settings: Settings, store: Store | None) -> Check:
+    """Webhooks are configured on the LiveKit server or Cloud project, not through the API, so
+    provisioning cannot set them: judge by whether they arrived while calls reached LiveKit."""
+    name, fix = "LiveKit webhooks", checks.WEBHOOK_FIX.format(origin=settings.public_origin)
+    own = store is None
+    store = store or Store(settings.database_url)
+    try:
+        health = checks.livekit_webhooks(store)
+    except Exception as exc:
+        return Check(name, WARN, f"not checked: {describe_error(exc)}", "fix the database first")
+    finally:
+        if own:
+            store.engine.dispose()
+    if not health.ok:
+        return Check(name, FAIL, health.describe(), fix)
+    if health.last is None:
+        return Check(name, PASS, "none expected yet: no call has reached LiveKit (doctor --call places one)")
+    return Check(name, PASS, health.describe())
 
 
 def _twilio(settings: Settings) -> Check:
@@ -234,6 +254,7 @@ def run_checks(
         check_public_url(settings),
         *_database(settings, store),
         _livekit(settings),
+        _livekit_webhooks(settings, store),
         _twilio(settings),
         _openai(settings),
         _provisioning(settings, ops),

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from livekit import api
 
@@ -27,6 +28,15 @@ DISPATCH_RULE_NAME = "gateway-callee"
 # SIP headers the TwiML adds to the INVITE, surfaced as participant attributes.
 HEADER_ATTRIBUTES = {"X-GW-Leg": "gw.leg", "X-GW-Call": "gw.call"}
 NEW_TRUNK = "(trunk to be created)"
+# LiveKit ends a SIP call still ringing after the trunk's ringing timeout (3 min by default) with
+# 486. The gateway holds a caller in that state for up to QUEUE_TIMEOUT_S, so the trunk must wait
+# longer than the gateway does: the gateway's own queue timer always decides first.
+RINGING_MARGIN_S = 30
+NO_TRUNK_AUTH = (
+    "LIVEKIT_SIP_USERNAME/LIVEKIT_SIP_PASSWORD and LIVEKIT_SIP_ALLOWED_ADDRESSES are all unset; LiveKit refuses "
+    'an inbound trunk with neither ("for security, one of the fields must be set"). Set the username and '
+    "password (Twilio sends them with <Sip>) and run provision again"
+)
 
 CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
 WOULD_CREATE, WOULD_UPDATE = "would create", "would update"
@@ -125,9 +135,42 @@ def _password_unreported(actual: Message, desired: dict) -> bool:
     return bool(actual.auth_username) and not actual.auth_password and bool(desired.get("auth_password"))
 
 
+def ringing_timeout_s(settings: Settings) -> int:
+    """The inbound trunk's ringing timeout: longer than the gateway keeps a caller waiting."""
+    return int(settings.queue_timeout_s) + RINGING_MARGIN_S
+
+
+def catch_all_conflicts(trunks, ours: str = INBOUND_TRUNK_NAME) -> list:
+    """Other inbound trunks that, like ours, accept any number and any caller. LiveKit allows one
+    such trunk per project (livekit/protocol ValidateTrunks: "Conflicting inbound SIP Trunks"), and
+    when two exist anyway every INVITE fails (MatchTrunk: "Multiple default SIP Trunks matched")."""
+    return [t for t in trunks if t.name != ours and not t.numbers and not t.allowed_numbers]
+
+
+def describe_catch_all(others) -> str:
+    names = ", ".join(f"{t.sip_trunk_id} ({t.name or 'unnamed'})" for t in others)
+    return (
+        f"another catch-all inbound trunk exists in this LiveKit project: {names}. LiveKit allows one trunk "
+        "without numbers per project, and this gateway needs it: its SIP URIs name a room, not a phone "
+        "number. Delete that trunk (lk sip inbound delete <id>; LiveKit's Twilio quick-start makes one), or "
+        "give it the numbers it serves, or use a separate LiveKit project; then run provision again"
+    )
+
+
+def number_routing(number) -> str | None:
+    """Why Twilio would not send this number's calls to its voice URL, or None."""
+    trunk, app = getattr(number, "trunk_sid", None), getattr(number, "voice_application_sid", None)
+    if trunk:
+        return f"it is attached to Elastic SIP trunk {trunk}"
+    if app:
+        return f"it is attached to TwiML app {app}"
+    return None
+
+
 class _Provisioner:
-    def __init__(self, settings: Settings, ops: OpsSettings, dry_run: bool):
+    def __init__(self, settings: Settings, ops: OpsSettings, dry_run: bool, take_over_number: bool = False):
         self.settings, self.ops, self.dry_run = settings, ops, dry_run
+        self.take_over_number = take_over_number
         self.trunk_id: str | None = None
 
     def steps(self) -> list[tuple[str, Callable]]:
@@ -141,23 +184,27 @@ class _Provisioner:
     # ------------------------------------------------------------- LiveKit
     def inbound_desired(self) -> dict:
         s = self.settings
+        ringing = Duration()
+        ringing.FromSeconds(ringing_timeout_s(s))
         return {
             "numbers": [],  # the SIP user is a room token, not a phone number
             "allowed_addresses": list(self.ops.sip_allowed_addresses),
             "auth_username": s.livekit_sip_username or "",
             "auth_password": s.livekit_sip_password or "",
             "headers_to_attributes": HEADER_ATTRIBUTES,
+            "ringing_timeout": ringing,
         }
 
     async def inbound_trunk(self, lk: api.LiveKitAPI) -> tuple[str, str]:
         desired = self.inbound_desired()
+        if not (desired["auth_username"] or desired["allowed_addresses"]):
+            raise _StepFailed(NO_TRUNK_AUTH)
         listing = await lk.sip.list_inbound_trunk(api.ListSIPInboundTrunkRequest())
         actual = next((t for t in listing.items if t.name == INBOUND_TRUNK_NAME), None)
-        note = (
-            ""
-            if desired["auth_username"] or desired["allowed_addresses"]
-            else (" (warning: no SIP auth and no allowed addresses: any SIP caller is accepted)")
-        )
+        others = catch_all_conflicts(listing.items)
+        if others:
+            raise _StepFailed(describe_catch_all(others))
+        note = f" (ringing timeout {ringing_timeout_s(self.settings)} s)"
         if actual is None:
             if self.dry_run:
                 return WOULD_CREATE, f"{INBOUND_TRUNK_NAME!r}{note}"
@@ -267,20 +314,39 @@ class _Provisioner:
                 "buy or port it there, or fix TWILIO_PHONE_NUMBER"
             )
         number = numbers[0]
-        changed = [name for name, want in desired.items() if (getattr(number, name) or "") != want]
+        elsewhere = number_routing(number)
+        if elsewhere and not self.take_over_number:
+            # Twilio ignores the voice URL of such a number: setting it would report success while
+            # no call ever reached the gateway.
+            raise _StepFailed(
+                f"{phone} {number.sid}: {elsewhere}, so Twilio ignores its voice URL and no call would reach "
+                "this gateway. Detach it in the Twilio console, or run provision --take-over-number to "
+                "detach it here (calls then stop going to that trunk or app)"
+            )
+        if elsewhere:
+            desired.update(trunk_sid="", voice_application_sid="")
+        changed = [name for name, want in desired.items() if (getattr(number, name, None) or "") != want]
         if not changed:
             return UNCHANGED, f"{phone} {number.sid} -> {origin}/twilio/voice"
         if not self.dry_run:
             twilio.client.incoming_phone_numbers(number.sid).update(**desired)
-        return (WOULD_UPDATE if self.dry_run else UPDATED), f"{phone} {number.sid}: {', '.join(changed)}"
+        detail = f"{phone} {number.sid}: {', '.join(changed)}"
+        if elsewhere:
+            detail += f" (was: {elsewhere}; detached)"
+        return (WOULD_UPDATE if self.dry_run else UPDATED), detail
 
 
 def provision(
-    settings: Settings, dry_run: bool = False, out: Callable[[str], Any] = print, ops: OpsSettings | None = None
+    settings: Settings,
+    dry_run: bool = False,
+    out: Callable[[str], Any] = print,
+    ops: OpsSettings | None = None,
+    take_over_number: bool = False,
 ) -> Report:
-    """Bring LiveKit and the Twilio number in line with ``settings``; one printed line a step."""
+    """Bring LiveKit and the Twilio number in line with ``settings``; one printed line a step.
+    ``take_over_number`` detaches the number from an Elastic SIP trunk or TwiML app."""
     ops = ops or OpsSettings.from_env(os.environ)
-    provisioner = _Provisioner(settings, ops, dry_run)
+    provisioner = _Provisioner(settings, ops, dry_run, take_over_number)
     report = Report(dry_run=dry_run)
     out(
         f"Provisioning for {settings.public_origin} (LiveKit {settings.livekit_url}, "

@@ -78,7 +78,18 @@ def readyz():
         results = {"database": {"ok": True}, "migrations": {"ok": schema.current, "detail": schema.describe()}}
     results["livekit"] = _livekit_ready(gw.rooms)
     ready = all(r["ok"] for r in results.values())
-    return jsonify(status="ready" if ready else "not ready", checks=results), 200 if ready else 503
+    warnings = {}
+    if results["database"]["ok"]:
+        try:
+            webhooks = checks.livekit_webhooks(gw.store)
+        except Exception as exc:  # a database hiccup here is not a readiness verdict
+            log.warning("readyz: webhook check failed: %s", exc)
+        else:
+            if not webhooks.ok:
+                # Reported, not fatal: every instance shares the cause, and calls still connect through
+                # the ListParticipants fallback; taking them all out of rotation would drop every caller.
+                warnings["livekit_webhooks"] = webhooks.describe()
+    return jsonify(status="ready" if ready else "not ready", checks=results, warnings=warnings), 200 if ready else 503
 
 
 @bp.get("/metrics")

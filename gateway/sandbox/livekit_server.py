@@ -10,7 +10,14 @@ project:
   from the auth layer; a valid token without the method's grant gets a Twirp
   ``unauthenticated`` error (HTTP 401), and so does a request with no token
   at all (it passes the auth layer and fails the grant check). MoveParticipant/ForwardParticipant are
-  LiveKit Cloud only and answer ``unimplemented`` unless ``cloud=True``.
+  LiveKit Cloud only: a self-hosted server (``cloud=False``) answers them with a plain error whose
+  message is "not implemented" (Twirp ``internal``, HTTP 500), not Twirp's ``unimplemented`` code.
+* Trunk validation as livekit/protocol does it: an inbound trunk with neither auth credentials,
+  allowed addresses nor numbers is refused ("for security, one of the fields must be set", from
+  ``SIPInboundTrunkInfo.Validate``), and a second catch-all inbound trunk (no numbers, no allowed
+  numbers) conflicts with the first (``ValidateTrunks``: "Conflicting inbound SIP Trunks"). If two
+  catch-alls exist anyway (``seed_inbound_trunk`` bypasses the check, as trunks made before the
+  check did), every INVITE fails with 503 (``MatchTrunk``: "Multiple default SIP Trunks matched").
 * Rooms and participants, including the empty/departure timeouts that close a
   room nobody is in, and duplicate identities replacing the older participant.
 * SIP ingress as Twilio's ``<Dial><Sip>`` drives it (``POST /_sim/sip/invite``):
@@ -22,7 +29,10 @@ project:
 * Browser joins (``POST /_sim/rtc/join``) validated the way the server
   validates a client's access token.
 * Signed webhooks delivered in order from one sender thread, with LiveKit's
-  retry policy (connection errors, 429 and 5xx).
+  retry policy (connection errors, 429 and 5xx). Webhooks are server configuration, not API
+  (self-hosted ``webhook:`` in the server config, LiveKit Cloud in the project settings):
+  ``webhooks_configured = False`` models a server that sends none, and ``webhook_signing_key``
+  one that signs them with another API key than the one the gateway holds.
 * Fault and latency injection for fault tests and benchmarks.
 
 What it deliberately does not model: media of any kind (no tracks, no audio,
@@ -195,6 +205,32 @@ _RPCS = {
 _ALPHABET = string.ascii_letters + string.digits
 
 
+def _validate_inbound_trunk(trunk: proto_sip.SIPInboundTrunkInfo) -> None:
+    """livekit/protocol ``SIPInboundTrunkInfo.Validate``: some restriction must be set."""
+    if not (trunk.auth_username or trunk.auth_password or trunk.allowed_addresses or trunk.numbers):
+        raise TwirpError(
+            "invalid_argument",
+            "for security, one of the fields must be set: AuthUsername+AuthPassword, AllowedAddresses or Numbers",
+        )
+
+
+def _check_trunk_conflicts(trunk: proto_sip.SIPInboundTrunkInfo, existing) -> None:
+    """livekit/protocol ``ValidateTrunks``: two trunks for the same numbers (or both catch-all,
+    no numbers) with no AllowedNumbers to tell them apart conflict."""
+    for other in existing:
+        shared = set(trunk.numbers) & set(other.numbers) if trunk.numbers else set() if other.numbers else {""}
+        if not shared:
+            continue
+        if not trunk.allowed_numbers and not other.allowed_numbers:
+            numbers = json.dumps(sorted(trunk.numbers)) if trunk.numbers else "<any>"
+            new = f'"{trunk.sip_trunk_id}"' if trunk.sip_trunk_id else '"<new>"'
+            raise TwirpError(
+                "invalid_argument",
+                f'Conflicting inbound SIP Trunks: {new} and "{other.sip_trunk_id}", using the same number(s) '
+                f"{numbers} without AllowedNumbers set",
+            )
+
+
 def _new_id(prefix: str, length: int = 12) -> str:
     return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
@@ -330,6 +366,10 @@ class FakeLiveKit:
         self.api_key = api_key
         self.api_secret = api_secret
         self.webhook_url = webhook_url
+        # False: the server config has no webhook section (or the Cloud project no webhook URL).
+        self.webhooks_configured = True
+        # (key, secret) the server signs webhooks with, when not the gateway's own pair.
+        self.webhook_signing_key: tuple[str, str] | None = None
         self.cloud = cloud
         self.webhook_retry_base = webhook_retry_base
         self._host = host
@@ -681,15 +721,27 @@ class FakeLiveKit:
         return proto_room.ForwardParticipantResponse()
 
     def _require_cloud(self, method: str) -> None:
+        # Self-hosted livekit-server returns a plain Go error here; Twirp wraps any non-Twirp error
+        # as ``internal`` (HTTP 500) with the error's text, so the client sees "not implemented"
+        # and no ``unimplemented`` code (provider-facts.md, "MoveParticipant and ForwardParticipant").
         if not self.cloud:
-            raise TwirpError("unimplemented", f"{method} is only available on LiveKit Cloud")
+            raise TwirpError("internal", "not implemented")
 
     # --- SIP service -------------------------------------------------------
 
     def _rpc_CreateSIPInboundTrunk(self, req: proto_sip.CreateSIPInboundTrunkRequest) -> proto_sip.SIPInboundTrunkInfo:
         trunk = proto_sip.SIPInboundTrunkInfo()
         trunk.CopyFrom(req.trunk)
-        trunk.sip_trunk_id = _new_id("ST_")
+        _validate_inbound_trunk(trunk)
+        with self._lock:
+            _check_trunk_conflicts(trunk, self._inbound_trunks.values())
+            return self.seed_inbound_trunk(trunk)
+
+    def seed_inbound_trunk(self, trunk: proto_sip.SIPInboundTrunkInfo) -> proto_sip.SIPInboundTrunkInfo:
+        """Store an inbound trunk without LiveKit's checks (one made by hand, or before a conflict
+        check existed): how a project ends up with two catch-all trunks."""
+        trunk = self._copy(trunk)
+        trunk.sip_trunk_id = trunk.sip_trunk_id or _new_id("ST_")
         trunk.created_at.GetCurrentTime()
         trunk.updated_at.GetCurrentTime()
         with self._lock:
@@ -704,7 +756,17 @@ class FakeLiveKit:
         return proto_sip.ListSIPInboundTrunkResponse(items=items)
 
     def _rpc_UpdateSIPInboundTrunk(self, req: proto_sip.UpdateSIPInboundTrunkRequest) -> proto_sip.SIPInboundTrunkInfo:
-        return self._update_stored(self._inbound_trunks, req.sip_trunk_id, req, "sip_trunk_id", "SIP trunk")
+        with self._lock:
+            before = self._inbound_trunks.get(req.sip_trunk_id)
+            updated = self._update_stored(self._inbound_trunks, req.sip_trunk_id, req, "sip_trunk_id", "SIP trunk")
+            try:
+                _validate_inbound_trunk(updated)
+                others = [t for t in self._inbound_trunks.values() if t.sip_trunk_id != updated.sip_trunk_id]
+                _check_trunk_conflicts(updated, others)
+            except TwirpError:
+                self._inbound_trunks[req.sip_trunk_id] = before
+                raise
+            return updated
 
     def _rpc_CreateSIPOutboundTrunk(
         self, req: proto_sip.CreateSIPOutboundTrunkRequest
@@ -924,6 +986,9 @@ class FakeLiveKit:
         candidates.sort(key=lambda t: not t.numbers)  # a trunk naming the number wins
         if not candidates:
             return 404
+        if not candidates[0].numbers and len(candidates) > 1:
+            # livekit/protocol MatchTrunk: "Multiple default SIP Trunks matched" -> the INVITE fails.
+            return 503
         for trunk in candidates:
             if not trunk.auth_username or (trunk.auth_username == username and trunk.auth_password == password):
                 return trunk
@@ -1178,7 +1243,7 @@ class FakeLiveKit:
     def _emit_locked(self, event: str, room: _Room, participant: proto_models.ParticipantInfo | None = None) -> None:
         """Queue a webhook; queueing under the lock keeps events in state order."""
         url = self.webhook_url
-        if not url:
+        if not url or not self.webhooks_configured:
             return
         message = proto_webhook.WebhookEvent(
             event=event, id=_new_id("EV_"), created_at=int(time.time()), room=self._room_proto(room)
@@ -1206,7 +1271,8 @@ class FakeLiveKit:
         """POST one event as LiveKit does, retrying connection errors, 429 and 5xx."""
         body = json_format.MessageToJson(event, indent=None)
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        token = AccessToken(self.api_key, self.api_secret).with_ttl(WEBHOOK_TOKEN_TTL).with_sha256(digest).to_jwt()
+        key, secret = self.webhook_signing_key or (self.api_key, self.api_secret)
+        token = AccessToken(key, secret).with_ttl(WEBHOOK_TOKEN_TTL).with_sha256(digest).to_jwt()
         request = urllib.request.Request(
             url,
             data=body.encode(),

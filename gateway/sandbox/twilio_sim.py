@@ -13,12 +13,15 @@ Modelled REST resources: Accounts (fetch), Calls (create, fetch, list with
 Status / To / From / ParentCallSid filters, update: redirect with Url or Twiml,
 Status=completed|canceled), Messages (create with GSM-7 / UCS-2 segment count,
 fetch, list; sent/delivered status callbacks), IncomingPhoneNumbers (list by
-PhoneNumber, fetch, update). HTTP basic auth with the account SID and auth
+PhoneNumber, fetch, update; a number with a ``trunk_sid`` or ``voice_application_sid`` ignores its
+voice URL, as Twilio documents for both fields), a call's real-time Transcriptions (create on an
+in-progress call, stop by SID or name; every running session transcribes, so two sessions
+duplicate every line). HTTP basic auth with the account SID and auth
 token; errors are Twilio's JSON error bodies and codes. Faults and latency can
 be injected per path.
 
 Deliberately not modelled: paging beyond one page, subaccounts and API keys,
-conferences, recordings and transcriptions as REST resources, media messages,
+conferences, recordings as REST resources, media messages,
 trial-account and opt-out errors (inject them as faults), SIP domains and
 Elastic SIP Trunking, redirecting a <Dial> child leg with new TwiML (400).
 
@@ -139,7 +142,7 @@ class SimCall:
         self._interrupt = None  # a pending Redirected or HungUp for the runner
         self._digits = ""
         self._hangup_at: float | None = None
-        self._transcription: dict | None = None
+        self._transcriptions: list[dict] = []  # running real-time transcription sessions
         self.callbacks = SerialDispatcher(f"callbacks-{sid}")  # this call's webhooks that don't hold it up
 
     # -- what tests read ---------------------------------------------------------
@@ -259,13 +262,21 @@ class SimCall:
         return self.callbacks.call(lambda: self.post_transcript(text, track, final))
 
     def post_transcript(self, text: str, track: str, final: bool) -> int | None:
-        """Send one transcription-content callback now (speak() queues this)."""
+        """Send one transcription-content callback now (speak() queues this), once per running
+        session: two sessions on one call transcribe the same words twice."""
         with self._cond:
-            transcription = self._transcription
-            if transcription is None or self.ended or transcription["track"] not in ("both_tracks", track):
+            running = [t for t in self._transcriptions if t["track"] in ("both_tracks", track)]
+            if not running or self.ended:
                 return None
-            transcription["sequence"] += 1
-            sequence = transcription["sequence"]
+            for transcription in running:
+                transcription["sequence"] += 1
+            sessions = [(t, t["sequence"]) for t in running]
+        status = None
+        for transcription, sequence in sessions:
+            status = self._post_transcript(transcription, sequence, text, track, final)
+        return status
+
+    def _post_transcript(self, transcription: dict, sequence: int, text: str, track: str, final: bool) -> int:
         params = {
             "AccountSid": self._sim.account_sid,
             "CallSid": self.sid,
@@ -398,21 +409,40 @@ class SimCall:
             self.set_current("ended")
 
     def start_transcription(self, sid: str, url: str, method: str, track: str, name: str | None) -> dict:
+        """A new session; an earlier one keeps running (Twilio starts another for every <Start>)."""
         with self._cond:
-            self._transcription = {
-                "sid": sid,
-                "url": url,
-                "method": method,
-                "track": track,
-                "name": name,
-                "sequence": 0,
-            }
-            return dict(self._transcription)
+            transcription = {"sid": sid, "url": url, "method": method, "track": track, "name": name, "sequence": 0}
+            self._transcriptions.append(transcription)
+            return dict(transcription)
 
-    def stop_transcription(self) -> dict | None:
+    def stop_transcription(self, which: str | None = None) -> list[dict]:
+        """Stop the session with this SID or name, or every session; returns the ones stopped."""
         with self._cond:
-            transcription, self._transcription = self._transcription, None
-            return transcription
+            stopped = [t for t in self._transcriptions if which is None or which in (t["sid"], t["name"])]
+            self._transcriptions = [t for t in self._transcriptions if t not in stopped]
+            return stopped
+
+    @property
+    def transcriptions(self) -> list[dict]:
+        """The running sessions."""
+        with self._cond:
+            return [dict(t) for t in self._transcriptions]
+
+    def transcription_event(self, transcription: dict, event: str) -> None:
+        """A transcription-started/-stopped callback, in order with the call's other callbacks."""
+        params = {
+            "AccountSid": self._sim.account_sid,
+            "CallSid": self.sid,
+            "TranscriptionSid": transcription["sid"],
+            "TranscriptionEvent": event,
+            "Timestamp": rfc2822_now(),
+            "Track": transcription["track"],
+            "LanguageCode": "en-US",
+        }
+        if transcription["name"]:
+            params["Name"] = transcription["name"]
+        url, method = transcription["url"], transcription["method"]
+        self.callbacks.submit(lambda: self._sim.send_webhook(self.sid, "transcription", url, method, params))
 
     def webhook_params(self, status: str | None = None) -> dict:
         """Twilio's standard voice request parameters for this call."""
@@ -526,6 +556,8 @@ class TwilioSimulator:
         voice_fallback_url: str | None = None,
         voice_method: str = "POST",
         status_callback_events: tuple = ("completed",),
+        trunk_sid: str | None = None,
+        voice_application_sid: str | None = None,
     ) -> str:
         """Own a phone number (an IncomingPhoneNumber); returns its PN sid.
 
@@ -546,6 +578,10 @@ class TwilioSimulator:
                 "status_callback": status_callback,
                 "status_callback_method": "POST",
                 "status_callback_events": frozenset(status_callback_events),
+                # Either one takes the number's calls away from its voice URL (Elastic SIP Trunking,
+                # e.g. LiveKit's own Twilio quick-start, or a TwiML app); setting one clears the other.
+                "trunk_sid": trunk_sid,
+                "voice_application_sid": None if trunk_sid else voice_application_sid,
                 "date_created": now,
                 "date_updated": now,
             }
@@ -575,6 +611,15 @@ class TwilioSimulator:
         if number is None:
             raise ValueError(f"{to} is not a number of this simulator; add_number() it first")
         utterances = (speech,) if isinstance(speech, str) else tuple(speech or ())
+        if number["trunk_sid"] or number["voice_application_sid"]:
+            # Twilio routes the call to the trunk or the TwiML app: the voice URL is never requested.
+            # Here nobody answers there; the caller gets a failed call and the gateway hears nothing.
+            call = SimCall(self, self.new_sid("CA"), from_, to, "inbound", CallSetup(), script=self.phone(from_))
+            call.add_event("routed_elsewhere", number["trunk_sid"] or number["voice_application_sid"])
+            with self._lock:
+                self._calls[call.sid] = call
+            call.finish("failed")
+            return call
         setup = CallSetup(
             source=TwimlSource(url=number["voice_url"], method=number["voice_method"]) if number["voice_url"] else None,
             fallback=(
@@ -752,6 +797,8 @@ class TwilioSimulator:
             Rule(f"{account}.json", endpoint="account", methods=["GET"]),
             Rule(f"{account}/Calls.json", endpoint="calls", methods=["GET", "POST"]),
             Rule(f"{account}/Calls/<sid>.json", endpoint="call", methods=["GET", "POST"]),
+            Rule(f"{account}/Calls/<sid>/Transcriptions.json", endpoint="transcriptions", methods=["POST"]),
+            Rule(f"{account}/Calls/<sid>/Transcriptions/<which>.json", endpoint="transcription", methods=["POST"]),
             Rule(f"{account}/Messages.json", endpoint="messages", methods=["GET", "POST"]),
             Rule(f"{account}/Messages/<sid>.json", endpoint="message", methods=["GET"]),
             Rule(f"{account}/IncomingPhoneNumbers.json", endpoint="numbers", methods=["GET"]),
@@ -908,6 +955,58 @@ class TwilioSimulator:
         if request.method == "GET":
             return _json(self._call_json(call))
         return self._update_call(call, request.form)
+
+    def _http_transcriptions(self, request: Request, sid: str) -> Response:
+        """Start a real-time transcription: "on any in-progress call" (Twilio's Calls Transcriptions
+        subresource). The error for a call not in progress is inferred (21220, as for redirects)."""
+        try:
+            call = self.call(sid)
+        except KeyError:
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        if call.ended or not call.answered:
+            return _twilio_error(400, 21220, "Call is not in-progress. Cannot start a transcription.")
+        form = request.form
+        transcription = call.start_transcription(
+            sid=self.new_sid("GT"),
+            url=form.get("StatusCallbackUrl") or "",
+            method=form.get("StatusCallbackMethod", "POST").upper(),
+            track=form.get("Track", "both_tracks"),
+            name=form.get("Name") or None,
+        )
+        call.add_event("transcription_started", transcription["url"])
+        if transcription["url"]:
+            call.transcription_event(transcription, "transcription-started")
+        for utterance in call.setup.speech:
+            call.callbacks.submit(lambda text=utterance: call.post_transcript(text, "inbound_track", True))
+        return _json(self._transcription_json(call, transcription, "in-progress"), 201)
+
+    def _http_transcription(self, request: Request, sid: str, which: str) -> Response:
+        try:
+            call = self.call(sid)
+        except KeyError:
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        if request.form.get("Status") != "stopped":
+            return _twilio_error(400, 21218, f"Invalid Status: {request.form.get('Status')}")
+        stopped = call.stop_transcription(which)
+        if not stopped:
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        for transcription in stopped:
+            call.add_event("transcription_stopped", transcription["url"])
+            if transcription["url"]:
+                call.transcription_event(transcription, "transcription-stopped")
+        return _json(self._transcription_json(call, stopped[0], "stopped"))
+
+    def _transcription_json(self, call: SimCall, transcription: dict, status: str) -> dict:
+        return {
+            "sid": transcription["sid"],
+            "account_sid": self.account_sid,
+            "call_sid": call.sid,
+            "name": transcription["name"],
+            "status": status,
+            "date_updated": rfc2822_now(),
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call.sid}/Transcriptions/"
+            f"{transcription['sid']}.json",
+        }
 
     def _update_call(self, call: SimCall, form) -> Response:
         """Redirect or hang up a live call, as POST /Calls/{sid}.json does."""
@@ -1094,6 +1193,16 @@ class TwilioSimulator:
                     if form_name in request.form:
                         value = request.form[form_name]
                         number[key] = value.upper() if key.endswith("_method") else (value or None)
+                # "Setting a trunk_sid will automatically delete your voice_application_sid and vice
+                # versa"; an empty value detaches (twilio-python's IncomingPhoneNumber.update).
+                if "TrunkSid" in request.form:
+                    number["trunk_sid"] = request.form["TrunkSid"] or None
+                    if number["trunk_sid"]:
+                        number["voice_application_sid"] = None
+                if "VoiceApplicationSid" in request.form:
+                    number["voice_application_sid"] = request.form["VoiceApplicationSid"] or None
+                    if number["voice_application_sid"]:
+                        number["trunk_sid"] = None
                 number["date_updated"] = datetime.now(UTC)
             return _json(self._number_json(number))
 
@@ -1118,7 +1227,8 @@ class TwilioSimulator:
             "status": "in-use",
             "origin": "twilio",
             "beta": False,
-            "trunk_sid": None,
+            "trunk_sid": number["trunk_sid"],
+            "voice_application_sid": number["voice_application_sid"],
             "date_created": _rfc2822(number["date_created"]),
             "date_updated": _rfc2822(number["date_updated"]),
             "uri": uri,

@@ -547,8 +547,7 @@ class CallRunner:
         if who:
             call.add_event("hangup", who)
         call.finish(status)
-        transcription = call.stop_transcription()
-        if transcription is not None:
+        for transcription in call.stop_transcription():
             self._transcription_callback(transcription, "transcription-stopped")
         self._status_callback("completed")
 
@@ -790,8 +789,7 @@ class CallRunner:
     def _stop(self, verb: ET.Element, document: Document):
         for child in verb:
             if child.tag == "Transcription":
-                transcription = self.call.stop_transcription()
-                if transcription is not None:
+                for transcription in self.call.stop_transcription(child.get("name")):
                     self.call.add_event("transcription_stopped", transcription["url"])
                     self._transcription_callback(transcription, "transcription-stopped")
             elif child.tag == "Stream":

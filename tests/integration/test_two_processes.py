@@ -43,6 +43,8 @@ def two_gateways(database_url, tmp_path):
         "LIVEKIT_API_KEY": runtime.LIVEKIT_KEY,
         "LIVEKIT_API_SECRET": runtime.LIVEKIT_SECRET,
         "LIVEKIT_SIP_HOST": runtime.SIP_HOST,
+        "LIVEKIT_SIP_USERNAME": runtime.SIP_USER,
+        "LIVEKIT_SIP_PASSWORD": runtime.SIP_PASSWORD,
         "DATABASE_URL": database_url,
         "PUBLIC_BASE_URL": public,
         "SECRET_KEY": "two-processes",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from gateway.adapters.store import Store
+from gateway.adapters.store.models import Call, WebhookReceipt, utcnow
 from gateway.config import Settings
 from gateway.ops.doctor import FAIL, PASS, WARN, check_public_url, doctor, run_checks
 from gateway.ops.provision import provision
@@ -33,6 +36,7 @@ def test_doctor_passes_everything_against_provisioned_doubles(provider_settings)
         "database",
         "migrations",
         "LiveKit",
+        "LiveKit webhooks",
         "Twilio",
         "OpenAI",
         "provisioning",
@@ -93,3 +97,49 @@ def test_public_base_url_assumptions():
     assert verdict("https://10.0.0.5") == FAIL
     assert verdict("https://gateway.example.com/app") == FAIL
     assert check_public_url(Settings(sandbox=True, public_base_url="http://127.0.0.1:5000")).result == PASS
+
+
+def bridged_call(store: Store, sid: str, seconds_ago: float) -> None:
+    """A call whose <Sip> leg Twilio started (it reached LiveKit) ``seconds_ago``."""
+    with store.session() as session:
+        session.add(
+            Call(
+                id=f"c-{sid}",
+                twilio_sid=sid,
+                from_number="+15557654321",
+                to_number="+15550100000",
+                room=f"call_{sid}",
+                state="bridging",
+                dial_sid="CA" + sid[2:],
+                created_at=utcnow() - timedelta(seconds=seconds_ago),
+            )
+        )
+
+
+def test_calls_bridged_with_no_livekit_webhook_fail_with_where_to_configure_them(provider_settings):
+    """Webhooks are LiveKit server or project settings, which provision cannot set: doctor notices
+    their absence from the calls that reached LiveKit without one."""
+    ready(provider_settings)
+    store = Store(provider_settings.database_url)
+    bridged_call(store, "CA" + "1" * 32, seconds_ago=600)
+    bridged_call(store, "CA" + "2" * 32, seconds_ago=5)  # too recent to judge
+
+    rows = {r.name: r for r in run_checks(provider_settings, ops=OpsSettings(), store=store)}
+
+    check = rows["LiveKit webhooks"]
+    assert check.result == FAIL and "no LiveKit webhook has arrived ever, though 1 call(s)" in check.detail
+    assert "https://gw.example.com/livekit/webhook" in check.fix and "LIVEKIT_API_KEY" in check.fix
+
+    with store.session() as session:
+        session.add(WebhookReceipt(key="lk:EV_after", at=utcnow() - timedelta(seconds=300)))
+    assert {r.name: r for r in run_checks(provider_settings, ops=OpsSettings(), store=store)}[
+        "LiveKit webhooks"
+    ].result == PASS
+    store.engine.dispose()
+
+
+def test_no_sip_credentials_nor_addresses_is_a_failure_not_a_warning(provider_settings):
+    ready(provider_settings)
+    bare = provider_settings.with_overrides(livekit_sip_username=None, livekit_sip_password=None)
+    rows = {r.name: r for r in run_checks(bare, ops=OpsSettings())}
+    assert rows["configuration"].result == FAIL and "LiveKit refuses" in rows["configuration"].detail

@@ -111,7 +111,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(doubles, provider_settings)
 def test_only_what_differs_is_updated_and_unmanaged_fields_are_kept(doubles, provider_settings):
     run(provider_settings)
     trunk = inbound_trunk(provider_settings)
-    trunk.ringing_timeout.seconds = 30  # set by hand in the LiveKit console, say
+    trunk.krisp_enabled = True  # set by hand in the LiveKit console, say
     run_livekit(provider_settings, lambda lk: lk.sip.update_inbound_trunk(trunk.sip_trunk_id, trunk))
 
     report, output = run(provider_settings, ops=OpsSettings(sip_allowed_addresses=("203.0.113.0/24",)))
@@ -119,7 +119,7 @@ def test_only_what_differs_is_updated_and_unmanaged_fields_are_kept(doubles, pro
     assert report.outcome("LiveKit inbound trunk") == UPDATED and "allowed_addresses" in output
     assert report.outcome("LiveKit dispatch rule") == UNCHANGED
     trunk = inbound_trunk(provider_settings)
-    assert list(trunk.allowed_addresses) == ["203.0.113.0/24"] and trunk.ringing_timeout.seconds == 30
+    assert list(trunk.allowed_addresses) == ["203.0.113.0/24"] and trunk.krisp_enabled
 
 
 def test_outbound_trunk_when_configured(doubles, provider_settings):
@@ -207,3 +207,80 @@ def test_a_dispatch_rule_made_before_it_configured_rooms_is_updated(doubles, pro
     updated = dispatch_rule(provider_settings)
     assert updated.sip_dispatch_rule_id == rule.sip_dispatch_rule_id
     assert (updated.room_config.empty_timeout, updated.room_config.departure_timeout) == (120, 30)
+
+
+# --- what real providers do that a first deployment trips over -----------------------------------
+
+
+def test_the_trunk_rings_longer_than_the_gateway_keeps_a_caller_waiting(doubles, provider_settings):
+    """LiveKit's default ringing timeout (3 min) would end a queued caller's bridge with 486 before
+    a QUEUE_TIMEOUT_S of 300 s: the trunk is set from the gateway's own queue timeout."""
+    settings = provider_settings.with_overrides(queue_timeout_s=300.0)
+    report, output = run(settings)
+    assert report.ok, output
+    assert inbound_trunk(settings).ringing_timeout.seconds == 330
+    trunk = inbound_trunk(settings)
+    trunk.ringing_timeout.seconds = 180  # reset by hand: the next run puts it back
+    run_livekit(settings, lambda lk: lk.sip.update_inbound_trunk(trunk.sip_trunk_id, trunk))
+    again, output = run(settings)
+    assert again.outcome("LiveKit inbound trunk") == UPDATED and "ringing_timeout" in output
+    assert inbound_trunk(settings).ringing_timeout.seconds == 330
+
+
+def test_a_trunk_with_neither_credentials_nor_addresses_is_refused_before_asking_livekit(doubles, provider_settings):
+    settings = provider_settings.with_overrides(livekit_sip_username=None, livekit_sip_password=None)
+    start = len(doubles.livekit.twirp_log())
+    report, output = run(settings)
+    assert report.outcome("LiveKit inbound trunk") == FAILED
+    assert "LiveKit refuses an inbound trunk with neither" in output and "LIVEKIT_SIP_USERNAME" in output
+    assert doubles.livekit.twirp_log()[start:] == []  # nothing sent that LiveKit would refuse
+
+
+def test_an_existing_catch_all_trunk_is_explained_not_fought(doubles, provider_settings):
+    """LiveKit's Twilio quick-start leaves a trunk with no numbers: a second catch-all conflicts."""
+    quickstart = doubles.livekit.seed_inbound_trunk(
+        api.SIPInboundTrunkInfo(name="twilio-quickstart", allowed_addresses=["54.172.60.0/30"])
+    )
+    report, output = run(provider_settings)
+    assert report.outcome("LiveKit inbound trunk") == FAILED
+    assert f"another catch-all inbound trunk exists in this LiveKit project: {quickstart.sip_trunk_id}" in output
+    assert "lk sip inbound delete" in output
+    assert report.outcome("Twilio number webhooks") == NOT_RUN
+
+
+def test_a_number_on_an_elastic_sip_trunk_is_refused_unless_taken_over(doubles, provider_settings):
+    """Twilio ignores the voice URL of a number with a trunk_sid: provision must not report success."""
+    sid = number(provider_settings).sid
+    telephony(provider_settings).client.incoming_phone_numbers(sid).update(trunk_sid="TK" + "7" * 32)
+
+    refused, output = run(provider_settings)
+    assert refused.outcome("Twilio number webhooks") == FAILED and refused.exit_code == 1
+    assert f"attached to Elastic SIP trunk TK{'7' * 32}, so Twilio ignores its voice URL" in output
+    assert "--take-over-number" in output
+    assert number(provider_settings).trunk_sid == "TK" + "7" * 32  # nothing changed
+
+    taken, output = run(provider_settings, take_over_number=True)
+    assert taken.ok, output
+    now = number(provider_settings)
+    assert (now.trunk_sid, now.voice_application_sid, now.voice_url) == (None, None, f"{PUBLIC}/twilio/voice")
+
+
+def test_a_number_on_a_twiml_app_is_refused_too(doubles, provider_settings):
+    sid = number(provider_settings).sid
+    telephony(provider_settings).client.incoming_phone_numbers(sid).update(voice_application_sid="AP" + "3" * 32)
+    report, output = run(provider_settings, dry_run=True)
+    assert report.outcome("Twilio number webhooks") == FAILED and f"TwiML app AP{'3' * 32}" in output
+
+
+def test_provision_command_takes_over_the_number(doubles, provider_settings):
+    sid = number(provider_settings).sid
+    telephony(provider_settings).client.incoming_phone_numbers(sid).update(trunk_sid="TK" + "7" * 32)
+    services = build(provider_settings)
+    app = create_app(services=services)
+    init_app(app)
+    cli = app.test_cli_runner()
+    assert cli.invoke(args=["provision"]).exit_code == 1
+    result = cli.invoke(args=["provision", "--take-over-number"])
+    assert result.exit_code == 0, result.output
+    assert "detached" in result.output and number(provider_settings).trunk_sid is None
+    services.gw.store.engine.dispose()

@@ -99,3 +99,15 @@ def test_no_proxy_fix_with_zero_hops(make_app, monkeypatch):
     monkeypatch.setenv("TRUSTED_PROXY_HOPS", "0")
 
     assert not isinstance(make_app().wsgi_app, ProxyFix)
+
+
+def test_readyz_reports_calls_that_reached_livekit_with_no_webhook_but_stays_ready(live):
+    from .test_doctor import bridged_call
+
+    bridged_call(live.store, "CA" + "3" * 32, seconds_ago=120)
+
+    reply = requests.get(live.url + "/readyz", timeout=5)
+
+    assert reply.status_code == 200 and reply.json()["status"] == "ready"
+    warning = reply.json()["warnings"]["livekit_webhooks"]
+    assert "no LiveKit webhook has arrived ever, though 1 call(s) were bridged" in warning

@@ -10,6 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import aiohttp
+import jwt
 import pytest
 import requests
 from livekit import api
@@ -482,7 +483,8 @@ def test_move_participant_is_cloud_only(lk, sink):
     browser_join(lk, "a")
     move = api.MoveParticipantRequest(room="a", identity="agent-1", destination_room="b")
     err = server_error(lk, lambda c: c.room.move_participant(move))
-    assert (err.code, err.status) == ("unimplemented", 501)
+    # Self-hosted: a plain "not implemented" error (Twirp internal), not the unimplemented code.
+    assert (err.code, err.status, err.message) == ("internal", 500, "not implemented")
 
     cloud_sink = WebhookSink()
     cloud = FakeLiveKit(api_key=KEY, api_secret=SECRET, cloud=True, webhook_url=cloud_sink.url).start()
@@ -546,3 +548,43 @@ def test_sdk_timeout_does_not_bound_twirp_calls(lk):
         lk, lambda c: c.room.list_rooms(api.ListRoomsRequest()), timeout=aiohttp.ClientTimeout(total=0.3)
     )
     assert err.code == "unavailable" and time.monotonic() - started >= 0.9
+
+
+# --- trunk validation and webhook configuration ------------------------------------------------
+
+
+def test_an_inbound_trunk_with_no_auth_no_addresses_no_numbers_is_refused(lk):
+    err = server_error(
+        lk,
+        lambda c: c.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=api.SIPInboundTrunkInfo(name="x"))),
+    )
+    assert err.code == "invalid_argument" and err.message.startswith("for security, one of the fields must be set")
+    allowed = api.SIPInboundTrunkInfo(name="x", allowed_addresses=["54.172.60.0/30"])
+    run(lk, lambda c: c.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=allowed)))
+
+
+def test_a_second_catch_all_trunk_conflicts_and_two_make_every_invite_fail(lk):
+    trunk, _rule = setup_sip(lk)
+    other = api.SIPInboundTrunkInfo(name="quickstart", auth_username="u", auth_password="p")
+    err = server_error(lk, lambda c: c.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=other)))
+    assert err.message.startswith(f'Conflicting inbound SIP Trunks: "<new>" and "{trunk.sip_trunk_id}"')
+    assert invite(lk).status_code == 200  # one catch-all: calls go through
+
+    lk.seed_inbound_trunk(other)  # made before the check, or by hand: now two catch-alls exist
+    reply = invite(lk, uri="sip:CA456@sip.example;transport=tcp")
+    assert (reply.status_code, reply.json()["sip_status_code"]) == (503, 503)
+
+
+def test_webhooks_not_configured_or_signed_with_another_key(lk, sink):
+    lk.webhooks_configured = False
+    browser_join(lk, "quiet")
+    assert lk.wait_webhooks_idle() and sink.received == []
+
+    lk.webhooks_configured = True
+    lk.webhook_signing_key = ("otherkey", "another-secret-at-least-32-chars-xxxx")
+    browser_join(lk, "loud", identity="agent-2")
+    assert lk.wait_webhooks_idle() and sink.received
+    token = sink.received[-1]["headers"]["Authorization"]
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == "otherkey"
+    with pytest.raises(Exception, match="Signature verification failed"):
+        sink.events()

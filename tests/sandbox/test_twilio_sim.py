@@ -767,3 +767,61 @@ def test_control_endpoints_drive_a_call(sim, gateway):
     assert failed.status_code == 503 and failed.json()["code"] == 20503
     requests.delete(f"{sim.url}/_sim/faults")
     assert requests.get(f"{sim.url}/_sim/messages").json() == {"messages": []}
+
+
+def test_a_number_on_a_trunk_or_app_ignores_its_voice_url_until_detached(sim, client, gateway):
+    """Twilio: "If a trunk_sid is present, we ignore all of the voice urls"; the same for a
+    voice_application_sid; setting one clears the other; an empty value detaches."""
+    gateway.route("/voice", twiml("<Say>Hello there</Say>"))
+    sid = sim.add_number(OUR_NUMBER, voice_url=gateway.url + "/voice", trunk_sid="TK" + "1" * 32)
+    number = client.incoming_phone_numbers(sid).fetch()
+    assert (number.trunk_sid, number.voice_application_sid) == ("TK" + "1" * 32, None)
+    lost = sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER)
+    assert lost.status == "failed" and gateway.received("/voice") == []
+
+    moved = client.incoming_phone_numbers(sid).update(voice_application_sid="AP" + "2" * 32)
+    assert (moved.trunk_sid, moved.voice_application_sid) == (None, "AP" + "2" * 32)
+    assert sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER).status == "failed"
+
+    client.incoming_phone_numbers(sid).update(voice_application_sid="")
+    call = sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER)
+    call.wait_status("completed")
+    assert ("say", "Hello there") in call.events
+
+
+def test_rest_transcriptions_start_on_an_answered_call_and_stop_by_name(sim, client, gateway):
+    call = inbound(sim, gateway, twiml('<Say>Welcome</Say><Pause length="100"/>'))
+    call.wait_current("pause")
+    started = client.calls(call.sid).transcriptions.create(
+        name="gw-call-1", status_callback_url=gateway.url + "/t", track="both_tracks"
+    )
+    assert started.name == "gw-call-1" and started.status == "in-progress"
+    assert call.speak("my order number is 4411") == 200
+    stopped = client.calls(call.sid).transcriptions("gw-call-1").update(status="stopped")
+    assert stopped.status == "stopped"
+    assert call.speak("nobody hears this") is None
+    events = [c["TranscriptionEvent"] for c in gateway.wait_for("/t", count=3)]
+    assert events == ["transcription-started", "transcription-content", "transcription-stopped"]
+    call.hangup()
+
+
+def test_rest_transcription_needs_an_in_progress_call(sim, client, gateway):
+    sim.add_number(OUR_NUMBER, voice_url=gateway.url + "/voice")
+    sim.script_phone("+15559990000", answer_after=500)
+    gateway.route("/voice", twiml('<Dial answerOnBridge="true" timeout="600"><Number>+15559990000</Number></Dial>'))
+    call = sim.place_inbound_call(from_=CALLER, to=OUR_NUMBER)
+    call.wait_current("ringback", timeout=5)
+    with pytest.raises(TwilioRestException) as info:
+        client.calls(call.sid).transcriptions.create(status_callback_url=gateway.url + "/t")
+    assert (info.value.status, info.value.code) == (400, 21220)
+    call.hangup()
+
+
+def test_two_transcription_sessions_duplicate_every_line(sim, gateway):
+    start = '<Start><Transcription statusCallbackUrl="/t"/></Start>'
+    call = inbound(sim, gateway, twiml(start + start + '<Pause length="100"/>'))
+    call.wait_current("pause")
+    call.speak("my order number is 4411")
+    lines = [c for c in gateway.wait_for("/t", count=4) if c["TranscriptionEvent"] == "transcription-content"]
+    assert len(lines) == 2 and len({c["TranscriptionSid"] for c in lines}) == 2
+    call.hangup()

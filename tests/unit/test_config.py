@@ -12,6 +12,8 @@ FULL = {
     "LIVEKIT_API_KEY": "k",
     "LIVEKIT_API_SECRET": "s",
     "LIVEKIT_SIP_HOST": "x.sip.livekit.cloud",
+    "LIVEKIT_SIP_USERNAME": "twilio",
+    "LIVEKIT_SIP_PASSWORD": "a-long-sip-password",
     "PUBLIC_BASE_URL": "https://gw.example.com",
     "SECRET_KEY": "sk",
 }
@@ -24,6 +26,14 @@ def test_nothing_configured_is_sandbox():
 def test_full_configuration_is_not_sandbox():
     settings = load(FULL)
     assert settings.sandbox is False and settings.public_origin == "https://gw.example.com"
+
+
+def test_a_trunk_needs_sip_credentials_or_allowed_addresses():
+    """LiveKit refuses an inbound trunk with neither: say so at start-up, not at the first call."""
+    bare = {k: v for k, v in FULL.items() if not k.startswith("LIVEKIT_SIP_USERNAME") and k != "LIVEKIT_SIP_PASSWORD"}
+    with pytest.raises(ConfigError, match="LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD.*ALLOWED_ADDRESSES"):
+        load(bare)
+    assert load({**bare, "LIVEKIT_SIP_ALLOWED_ADDRESSES": "54.172.60.0/30"}).livekit_sip_username is None
 
 
 def test_partial_credentials_name_what_is_missing_and_never_fall_back_to_sandbox():
