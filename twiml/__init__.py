@@ -13,7 +13,11 @@ from twiml.documents import (
     goodbye,
     hold,
     sip_uri,
+    smoke_announcement,
+    smoke_bridge,
+    smoke_prompt,
     whisper_offer,
+    whisper_prompt,
     whisper_retry,
     whisper_wait,
 )
@@ -26,7 +30,11 @@ __all__ = [
     "goodbye",
     "hold",
     "sip_uri",
+    "smoke_announcement",
+    "smoke_bridge",
+    "smoke_prompt",
     "whisper_offer",
+    "whisper_prompt",
     "whisper_retry",
     "whisper_wait",
 ]

@@ -102,15 +102,23 @@ def apology(*, message: str, voicemail_action_url: str | None = None, max_length
     return str(response)
 
 
-def whisper_offer(*, announcement: str, gather_url: str, accept_key: str = "1", decline_key: str = "2") -> str:
+def whisper_prompt(accept_key: str = "1", decline_key: str = "2") -> str:
+    return f"Press {accept_key} to accept, or {decline_key} to decline."
+
+
+def whisper_offer(
+    *, announcement: str, gather_url: str, accept_key: str = "1", decline_key: str = "2", timeout_s: int = 6
+) -> str:
     """What an agent's phone plays on answer: who is calling, then press 1 / press 2.
 
-    No key press falls through to a hang-up: a voicemail box can never accept a call.
+    A key may be pressed during the announcement (barge-in). No key within ``timeout_s`` after the
+    prompt posts empty Digits, so the gateway can repeat the prompt once; a voicemail box can never
+    accept a call.
     """
     response = VoiceResponse()
-    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=6, action_on_empty_result=True)
+    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=timeout_s, action_on_empty_result=True)
     gather.say(announcement, voice=VOICE)
-    gather.say(f"Press {accept_key} to accept, or {decline_key} to decline.", voice=VOICE)
+    gather.say(whisper_prompt(accept_key, decline_key), voice=VOICE)
     response.append(gather)
     response.say("No response received. Goodbye.", voice=VOICE)
     response.hangup()
@@ -126,10 +134,10 @@ def whisper_wait(*, message: str, retry_url: str, pause_s: int = 1) -> str:
     return str(response)
 
 
-def whisper_retry(*, message: str, gather_url: str) -> str:
-    """A wrong key: say so and ask again once more."""
+def whisper_retry(*, message: str, gather_url: str, timeout_s: int = 6) -> str:
+    """No key or a wrong key: say so and ask once more."""
     response = VoiceResponse()
-    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=6, action_on_empty_result=True)
+    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=timeout_s, action_on_empty_result=True)
     gather.say(message, voice=VOICE)
     response.append(gather)
     response.say("Goodbye.", voice=VOICE)
@@ -155,3 +163,41 @@ def goodbye(message: str | None = None) -> str:
 def empty() -> str:
     """An empty document: for callbacks whose reply Twilio ignores."""
     return str(VoiceResponse())
+
+
+def smoke_announcement(*, text: str, heard_url: str) -> str:
+    """The smoke test's whisper: speak, then ask for ``heard_url``, which Twilio requests only once
+    the whole text has been said (how the test knows the whisper was heard)."""
+    response = VoiceResponse()
+    response.say(text, voice=VOICE)
+    response.redirect(heard_url, method="POST")
+    return str(response)
+
+
+def smoke_prompt(*, prompt: str, gather_url: str, timeout_s: int = 10) -> str:
+    """Ask for one key; no key still reaches ``gather_url`` (empty Digits), so the test can say so."""
+    response = VoiceResponse()
+    gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=timeout_s, action_on_empty_result=True)
+    gather.say(prompt, voice=VOICE)
+    response.append(gather)
+    return str(response)
+
+
+def smoke_bridge(
+    *, room_token: str, sip: SipTarget, action_url: str, sip_status_url: str, message: str, timeout_s: int = 30
+) -> str:
+    """Say what happens next, then bridge this (already answered) call into a LiveKit room by SIP,
+    exactly as the gateway bridges callers and agents: same host, credentials and dispatch rule."""
+    response = VoiceResponse()
+    response.say(message, voice=VOICE)
+    dial = Dial(action=action_url, method="POST", timeout=max(5, min(600, timeout_s)))
+    dial.sip(
+        sip_uri(room_token, sip.host),
+        username=sip.username,
+        password=sip.password,
+        status_callback=sip_status_url,
+        status_callback_event=SIP_EVENTS,
+        status_callback_method="POST",
+    )
+    response.append(dial)
+    return str(response)

@@ -130,6 +130,29 @@ class TwilioTelephony:
                 return
             raise
 
+    def start_transcription(self, call_sid: str, *, name: str, status_callback_url: str) -> str:
+        """Real-time transcription of both tracks of a call in progress (the Calls Transcriptions
+        REST resource): named, so it can be stopped by name; started by REST rather than a TwiML
+        <Start>, which would answer a caller still hearing ringback before <Dial answerOnBridge>."""
+        transcription = self._guard(
+            "start transcription",
+            lambda: self.client.calls(call_sid).transcriptions.create(
+                name=name, track="both_tracks", status_callback_url=status_callback_url, status_callback_method="POST"
+            ),
+        )
+        return transcription.sid
+
+    def stop_transcription(self, call_sid: str, name: str) -> None:
+        """Stop it by name; a call already over (or a session already stopped) is not an error."""
+        try:
+            self._guard(
+                "stop transcription", lambda: self.client.calls(call_sid).transcriptions(name).update(status="stopped")
+            )
+        except ProviderError as exc:
+            if exc.code in (21220, 20404):
+                return
+            raise
+
     def send_sms(self, *, to: str, body: str, status_callback: str | None = None) -> str:
         kwargs = dict(to=to, from_=self.from_number, body=body)
         if status_callback:

@@ -34,3 +34,25 @@ LEG = StateMachine(
 
 # Why a ringing leg ended, as Twilio reports it on the agent's phone call.
 TWILIO_END_EVENTS = {"busy": "busy", "no-answer": "no_answer", "failed": "fail", "canceled": "cancel"}
+
+# --- timers that match people (provider-facts.md, "People are slower than doubles") ---------------
+# A phone leg has three phases, each on its own clock: ringing (RING_TIMEOUT_S, stopped by the
+# answer), answering-machine detection (which holds Twilio's answer webhook, up to its 30 s default
+# timeout: counted in neither budget, only capped by DETECTION_ALLOWANCE_S), and the whisper with
+# its key press, whose budget covers the words at Polly's pace plus the <Gather> wait, and starts
+# again when the prompt is repeated after no input.
+SPEECH_S_PER_WORD = 0.35  # Polly: about 170 words a minute
+GATHER_TIMEOUT_S = 6  # the whisper's <Gather timeout>: seconds after the prompt has been said
+DETECTION_ALLOWANCE_S = 40.0  # answer -> TwiML request, answering-machine detection included
+BUDGET_SLACK_S = 8.0  # webhook round trips, a person reaching for the keypad
+
+
+def speech_s(*texts: str) -> float:
+    """How long Polly takes to say these texts."""
+    return sum(len(text.split()) for text in texts) * SPEECH_S_PER_WORD
+
+
+def whisper_budget_s(*spoken: str) -> float:
+    """From the moment the whisper's TwiML is served until a key press is overdue: everything it
+    says, then the <Gather> wait that starts when the prompt has been said, then slack."""
+    return speech_s(*spoken) + GATHER_TIMEOUT_S + BUDGET_SLACK_S

@@ -18,7 +18,7 @@ def init_app(app: Flask, ops: OpsSettings | None = None) -> None:
     commands, JSON logs, Prometheus, and ProxyFix for TRUSTED_PROXY_HOPS proxies."""
     if "ops" in app.extensions:
         return
-    from gateway.ops import commands, observability, web
+    from gateway.ops import commands, observability, smoke_web, web
 
     ops = ops or OpsSettings.from_env(os.environ)
     app.extensions["ops"] = ops
@@ -26,6 +26,7 @@ def init_app(app: Flask, ops: OpsSettings | None = None) -> None:
     if ops.prometheus_multiproc_dir:
         os.makedirs(ops.prometheus_multiproc_dir, exist_ok=True)
     app.register_blueprint(web.bp)
+    app.register_blueprint(smoke_web.bp)
     commands.register(app)
     hops = ops.trusted_proxy_hops
     if hops:

@@ -14,10 +14,11 @@ from dotenv import load_dotenv
 from flask import Flask, current_app
 
 from gateway import config
-from gateway.config import Settings
+from gateway.config import E164, Settings
 from gateway.ops.doctor import doctor
 from gateway.ops.provision import provision
 from gateway.ops.settings import OpsSettings
+from gateway.ops.smoke import smoke_call
 
 PROVISION_HELP = (
     "Create or update the LiveKit SIP trunk and dispatch rule and point the Twilio number at this "
@@ -59,10 +60,26 @@ def register(app: Flask) -> None:
         ctx.exit(_provision(services.gw.settings, ops, dry_run, take_over_number))
 
     @app.cli.command("doctor", help=DOCTOR_HELP)
+    @click.option(
+        "--call",
+        "phone",
+        metavar="+E164",
+        help="After the checks, place a real test call to this phone (one you hold) and report every hop: "
+        "answer it, listen, press 1.",
+    )
     @click.pass_context
-    def doctor_command(ctx: click.Context) -> None:
+    def doctor_command(ctx: click.Context, phone: str | None) -> None:
         services, ops = app_settings()
-        ctx.exit(doctor(services.gw.settings, store=services.gw.store, ops=ops, out=click.echo))
+        code = doctor(services.gw.settings, store=services.gw.store, ops=ops, out=click.echo)
+        if phone:
+            if not E164.match(phone):
+                raise click.BadParameter(f"{phone!r} is not an E.164 number (+15551234567)", param_hint="--call")
+            if code:
+                click.echo("the test call would fail on the check(s) above; fix them first, then run --call again")
+                ctx.exit(code)
+            click.echo("")
+            code = smoke_call(services, phone, out=click.echo).exit_code
+        ctx.exit(code)
 
 
 @click.group()

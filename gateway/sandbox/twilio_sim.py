@@ -55,6 +55,7 @@ from werkzeug.wrappers import Request, Response
 
 from gateway.sandbox.twiml_exec import (
     FINAL_STATUSES,
+    SAY_SECONDS_PER_WORD,
     CallRunner,
     CallSetup,
     HungUp,
@@ -495,6 +496,8 @@ class TwilioSimulator:
         self.auth_token = auth_token
         self.livekit_url = livekit_url.rstrip("/") if livekit_url else None
         self.time_scale = time_scale
+        # Simulated seconds per spoken word of <Say>; see twiml_exec.PERSON_SAY_SECONDS_PER_WORD.
+        self.say_seconds_per_word = SAY_SECONDS_PER_WORD
         self.http_timeout = http_timeout
         self._host, self._port = host, port
         self._validator = RequestValidator(auth_token)

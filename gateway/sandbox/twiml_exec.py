@@ -10,7 +10,8 @@ so this module imports nothing from there.
 
 Modelled (durations are simulated seconds, multiplied by the carrier's
 time_scale):
-- Say (0.05 s a word), Play (2 s a play), Pause, loop="0" = until interrupted;
+- Say (0.05 s a word, or the carrier's ``say_seconds_per_word``: 0.35 s is a person's pace),
+  Play (2 s a play), Pause, loop="0" = until interrupted;
   Gather (DTMF, numDigits, finishOnKey, timeout between digits, barge-in over
   the nested prompt, actionOnEmptyResult); Redirect; Hangup; Reject (busy /
   no-answer); Record; Start/Stop of Transcription and Stream.
@@ -52,7 +53,10 @@ from urllib.parse import urljoin, urlsplit
 log = logging.getLogger(__name__)
 
 # Simulated durations, in simulated seconds (the carrier's time_scale applies).
-SAY_SECONDS_PER_WORD = 0.05
+SAY_SECONDS_PER_WORD = 0.05  # fast, for tests of behaviour; a carrier may set its own pace
+# How fast Polly really speaks: about 170 words a minute (provider-facts.md, "People are slower
+# than doubles"). Tests of timers set the simulator's say_seconds_per_word to this, at time_scale 1.
+PERSON_SAY_SECONDS_PER_WORD = 0.35
 PLAY_SECONDS_PER_LOOP = 2.0
 DEFAULT_PAUSE = 1.0
 DEFAULT_GATHER_TIMEOUT = 5.0
@@ -651,7 +655,8 @@ class CallRunner:
         loops = _int_attr(verb, "loop", 1)
         self.call.add_event("say", text)
         self.call.set_current("say")
-        seconds = math.inf if loops == 0 else len(text.split()) * SAY_SECONDS_PER_WORD * loops
+        pace = getattr(self.carrier, "say_seconds_per_word", SAY_SECONDS_PER_WORD)
+        seconds = math.inf if loops == 0 else len(text.split()) * pace * loops
         self.call.wait(self.scaled(seconds), until=until)
 
     def _play(self, verb: ET.Element, document: Document, until=None):

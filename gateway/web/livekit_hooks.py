@@ -9,6 +9,8 @@ import jwt
 from flask import Blueprint, Response, current_app, request
 from livekit.protocol.models import DisconnectReason, ParticipantInfo
 
+from gateway.ops import smoke
+
 log = logging.getLogger(__name__)
 bp = Blueprint("livekit", __name__, url_prefix="/livekit")
 
@@ -55,6 +57,11 @@ def webhook():
             _log_foreign_key(key, ours)
             return Response(f"invalid LiveKit webhook: signed with unknown API key {key}\n", 401, mimetype="text/plain")
         return Response(f"invalid LiveKit webhook: {exc}\n", status=401, mimetype="text/plain")
+    probe = smoke.probe_of_room(event.room.name, services.gw.settings.livekit_room_prefix)
+    if probe and event.event == "participant_joined":  # a doctor --call test call reached the gateway
+        smoke.record_hop(
+            services.gw.store, probe, "livekit_webhook", event=event.event, identity=event.participant.identity
+        )
     services.calls.livekit_event(
         event_id=event.id,
         name=event.event,

@@ -408,6 +408,33 @@ PATHS = {
             },
         )
     },
+    "/twilio/smoke/answer": {
+        "post": _twiml(
+            "doctor --call: the test call was answered (whisper)",
+            query=("probe",),
+            fields={**CALL_FIELDS, "AnsweredBy": {"type": "string"}},
+        )
+    },
+    "/twilio/smoke/heard": {"post": _twiml("doctor --call: the whisper was said; ask for 1", query=("probe",))},
+    "/twilio/smoke/gather": {
+        "post": _twiml(
+            "doctor --call: the key pressed; bridge into LiveKit",
+            query=("probe",),
+            fields={"Digits": {"type": "string"}},
+        )
+    },
+    "/twilio/smoke/dial-action": {
+        "post": _twiml(
+            "doctor --call: the SIP bridge ended",
+            query=("probe",),
+            fields={"DialCallStatus": {"type": "string"}, "DialSipResponseCode": {"type": "string"}},
+        )
+    },
+    "/twilio/smoke/status": {
+        "post": _twiml(
+            "doctor --call: status of the test call or its SIP leg", query=("probe", "leg"), fields=CALL_FIELDS
+        )
+    },
     "/twilio/sms-status": {
         "post": _twiml(
             "SMS delivery status",
