@@ -5,6 +5,7 @@ For production use gunicorn (see Procfile); this is the newcomer's and developer
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -13,7 +14,23 @@ from dotenv import load_dotenv
 from gateway import config, create_app
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog="python -m gateway",
+        description=(
+            "Run the warm-transfer gateway in one process on PORT (default 5000). With no Twilio and "
+            "LiveKit credentials in the environment or .env it runs in sandbox mode: Twilio, LiveKit and "
+            "OpenAI are loopback doubles on ports 7880-7882. For production use gunicorn (see Procfile)."
+        ),
+        epilog=(
+            "Configuration is read from environment variables (.env.example lists them). Other commands: "
+            "`gateway --help` (agents, db-upgrade, simulate-call, provision, doctor)."
+        ),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    _parser().parse_args(argv)  # --help prints and exits; anything else unknown is refused, nothing starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_dotenv()
     try:

@@ -1,4 +1,5 @@
-"""Command line: ``flask --app gateway agents …``, ``db-upgrade``, ``simulate-call``."""
+"""Command line: ``gateway agents …`` (the console script) or ``flask --app gateway agents …``,
+``db-upgrade``, ``simulate-call``; ``provision`` and ``doctor`` come from gateway.ops."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ from gateway.domain.queues import InvalidTeam
 
 def _services():
     return current_app.extensions["gateway"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``gateway`` console script (pyproject.toml): the same commands as ``flask --app gateway``,
+    on an app built the way the flask CLI builds it (``create_app()``, with .env loaded)."""
+    from flask.cli import FlaskGroup
+
+    from gateway import create_app
+
+    group = FlaskGroup(
+        name="gateway",
+        create_app=create_app,  # called with no arguments: settings from the environment, as `flask --app gateway`
+        help="The warm-transfer gateway's commands (the same as `flask --app gateway …`).",
+    )
+    # The app is always this one: flask's --app option would only mislead here.
+    group.params = [p for p in group.params if p.name != "app"]
+    group.main(args=argv, prog_name="gateway")
 
 
 def register(app: Flask) -> None:

@@ -1,12 +1,20 @@
-"""The agent CLI: flask --app gateway agents add|list|remove|set-status."""
+"""The agent CLI: flask --app gateway agents add|list|remove|set-status, the same through the `gateway`
+console script, and `python -m gateway --help`."""
 
 from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from gateway import create_app
 from gateway.bootstrap import build
-from gateway.config import Settings
+from gateway.config import VARIABLES, Settings
 
 
 @pytest.fixture
@@ -48,3 +56,64 @@ def test_agent_needs_a_channel(runner):
     cli, _ = runner
     result = cli.invoke(args=["agents", "add", "dan", "--name", "Dan", "--no-browser"])
     assert result.exit_code != 0 and "phone number, the browser console, or both" in result.output
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sandbox_environment(database_url: str) -> dict[str, str]:
+    """The environment of a fresh sandbox checkout: no provider credentials (empty values win over any
+    .env, which python-dotenv never lets override the environment), the test's database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "LIVEKIT_", "OPENAI_"))}
+    env.update({name: "" for name, _required, _description in VARIABLES if name != "DATABASE_URL"})
+    env.update(DATABASE_URL=database_url, PYTHONPATH=str(ROOT))
+    return env
+
+
+def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_the_gateway_console_script_runs_the_flask_commands(database_url, tmp_path):
+    # What `pip install` writes for [project.scripts]: import the entry point and exit with what it returns.
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        module, func = tomllib.load(f)["project"]["scripts"]["gateway"].split(":")
+    gateway_script = [sys.executable, "-c", f"import sys; from {module} import {func}; sys.exit({func}())"]
+    env = _sandbox_environment(database_url)
+
+    added = _run([*gateway_script, "agents", "add", "erin", "--name", "Erin", "--status", "available"], env, tmp_path)
+    assert added.returncode == 0, added.stderr
+    credential = added.stdout.strip().splitlines()[-1]
+    assert credential.startswith("erin.")
+
+    # The same directory through `flask --app gateway`, and the printed credential signs Erin in.
+    listed = _run([sys.executable, "-m", "flask", "--app", "gateway", "agents", "list"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^erin\s+Erin\s+available\s+browser$", listed.stdout, re.M), listed.stdout
+    services = build(Settings(database_url=database_url, run_jobs=False))
+    try:
+        client = create_app(services=services).test_client()
+        offers = client.get("/api/agents/me/offers", headers={"Authorization": f"Bearer {credential}"})
+        assert offers.status_code == 200, offers.get_json()
+        refused = client.get("/api/agents/me/offers", headers={"Authorization": "Bearer erin.not-the-credential"})
+        assert refused.status_code == 401
+    finally:
+        services.stop()
+
+    helped = _run([*gateway_script, "--help"], env, tmp_path)
+    assert helped.returncode == 0
+    for command in ("agents", "db-upgrade", "simulate-call", "provision", "doctor"):
+        assert re.search(rf"^\s+{command}\s", helped.stdout, re.M), helped.stdout
+
+
+def test_python_m_gateway_help_prints_usage_and_starts_nothing(database_url, tmp_path):
+    # Were the server started, the process would serve until the timeout and the test would fail.
+    env = _sandbox_environment(database_url)
+    helped = _run([sys.executable, "-m", "gateway", "--help"], env, tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: python -m gateway")
+    text = " ".join(helped.stdout.split())  # argparse wraps to the terminal's width
+    assert "sandbox mode" in text and "For production use gunicorn" in text
+    assert "Running on" not in helped.stderr and "SANDBOX MODE" not in helped.stderr
+    refused = _run([sys.executable, "-m", "gateway", "--port", "5001"], env, tmp_path)
+    assert refused.returncode == 2 and "unrecognized arguments: --port" in refused.stderr
