@@ -26,10 +26,10 @@ def _has_nul(req) -> bool:
 def create_app(settings: config_module.Settings | None = None, *, services: Services | None = None) -> Flask:
     """Build the app. Background work (job runner, sandbox doubles) starts with the first
     request or ``services.start()``, so CLI commands and the gunicorn master start nothing."""
-    if settings is None and services is None:
-        load_dotenv()
-        settings = config_module.from_environment()
     if services is None:
+        if settings is None:
+            load_dotenv()
+            settings = config_module.from_environment()
         sandbox = None
         if settings.sandbox:
             from gateway.sandbox.runtime import Sandbox

@@ -23,7 +23,7 @@ class SipTarget:
     password: str | None = None
 
 
-def sip_uri(room_token: str, host: str, headers: dict | None = None) -> str:
+def sip_uri(room_token: str, host: str, headers: dict[str, str] | None = None) -> str:
     """``sip:<room-token>@host;transport=tcp`` — the user part names the room (Callee dispatch).
 
     Custom ``X-`` headers ride in the URI query, which Twilio turns into SIP headers.
@@ -42,7 +42,7 @@ def bridge_to_room(
     sip_status_url: str | None = None,
     timeout_s: int = 120,
     caller_id: str | None = None,
-    headers: dict | None = None,
+    headers: dict[str, str] | None = None,
     transcription_url: str | None = None,
     greeting: str | None = None,
 ) -> str:

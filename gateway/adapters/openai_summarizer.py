@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from gateway.adapters.twilio_client import ProviderError
 
@@ -15,12 +17,13 @@ class OpenAISummarizer:
         self._api_key, self._base_url = api_key, base_url
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=10.0)
 
-    def complete_json(self, messages: list[dict], *, timeout_s: float) -> dict:
+    def complete_json(self, messages: list[dict[str, str]], *, timeout_s: float) -> dict[str, Any]:
         """Ask for a JSON object; any error or an unparsable answer raises ProviderError."""
         try:
             response = self._client.with_options(timeout=timeout_s, max_retries=0).chat.completions.create(
                 model=self.model,
-                messages=messages,
+                # {"role": "system" | "user", "content": str} dicts (domain.summary.build_messages).
+                messages=cast(list[ChatCompletionMessageParam], messages),
                 response_format={"type": "json_object"},
                 temperature=0.2,
                 max_tokens=500,

@@ -7,7 +7,7 @@ gateway can run against a loopback double (the sandbox's Twilio simulator) uncha
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from twilio.base.exceptions import TwilioRestException
@@ -164,5 +164,5 @@ class TwilioTelephony:
         account = self._guard("fetch account", lambda: self.client.api.accounts(self.client.username).fetch())
         return account.status
 
-    def numbers(self, phone_number: str) -> Iterable:
+    def numbers(self, phone_number: str) -> list[Any]:
         return self._guard("list numbers", lambda: self.client.incoming_phone_numbers.list(phone_number=phone_number))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 FIELDS = ("reason", "key_facts", "tried", "mood", "next_step")
+# A summary as stored and sent: the FIELDS above; reason, mood and next_step are strings, the others lists of them.
+Summary = dict[str, Any]
 
 _SEP = r"[ \-\.]?"
 CARD = re.compile(r"(?<![\d+])(?:\d" + _SEP + r"){12,18}\d(?!\d)")
@@ -44,7 +47,9 @@ SYSTEM_PROMPT = (
 )
 
 
-def build_messages(facts: dict, transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> list[dict]:
+def build_messages(
+    facts: dict[str, object], transcript: Iterable[tuple[str, str]], notes: Iterable[str]
+) -> list[dict[str, str]]:
     """The call as quoted data: facts, then "Caller:" / "Agent:" lines, then A's notes."""
 
     def clean(text: str) -> str:
@@ -60,15 +65,19 @@ def build_messages(facts: dict, transcript: Iterable[tuple[str, str]], notes: It
     ]
 
 
-def _clip(value, limit: int) -> str:
+def _clip(value: object, limit: int) -> str:
     return redact(str(value).strip())[:limit]
 
 
-def validate(answer: dict) -> dict | None:
-    """Keep only the expected fields with the expected types; None if unusable."""
+def validate(answer: object) -> Summary | None:
+    """Keep only the expected fields with the expected types; None if unusable (the model's JSON may be
+    anything, a list or a string as well as an object)."""
     if not isinstance(answer, dict) or not str(answer.get("reason", "")).strip():
         return None
-    as_list = lambda v: [_clip(x, 160) for x in (v if isinstance(v, list) else [v] if v else [])][:6]  # noqa: E731
+
+    def as_list(v: object) -> list[str]:
+        return [_clip(x, 160) for x in (v if isinstance(v, list) else [v] if v else [])][:6]
+
     return {
         "reason": _clip(answer.get("reason"), 240),
         "key_facts": as_list(answer.get("key_facts")),
@@ -82,11 +91,11 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
 
 
-def fallback(facts: dict, transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> dict:
+def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> Summary:
     """A local extractive summary used when OpenAI is late or failing."""
-    transcript = [(speaker, redact(text)) for speaker, text in transcript]
+    lines = [(speaker, redact(text)) for speaker, text in transcript]
     notes = [redact(n) for n in notes if n.strip()]
-    caller_lines = [text for speaker, text in transcript if speaker == "caller"]
+    caller_lines = [text for speaker, text in lines if speaker == "caller"]
     sentences = [s for line in caller_lines for s in _sentences(line)]
     reason = sentences[0] if sentences else (notes[0] if notes else "Not captured; ask the caller.")
     key_facts = [s for s in sentences[1:] if re.search(r"\d|order|account|invoice|booking|number", s, re.I)][:4]
@@ -101,7 +110,7 @@ def fallback(facts: dict, transcript: Iterable[tuple[str, str]], notes: Iterable
     }
 
 
-def spoken(summary: dict, source_agent: str) -> str:
+def spoken(summary: Summary, source_agent: str) -> str:
     """What B's phone whispers."""
     parts = [f"Transfer from {source_agent}.", f"Reason: {summary.get('reason', '')}."]
     if summary.get("mood"):
@@ -122,7 +131,7 @@ def sms_limit(text: str) -> int:
     return 2 * 153 if all(ch in GSM7 for ch in text) else 2 * 67
 
 
-def sms_body(summary: dict, source_agent: str, link: str) -> str:
+def sms_body(summary: Summary, source_agent: str, link: str) -> str:
     """At most two segments: the essentials and the console link (the link is never cut)."""
     head = f"Transfer from {source_agent}: {summary.get('reason', '')}"
     nxt = f" Next: {summary.get('next_step', '')}" if summary.get("next_step") else ""

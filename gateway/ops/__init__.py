@@ -30,4 +30,5 @@ def init_app(app: Flask, ops: OpsSettings | None = None) -> None:
     commands.register(app)
     hops = ops.trusted_proxy_hops
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Flask's documented way to wrap the app in WSGI middleware; mypy sees wsgi_app only as a method.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

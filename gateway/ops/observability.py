@@ -76,11 +76,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class _JsonHandler(logging.StreamHandler[TextIO]):
+    gateway_json = True  # marks it, so installing twice adds nothing
+
+
 def json_handler(stream: TextIO) -> logging.Handler:
-    handler = logging.StreamHandler(stream)
+    handler = _JsonHandler(stream)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(PhoneNumberFilter())
-    handler.gateway_json = True  # marks it, so installing twice adds nothing
     return handler
 
 

@@ -65,8 +65,9 @@ def describe_error(exc: BaseException) -> str:
     cause = exc.__cause__
     if isinstance(cause, (api.TwirpError, TwilioRestException)):
         return describe_error(cause)
-    if isinstance(cause, requests.ConnectionError) and cause.request is not None:
-        return f"cannot connect to {urlsplit(cause.request.url).netloc}"
+    if isinstance(cause, requests.ConnectionError) and cause.request is not None and cause.request.url:
+        url = cause.request.url
+        return f"cannot connect to {urlsplit(url.decode() if isinstance(url, bytes) else url).netloc}"
     if isinstance(exc, ProviderError):
         return str(exc)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -107,7 +107,10 @@ def _differences(actual: Message, desired: dict, *, skip: tuple[str, ...] = ()) 
     ]
 
 
-def _merged(actual: Message, desired: dict) -> Message:
+_M = TypeVar("_M", bound=Message)
+
+
+def _merged(actual: _M, desired: dict[str, Any]) -> _M:
     """``actual`` with the desired fields set; fields we do not manage are kept as they are."""
     merged = type(actual)()
     merged.CopyFrom(actual)
@@ -129,7 +132,7 @@ def _merged(actual: Message, desired: dict) -> Message:
     return merged
 
 
-def _password_unreported(actual: Message, desired: dict) -> bool:
+def _password_unreported(actual: api.SIPInboundTrunkInfo | api.SIPOutboundTrunkInfo, desired: dict[str, Any]) -> bool:
     """Whether LiveKit hid the trunk's password in the listing (a username but no password):
     then the password cannot be compared, only re-sent with another change."""
     return bool(actual.auth_username) and not actual.auth_password and bool(desired.get("auth_password"))
@@ -228,7 +231,8 @@ class _Provisioner:
     async def outbound_trunk(self, lk: api.LiveKitAPI) -> tuple[str, str]:
         if not self.ops.outbound_address:
             return SKIPPED, "LIVEKIT_OUTBOUND_ADDRESS is not set"
-        desired = {
+        # Field values by name, of the field's own type (set by _merged, compared by _differences).
+        desired: dict[str, Any] = {
             "address": self.ops.outbound_address,
             "numbers": [self.settings.twilio_phone_number],
             "auth_username": self.ops.outbound_username or "",
@@ -253,7 +257,8 @@ class _Provisioner:
         )
 
     async def dispatch_rule(self, lk: api.LiveKitAPI) -> tuple[str, str]:
-        desired = {
+        # Field values by name, of the field's own type (set by _merged, compared by _differences).
+        desired: dict[str, Any] = {
             "rule": api.SIPDispatchRule(
                 dispatch_rule_callee=api.SIPDispatchRuleCallee(
                     room_prefix=self.settings.livekit_room_prefix, randomize=False
@@ -297,7 +302,8 @@ class _Provisioner:
     # -------------------------------------------------------------- Twilio
     async def twilio_number(self, _lk: api.LiveKitAPI) -> tuple[str, str]:
         origin = self.settings.public_origin
-        desired = {
+        # Field values by name, of the field's own type (set by _merged, compared by _differences).
+        desired: dict[str, Any] = {
             "voice_url": f"{origin}/twilio/voice",
             "voice_method": "POST",
             "status_callback": f"{origin}/twilio/status",

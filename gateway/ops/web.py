@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.adapters.twilio_client import ProviderError
 from gateway.ops import checks, observability
@@ -31,7 +32,7 @@ def _services():
 
 
 @bp.before_app_request
-def _redirect_to_https() -> Response | None:
+def _redirect_to_https() -> BaseResponse | None:
     """A browser that reached the proxy over plain http is sent to the https origin. Only
     when a proxy is trusted: then ProxyFix has set the scheme from X-Forwarded-Proto."""
     origin = _services().gw.settings.public_origin

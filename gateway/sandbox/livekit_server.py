@@ -63,18 +63,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 import jwt
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from livekit.api import AccessToken, TokenVerifier
-from livekit.api.access_token import Claims
+from livekit.api.access_token import Claims, SIPGrants, VideoGrants
 from livekit.protocol import models as proto_models
 from livekit.protocol import room as proto_room
 from livekit.protocol import sip as proto_sip
 from livekit.protocol import webhook as proto_webhook
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 DEFAULT_EMPTY_TIMEOUT = 300  # LiveKit's default when CreateRoom says 0
@@ -110,6 +111,10 @@ TWIRP_HTTP_STATUS = {
 
 _KIND = proto_models.ParticipantInfo.Kind
 _STATE = proto_models.ParticipantInfo.State
+# What the UpdateSIP* RPCs update in place.
+_Stored = TypeVar(
+    "_Stored", proto_sip.SIPInboundTrunkInfo, proto_sip.SIPOutboundTrunkInfo, proto_sip.SIPDispatchRuleInfo
+)
 _LIST_UPDATE = "livekit.ListUpdate"
 
 
@@ -130,42 +135,54 @@ class _PlainUnauthorized(Exception):
 
 # --- grants -----------------------------------------------------------------
 # Each check gets the verified claims (None when no token was sent, which
-# LiveKit lets through the auth layer and then refuses per method).
+# LiveKit lets through the auth layer and then refuses per method) and the request,
+# whose message type depends on the RPC (hence Any): each check reads the fields its RPC's request has.
+
+_M = TypeVar("_M", bound=Message)
 
 
-def _grant_room_create(c: Claims, req: Message) -> bool:
-    return bool(c.video.room_create)
+def _video(c: Claims) -> VideoGrants:
+    # TokenVerifier always fills both grants (empty when the token has none): an absent one grants nothing.
+    return c.video or VideoGrants()
 
 
-def _grant_room_list(c: Claims, req: Message) -> bool:
-    return bool(c.video.room_list)
+def _sip(c: Claims) -> SIPGrants:
+    return c.sip or SIPGrants()
 
 
-def _grant_room_admin(c: Claims, req: Message) -> bool:
-    return bool(c.video.room_admin) and c.video.room == req.room
+def _grant_room_create(c: Claims, req: Any) -> bool:
+    return bool(_video(c).room_create)
 
 
-def _grant_forward(c: Claims, req: Message) -> bool:
-    return _grant_room_admin(c, req) and c.video.destination_room == req.destination_room
+def _grant_room_list(c: Claims, req: Any) -> bool:
+    return bool(_video(c).room_list)
 
 
-def _grant_sip_admin(c: Claims, req: Message) -> bool:
-    return bool(c.sip.admin)
+def _grant_room_admin(c: Claims, req: Any) -> bool:
+    return bool(_video(c).room_admin) and _video(c).room == req.room
 
 
-def _grant_sip_call(c: Claims, req: Message) -> bool:
-    return bool(c.sip.call)
+def _grant_forward(c: Claims, req: Any) -> bool:
+    return _grant_room_admin(c, req) and _video(c).destination_room == req.destination_room
 
 
-def _grant_sip_transfer(c: Claims, req: Message) -> bool:
-    return bool(c.sip.call) and bool(c.video.room_admin) and c.video.room == req.room_name
+def _grant_sip_admin(c: Claims, req: Any) -> bool:
+    return bool(_sip(c).admin)
+
+
+def _grant_sip_call(c: Claims, req: Any) -> bool:
+    return bool(_sip(c).call)
+
+
+def _grant_sip_transfer(c: Claims, req: Any) -> bool:
+    return bool(_sip(c).call) and bool(_video(c).room_admin) and _video(c).room == req.room_name
 
 
 @dataclass(frozen=True)
 class _Rpc:
     service: str
-    request: type
-    grant: Callable[[Claims, Message], bool]
+    request: type[Message]
+    grant: Callable[[Claims, Any], bool]
 
 
 _ROOM_SVC = "livekit.RoomService"
@@ -392,17 +409,19 @@ class FakeLiveKit:
         self._wh_queue: queue.Queue = queue.Queue()
         self._wh_idle = threading.Condition()
         self._wh_pending = 0
-        self._server = None
+        self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
         self._lifecycle_lock = threading.Lock()  # stop() may race with itself (timers, fixtures)
 
     # --- lifecycle --------------------------------------------------------
 
     def start(self) -> FakeLiveKit:
-        self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
-        self._port = self._server.server_port
+        self._server = server = make_server(
+            self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler
+        )
+        self._port = server.server_port
         for target, name in (
-            (lambda: self._server.serve_forever(poll_interval=REAPER_TICK), "fake-livekit-http"),
+            (lambda: server.serve_forever(poll_interval=REAPER_TICK), "fake-livekit-http"),
             (self._reaper_loop, "fake-livekit-reaper"),
             (self._webhook_loop, "fake-livekit-webhooks"),
         ):
@@ -521,11 +540,11 @@ class FakeLiveKit:
         if len(parts) == 2 and parts[0] == "sip" and method == "GET":
             with self._lock:
                 session = self._sessions.get(parts[1])
-                payload = session.as_dict() if session else None
-            return _json(payload, 200) if payload else _json({"error": "unknown session"}, 404)
+                found = session.as_dict() if session else None
+            return _json(found, 200) if found else _json({"error": "unknown session"}, 404)
         if len(parts) == 3 and parts[0] == "sip" and parts[2] == "bye" and method == "POST":
-            payload = self.sip_bye(parts[1])
-            return _json(payload, 200) if payload else _json({"error": "unknown session"}, 404)
+            ended = self.sip_bye(parts[1])
+            return _json(ended, 200) if ended else _json({"error": "unknown session"}, 404)
         if parts == ["rtc", "join"] and method == "POST":
             status, payload = self.rtc_join(body.get("token") or "", body.get("name"), body.get("room"))
             return _json(payload, status)
@@ -557,7 +576,7 @@ class FakeLiveKit:
             response = self._twirp(request, service, method)
         except TwirpError as err:
             entry.update(code=err.code, status=err.status)
-            body = {"code": err.code, "msg": err.msg}
+            body: dict[str, object] = {"code": err.code, "msg": err.msg}
             if err.meta:
                 body["meta"] = err.meta
             response = _json(body, err.status)
@@ -793,6 +812,7 @@ class FakeLiveKit:
         return self._update_stored(self._outbound_trunks, req.sip_trunk_id, req, "sip_trunk_id", "SIP trunk")
 
     def _rpc_DeleteSIPTrunk(self, req: proto_sip.DeleteSIPTrunkRequest) -> proto_sip.SIPTrunkInfo:
+        trunk: proto_sip.SIPInboundTrunkInfo | proto_sip.SIPOutboundTrunkInfo
         with self._lock:
             if req.sip_trunk_id in self._inbound_trunks:
                 trunk, kind = self._inbound_trunks.pop(req.sip_trunk_id), proto_sip.SIPTrunkInfo.TRUNK_INBOUND
@@ -861,13 +881,17 @@ class FakeLiveKit:
         raise TwirpError("unimplemented", "SIP REFER transfers are not modelled by FakeLiveKit")
 
     @staticmethod
-    def _trunk_listed(trunk: Message, req: Message) -> bool:
+    def _trunk_listed(
+        trunk: proto_sip.SIPInboundTrunkInfo | proto_sip.SIPOutboundTrunkInfo,
+        req: proto_sip.ListSIPInboundTrunkRequest | proto_sip.ListSIPOutboundTrunkRequest,
+    ) -> bool:
         return (not req.trunk_ids or trunk.sip_trunk_id in req.trunk_ids) and (
             not req.numbers or bool(set(trunk.numbers) & set(req.numbers))
         )
 
-    def _update_stored(self, store: dict, key: str, req: Message, id_field: str, what: str) -> Message:
-        """UpdateSIP*: the ``replace`` form swaps the whole object, ``update`` sets given fields."""
+    def _update_stored(self, store: dict[str, _Stored], key: str, req: Any, id_field: str, what: str) -> _Stored:
+        """UpdateSIP*: the ``replace`` form swaps the whole object, ``update`` sets given fields
+        (``req`` is any of the three Update*Request messages, which share that shape)."""
         with self._lock:
             current = store.get(key)
             if current is None:
@@ -1037,12 +1061,13 @@ class FakeLiveKit:
         except (jwt.PyJWTError, ValueError) as err:
             error = f"invalid token: {err}"
         else:
-            if not claims.video.room_join:
+            video = _video(claims)
+            if not video.room_join:
                 error = "permissions denied: token lacks roomJoin"
-            elif not claims.video.room:
+            elif not video.room:
                 error = "token names no room"
-            elif room is not None and room != claims.video.room:
-                error = f"token is for room {claims.video.room!r}, not {room!r}"
+            elif room is not None and room != video.room:
+                error = f"token is for room {video.room!r}, not {room!r}"
             elif not claims.identity:
                 error = "token has no identity"
         if error is not None:
@@ -1053,7 +1078,7 @@ class FakeLiveKit:
 
         with self._lock:
             self._join_log.append({**entry, "ok": True})
-            target = self._rooms.get(claims.video.room) or self._create_room_locked(claims.video.room)
+            target = self._rooms.get(video.room) or self._create_room_locked(video.room)
             participant = self._new_participant(
                 claims.identity,
                 name=name or claims.name,
@@ -1061,9 +1086,9 @@ class FakeLiveKit:
                 metadata=claims.metadata,
                 attributes=claims.attributes or {},
             )
-            participant.permission.can_publish = claims.video.can_publish
-            participant.permission.can_subscribe = claims.video.can_subscribe
-            participant.permission.can_publish_data = claims.video.can_publish_data
+            participant.permission.can_publish = video.can_publish
+            participant.permission.can_subscribe = video.can_subscribe
+            participant.permission.can_publish_data = video.can_publish_data
             self._join_locked(target, participant)
             return 200, {"participant_sid": participant.sid, "identity": claims.identity, "room": target.info.name}
 
@@ -1109,7 +1134,7 @@ class FakeLiveKit:
 
     @staticmethod
     def _new_participant(
-        identity: str, name: str, kind: int, metadata: str, attributes: dict
+        identity: str, name: str, kind: proto_models.ParticipantInfo.Kind, metadata: str, attributes: dict
     ) -> proto_models.ParticipantInfo:
         now = time.time()
         participant = proto_models.ParticipantInfo(
@@ -1152,7 +1177,7 @@ class FakeLiveKit:
         left = self._copy(participant)
         left.state = _STATE.DISCONNECTED
         # As LiveKit reports it in participant_left: why the participant went away.
-        left.disconnect_reason = _DISCONNECT_REASONS.get(reason, proto_models.DisconnectReason.UNKNOWN_REASON)
+        left.disconnect_reason = _DISCONNECT_REASONS.get(reason or "", proto_models.DisconnectReason.UNKNOWN_REASON)
         if not room.participants:
             room.close_at = time.monotonic() + room.info.departure_timeout
         self._emit_locked("participant_left", room, left)
@@ -1207,7 +1232,7 @@ class FakeLiveKit:
     # --- snapshots ------------------------------------------------------------
 
     @staticmethod
-    def _copy(message: Message) -> Message:
+    def _copy(message: _M) -> _M:
         copy = type(message)()
         copy.CopyFrom(message)
         return copy

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 __all__ = ["FakeOpenAI", "summarize"]
@@ -85,7 +85,8 @@ def summarize(messages: list) -> dict:
     """
     user_messages = [m for m in messages if m.get("role") == "user"]
     text = _message_text(user_messages[-1]) if user_messages else ""
-    caller_lines, other_lines = [], []
+    caller_lines: list[str] = []
+    other_lines: list[str] = []
     for line in text.splitlines():
         match = SPEAKER_LINE.match(line)
         if match:
@@ -114,6 +115,13 @@ def summarize(messages: list) -> dict:
     }
 
 
+def _empty_value(empty: dict[str, object], spec: object) -> object:
+    """The empty value of a property's JSON Schema type; None for a type list (["string", "null"]),
+    which the schema allows and which, unhashable, would otherwise fail the look-up."""
+    kind = spec.get("type") if isinstance(spec, dict) else None
+    return empty.get(kind) if isinstance(kind, str) else None
+
+
 def _fit_schema(summary: dict, response_format: dict) -> dict:
     """Answer with exactly the properties a json_schema asks for (unknown ones empty)."""
     schema = (response_format.get("json_schema") or {}).get("schema") or {}
@@ -121,10 +129,7 @@ def _fit_schema(summary: dict, response_format: dict) -> dict:
     if not isinstance(properties, dict):
         return summary
     empty = {"string": "", "array": [], "number": 0, "integer": 0, "boolean": False, "object": {}}
-    return {
-        name: summary[name] if name in summary else empty.get((spec or {}).get("type"))
-        for name, spec in properties.items()
-    }
+    return {name: summary[name] if name in summary else _empty_value(empty, spec) for name, spec in properties.items()}
 
 
 def _as_text(summary: dict) -> str:
@@ -162,13 +167,15 @@ class FakeOpenAI:
         self._flowing = threading.Event()  # cleared while hanging
         self._flowing.set()
         self._stopping = threading.Event()
-        self._server = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> FakeOpenAI:
-        self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server = server = make_server(
+            self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
         )
         self._thread.start()
         return self
@@ -180,7 +187,8 @@ class FakeOpenAI:
         self._flowing.set()  # release hanging requests
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(1.0)
+        if self._thread is not None:
+            self._thread.join(1.0)
         self._server = None
 
     @property

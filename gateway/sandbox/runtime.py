@@ -80,18 +80,24 @@ class Doubles:
         ).start()
         return self
 
+    def started_twilio(self) -> TwilioSimulator:
+        # The simulator needs the LiveKit double's port, known once start() has bound it.
+        if self.twilio is None:
+            raise RuntimeError("start() the doubles first")
+        return self.twilio
+
     def settings(self, base: Settings) -> Settings:
         return sandbox_settings(
             base,
             livekit_port=int(self.livekit.url.rsplit(":", 1)[1]),
-            twilio_port=int(self.twilio.url.rsplit(":", 1)[1]),
+            twilio_port=int(self.started_twilio().url.rsplit(":", 1)[1]),
             openai_port=int(self.openai.url.rsplit(":", 1)[1]),
         )
 
     def connect(self, settings: Settings) -> None:
         """Point the doubles at the gateway: webhooks, the dispatch rule, the phone number."""
         self.livekit.webhook_url = settings.public_origin + "/livekit/webhook"
-        self.twilio.add_number(PHONE_NUMBER)
+        self.started_twilio().add_number(PHONE_NUMBER)
         # The same provisioning ops run against real providers: trunk, dispatch rule, number URLs.
         report = provision(settings, out=log.debug, ops=OpsSettings())
         if not report.ok:
@@ -112,7 +118,7 @@ class Sandbox:
     def __init__(self, base: Settings):
         port = int(os.environ.get("SANDBOX_BASE_PORT", "7880"))
         self.ports = {"livekit_port": port, "twilio_port": port + 1, "openai_port": port + 2}
-        self.settings = sandbox_settings(base, **self.ports)
+        self.settings = sandbox_settings(base, livekit_port=port, twilio_port=port + 1, openai_port=port + 2)
         self.doubles: Doubles | None = None
 
     @property
@@ -126,11 +132,16 @@ class Sandbox:
     def start(self) -> None:
         if self.doubles is not None:
             return
-        self.doubles = Doubles(**self.ports, time_scale=float(os.environ.get("SANDBOX_TIME_SCALE", "1.0"))).start()
+        self.doubles = Doubles(
+            livekit_port=self.ports["livekit_port"],
+            twilio_port=self.ports["twilio_port"],
+            openai_port=self.ports["openai_port"],
+            time_scale=float(os.environ.get("SANDBOX_TIME_SCALE", "1.0")),
+        ).start()
         self.doubles.connect(self.settings)
         log.warning(
             "sandbox doubles: Twilio %s, LiveKit %s, OpenAI %s",
-            self.doubles.twilio.url,
+            self.doubles.started_twilio().url,
             self.doubles.livekit.url,
             self.doubles.openai.url,
         )

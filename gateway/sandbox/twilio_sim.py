@@ -44,13 +44,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from gateway.sandbox.twiml_exec import (
@@ -140,7 +141,7 @@ class SimCall:
         self._timeline: list = [(self._created, "ringing")]
         self._answered_at: float | None = None
         self._ended_at: float | None = None
-        self._interrupt = None  # a pending Redirected or HungUp for the runner
+        self._interrupt: Redirected | HungUp | None = None  # a pending one for the runner
         self._digits = ""
         self._hangup_at: float | None = None
         self._transcriptions: list[dict] = []  # running real-time transcription sessions
@@ -513,16 +514,18 @@ class TwilioSimulator:
         self._stopping = threading.Event()
         self._http = threading.local()
         self._message_callbacks = SerialDispatcher("message-callbacks")
-        self._server = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._routes = Map(self._rules())
 
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> TwilioSimulator:
-        self._server = make_server(self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler)
+        self._server = server = make_server(
+            self._host, self._port, self._wsgi, threaded=True, request_handler=_QuietHandler
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="twilio-sim", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="twilio-sim", daemon=True
         )
         self._thread.start()
         return self
@@ -540,7 +543,8 @@ class TwilioSimulator:
         self._message_callbacks.close()
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(1.0)
+        if self._thread is not None:
+            self._thread.join(1.0)
         self._server = None
 
     @property
@@ -715,7 +719,7 @@ class TwilioSimulator:
     def send_webhook(self, call_sid: str | None, kind: str, url: str, method: str, params: dict) -> WebhookResult:
         """One signed request to the gateway, like Twilio's; never raises."""
         method = "GET" if (method or "POST").upper() == "GET" else "POST"
-        entry = {
+        entry: dict[str, Any] = {
             "kind": kind,
             "call_sid": call_sid,
             "url": url,
@@ -837,18 +841,19 @@ class TwilioSimulator:
                 response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
                 return response
         try:
-            endpoint, args = self._routes.bind_to_environ(request.environ).match()
+            endpoint, matched = self._routes.bind_to_environ(request.environ).match()
         except MethodNotAllowed:
             return _twilio_error(405, 20004, "Method not allowed")
         except (NotFound, HTTPException):
             return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        args = dict(matched)
         if is_api and args.pop("account") != self.account_sid:
             return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
         return getattr(self, f"_http_{endpoint}")(request, **args)
 
     def _authorized(self, request: Request) -> bool:
         auth = request.authorization
-        return bool(auth) and auth.username == self.account_sid and auth.password == self.auth_token
+        return auth is not None and auth.username == self.account_sid and auth.password == self.auth_token
 
     def _apply_latency(self, path: str) -> None:
         with self._lock:

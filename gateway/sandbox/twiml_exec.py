@@ -581,6 +581,8 @@ class CallRunner:
     def _load(self, source: TwimlSource, kind: str, extra: dict | None = None) -> Document:
         if source.twiml is not None:
             return parse_twiml(source.twiml, None)
+        if source.url is None:
+            raise ValueError("a TwimlSource names a URL or carries TwiML")
         return self._fetch(source.url, source.method, extra or {}, kind)
 
     def _fetch(self, url: str, method: str, extra: dict, kind: str) -> Document:
@@ -816,6 +818,7 @@ class CallRunner:
         method = verb.get("method", "POST")
 
         child = self.carrier.create_child_call(call, to=target.address, from_=caller_id)
+        leg: _SipLeg | _PhoneLeg
         if target.kind == "sip":
             leg = _SipLeg(self.carrier, child, target, caller_id)
         else:

@@ -363,7 +363,7 @@ def sandbox_call():
     return jsonify(sid=sid, **{"from": caller, "to": settings.twilio_phone_number}), 201
 
 
-def _fake_livekit(path: str, payload: dict) -> Response:
+def _fake_livekit(path: str, payload: dict) -> tuple[Response, int]:
     url = svc().gw.settings.livekit_url.rstrip("/") + path
     try:
         reply = requests.post(url, json=payload, timeout=5)

@@ -13,9 +13,10 @@ from flask import Blueprint, Response, jsonify
 bp = Blueprint("openapi", __name__)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-AGENT = [{"agentCredential": []}, {"consoleSession": []}]
-ADMIN = [{"adminToken": []}]
-TWILIO = [{"twilioSignature": []}]
+# Security requirement objects: each scheme's list of scopes (none here).
+AGENT: list[dict[str, list[str]]] = [{"agentCredential": []}, {"consoleSession": []}]
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+TWILIO: list[dict[str, list[str]]] = [{"twilioSignature": []}]
 
 
 def _json_body(properties: dict, required: tuple = ()) -> dict:

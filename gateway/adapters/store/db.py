@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import bindparam, create_engine, event, insert, inspect, select, update
+from sqlalchemy import CursorResult, Table, bindparam, create_engine, event, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Mapper, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from gateway.adapters.store import models
@@ -31,6 +31,18 @@ from gateway.domain.machine import Outcome, StateMachine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_O = TypeVar("_O")
+
+
+def _table(model: type[models.Base]) -> Table:
+    """A model's Table: declarative mapping types ``__table__`` as any FromClause, which has no
+    columns by name nor a primary key constraint; every model here is mapped to a plain Table."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a Table")
+    return table
+
+
 RECONNECTS = 2  # fresh connections tried after a dead one, before the error reaches the caller
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest Alembic revision (tests/integration/test_schema.py keeps it equal to Alembic's head).
@@ -75,11 +87,15 @@ class _Session(Session):
     ``get`` builds and keys a new statement on every call (a third of its CPU). Same semantics:
     an object already in the identity map is returned as is, unless ``populate_existing``."""
 
-    def get(self, entity, ident, *, populate_existing: bool = False, **kwargs):
-        statements = _GET_BY_PK.get(entity) if not kwargs and not isinstance(ident, (tuple, dict)) else None
-        if statements is None or (not populate_existing and (entity, (ident,), None) in self.identity_map):
-            return super().get(entity, ident, populate_existing=populate_existing, **kwargs)
-        return self.execute(statements[populate_existing], {"pk": ident}).scalars().first()
+    def get(
+        self, entity: type[_O] | Mapper[_O], ident: Any, *, populate_existing: bool | None = None, **kwargs: Any
+    ) -> _O | None:
+        if isinstance(entity, type) and not kwargs and not isinstance(ident, (tuple, dict)):
+            statements = _GET_BY_PK.get(entity)
+            if statements is not None and (populate_existing or (entity, (ident,), None) not in self.identity_map):
+                found = self.execute(statements[bool(populate_existing)], {"pk": ident}).scalars().first()
+                return cast("_O | None", found)
+        return super().get(entity, ident, populate_existing=populate_existing, **kwargs)
 
 
 class Store:
@@ -176,8 +192,8 @@ class Store:
         for listener in self.commit_listeners:
             listener()
         if jobs:
-            for listener in self.job_listeners:
-                listener(jobs)
+            for on_jobs in self.job_listeners:
+                on_jobs(jobs)
 
     @staticmethod
     def _write_new_rows(session: Session) -> None:
@@ -281,7 +297,7 @@ class Store:
             result = session.execute(
                 _cas_statement(model, tuple(values)), {"cas_id": row.id, "cas_seen": row.version, **values}
             )
-        if result.rowcount != 1:
+        if cast(CursorResult[Any], result).rowcount != 1:  # an UPDATE's result is a CursorResult
             raise StaleState(f"{model.__tablename__} {row.id} changed concurrently")
         for key, value in values.items():
             set_committed_value(row, key, value)  # already written: the ORM must not write it again
@@ -381,7 +397,7 @@ class Store:
 
     def renew(self, job: ClaimedJob, lease_s: float) -> ClaimedJob | None:
         """Extend the lease of a job we hold; None if it ran out and another worker took it."""
-        jobs = Job.__table__
+        jobs = _table(Job)
         locked_until = utcnow() + timedelta(seconds=lease_s)
 
         def attempt() -> bool:
@@ -444,8 +460,8 @@ def timer_key(kind: str, subject: str) -> str:
 
 # Statements on hot paths are built once: a statement object keeps its cache key, so running it
 # again skips building and keying the SQL expression (most of SQLAlchemy's cost per statement).
-_jobs = Job.__table__
-_timeline = TimelineEntry.__table__
+_jobs = _table(Job)
+_timeline = _table(TimelineEntry)
 _JOB_BY_KEY = select(_jobs.c.id).where(_jobs.c.dedupe_key == bindparam("key"))
 _CANCEL_TIMERS = (
     update(_jobs)
@@ -475,7 +491,7 @@ _RETRY = (
 )
 
 
-_receipts = WebhookReceipt.__table__
+_receipts = _table(WebhookReceipt)
 _RECEIPT = {
     dialect: insert_for(_receipts)
     .values(key=bindparam("key"), at=bindparam("at"))
@@ -491,7 +507,7 @@ def _cas_statement(model: Any, columns: tuple[str, ...]) -> Any:
     and set of columns (Core: nothing for the ORM to synchronise, the caller sets the row's values)."""
     statement = _CAS.get((model, columns))
     if statement is None:
-        table = model.__table__
+        table = _table(model)
         statement = (
             update(table)
             .where(table.c.id == bindparam("cas_id"), table.c.version == bindparam("cas_seen"))
@@ -502,7 +518,7 @@ def _cas_statement(model: Any, columns: tuple[str, ...]) -> Any:
 
 
 def _by_pk(model):
-    (pk,) = model.__table__.primary_key.columns
+    (pk,) = _table(model).primary_key.columns
     return pk == bindparam("pk")
 
 
@@ -510,7 +526,7 @@ def _by_pk(model):
 _PEEK = {
     m.class_: select(m.local_table).where(_by_pk(m.class_))
     for m in models.Base.registry.mappers
-    if len(m.local_table.primary_key.columns) == 1
+    if len(_table(m.class_).primary_key.columns) == 1
 }
 _GET_BY_PK = {
     m.class_: (
@@ -518,7 +534,7 @@ _GET_BY_PK = {
         select(m.class_).where(_by_pk(m.class_)).execution_options(populate_existing=True),
     )
     for m in models.Base.registry.mappers
-    if len(m.local_table.primary_key.columns) == 1
+    if len(_table(m.class_).primary_key.columns) == 1
 }
 
 
