@@ -81,7 +81,8 @@ class Entry:
     priority: int = PRIORITY_CALLER
 
 
-def validate_team(team_id: str, name: str, hold_music_url: str | None = None, max_wait_s=None) -> None:
+def validate_team(team_id: str, name: str, hold_music_url: str | None = None, max_wait_s: object = None) -> None:
+    # max_wait_s is whatever the request's JSON held: checked here to be a number of seconds.
     if not TEAM_ID.match(team_id or ""):
         raise InvalidTeam(f"team id {team_id!r} must be 1-40 lowercase letters, digits, '-' or '_'")
     if not (name or "").strip():
@@ -99,8 +100,9 @@ def validate_number(number: str) -> None:
         raise InvalidTeam(f"number {number!r} is not an E.164 number (like +15551234567)")
 
 
-def validate_team_list(teams: Sequence[str]) -> list[str]:
-    """An agent's teams: at least one, each a valid id, no repeats (order kept)."""
+def validate_team_list(teams: Sequence[object]) -> list[str]:
+    """An agent's teams: at least one, each a valid id, no repeats (order kept). The items come from
+    JSON or the command line, so each is checked to be a string."""
     if isinstance(teams, str) or not teams:
         raise InvalidTeam("an agent belongs to at least one team")
     seen: list[str] = []
@@ -112,7 +114,7 @@ def validate_team_list(teams: Sequence[str]) -> list[str]:
     return seen
 
 
-def place_key(entry: Entry) -> tuple:
+def place_key(entry: Entry) -> tuple[int, datetime, str]:
     """Where an entry stands: higher priority first, then arrival, then id (a stable tie-break).
 
     The store sorts with the same columns (``PLACE_ORDER``)."""

@@ -55,7 +55,7 @@ def _op(summary: str, *, tag: str, security=None, body=None, params=(), response
 
 
 def _api(summary, *, status="200", params=(), body=None, security=AGENT, tag="calls", extra=(), reply=None):
-    ok = {"description": "OK"}
+    ok: dict[str, object] = {"description": "OK"}
     if reply is not None:
         ok["content"] = {"application/json": {"schema": reply}}
     responses = {
