@@ -237,7 +237,7 @@ class _Run:
         if self.result.ok:
             self.out("every hop worked: this deployment can take real calls")
         else:
-            self.out(f"first failing hop: {LABEL[self.result.failed]}\nfix: {self.result.fix}")
+            self.out(f"first failing hop: {LABEL.get(self.result.failed or '', '?')}\nfix: {self.result.fix}")
         return self.result
 
     def fix_for(self, hop: str) -> str:

@@ -783,7 +783,8 @@ class FakeLiveKit:
                 others = [t for t in self._inbound_trunks.values() if t.sip_trunk_id != updated.sip_trunk_id]
                 _check_trunk_conflicts(updated, others)
             except TwirpError:
-                self._inbound_trunks[req.sip_trunk_id] = before
+                if before is not None:  # always: _update_stored refuses an unknown trunk first
+                    self._inbound_trunks[req.sip_trunk_id] = before
                 raise
             return updated
 

@@ -33,6 +33,7 @@ request sent to the gateway) and faults.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -278,7 +279,7 @@ class SimCall:
             status = self._post_transcript(transcription, sequence, text, track, final)
         return status
 
-    def _post_transcript(self, transcription: dict, sequence: int, text: str, track: str, final: bool) -> int:
+    def _post_transcript(self, transcription: dict, sequence: int, text: str, track: str, final: bool) -> int | None:
         params = {
             "AccountSid": self._sim.account_sid,
             "CallSid": self.sid,
@@ -985,7 +986,7 @@ class TwilioSimulator:
         if transcription["url"]:
             call.transcription_event(transcription, "transcription-started")
         for utterance in call.setup.speech:
-            call.callbacks.submit(lambda text=utterance: call.post_transcript(text, "inbound_track", True))
+            call.callbacks.submit(functools.partial(call.post_transcript, utterance, "inbound_track", True))
         return _json(self._transcription_json(call, transcription, "in-progress"), 201)
 
     def _http_transcription(self, request: Request, sid: str, which: str) -> Response:

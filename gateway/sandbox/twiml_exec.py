@@ -218,13 +218,13 @@ class SerialDispatcher:
     """
 
     def __init__(self, name: str):
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._queue: queue.Queue[Callable[[], object] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
 
-    def submit(self, work: Callable[[], None]) -> bool:
+    def submit(self, work: Callable[[], object]) -> bool:
         """Queue `work`; False when the dispatcher is already closed."""
         with self._lock:
             if self._closed:
