@@ -89,7 +89,7 @@ def test_the_gateway_console_script_runs_the_flask_commands(database_url, tmp_pa
     # The same directory through `flask --app gateway`, and the printed credential signs Erin in.
     listed = _run([sys.executable, "-m", "flask", "--app", "gateway", "agents", "list"], env, tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert re.search(r"^erin\s+Erin\s+available\s+browser$", listed.stdout, re.M), listed.stdout
+    assert re.search(r"^erin\s+Erin\s+available\s+browser\b", listed.stdout, re.M), listed.stdout
     services = build(Settings(database_url=database_url, run_jobs=False))
     try:
         client = create_app(services=services).test_client()
