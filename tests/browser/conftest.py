@@ -144,18 +144,19 @@ class ConsolePage:
 
 @pytest.fixture
 def console(world, browser):
-    """Open console pages on the world: ``console.open(agent_client)`` signs that agent in."""
+    """Open console pages on the world: ``console.open(agent_client)`` signs that agent in.
+    Keyword arguments go to the browser context (``bypass_csp=True`` for axe, ``color_scheme``…)."""
     init_console(world.app)  # idempotent: harmless once create_app wires it
     opened: list[ConsolePage] = []
 
     class Factory:
-        def page(self, label: str = "page") -> ConsolePage:
-            page = ConsolePage(browser, world, label)
+        def page(self, label: str = "page", **context_options) -> ConsolePage:
+            page = ConsolePage(browser, world, label, **context_options)
             opened.append(page)
             return page.open()
 
-        def open(self, agent) -> ConsolePage:
-            page = self.page(agent.id)
+        def open(self, agent, **context_options) -> ConsolePage:
+            page = self.page(agent.id, **context_options)
             page.agent = agent
             return page.sign_in(agent.credential)
 

@@ -35,8 +35,9 @@ def test_sign_in_presence_and_sign_out(world, console):
     expect(page.locator("#presence-text")).to_have_text("You are offline.")
     expect(page.locator("#team")).to_contain_text("Bob — Available")
 
-    page.get_by_label("Available", exact=True).check()
+    page.get_by_role("button", name="Available", exact=True).click()
     expect(page.locator("#presence-text")).to_have_text("You are available.")
+    expect(page.get_by_role("button", name="Available", exact=True)).to_have_attribute("aria-pressed", "true")
     assert world.services.agents.get("alice")["status"] == "available"
 
     # Another agent's presence changes: the page hears it from the event stream.

@@ -17,7 +17,7 @@ def _alice_on_a_call(world, console):
     a.offer().get_by_role("button", name="Accept").click()
     call.wait_current("bridged", timeout=8)
     expect(a.page.locator("#call-state")).to_have_text("Connected")
-    b.page.get_by_label("Available", exact=True).check()
+    b.page.get_by_role("button", name="Available", exact=True).click()
     expect(b.page.locator("#presence-text")).to_have_text("You are available.")
     expect(a.page.locator("#transfer-agent")).to_have_value("bob")
     call_id = world.db_call(call.sid)["id"]

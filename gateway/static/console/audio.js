@@ -3,7 +3,7 @@
 
 import { api, errorText, session } from "./context.js";
 import { createMedia } from "./media.js";
-import { $, announce, setText, show } from "./ui.js";
+import { $, announce, rescueFocus, setText, show } from "./ui.js";
 
 const audio = {
   media: null,
@@ -41,7 +41,7 @@ export const audioRoom = () => audio.room;
 export async function joinMedia(room, token = null, url = null) {
   audio.room = room;
   setText("media-error", "");
-  show("media-retry", false);
+  hideRetry();
   renderMediaState("connecting");
   try {
     if (!token) {
@@ -77,7 +77,7 @@ function onMediaState(mediaState, detail = {}) {
   renderMediaState(mediaState, detail);
   if (mediaState === "connected") {
     audio.rejoinAttempts = 0;
-    show("media-retry", false);
+    hideRetry();
   } else if (mediaState === "disconnected" && audio.onCall) {
     // A network blip LiveKit could not resume: rejoin with a fresh token while the leg lives.
     const room = audio.room;
@@ -98,6 +98,12 @@ function onMediaState(mediaState, detail = {}) {
     setText("media-error", "The browser blocked call audio. Press Reconnect audio to hear the caller.");
     show("media-retry", true);
   }
+}
+
+/** Reconnect audio goes away once audio works: focus on it moves to the microphone button. */
+function hideRetry() {
+  rescueFocus("media-retry", "mic-toggle");
+  show("media-retry", false);
 }
 
 function renderMediaState(mediaState) {

@@ -10,8 +10,8 @@ import { api, busy, errorText, me, session } from "./context.js";
 import { refreshHistory } from "./history.js";
 import { hideOutcome, showOutcome } from "./outcome.js";
 import { setOnCall } from "./presence.js";
-import { announceTransferEnd, bindTransfer, outcomeText, renderTransferPart } from "./transfer.js";
-import { $, announce, callStateLabel, duration, setText, show } from "./ui.js";
+import { announceTransfer, bindTransfer, outcomeText, renderTransferPart, transferSettled } from "./transfer.js";
+import { $, announce, callStateLabel, duration, focusOn, rescueFocus, setEnabled, setText, show } from "./ui.js";
 
 const current = {
   call: null, // { id, caller, fromAgent, data, transfers, timeline, legs }
@@ -99,11 +99,22 @@ async function syncCall() {
   }
   await followLeg(leg);
   renderCall();
-  announceTransferEnd(call);
+  announceTransfer(call);
+}
+
+/** A transfer as an action just returned it: show it now rather than after the next sync. */
+function applyTransfer(transfer) {
+  const call = current.call;
+  if (!call || !transfer || transfer.call_id !== call.id) return;
+  const i = call.transfers.findIndex((t) => t.id === transfer.id);
+  if (i >= 0) call.transfers[i] = transfer;
+  else call.transfers.push(transfer);
+  renderCall();
 }
 
 function finishCall(text) {
   const hadFocus = $("call-panel").contains(document.activeElement);
+  transferSettled(current.call); // the outcome says how it ended: no second announcement
   current.call = null;
   endCallAudio();
   show("call-panel", false);
@@ -119,7 +130,7 @@ function renderCall() {
   setText("call-caller", call.caller || "caller");
   setText("call-state", data ? callStateLabel(data.state) : "Connecting");
   const isOwner = Boolean(data && data.agent_id === me() && data.state !== "ended");
-  $("hangup").disabled = !isOwner;
+  setEnabled("hangup", isOwner);
   $("hangup").title = isOwner ? "" : "Only the agent who owns the call can end it";
   renderTransferPart(call, isOwner);
   tickCall();
@@ -136,12 +147,24 @@ export async function loadTranscript() {
   try {
     const reply = await api.transcript(call.id);
     if (current.call !== call) return;
-    const items = transcriptItems(reply);
-    $("transcript").replaceChildren(...items);
-    show("transcript-empty", items.length === 0);
+    showTranscript(transcriptItems(reply));
   } catch (err) {
     console.warn("transcript", err);
   }
+}
+
+/**
+ * The transcript is a live log: lines already shown stay, new ones are appended, so a screen
+ * reader announces only the new lines (rebuilt only if a line arrived out of order).
+ */
+function showTranscript(items) {
+  const list = $("transcript");
+  const shown = [...list.children].map((li) => li.dataset.key);
+  const keys = items.map((li) => li.dataset.key);
+  const isPrefix = shown.every((key, i) => keys[i] === key);
+  if (isPrefix) list.append(...items.slice(shown.length));
+  else list.replaceChildren(...items);
+  show("transcript-empty", items.length === 0);
 }
 
 /** A timeline entry arrived: re-read the call if it is this one. */
@@ -185,6 +208,7 @@ async function onNoteSubmit(event) {
       $("note-text").value = "";
       announce("Note added.");
       loadTranscript();
+      $("note-text").focus(); // ready for the next note
     } catch (err) {
       setText("note-error", `Note not saved: ${errorText(err)}`);
     }
@@ -202,5 +226,5 @@ export function bindCall() {
   $("note-form").addEventListener("submit", onNoteSubmit);
   $("hangup").addEventListener("click", onHangup);
   $("media-retry").addEventListener("click", onMediaRetry);
-  bindTransfer({ currentCall, sync: scheduleSync });
+  bindTransfer({ currentCall, sync: scheduleSync, apply: applyTransfer });
 }

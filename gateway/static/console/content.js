@@ -22,7 +22,7 @@ export function transcriptItems({ transcript, notes }) {
     ...transcript.map((line) => ({ at: line.at, who: line.speaker, text: line.text, kind: "line" })),
     ...notes.map((note) => ({ at: note.at, who: `Note (${nameOf(note.agent_id)})`, text: note.text, kind: "note" })),
   ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
-  return items.map((item) => h("li", { class: `transcript-${item.kind}` },
+  return items.map((item) => h("li", { class: `transcript-${item.kind}`, dataset: { key: `${item.at}|${item.who}|${item.text}` } },
     h("time", { datetime: item.at }, clock(item.at)), " ",
     h("strong", {}, `${item.who}:`), " ", item.text));
 }

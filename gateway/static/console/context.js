@@ -2,6 +2,7 @@
 // the signed-in agent and the team. Each other module keeps its own state to itself.
 
 import { Api, ApiError } from "./api.js";
+import { isEnabled, syncDisabled } from "./ui.js";
 
 export const session = {
   config: null, // GET /console/config: media mode, LiveKit URL, the agent when signed in
@@ -25,17 +26,20 @@ export function errorText(err) {
   return err instanceof ApiError ? err.message : String(err?.message || err);
 }
 
-/** Disable a button while its action runs, so a double click sends one request. */
+/**
+ * Run a button's action once at a time: presses while it runs (or while the button is
+ * unavailable) are ignored. The button stays focusable (aria-disabled, never disabled), so
+ * a keyboard user's focus is not dropped to <body> in the middle of the action.
+ */
 export async function busy(button, action) {
-  if (button.getAttribute("aria-busy") === "true") return;
+  if (!isEnabled(button)) return;
   button.setAttribute("aria-busy", "true");
-  const wasDisabled = button.disabled;
-  button.disabled = true;
+  syncDisabled(button);
   try {
     return await action();
   } finally {
     button.removeAttribute("aria-busy");
-    button.disabled = wasDisabled;
+    syncDisabled(button);
   }
 }
 

@@ -14,7 +14,7 @@ import { bindAudio } from "./audio.js";
 import { bindCall, currentCall, tickCall } from "./call.js";
 import { api, busy, errorText, session } from "./context.js";
 import { bindHistory } from "./history.js";
-import { createRinger, tickOffers } from "./offers.js";
+import { bindOffers, createRinger, tickOffers } from "./offers.js";
 import { bindOutcome } from "./outcome.js";
 import { bindPresence } from "./presence.js";
 import { bindSession, showSignIn, startSession } from "./session.js";
@@ -47,6 +47,7 @@ async function onSandboxCall(event) {
 function bind() {
   bindSession();
   bindPresence();
+  bindOffers();
   bindCall();
   bindAudio();
   bindHistory();

@@ -7,7 +7,7 @@ import { summaryBlock, transcriptItems } from "./content.js";
 import { api, busy, errorText } from "./context.js";
 import { showOutcome } from "./outcome.js";
 import { Ringer } from "./ringer.js";
-import { $, announce, duration, h, setText, show } from "./ui.js";
+import { $, announce, duration, focusOn, h, setText, show } from "./ui.js";
 
 const offers = {
   list: [], // the server's latest snapshot
@@ -69,10 +69,13 @@ function renderOffers() {
     byLeg.delete(offer.leg_id);
   }
   for (const li of byLeg.values()) {
+    if (li.contains(document.activeElement)) focusOn(nextOfferControl(li) || "offers-heading");
     li.remove();
     if (!offers.handled.has(li.dataset.leg)) offerWithdrawn(li);
   }
   const any = offers.list.length > 0;
+  if (!any && document.activeElement === $("offer-jump")) focusOn("offers-heading");
+  show("offer-jump", any);
   show("offers-empty", !any);
   $("offers").classList.toggle("ringing", any);
   if (any) ringer.start(); else ringer.stop();
@@ -102,7 +105,9 @@ function buildOffer(offer) {
     h("p", { class: "wait" }, "Waiting ", h("span", { class: "wait-time" }, "0:00")),
     isTransfer ? h("div", { class: "preview" },
       h("h4", {}, "Summary"), h("div", { class: "preview-summary" }, "Preparing the summary…"),
-      h("details", { class: "preview-transcript" }, h("summary", {}, "Transcript so far"), h("ol", { class: "transcript" })),
+      h("details", { class: "preview-transcript" }, h("summary", {}, "Transcript so far"),
+        h("div", { class: "scroll-box", role: "region", tabindex: "0", "aria-label": "Transcript so far" },
+          h("ol", { class: "transcript" }))),
     ) : null,
     h("div", { class: "controls" }, accept, decline),
     error,
@@ -127,9 +132,20 @@ async function loadPreview(offer) {
 function renderPreview(li, offer) {
   const preview = offers.previews.get(offer.transfer.id) || {};
   const summary = offer.transfer.summary || preview.summary;
-  li.querySelector(".preview-summary").replaceChildren(summary ? summaryBlock(summary) : "Preparing the summary…");
+  // Rebuilt only when it changed: B may be reading it (and a screen reader with B).
+  const box = li.querySelector(".preview-summary");
+  const shown = JSON.stringify(summary || null);
+  if (box.dataset.shown !== shown) {
+    box.dataset.shown = shown;
+    box.replaceChildren(summary ? summaryBlock(summary) : "Preparing the summary…");
+  }
   if (preview.transcript) {
-    li.querySelector(".preview-transcript ol").replaceChildren(...transcriptItems(preview.transcript));
+    const list = li.querySelector(".preview-transcript ol");
+    const text = JSON.stringify(preview.transcript);
+    if (list.dataset.shown !== text) {
+      list.dataset.shown = text;
+      list.replaceChildren(...transcriptItems(preview.transcript));
+    }
   }
 }
 
@@ -151,9 +167,9 @@ async function acceptOffer(offer, errorEl) {
   }
   ringer.stop();
   openCall(reply.call_id, offer.caller, offer.kind === "transfer" ? offer.from_agent : null);
+  focusOn("call-heading");
   offers.list = offers.list.filter((o) => o.leg_id !== offer.leg_id);
   renderOffers();
-  $("call-heading").focus();
   await joinMedia(reply.room, reply.token, reply.url);
   scheduleSync();
 }
@@ -172,9 +188,35 @@ async function declineOffer(offer, errorEl) {
       : `Could not decline: ${errorText(err)}`;
     return;
   }
+  const li = $("offer-list").querySelector(`[data-leg="${CSS.escape(offer.leg_id)}"]`);
+  focusOn((li && nextOfferControl(li)) || "offers-heading");
   offers.list = offers.list.filter((o) => o.leg_id !== offer.leg_id);
   renderOffers();
-  $("main").focus();
+}
+
+/** The Accept button of the offer after ``li`` (or before it): where focus goes when ``li`` goes. */
+function nextOfferControl(li) {
+  const other = li.nextElementSibling || li.previousElementSibling;
+  return other?.querySelector("button.accept") || null;
+}
+
+/** Alt+Shift+A, or the "Go to incoming call" link: focus the oldest offer's Accept button.
+ * Nothing moves focus by itself when an offer arrives: the agent may be typing a note. */
+function goToOffer(event) {
+  const accept = $("offer-list").querySelector("button.accept");
+  if (event.type === "click") event.preventDefault();
+  if (accept) accept.focus();
+  else announce("Nothing is ringing for you.");
+}
+
+export function bindOffers() {
+  $("offer-jump").addEventListener("click", goToOffer);
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey && event.shiftKey && !event.ctrlKey && !event.metaKey && event.code === "KeyA") {
+      event.preventDefault();
+      goToOffer(event);
+    }
+  });
 }
 
 /** Every second: how long each offer has been waiting. */

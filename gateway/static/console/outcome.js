@@ -1,7 +1,8 @@
 // The outcome card: how the last call or offer ended for this agent, until dismissed.
 
-import { $, announce, setText, show } from "./ui.js";
+import { $, announce, focusOn, setText, show } from "./ui.js";
 
+/** Announced once here (the card is not a live region, so it is not read a second time). */
 export function showOutcome(text, { focus = false } = {}) {
   setText("outcome-text", text);
   show("outcome", true);
@@ -14,5 +15,6 @@ export function hideOutcome() {
 }
 
 export function bindOutcome() {
-  $("outcome-dismiss").addEventListener("click", () => { hideOutcome(); $("main").focus(); });
+  // Dismissed: focus goes where the next call will appear.
+  $("outcome-dismiss").addEventListener("click", () => { hideOutcome(); focusOn("offers-heading"); });
 }

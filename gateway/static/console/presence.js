@@ -1,6 +1,6 @@
 // The agent's own status (available, busy, offline) and the team list.
 
-import { api, errorText, me, session } from "./context.js";
+import { api, busy, errorText, me, session } from "./context.js";
 import { $, announce, h, setText, statusLabel } from "./ui.js";
 
 const presence = {
@@ -25,27 +25,35 @@ export function renderPresence() {
   const status = session.agent?.status;
   // While the agent's own change is on its way, keep their choice rather than the old status.
   const shown = presence.pending || status;
-  for (const radio of document.querySelectorAll("input[name=presence]")) radio.checked = radio.value === shown;
+  for (const button of presenceButtons()) button.setAttribute("aria-pressed", String(button.dataset.status === shown));
   setText("presence-text", status
     ? `You are ${statusLabel(status).toLowerCase()}${status === "busy" && presence.onCall ? " (on a call)" : ""}.`
     : "—");
   $("presence-text").dataset.status = status || "";
 }
 
-async function onPresenceChange(event) {
-  const wanted = event.target.value;
-  setText("presence-error", "");
-  presence.pending = wanted;
-  try {
-    const reply = await api.setStatus(wanted);
-    session.agent = { ...session.agent, status: reply.agent.status };
-    announce(`Status set to ${statusLabel(reply.agent.status)}.`);
-  } catch (err) {
-    setText("presence-error", `Could not change your status: ${errorText(err)}`);
-  } finally {
-    presence.pending = null;
-  }
-  renderPresence();
+const presenceButtons = () => document.querySelectorAll("#presence button[data-status]");
+
+/** One explicit press, one change on the server (focus stays on the button pressed). */
+async function onPresencePress(event) {
+  const button = event.currentTarget;
+  const wanted = button.dataset.status;
+  if (wanted === (presence.pending || session.agent?.status)) return;
+  await busy(button, async () => {
+    setText("presence-error", "");
+    presence.pending = wanted;
+    renderPresence();
+    try {
+      const reply = await api.setStatus(wanted);
+      session.agent = { ...session.agent, status: reply.agent.status };
+      announce(`Status set to ${statusLabel(reply.agent.status)}.`);
+    } catch (err) {
+      setText("presence-error", `Could not change your status: ${errorText(err)}`);
+    } finally {
+      presence.pending = null;
+    }
+    renderPresence();
+  });
 }
 
 function renderTeam() {
@@ -59,5 +67,5 @@ function renderTeam() {
 }
 
 export function bindPresence() {
-  for (const radio of document.querySelectorAll("input[name=presence]")) radio.addEventListener("change", onPresenceChange);
+  for (const button of presenceButtons()) button.addEventListener("click", onPresencePress);
 }

@@ -4,9 +4,12 @@
 
 import { api, busy, errorText, me, nameOf, names, session } from "./context.js";
 import { summaryBlock } from "./content.js";
-import { $, E164, announce, clock, describeEvent, h, setText, show, statusLabel, transferStateLabel } from "./ui.js";
+import {
+  $, E164, announce, clock, describeEvent, focusOn, h, isEnabled, rescueFocus, setEnabled, setText, show, statusLabel,
+  transferStateLabel,
+} from "./ui.js";
 
-const announcedEnds = new Set(); // transfer ids whose ending this page announced
+const announced = new Set(); // "<transfer id>|<stage>" this page has announced: each said once
 
 /** The newest transfer of the call this agent takes part in (as A or as B). */
 export function latestTransfer(call) {
@@ -46,9 +49,10 @@ export function outcomeText(call) {
 export function renderTransferPart(call, isOwner) {
   const t = latestTransfer(call);
   const active = Boolean(t && t.active);
-  show("transfer-form", isOwner && !active);
-  $("transfer-start").disabled = !(isOwner && call.data?.state === "connected" && !active);
   renderProgress(call, t);
+  if (!(isOwner && !active)) rescueFocus("transfer-form", t ? "transfer-progress-heading" : "call-heading");
+  show("transfer-form", isOwner && !active);
+  setEnabled("transfer-start", isOwner && call.data?.state === "connected" && !active);
 }
 
 function renderProgress(call, t) {
@@ -67,16 +71,21 @@ function renderProgress(call, t) {
     list.replaceChildren(...steps.map((e) => h("li", {},
       h("time", { datetime: e.at }, clock(e.at)), " ", describeEvent(e, names()))));
   }
-  $("transfer-summary").replaceChildren(
-    h("h4", {}, "Summary"),
-    t.summary ? summaryBlock(t.summary) : h("p", { class: "muted" }, "Preparing the summary…"),
-  );
+  // Rebuilt only when it changed (it used to be rebuilt, and re-read, on every sync).
+  const summaryBox = $("transfer-summary");
+  const shown = `${t.id}|${JSON.stringify(t.summary || null)}`;
+  if (summaryBox.dataset.shown !== shown) {
+    summaryBox.dataset.shown = shown;
+    summaryBox.replaceChildren(
+      h("h4", {}, "Summary"),
+      t.summary ? summaryBlock(t.summary) : h("p", { class: "muted" }, "Preparing the summary…"),
+    );
+  }
 
   const allowed = new Set(source ? t.allowed_actions : []);
-  const buttons = { complete: $("transfer-connect"), cancel: $("transfer-cancel"), leave: $("transfer-leave") };
-  for (const [action, button] of Object.entries(buttons)) {
+  for (const [action, button] of Object.entries(actionButtons())) {
     show(button, source);
-    button.disabled = !allowed.has(action);
+    setEnabled(button, allowed.has(action));
     button.dataset.transfer = t.id;
   }
   setText("transfer-hint", hint(call, t, source, allowed));
@@ -113,13 +122,43 @@ function hint(call, t, source, allowed) {
   }[t.state] || "";
 }
 
-/** Once per transfer, when it has ended: how, and what happens to the caller. */
-export function announceTransferEnd(call) {
+const actionButtons = () => ({ complete: $("transfer-connect"), cancel: $("transfer-cancel"), leave: $("transfer-leave") });
+
+/**
+ * Each change of a transfer's stage is announced once: when B has joined and A should press
+ * Connect caller, when the caller is connected, and how it ended. Unchanged stages are silent.
+ */
+export function announceTransfer(call) {
   const t = latestTransfer(call);
-  if (!t || t.active || announcedEnds.has(t.id)) return;
-  announcedEnds.add(t.id);
-  announce(`Transfer ${transferStateLabel(t.state).toLowerCase()}. ${$("transfer-hint").textContent}`,
-    t.state !== "completed");
+  if (!t) return;
+  const source = t.source_agent_id === me();
+  const joined = t.allowed_actions.includes("complete");
+  const stage = t.active ? `${t.state}${joined ? "+joined" : ""}` : "ended";
+  const key = `${t.id}|${stage}`;
+  if (announced.has(key)) return;
+  announced.add(key);
+  if (!t.active) {
+    announce(`Transfer ${transferStateLabel(t.state).toLowerCase()}. ${$("transfer-hint").textContent}`,
+      t.state !== "completed");
+    return;
+  }
+  const who = targetName(t);
+  const from = nameOf(t.source_agent_id);
+  const text = source ? {
+    target_ringing: `Ringing ${who}.`,
+    target_accepted: joined ? `${who} joined — press Connect caller.` : `${who} accepted and is joining.`,
+    conferenced: `The caller is connected with ${who} and you. Introduce them, then press Leave.`,
+  }[t.state] : {
+    target_accepted: `You are talking privately with ${from}; the caller is on hold.`,
+    conferenced: `The caller has joined you and ${from}.`,
+  }[t.state];
+  if (text) announce(text);
+}
+
+/** The call is over for this page: its transfer's ending is told by the outcome instead. */
+export function transferSettled(call) {
+  const t = call && latestTransfer(call);
+  if (t) announced.add(`${t.id}|ended`);
 }
 
 /** Who A may transfer to: the other agents, the available ones selectable. */
@@ -145,9 +184,9 @@ function onTargetKindChange() {
   show("target-number-field", kind === "number");
 }
 
-async function onTransferSubmit(event, call, sync) {
+async function onTransferSubmit(event, call, sync, apply) {
   event.preventDefault();
-  if (!call) return;
+  if (!call || !isEnabled($("transfer-start"))) return;
   const errorEl = $("transfer-error");
   const number = $("transfer-number");
   errorEl.textContent = "";
@@ -175,39 +214,48 @@ async function onTransferSubmit(event, call, sync) {
     body.target_number = value;
   }
   await busy($("transfer-start"), async () => {
+    let reply;
     try {
-      await api.initiateTransfer(body);
+      reply = await api.initiateTransfer(body);
       $("transfer-notes").value = "";
       announce(`${mode === "warm" ? "Warm" : "Cold"} transfer started.`);
     } catch (err) {
       errorEl.textContent = `Transfer not started: ${errorText(err)}`;
       return;
     }
+    apply(reply.transfer); // the progress is shown (and the form hidden) before focus moves there
+    focusOn("transfer-progress-heading");
     sync();
-    $("transfer-progress-heading").setAttribute("tabindex", "-1");
-    $("transfer-progress-heading").focus();
   });
 }
 
-async function onTransferAction(event, sync) {
+/** After each action, focus goes to the next useful control: Leave after Connect caller, the
+ * progress after Cancel; after Leave it stays until the call panel closes (then Dismiss). */
+const FOCUS_AFTER = { complete: "transfer-leave", cancel: "transfer-progress-heading" };
+
+async function onTransferAction(event, sync, apply) {
   const button = event.currentTarget;
-  const action = { "transfer-connect": "complete", "transfer-cancel": "cancel", "transfer-leave": "leave" }[button.id];
+  const action = Object.entries(actionButtons()).find(([, b]) => b === button)[0];
   await busy(button, async () => {
     try {
-      await api.transferAction(button.dataset.transfer, action);
+      const reply = await api.transferAction(button.dataset.transfer, action);
       announce({ complete: "Connecting the caller…", cancel: "Cancelling the transfer…", leave: "Leaving the call…" }[action]);
+      apply(reply.transfer);
     } catch (err) {
       setText("transfer-hint", `Could not ${action === "complete" ? "connect" : action}: ${errorText(err)}`);
+      return;
     }
+    if (FOCUS_AFTER[action]) focusOn(FOCUS_AFTER[action]);
   });
   sync();
 }
 
-/** currentCall(): the call on screen (or null); sync(): re-read it from the server. */
-export function bindTransfer({ currentCall, sync }) {
+/** currentCall(): the call on screen (or null); sync(): re-read it from the server;
+ * apply(transfer): show a transfer an action returned, at once. */
+export function bindTransfer({ currentCall, sync, apply }) {
   for (const radio of document.querySelectorAll("input[name=target-kind]")) radio.addEventListener("change", onTargetKindChange);
-  $("transfer-form").addEventListener("submit", (event) => onTransferSubmit(event, currentCall(), sync));
-  for (const id of ["transfer-connect", "transfer-cancel", "transfer-leave"]) {
-    $(id).addEventListener("click", (event) => onTransferAction(event, sync));
+  $("transfer-form").addEventListener("submit", (event) => onTransferSubmit(event, currentCall(), sync, apply));
+  for (const button of Object.values(actionButtons())) {
+    button.addEventListener("click", (event) => onTransferAction(event, sync, apply));
   }
 }

@@ -29,6 +29,39 @@ export function show(id, visible) {
   if (el) el.hidden = !visible;
 }
 
+/**
+ * Whether a control may be used now. Controls that stop being available are marked
+ * aria-disabled rather than disabled: a disabled button that has focus drops it to <body>,
+ * an aria-disabled one keeps it (and its handler ignores presses).
+ */
+export function setEnabled(id, enabled) {
+  const el = typeof id === "string" ? $(id) : id;
+  if (enabled) delete el.dataset.unavailable;
+  else el.dataset.unavailable = "true";
+  syncDisabled(el);
+}
+
+export function syncDisabled(el) {
+  const off = el.dataset.unavailable === "true" || el.getAttribute("aria-busy") === "true";
+  el.setAttribute("aria-disabled", String(off));
+}
+
+export const isEnabled = (el) => el.getAttribute("aria-disabled") !== "true" && !el.disabled;
+
+/** Move focus to ``target`` if it is inside ``container`` (about to be hidden or removed). */
+export function rescueFocus(container, target) {
+  const el = typeof container === "string" ? $(container) : container;
+  if (el && el.contains(document.activeElement)) focusOn(target);
+}
+
+/** Focus an element (id or node); headings and regions get tabindex=-1 for it. */
+export function focusOn(target) {
+  const el = typeof target === "string" ? $(target) : target;
+  if (!el) return;
+  if (!el.matches("a[href], button, input, select, textarea, [tabindex]")) el.setAttribute("tabindex", "-1");
+  el.focus();
+}
+
 /** Screen-reader announcement; urgent ones interrupt (incoming calls, failures). */
 export function announce(text, urgent = false) {
   const el = $(urgent ? "announce-urgent" : "announce-polite");
