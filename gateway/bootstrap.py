@@ -18,14 +18,23 @@ from gateway.adapters.store import Store
 from gateway.adapters.twilio_client import TwilioTelephony
 from gateway.config import Settings
 from gateway.metrics import Metrics
-from gateway.services import work
+from gateway.services.agent_legs import AgentLegs
 from gateway.services.agents import AgentService
-from gateway.services.calls import CallEdges
+from gateway.services.answers import Answers
+from gateway.services.caller import Caller
 from gateway.services.jobs import JobRunner
-from gateway.services.ports import Gateway, Urls
+from gateway.services.legs import Legs
+from gateway.services.ports import Gateway, LiveKitHealth, Urls
+from gateway.services.records import Records
+from gateway.services.room_events import RoomEvents
+from gateway.services.routing import Routing
+from gateway.services.summaries import Summaries
 from gateway.services.teams import TeamService
+from gateway.services.transfer_events import TransferEvents
+from gateway.services.transfer_moves import TransferMoves
 from gateway.services.transfers import TransferService
 from gateway.services.views import Views
+from gateway.services.work import ProviderWork
 
 log = logging.getLogger(__name__)
 _start_lock = threading.Lock()
@@ -36,8 +45,13 @@ class Services:
     """What the web layer and the CLI use."""
 
     gw: Gateway
-    calls: CallEdges
+    answers: Answers
+    caller: Caller
+    legs: AgentLegs
+    room_events: RoomEvents
+    records: Records
     transfers: TransferService
+    summaries: Summaries
     agents: AgentService
     teams: TeamService
     views: Views
@@ -101,17 +115,41 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         summarizer=summarizer,
         urls=Urls(settings.public_origin),
     )
-    gw.extras["metrics_provider_error"] = metrics.provider_error
-    calls = CallEdges(gw)
-    transfers = TransferService(gw, calls)
-    gw.extras["transfers"] = transfers
+    # The services, leaves first: each is handed the collaborators it names, so every
+    # dependency is a constructor argument here. The leg, caller and room services report to
+    # the transfer process manager only through the LegOutcomes port it implements.
+    livekit = LiveKitHealth()
+    answers = Answers(gw)
+    legs = Legs(gw)
+    routing = Routing(gw, legs)
+    summaries = Summaries(gw, metrics.provider_error)
+    moves = TransferMoves(gw, legs, routing)
+    transfers = TransferService(gw, moves)
+    transfer_events = TransferEvents(store, legs, moves)
+    agent_legs = AgentLegs(gw, legs, routing, answers, summaries, transfer_events)
+    caller = Caller(gw, legs, routing, answers, transfer_events, livekit)
+    room_events = RoomEvents(store, legs, agent_legs, routing, transfer_events)
     runner = JobRunner(store, threads=settings.job_threads, lease_s=settings.job_lease_s)
-    gw.runner = runner
-    work.register(runner, gw, calls, transfers)
+    ProviderWork(
+        gw,
+        legs=legs,
+        routing=routing,
+        caller=caller,
+        agent_legs=agent_legs,
+        transfer_events=transfer_events,
+        summaries=summaries,
+        livekit=livekit,
+        provider_errors=metrics.provider_error,
+    ).register(runner)
     return Services(
         gw=gw,
-        calls=calls,
+        answers=answers,
+        caller=caller,
+        legs=agent_legs,
+        room_events=room_events,
+        records=Records(store),
         transfers=transfers,
+        summaries=summaries,
         agents=AgentService(store),
         teams=TeamService(store),
         views=Views(store),

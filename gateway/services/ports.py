@@ -1,17 +1,23 @@
-"""The ports the services depend on, and the container handing them out.
+"""The ports the services depend on: provider interfaces, and the listener between services.
 
-Adapters (real, or the sandbox doubles behind real adapters) are wired in one place:
-``gateway.bootstrap``.
+Every collaborator a service uses is a constructor argument typed by one of these (or by
+another service); ``gateway.bootstrap`` is the one place that wires them together.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
 
 from gateway.adapters.store import Store
 from gateway.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from gateway.adapters.store.models import Leg, Transfer
 
 
 class Telephony(Protocol):
@@ -39,6 +45,49 @@ class Summarizer(Protocol):
     def complete_json(self, messages: list[dict], *, timeout_s: float) -> dict: ...
 
 
+class ProviderErrors(Protocol):
+    """Counts a provider call that failed for good (``Metrics.provider_error``)."""
+
+    def __call__(self, provider: str, kind: str) -> None: ...
+
+
+class LegOutcomes(Protocol):
+    """What the caller's and the agents' legs tell the transfer process manager.
+
+    The leg and caller services call these when something happens to a leg (or a caller) that
+    belongs to a transfer; ``TransferService`` implements them. Typed here, and handed to those
+    services as a constructor argument, so the dependency is visible and not an import cycle.
+    All run inside the caller's unit of work (``session``).
+    """
+
+    def involves(self, session: Session, leg: Leg) -> bool: ...
+    def on_target_accepted(self, session: Session, leg: Leg) -> None: ...
+    def on_target_joined(self, session: Session, leg: Leg) -> None: ...
+    def on_target_failed(self, session: Session, leg: Leg) -> None: ...
+    def on_agent_left(self, session: Session, leg: Leg) -> bool: ...
+    def on_caller_hangup(self, session: Session, transfer: Transfer) -> None: ...
+
+
+class LiveKitHealth:
+    """This process's memory of LiveKit failing moments ago (a consult room could not be made):
+    the voice webhook then apologises at once instead of bridging a caller into nothing."""
+
+    DOWN_FOR_S = 30
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+
+    def failed(self) -> None:
+        self.down_until = time.time() + self.DOWN_FOR_S
+
+    def recovered(self) -> None:
+        self.down_until = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self.down_until > time.time()
+
+
 class Urls:
     """Absolute public URLs for Twilio callbacks, built from PUBLIC_BASE_URL."""
 
@@ -53,14 +102,14 @@ class Urls:
 
 @dataclass
 class Gateway:
+    """The settings, the store and the provider adapters every service is built over."""
+
     settings: Settings
     store: Store
     telephony: Telephony
     rooms: Rooms
     summarizer: Summarizer | None
     urls: Urls
-    runner: Any = None  # JobRunner, set by bootstrap
-    extras: dict = field(default_factory=dict)
 
     def room_name(self, token: str) -> str:
         """The room LiveKit's Callee dispatch rule picks for a SIP URI whose user is ``token``."""

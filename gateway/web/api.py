@@ -201,7 +201,7 @@ def call_transcript(call_id):
 @agent_required
 def add_note(call_id):
     call_visible(call_id)
-    svc().calls.add_note(call_id, g.agent["id"], field(body(), "text", max_len=2000))
+    svc().records.add_note(call_id, g.agent["id"], field(body(), "text", max_len=2000))
     return jsonify(notes=svc().views.notes(call_id)), 201
 
 
@@ -220,7 +220,7 @@ def _token_for_leg(leg) -> dict:
 @bp.post("/calls/<call_id>/accept")
 @agent_required
 def accept_call(call_id):
-    leg = svc().calls.browser_accept(g.agent["id"], call_id)
+    leg = svc().legs.browser_accept(g.agent["id"], call_id)
     if leg is None:
         raise ApiError(409, "this call is no longer ringing for you")
     return jsonify(_token_for_leg(leg))
@@ -229,7 +229,7 @@ def accept_call(call_id):
 @bp.post("/calls/<call_id>/decline")
 @agent_required
 def decline_call(call_id):
-    if not svc().calls.browser_decline(g.agent["id"], call_id):
+    if not svc().legs.browser_decline(g.agent["id"], call_id):
         raise ApiError(409, "this call is no longer ringing for you")
     return jsonify(ok=True)
 
@@ -237,7 +237,7 @@ def decline_call(call_id):
 @bp.post("/calls/<call_id>/hangup")
 @agent_required
 def hangup_call(call_id):
-    if not svc().calls.agent_end_call(g.agent["id"], call_id):
+    if not svc().legs.agent_end_call(g.agent["id"], call_id):
         raise ApiError(409, "you are not the agent on this call, or it has ended")
     return jsonify(ok=True)
 
@@ -271,7 +271,7 @@ def list_rooms():
 @bp.post("/rooms/<room>/leave")
 @agent_required
 def leave_room(room):
-    if not svc().calls.agent_leave_room(g.agent["id"], room):
+    if not svc().legs.agent_leave_room(g.agent["id"], room):
         raise ApiError(404, "you are not in this room")
     return jsonify(ok=True)
 
@@ -288,7 +288,7 @@ def initiate_transfer():
         target_number, target_agent = (target, None) if target.startswith("+") else (None, target)
     call_id = field(data, "call_id", required=False, max_len=40)
     if not call_id and data.get("room"):
-        call_id = svc().calls.call_id_for_room(field(data, "room", max_len=128))
+        call_id = svc().room_events.call_id_for_room(field(data, "room", max_len=128))
     if not call_id:
         raise ApiError(400, "missing field: call_id (or room)")
     transfer = svc().transfers.initiate(
@@ -339,7 +339,7 @@ def accept_transfer(transfer_id):
     transfer = svc().views.transfer(transfer_id)
     if transfer is None:
         raise ApiError(404, "unknown transfer")
-    leg = svc().calls.browser_accept(g.agent["id"], transfer["call_id"])
+    leg = svc().legs.browser_accept(g.agent["id"], transfer["call_id"])
     if leg is None or leg.transfer_id != transfer_id:
         raise ApiError(409, "this transfer is no longer offered to you")
     return jsonify(_token_for_leg(leg))
@@ -351,7 +351,7 @@ def decline_transfer(transfer_id):
     transfer = svc().views.transfer(transfer_id)
     if transfer is None:
         raise ApiError(404, "unknown transfer")
-    if not svc().calls.browser_decline(g.agent["id"], transfer["call_id"]):
+    if not svc().legs.browser_decline(g.agent["id"], transfer["call_id"]):
         raise ApiError(409, "this transfer is no longer offered to you")
     return jsonify(ok=True)
 
@@ -361,7 +361,7 @@ def decline_transfer(transfer_id):
 def generate_summary():
     call_id = field(body(), "call_id", max_len=40)
     call_visible(call_id)
-    summary, source = svc().transfers.summary_now(call_id)
+    summary, source = svc().summaries.summary_now(call_id)
     return jsonify(call_id=call_id, summary=summary, source=source)
 
 
@@ -404,7 +404,7 @@ def sms_summary():
         raise ApiError(400, "give agent_id or an E.164 number in to")
     if transfer["summary"] is None:
         raise ApiError(409, "the summary is not ready yet")
-    svc().transfers.resend_sms(transfer["id"], to)
+    svc().summaries.resend_sms(transfer["id"], to)
     return jsonify(ok=True), 202
 
 

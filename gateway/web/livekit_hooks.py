@@ -62,7 +62,7 @@ def webhook():
         smoke.record_hop(
             services.gw.store, probe, "livekit_webhook", event=event.event, identity=event.participant.identity
         )
-    services.calls.livekit_event(
+    services.room_events.livekit_event(
         event_id=event.id,
         name=event.event,
         room=event.room.name,

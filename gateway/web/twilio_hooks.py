@@ -61,7 +61,7 @@ def signed(view):
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
         if any(len(v) > MAX_FIELD for v in request.form.values()):
             if view.__name__ in TWIML_VIEWS:  # a caller is on the line: never an error page
-                return xml(services.calls.apology_twiml(None, technical=True))
+                return xml(services.answers.apology(None, technical=True))
             return Response("form field too long\n", status=400, mimetype="text/plain")
         return view(*args, **kwargs)
 
@@ -80,7 +80,7 @@ def twiml_view(fallback: str = "apology"):
                 log.exception("TwiML endpoint %s failed", request.path)
                 if fallback == "empty":
                     return xml(twiml.empty())
-                return xml(_services().calls.apology_twiml(request.args.get("call"), technical=True))
+                return xml(_services().answers.apology(request.args.get("call"), technical=True))
 
         return wrapper
 
@@ -115,12 +115,12 @@ def voice():
     sid = form("CallSid")
     if not sid.startswith("CA") or not form("From"):
         # Still a caller on the line: never an error page.
-        return xml(services.calls.apology_twiml(None, technical=True))
+        return xml(services.answers.apology(None, technical=True))
     try:
-        body = services.calls.inbound(call_sid=sid, from_number=form("From"), to_number=form("To"))
+        body = services.caller.inbound(call_sid=sid, from_number=form("From"), to_number=form("To"))
     except Exception:
         log.exception("voice webhook failed")
-        body = services.calls.apology_twiml(None, technical=True)
+        body = services.answers.apology(None, technical=True)
     return xml(body)
 
 
@@ -130,17 +130,17 @@ def fallback():
     """Twilio's fallback URL: record what failed, and still give the caller a graceful answer."""
     services = _services()
     try:
-        services.calls.fallback_used(form("CallSid"), form("ErrorCode"), form("ErrorUrl"))
+        services.records.fallback_used(form("CallSid"), form("ErrorCode"), form("ErrorUrl"))
     except Exception:
         log.exception("recording a fallback failed")
-    return xml(services.calls.apology_twiml(None, technical=True))
+    return xml(services.answers.apology(None, technical=True))
 
 
 @bp.post("/status")
 @signed
 def status():
     required("CallSid", "CallStatus")
-    _services().calls.caller_status(form("CallSid"), form("CallStatus"))
+    _services().caller.caller_status(form("CallSid"), form("CallStatus"))
     return Response(status=204)
 
 
@@ -148,7 +148,7 @@ def status():
 @signed
 @twiml_view()
 def dial_action():
-    return _services().calls.dial_ended(
+    return _services().caller.dial_ended(
         request.args.get("call", ""),
         request.args.get("room", ""),
         form("DialCallStatus"),
@@ -162,7 +162,7 @@ def dial_action():
 @signed
 def sip_status():
     required("CallSid", "CallStatus")
-    _services().calls.sip_leg_status(request.args.get("call", ""), form("CallSid"), form("CallStatus"))
+    _services().caller.sip_leg_status(request.args.get("call", ""), form("CallSid"), form("CallStatus"))
     return Response(status=204)
 
 
@@ -170,28 +170,28 @@ def sip_status():
 @signed
 @twiml_view()
 def hold():
-    return _services().calls.hold_for(request.args.get("call", ""), first=not request.args.get("loop"))
+    return _services().caller.hold_for(request.args.get("call", ""), first=not request.args.get("loop"))
 
 
 @bp.post("/bridge")
 @signed
 @twiml_view()
 def bridge():
-    return _services().calls.bridge_for(request.args.get("call", ""))
+    return _services().caller.bridge_for(request.args.get("call", ""))
 
 
 @bp.post("/apology")
 @signed
 @twiml_view()
 def apology():
-    return _services().calls.apology_twiml(request.args.get("call") or None)
+    return _services().answers.apology(request.args.get("call") or None)
 
 
 @bp.post("/goodbye")
 @signed
 @twiml_view()
 def goodbye():
-    from gateway.services.calls import ENDED_BY_AGENT
+    from gateway.services.answers import ENDED_BY_AGENT
 
     return twiml.goodbye(ENDED_BY_AGENT)
 
@@ -201,7 +201,7 @@ def goodbye():
 @twiml_view()
 def voicemail():
     if form("RecordingUrl"):
-        _services().calls.voicemail(request.args.get("call", ""), form("RecordingUrl"), form("RecordingDuration"))
+        _services().caller.voicemail(request.args.get("call", ""), form("RecordingUrl"), form("RecordingDuration"))
     return twiml.goodbye("Thank you. Goodbye.")
 
 
@@ -209,35 +209,35 @@ def voicemail():
 @signed
 @twiml_view("empty")
 def leg_answer():
-    return _services().calls.leg_answered(request.args.get("leg", ""), form("AnsweredBy") or None)
+    return _services().legs.leg_answered(request.args.get("leg", ""), form("AnsweredBy") or None)
 
 
 @bp.post("/leg/gather")
 @signed
 @twiml_view("empty")
 def leg_gather():
-    return _services().calls.leg_digits(request.args.get("leg", ""), form("Digits"))
+    return _services().legs.leg_digits(request.args.get("leg", ""), form("Digits"))
 
 
 @bp.post("/leg/bridge")
 @signed
 @twiml_view("empty")
 def leg_bridge():
-    return _services().calls.leg_bridge_for(request.args.get("leg", ""))
+    return _services().legs.leg_bridge_for(request.args.get("leg", ""))
 
 
 @bp.post("/leg/dial-action")
 @signed
 @twiml_view("empty")
 def leg_dial_action():
-    return _services().calls.leg_dial_ended(request.args.get("leg", ""))
+    return _services().legs.leg_dial_ended(request.args.get("leg", ""))
 
 
 @bp.post("/leg/status")
 @signed
 def leg_status():
     required("CallStatus")
-    _services().calls.leg_status(request.args.get("leg", ""), form("CallStatus"), form("CallSid") or None)
+    _services().legs.leg_status(request.args.get("leg", ""), form("CallStatus"), form("CallSid") or None)
     return Response(status=204)
 
 
@@ -263,7 +263,7 @@ def transcription():
     if text:
         speaker = "caller" if form("Track") == "inbound_track" else "agent"
         key = f"{form('TranscriptionSid')}:{form('SequenceId')}"
-        _services().calls.transcript_line(request.args.get("call", ""), key, speaker, text)
+        _services().records.transcript_line(request.args.get("call", ""), key, speaker, text)
     return Response(status=204)
 
 
@@ -271,5 +271,5 @@ def transcription():
 @signed
 def sms_status():
     required("MessageSid", "MessageStatus")
-    _services().calls.sms_status(form("MessageSid"), form("MessageStatus"))
+    _services().records.sms_status(form("MessageSid"), form("MessageStatus"))
     return Response(status=204)

@@ -54,7 +54,7 @@ def test_incoming_call_rings_accept_joins_room_and_bridges_caller(world, console
     page.get_by_label("Add a note").fill("Caller wants a refund for order 1234.")
     page.get_by_role("button", name="Add note").click()
     expect(page.locator("#transcript")).to_contain_text("Caller wants a refund for order 1234.")
-    world.services.calls.transcript_line(world.db_call(call.sid)["id"], "t1", "caller", "My router keeps dropping.")
+    world.services.records.transcript_line(world.db_call(call.sid)["id"], "t1", "caller", "My router keeps dropping.")
     expect(page.locator("#transcript")).to_contain_text("caller: My router keeps dropping.")
     a.shot("call-connected")
 

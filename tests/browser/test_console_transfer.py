@@ -44,7 +44,7 @@ def _consult_join(world, identity, room):
 
 def test_full_warm_transfer_a_to_b(world, console):
     a, b, call, call_id = _alice_on_a_call(world, console)
-    world.services.calls.transcript_line(call_id, "l1", "caller", "I was charged twice for order 5521.")
+    world.services.records.transcript_line(call_id, "l1", "caller", "I was charged twice for order 5521.")
     a.page.get_by_label("Add a note").fill("Double charge confirmed on order 5521.")
     a.page.get_by_role("button", name="Add note").click()
     expect(a.page.locator("#transcript")).to_contain_text("Double charge confirmed")

@@ -483,7 +483,7 @@ def test_webhook_receipt_survives_a_crash_only_with_its_effect(database_url):
     def die(*args, **kwargs):
         raise ProcessDied()
 
-    first.services.calls.participant_joined = die  # the process dies while handling the event
+    first.services.room_events.participant_joined = die  # the process dies while handling the event
     with pytest.raises(ProcessDied):
         first.livekit(body)
 

@@ -338,7 +338,7 @@ def test_unique_active_transfer_against_the_store(services):
             tid = data.draw(st.sampled_from(sorted(self.model)))
             before = self.model[tid]
             changed = store.run(
-                lambda s: transfers.apply(
+                lambda s: transfers.moves.apply(
                     s, s.get(Transfer, tid, populate_existing=True), event, end_reason="property test"
                 )
             )

@@ -1,0 +1,289 @@
+"""Agent legs, the use cases: an offer is accepted or declined in the console, a phone leg is
+answered, keyed (1/2) or hung up, a ring times out, an agent leaves.
+
+When a leg belongs to a transfer, its outcome goes to the transfer process manager through the
+``LegOutcomes`` port; otherwise the caller's routing moves on (next agent, or voicemail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import twiml
+from gateway.adapters.store import Store
+from gateway.adapters.store.models import Call, Leg
+from gateway.domain import calls as C
+from gateway.domain import legs as L
+from gateway.domain.machine import IllegalTransition
+from gateway.services.answers import Answers
+from gateway.services.legs import Legs
+from gateway.services.lookups import LIVE_LEG_STATES, live_legs
+from gateway.services.ports import Gateway, LegOutcomes
+from gateway.services.routing import Routing
+from gateway.services.summaries import Summaries
+
+
+class AgentLegs:
+    def __init__(
+        self,
+        gw: Gateway,
+        legs: Legs,
+        routing: Routing,
+        answers: Answers,
+        summaries: Summaries,
+        transfers: LegOutcomes,
+    ):
+        self.gw, self.legs, self.routing, self.answers = gw, legs, routing, answers
+        self.summaries, self.transfers = summaries, transfers
+        self.store: Store = gw.store
+
+    # ----------------------------------------------------------- accepting
+    def accept_leg(self, session: Session, leg: Leg) -> bool:
+        """First accept wins: the agent's other channel and nobody else keeps ringing."""
+        try:
+            outcome = self.store.transition(session, leg, L.LEG, "accept")
+        except IllegalTransition:
+            return False
+        if not outcome.changed:
+            return True
+        self.stop_ringing(session, leg)
+        self.store.record(
+            session, leg.call_id, "leg_accepted", transfer_id=leg.transfer_id, agent_id=leg.agent_id, channel=leg.kind
+        )
+        if leg.transfer_id:
+            self.transfers.on_target_accepted(session, leg)
+        return True
+
+    def stop_ringing(self, session: Session, leg: Leg) -> None:
+        """``leg`` was answered: the rest of its offer stops ringing, and so does the offer's ring
+        timer (it is keyed by one of the offer's legs: this one or a sibling ended here)."""
+        offer = [leg.id]
+        for other in live_legs(session, leg.call_id, transfer_id=leg.transfer_id):
+            if other.id != leg.id and other.state == L.RINGING:
+                self.legs.end_leg(session, other, "cancel", "answered elsewhere")
+                if other.agent_id == leg.agent_id:
+                    offer.append(other.id)
+        self.store.cancel_timers(session, "ring_timeout", *offer)
+
+    def browser_accept(self, agent_id: str, call_id: str) -> Leg | None:
+        def work(session: Session) -> Leg | None:
+            leg = (
+                session.execute(
+                    select(Leg)
+                    .where(
+                        Leg.call_id == call_id,
+                        Leg.agent_id == agent_id,
+                        Leg.kind == "browser",
+                        Leg.state.in_((L.RINGING, L.ACCEPTED, L.JOINED)),
+                    )
+                    .order_by(Leg.created_at.desc())
+                )
+                .scalars()
+                .first()
+            )
+            if leg is None or not self.accept_leg(session, leg):
+                return None
+            return leg
+
+        return self.store.run(work)
+
+    def browser_decline(self, agent_id: str, call_id: str) -> bool:
+        def work(session: Session) -> bool:
+            leg = (
+                session.execute(
+                    select(Leg).where(
+                        Leg.call_id == call_id,
+                        Leg.agent_id == agent_id,
+                        Leg.kind == "browser",
+                        Leg.state == L.RINGING,
+                    )
+                )
+                .scalars()
+                .first()
+            )
+            if leg is None:
+                return False
+            self.legs.end_leg(session, leg, "decline", "declined in console")
+            self.after_leg_failed(session, leg)
+            return True
+
+        return self.store.run(work)
+
+    def after_leg_failed(self, session: Session, leg: Leg) -> None:
+        """When every channel of an offer has failed, move on: next agent, or the transfer's fallback."""
+        # The agent's other channel of the same offer (console and phone ring together).
+        sibling_live = session.execute(
+            select(Leg.id).where(
+                Leg.call_id == leg.call_id,
+                Leg.agent_id == leg.agent_id,
+                Leg.transfer_id == leg.transfer_id,
+                Leg.id != leg.id,
+                Leg.state.in_(LIVE_LEG_STATES),
+            )
+        ).first()
+        if sibling_live:
+            return
+        if leg.transfer_id:
+            self.transfers.on_target_failed(session, leg)
+            return
+        call = session.get(Call, leg.call_id, populate_existing=True)
+        if call is None or call.state not in (C.BRIDGING, C.ON_HOLD) or live_legs(session, call.id, transfer_id=None):
+            return
+        if not self.routing.ring_next_agent(session, call):
+            self.routing.to_voicemail(session, call, "nobody answered")
+
+    def ring_timeout(self, leg_ids: Iterable[str]) -> None:
+        def work(session: Session) -> None:
+            ended = []
+            for leg_id in leg_ids:
+                leg = session.get(Leg, leg_id, populate_existing=True)
+                if leg is not None and leg.state == L.RINGING:
+                    self.legs.end_leg(session, leg, "no_answer", "ring timeout")
+                    ended.append(leg)
+            if ended:
+                self.after_leg_failed(session, ended[-1])
+
+        self.store.run(work)
+
+    # ---------------------------------------------------- phone agent legs
+    def leg_answered(self, leg_id: str, answered_by: str | None) -> str:
+        """The agent's phone picked up: whisper and ask for a key (a machine gets nothing)."""
+
+        def work(session: Session) -> tuple[str, Leg | None, Call | None]:
+            leg = session.get(Leg, leg_id)
+            if leg is None or leg.state != L.RINGING:
+                return "taken", leg, None
+            if answered_by and (answered_by.startswith("machine") or answered_by == "fax"):
+                self.legs.end_leg(session, leg, "no_answer", "voicemail answered")
+                self.after_leg_failed(session, leg)
+                return "machine", leg, None
+            return "offer", leg, session.get(Call, leg.call_id)
+
+        verdict, leg, call = self.store.run(work)
+        if verdict == "taken":
+            return twiml.agent_taken()
+        if verdict == "machine":
+            return twiml.goodbye()
+        if leg.transfer_id:
+            return self.summaries.whisper_twiml(leg)
+        announcement = f"Incoming call from {spoken_number(call.from_number)}."
+        return twiml.whisper_offer(announcement=announcement, gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id))
+
+    def leg_digits(self, leg_id: str, digits: str) -> str:
+        def work(session: Session) -> tuple[str, Leg | None]:
+            leg = session.get(Leg, leg_id)
+            if leg is None:
+                return "gone", None
+            if digits == "1":
+                return ("accepted" if self.accept_leg(session, leg) else "taken"), leg
+            if leg.state != L.RINGING:
+                return "taken", leg
+            if digits == "2":
+                self.legs.end_leg(session, leg, "decline", "declined by key 2")
+            elif not digits:
+                self.legs.end_leg(session, leg, "no_answer", "no key pressed")
+            else:
+                return "retry", leg
+            self.after_leg_failed(session, leg)
+            return "ended", leg
+
+        verdict, leg = self.store.run(work)
+        if verdict == "accepted":
+            return self.answers.leg_bridge(leg)
+        if verdict == "retry":
+            return twiml.whisper_retry(
+                message="Sorry, press 1 to accept or 2 to decline.",
+                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id),
+            )
+        if verdict == "taken":
+            return twiml.agent_taken()
+        return twiml.goodbye("Goodbye." if verdict == "ended" else None)
+
+    def leg_bridge_for(self, leg_id: str) -> str:
+        leg = self.store.read(lambda s: s.get(Leg, leg_id))
+        if leg is None or leg.state not in (L.ACCEPTED, L.JOINED):
+            return twiml.goodbye()
+        return self.answers.leg_bridge(leg)
+
+    def leg_status(self, leg_id: str, status: str, call_sid: str | None) -> None:
+        """Twilio status callback of an agent's phone call."""
+
+        def work(session: Session) -> None:
+            leg = session.get(Leg, leg_id)
+            if leg is None:
+                return
+            if call_sid and not leg.twilio_sid:
+                self.store.compare_and_set(session, leg, twilio_sid=call_sid)
+            if status in L.TWILIO_END_EVENTS and leg.state == L.RINGING:
+                self.legs.end_leg(session, leg, L.TWILIO_END_EVENTS[status], f"phone {status}")
+                self.after_leg_failed(session, leg)
+            elif status == "completed":
+                if leg.state == L.RINGING:
+                    self.legs.end_leg(session, leg, "no_answer", "hung up before accepting")
+                    self.after_leg_failed(session, leg)
+                elif leg.state in (L.ACCEPTED, L.JOINED):
+                    self.leg_left(session, leg, "agent hung up")
+
+        self.store.run(work)
+
+    def leg_dial_ended(self, leg_id: str) -> str:
+        """The agent's <Dial> into the room ended: the agent's phone call ends too."""
+        return twiml.goodbye()
+
+    # ------------------------------------------------------------- leaving
+    def leg_left(self, session: Session, leg: Leg, reason: str) -> None:
+        if not self.legs.end_leg(session, leg, "leave", reason):
+            return
+        if leg.transfer_id or self.transfers.involves(session, leg):
+            self.transfers.on_agent_left(session, leg)
+            return
+        call = session.get(Call, leg.call_id, populate_existing=True)
+        if call is None or call.state != C.CONNECTED or call.room != leg.room:
+            return
+        others = [leg_ for leg_ in live_legs(session, call.id) if leg_.room == call.room and leg_.state == L.JOINED]
+        if not others:
+            # The last agent hung up outside a transfer: end the call politely, never leave dead air.
+            self.store.record(session, call.id, "agent_ended_call", agent_id=leg.agent_id)
+            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
+
+    def agent_leave_room(self, agent_id: str, room: str) -> bool:
+        """The agent leaves a room from the console: their leg ends and LiveKit removes them."""
+
+        def work(session: Session) -> bool:
+            leg = (
+                session.execute(
+                    select(Leg).where(Leg.agent_id == agent_id, Leg.room == room, Leg.state.in_((L.ACCEPTED, L.JOINED)))
+                )
+                .scalars()
+                .first()
+            )
+            if leg is None:
+                return False
+            self.store.enqueue(
+                session, "remove_participant", {"room": room, "identity": leg.identity, "call_id": leg.call_id}
+            )
+            self.leg_left(session, leg, "left from the console")
+            return True
+
+        return self.store.run(work)
+
+    def agent_end_call(self, agent_id: str, call_id: str) -> bool:
+        """The agent pressed hang up: the caller hears goodbye, every leg ends."""
+
+        def work(session: Session) -> bool:
+            call = session.get(Call, call_id)
+            if call is None or call.state == C.ENDED or call.agent_id != agent_id:
+                return False
+            self.store.record(session, call.id, "agent_ended_call", agent_id=agent_id)
+            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
+            return True
+
+        return self.store.run(work)
+
+
+def spoken_number(number: str) -> str:
+    """Digits read one by one, so TTS does not say 'fifteen billion…'."""
+    return " ".join(ch for ch in (number or "an unknown number") if ch.isdigit()) or "an unknown number"

@@ -1,0 +1,261 @@
+"""The caller's lifecycle: the voice webhook, bridged into a room, held, sent to voicemail, ended.
+
+Webhook-facing functions only read and write the store and enqueue jobs (the provider calls
+are jobs, ``services.work``); each answers the TwiML the caller hears next.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import twiml
+from gateway.adapters.store import Store
+from gateway.adapters.store.db import new_id
+from gateway.adapters.store.models import Call, Voicemail, utcnow
+from gateway.domain import agents as agent_rules
+from gateway.domain import calls as C
+from gateway.services.answers import Answers
+from gateway.services.legs import Legs
+from gateway.services.lookups import active_transfer, call_by_sid, live_legs
+from gateway.services.ports import Gateway, LegOutcomes, LiveKitHealth
+from gateway.services.routing import Routing
+
+CALLER_GONE = ("completed", "canceled", "failed", "busy", "no-answer")
+
+
+class Caller:
+    def __init__(
+        self,
+        gw: Gateway,
+        legs: Legs,
+        routing: Routing,
+        answers: Answers,
+        transfers: LegOutcomes,
+        livekit: LiveKitHealth,
+    ):
+        self.gw, self.legs, self.routing, self.answers = gw, legs, routing, answers
+        self.transfers, self.livekit = transfers, livekit
+        self.store: Store = gw.store
+
+    # -------------------------------------------------------- voice webhook
+    def inbound(self, *, call_sid: str, from_number: str, to_number: str) -> str:
+        """Record the call, pick agent A, answer the bridge TwiML. Only database work here."""
+        if self.livekit.down:
+            return self._livekit_down(call_sid, from_number, to_number)
+
+        def work(session: Session, retried: bool) -> Call:
+            # A new CallSid is the rule: insert at once, and look for an earlier copy of this
+            # webhook only when the unique sid refused the insert (a retry or a duplicate).
+            call = call_by_sid(session, call_sid) if retried else None
+            if call is not None:
+                return call  # Twilio retried the webhook: same answer, nothing new
+            call = self._new_call(session, call_sid, from_number, to_number)
+            # Insert the call before touching agents: a duplicate webhook racing in on another
+            # worker now waits on the unique sid and then reads this call, instead of finding
+            # the agent row locked by us, storing a "no agent" call and winning the commit.
+            session.flush()
+            # (No CreateRoom: the dispatch rule makes the room, configured, when the caller's SIP leg arrives.)
+            if not self.routing.ring_next_agent(session, call, tried=()):
+                self.store.transition(session, call, C.CALL, "no_agent", end_reason="no_agent")
+            else:
+                self.store.enqueue(
+                    session,
+                    "queue_timeout",
+                    {"call_id": call.id},
+                    delay_s=self.gw.settings.queue_timeout_s,
+                    timer_of=call.id,
+                )
+            return call
+
+        try:
+            call = self.store.run(lambda session: work(session, retried=False))
+        except IntegrityError:
+            # This CallSid is stored already (a retried webhook, or a copy that raced in on another
+            # worker and committed first): answer the same.
+            call = self.store.run(lambda session: work(session, retried=True))
+        if call.state == C.VOICEMAIL:
+            return self.answers.apology(call.id)
+        if call.state == C.ENDED:
+            return twiml.goodbye()
+        return self.answers.bridge(call)
+
+    def _livekit_down(self, call_sid: str, from_number: str, to_number: str) -> str:
+        """LiveKit failed moments ago: don't send the caller into a bridge that cannot work."""
+
+        def work(session: Session) -> str:
+            call = call_by_sid(session, call_sid) or self._new_call(session, call_sid, from_number, to_number)
+            if call.state == C.BRIDGING:
+                self.store.transition(session, call, C.CALL, "no_agent", end_reason="livekit_unavailable")
+                self.store.record(session, call.id, "livekit_unavailable")
+            return call.id
+
+        return self.answers.apology(self.store.run(work), technical=True)
+
+    def _new_call(self, session: Session, sid: str, from_number: str, to_number: str) -> Call:
+        call = Call(
+            id=new_id("call"),
+            twilio_sid=sid,
+            from_number=from_number,
+            to_number=to_number,
+            room=self.gw.room_name(sid),
+            state=C.BRIDGING,
+        )
+        session.add(call)
+        self.store.record(session, call.id, "call_received", caller=agent_rules.mask_phone(from_number))
+        return call
+
+    # ------------------------------------------------------ the caller's <Dial>
+    def dial_ended(
+        self, call_id: str, room: str, dial_status: str, call_status: str, sip_code: str | None, gen: str = "0"
+    ) -> str:
+        """The caller's <Dial> into a room ended. Decide what the caller hears next."""
+        if call_status in CALLER_GONE:
+            return twiml.empty()  # the caller is gone; Twilio ignores this reply
+
+        def work(session: Session) -> tuple[str, Call | None]:
+            call = session.get(Call, call_id)
+            if call is None:
+                return "apology", None
+            if call.state == C.ENDED:
+                return "goodbye", call
+            if call.state == C.VOICEMAIL:
+                return "apology", call
+            if call.state == C.ON_HOLD or call.room != room or gen != str(call.bridge_gen or 0) or call.redirecting:
+                # We moved the caller on purpose (REST redirect), or served a newer <Dial> since:
+                # Twilio ignores this reply. Were we ever wrong, the hold loop re-bridges the caller.
+                return "hold", call
+            if dial_status in ("failed", "busy", "no-answer", "canceled"):
+                self.store.record(session, call.id, "bridge_failed", status=dial_status, sip_code=sip_code)
+                self.routing.to_voicemail_now(session, call, f"bridge {dial_status}")
+                return ("apology_technical" if dial_status == "failed" else "apology"), call
+            return self._bridge_lost(session, call, dial_status), call
+
+        verdict, call = self.store.run(work)
+        if verdict in ("apology", "apology_technical"):
+            return self.answers.apology(call.id if call else None, technical=call is None or verdict != "apology")
+        if verdict == "goodbye":
+            return twiml.goodbye()
+        return self.answers.hold(call.id, first=True)
+
+    def _bridge_lost(self, session: Session, call: Call, dial_status: str) -> str:
+        """The room side hung up (room closed, participant removed) while the caller stays on the line."""
+        self.store.record(session, call.id, "bridge_lost", status=dial_status)
+        self.store.transition(session, call, C.CALL, "hold")
+        for leg in live_legs(session, call.id, transfer_id=None):
+            self.legs.end_leg(session, leg, "cancel", "bridge lost")
+        if not self.routing.ring_next_agent(session, call, room=call.room):
+            self.routing.to_voicemail_now(session, call, "nobody available after bridge lost")
+            return "apology"
+        return "hold"
+
+    def bridge_for(self, call_id: str, redirected: bool = True) -> str:
+        """TwiML for the caller's next step; a <Dial> served here is a new bridge generation.
+
+        Only the newest <Dial> counts: the action of any earlier one (the hold loop and a REST
+        redirect can each fetch one) is then recognised as superseded. ``redirected`` says this
+        fetch is the one our REST redirect caused, which ends the redirect's in-flight window.
+        """
+
+        def work(session: Session) -> Call | None:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is not None and call.state in (C.BRIDGING, C.CONNECTED):
+                changes = {"bridge_gen": (call.bridge_gen or 0) + 1}
+                if redirected and call.redirecting:
+                    changes["redirecting"] = False
+                self.store.compare_and_set(session, call, **changes)
+            return call
+
+        call = self.store.run(work)
+        if call is None:
+            return self.answers.apology(None, technical=True)
+        if call.state == C.ENDED:
+            return twiml.goodbye()
+        if call.state in (C.VOICEMAIL,):
+            return self.answers.apology(call.id)
+        if call.state == C.ON_HOLD:
+            return self.answers.hold(call.id, first=False)
+        return self.answers.bridge(call)
+
+    def hold_for(self, call_id: str, first: bool) -> str:
+        """The hold loop, only while the call is on hold: otherwise where the call is now."""
+        call = self.store.read(lambda s: s.get(Call, call_id))
+        if call is not None and call.state == C.ON_HOLD:
+            return self.answers.hold(call.id, first=first)
+        return self.bridge_for(call_id, redirected=False)
+
+    def redirect_abandoned(self, call_id: str) -> None:
+        """Our REST redirect never reached Twilio: a <Dial> ending from now on is real again.
+        (The caller is not stuck: a closed room or the hold loop brings them to the current bridge.)"""
+
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is not None and call.redirecting:
+                self.store.compare_and_set(session, call, redirecting=False)
+
+        self.store.run(work)
+
+    def sip_leg_status(self, call_id: str, child_sid: str, status: str) -> None:
+        """<Sip> child-leg progress: remember the child CallSid LiveKit will report."""
+        if status != "initiated" or not child_sid:
+            return  # ringing, answered, completed: acknowledged (and logged), nothing to store
+
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id)
+            if call is not None and call.dial_sid != child_sid:
+                self.store.compare_and_set(session, call, dial_sid=child_sid)
+
+        self.store.run(work)
+
+    # ------------------------------------------------------------- endings
+    def caller_status(self, call_sid: str, status: str) -> None:
+        if status not in CALLER_GONE:
+            return
+
+        def work(session: Session) -> None:
+            call = call_by_sid(session, call_sid)
+            if call is not None:
+                self.hangup(session, call, f"caller {status}")
+
+        self.store.run(work)
+
+    def hangup(self, session: Session, call: Call, reason: str) -> None:
+        outcome = self.store.transition(session, call, C.CALL, "hangup", end_reason=reason, ended_at=utcnow())
+        if not outcome.changed:
+            return
+        self.store.record(session, call.id, "call_ended", reason=reason)
+        transfer = active_transfer(session, call.id)
+        if transfer is not None:
+            self.transfers.on_caller_hangup(session, transfer)
+        rooms = {call.room}
+        for leg in live_legs(session, call.id):
+            rooms.add(leg.room)
+            self.legs.end_leg(session, leg, "cancel", "caller hung up")
+        for room in sorted(rooms):
+            self.store.enqueue(session, "delete_room", {"room": room, "call_id": call.id}, dedupe_key=f"delete:{room}")
+        self.store.enqueue(
+            session, "purge_call_data", {"call_id": call.id}, delay_s=self.gw.settings.retention_hours * 3600
+        )
+
+    def queue_timeout(self, call_id: str) -> None:
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id)
+            if call is not None and call.state == C.BRIDGING and call.connected_at is None:
+                self.routing.to_voicemail(session, call, "queue timeout")
+
+        self.store.run(work)
+
+    def voicemail(self, call_id: str, recording_url: str, duration: str | None) -> None:
+        def work(session: Session) -> None:
+            if session.get(Call, call_id) is None:
+                return
+            session.add(
+                Voicemail(
+                    call_id=call_id,
+                    recording_url=recording_url,
+                    duration_s=float(duration) if duration and duration.isdigit() else None,
+                )
+            )
+            self.store.record(session, call_id, "voicemail_left")
+
+        self.store.run(work)

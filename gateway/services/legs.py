@@ -1,0 +1,121 @@
+"""Agent legs, the mechanics: ringing an agent (console and phone at once) and ending a leg.
+
+A leg is one channel of one agent on one call (a console offer, or a phone call). Ending a leg
+undoes its provider side and frees the agent when it was their last live leg. What an ending
+*means* for the call (next agent, voicemail, a transfer's fallback) is decided above, in
+``agent_legs`` and ``transfers``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.adapters.store import Store
+from gateway.adapters.store.db import new_id
+from gateway.adapters.store.models import Agent, Call, Leg, utcnow
+from gateway.domain import agents as agent_rules
+from gateway.domain import legs as L
+from gateway.domain.machine import IllegalTransition
+from gateway.services.lookups import LIVE_LEG_STATES
+from gateway.services.ports import Gateway
+
+
+class Legs:
+    def __init__(self, gw: Gateway):
+        self.gw = gw
+        self.store: Store = gw.store
+
+    def reserve_agent(self, session: Session, agent: Agent) -> bool:
+        if agent.status != agent_rules.AVAILABLE:
+            return False
+        self.store.compare_and_set(session, agent, status=agent_rules.BUSY)
+        return True
+
+    def ring_agent(
+        self, session: Session, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
+    ) -> list[Leg]:
+        """Offer the call to the agent's console and phone at once; the first to accept wins."""
+        legs = []
+        if agent.browser:
+            legs.append(self._new_leg(call, agent, "browser", room, transfer_id, identity=agent.id))
+        if agent.phone:
+            legs.append(self._new_leg(call, agent, "phone", room, transfer_id, identity=f"sip_{agent.phone}"))
+        for leg in legs:
+            session.add(leg)
+            if leg.kind == "phone":
+                self.store.enqueue(session, "dial_leg", dial_payload(leg))
+        self.store.enqueue(
+            session,
+            "ring_timeout",
+            {"leg_ids": [leg_.id for leg_ in legs], "call_id": call.id},
+            delay_s=self.gw.settings.ring_timeout_s,
+            timer_of=legs[0].id,
+        )
+        self.store.record(
+            session,
+            call.id,
+            "agent_ringing",
+            transfer_id=transfer_id,
+            agent_id=agent.id,
+            channels=[leg_.kind for leg_ in legs],
+        )
+        return legs
+
+    @staticmethod
+    def _new_leg(call: Call, agent: Agent, kind: str, room: str, transfer_id: str | None, identity: str) -> Leg:
+        return Leg(
+            id=new_id("leg"),
+            call_id=call.id,
+            transfer_id=transfer_id,
+            agent_id=agent.id,
+            kind=kind,
+            phone=agent.phone if kind == "phone" else None,
+            room=room,
+            state=L.RINGING,
+            identity=identity,
+        )
+
+    def release_agent(self, session: Session, agent_id: str | None, *, missed: bool = False) -> None:
+        """An agent with no live leg left becomes available again (a missed ring: offline)."""
+        if not agent_id:
+            return
+        live = session.execute(select(Leg.id).where(Leg.agent_id == agent_id, Leg.state.in_(LIVE_LEG_STATES))).first()
+        agent = session.get(Agent, agent_id, populate_existing=True)
+        if agent is None or live or agent.status != agent_rules.BUSY:
+            return
+        status = agent_rules.OFFLINE if missed else agent_rules.AVAILABLE
+        self.store.compare_and_set(session, agent, status=status, idle_since=utcnow())
+
+    def end_leg(self, session: Session, leg: Leg, event: str, reason: str) -> bool:
+        """Move a leg to a terminal state and undo its provider side (hang up / remove)."""
+        was = leg.state
+        try:
+            outcome = self.store.transition(session, leg, L.LEG, event, end_reason=reason, ended_at=utcnow())
+        except IllegalTransition:
+            return False
+        if not outcome.changed:
+            return False
+        if leg.kind == "phone":
+            self.store.enqueue(session, "hangup_leg", {"leg_id": leg.id})
+        elif event == "cancel" and was in (L.ACCEPTED, L.JOINED):
+            # Accepted means a token was issued: the browser may be in the room, or about to be.
+            self.store.enqueue(
+                session, "remove_participant", {"room": leg.room, "identity": leg.identity, "call_id": leg.call_id}
+            )
+        self.store.record(
+            session,
+            leg.call_id,
+            f"leg_{outcome.state}",
+            transfer_id=leg.transfer_id,
+            agent_id=leg.agent_id,
+            channel=leg.kind,
+            reason=reason,
+        )
+        self.release_agent(session, leg.agent_id, missed=(event == "no_answer" and leg.transfer_id is None))
+        return True
+
+
+def dial_payload(leg: Leg) -> dict:
+    """What the dial_leg job needs to place the leg's call without reading it back."""
+    return {"leg_id": leg.id, "to": leg.phone, "transfer": bool(leg.transfer_id)}

@@ -1,0 +1,28 @@
+"""Look-ups the services share inside a unit of work (the caller's call, its live legs, its transfer)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.adapters.store.models import Call, Leg, Transfer
+from gateway.domain import legs as L
+
+LIVE_LEG_STATES = (L.RINGING, L.ACCEPTED, L.JOINED)
+
+
+def call_by_sid(session: Session, sid: str) -> Call | None:
+    return session.execute(select(Call).where(Call.twilio_sid == sid)).scalar_one_or_none()
+
+
+def live_legs(session: Session, call_id: str, *, transfer_id: str | None = "any") -> list[Leg]:
+    """The call's ringing, accepted and joined legs, oldest first; ``transfer_id=None``: the
+    caller's own offers only, an id: that transfer's legs only."""
+    query = select(Leg).where(Leg.call_id == call_id, Leg.state.in_(LIVE_LEG_STATES))
+    if transfer_id != "any":
+        query = query.where(Leg.transfer_id == transfer_id) if transfer_id else query.where(Leg.transfer_id.is_(None))
+    return list(session.execute(query.order_by(Leg.created_at)).scalars())
+
+
+def active_transfer(session: Session, call_id: str) -> Transfer | None:
+    return session.execute(select(Transfer).where(Transfer.active_call_id == call_id)).scalar_one_or_none()

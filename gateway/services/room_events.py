@@ -1,0 +1,193 @@
+"""LiveKit room and participant events: who is in which room.
+
+One verified webhook is one unit of work: its receipt commits with its effect. A participant
+is matched to an agent's leg (by the ``gw.leg`` SIP attribute, or by identity), or is the
+caller's SIP leg; joins connect the call, leaves end legs, a closed room ends what was in it.
+To react to a new LiveKit event, add it to ``livekit_event`` and a method here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.adapters.store import Store
+from gateway.adapters.store.models import Call, Leg, utcnow
+from gateway.domain import calls as C
+from gateway.domain import legs as L
+from gateway.services.agent_legs import AgentLegs
+from gateway.services.legs import Legs
+from gateway.services.lookups import LIVE_LEG_STATES, active_transfer, live_legs
+from gateway.services.ports import LegOutcomes
+from gateway.services.routing import Routing
+
+LEAVING = ("participant_left", "participant_connection_aborted")
+
+
+class RoomEvents:
+    def __init__(self, store: Store, legs: Legs, agent_legs: AgentLegs, routing: Routing, transfers: LegOutcomes):
+        self.store, self.legs, self.agent_legs, self.routing = store, legs, agent_legs, routing
+        self.transfers = transfers
+
+    def livekit_event(
+        self, *, event_id: str, name: str, room: str, identity: str, kind: str, attributes: dict, replaced: bool = False
+    ) -> None:
+        """Dispatch one verified LiveKit webhook; a retried event id is ignored."""
+        leaving = name in LEAVING and not replaced
+        if name not in ("participant_joined", "room_finished") and not leaving:
+            return  # room_started, track events, a replaced session: nothing to do, nothing to store
+        key = f"lk:{event_id}" if event_id else None
+
+        def work(session: Session) -> None:
+            # The receipt commits with the event's effect, or not at all: a crash in between
+            # leaves LiveKit's retry to be handled, never silently skipped.
+            if key and not self.store.first_time(session, key):
+                return
+            if name == "participant_joined":
+                self.participant_joined(session, room, identity, kind, attributes)
+            elif leaving:
+                # (A leave caused by the same identity joining again — page reload, full reconnect —
+                # is not the agent leaving: the new session carries on the leg; filtered above.)
+                self.participant_left(session, room, identity, kind, attributes)
+            elif name == "room_finished":
+                self.room_finished(session, room)
+
+        with contextlib.suppress(IntegrityError):  # the same event id handled concurrently by another worker
+            self.store.run(work)
+
+    def call_id_for_room(self, room: str) -> str | None:
+        return self.store.read(
+            lambda s: (
+                s.execute(select(Call.id).where(Call.room == room).order_by(Call.created_at.desc())).scalars().first()
+            )
+        )
+
+    # ------------------------------------------------------------- joins
+    def participant_joined(self, session: Session, room: str, identity: str, kind: str, attributes: dict) -> None:
+        leg = self._leg_for_participant(session, room, identity, kind, attributes)
+        if leg is not None:
+            self._leg_joined(session, leg, room)
+            self._maybe_connected(session, leg.call_id, room)
+        elif kind == "standard":
+            self._stale_browser_joined(session, room, identity)
+        elif kind == "sip":
+            self._caller_joined(session, room, identity, attributes)
+
+    def _leg_joined(self, session: Session, leg: Leg, room: str) -> None:
+        was = leg.state
+        outcome = self.store.transition(session, leg, L.LEG, "join") if leg.state in (L.RINGING, L.ACCEPTED) else None
+        if not (outcome and outcome.changed):
+            return
+        self.store.record(
+            session,
+            leg.call_id,
+            "agent_joined",
+            transfer_id=leg.transfer_id,
+            agent_id=leg.agent_id,
+            room=room,
+            channel=leg.kind,
+        )
+        if leg.transfer_id:
+            self.transfers.on_target_joined(session, leg)
+        if leg.state != L.JOINED:
+            return
+        offer = [leg.id] if was == L.RINGING else []  # joined with no accept before: answered now
+        for other in live_legs(session, leg.call_id, transfer_id=leg.transfer_id):
+            if other.id != leg.id and other.state == L.RINGING and other.agent_id == leg.agent_id:
+                self.legs.end_leg(session, other, "cancel", "answered elsewhere")
+                offer.append(other.id)
+        self.store.cancel_timers(session, "ring_timeout", *offer)
+        if leg.transfer_id is None:
+            self._bridge_held_caller(session, leg)
+
+    def _stale_browser_joined(self, session: Session, room: str, identity: str) -> None:
+        stale = session.execute(
+            select(Leg.call_id).where(
+                Leg.room == room, Leg.identity == identity, Leg.kind == "browser", Leg.state == L.CANCELLED
+            )
+        ).first()
+        if stale:  # joined with a token for a leg we already withdrew: take them out again
+            self.store.enqueue(
+                session, "remove_participant", {"room": room, "identity": identity, "call_id": stale.call_id}
+            )
+
+    def _caller_joined(self, session: Session, room: str, identity: str, attributes: dict) -> None:
+        call = session.execute(select(Call).where(Call.room == room, Call.state != C.ENDED)).scalars().first()
+        if call is None:
+            return
+        call_sid_attr = attributes.get("sip.twilio.callSid", "")
+        verified = bool(call.dial_sid) and call.dial_sid == call_sid_attr
+        changes = {"caller_identity": identity}
+        if not call.dial_sid and call_sid_attr:
+            changes["dial_sid"] = call_sid_attr
+        self.store.compare_and_set(session, call, **changes)
+        self.store.record(session, call.id, "caller_joined", room=room, verified=verified)
+        self._maybe_connected(session, call.id, room)
+
+    def _bridge_held_caller(self, session: Session, leg: Leg) -> None:
+        """A held caller being re-routed: the agent is in the room now, so bring the caller in."""
+        call = session.get(Call, leg.call_id, populate_existing=True)
+        if call is None or call.state != C.ON_HOLD or call.room != leg.room or active_transfer(session, call.id):
+            return
+        self.store.transition(session, call, C.CALL, "rebridge")
+        self.routing.send_caller_to_bridge(session, call)
+        self.store.record(session, call.id, "caller_bridging", room=leg.room, agent_id=leg.agent_id)
+
+    def _maybe_connected(self, session: Session, call_id: str, room: str) -> None:
+        call = session.get(Call, call_id, populate_existing=True)
+        if call is None or call.room != room or not call.caller_identity or call.state != C.BRIDGING:
+            return
+        joined = [leg_ for leg_ in live_legs(session, call.id) if leg_.room == room and leg_.state == L.JOINED]
+        if not joined:
+            return
+        owner = (
+            joined[-1].agent_id
+            if not call.agent_id or call.agent_id not in {leg_.agent_id for leg_ in joined}
+            else call.agent_id
+        )
+        if call.connected_at is None:
+            self.store.cancel_timers(session, "queue_timeout", call.id)  # connected: it never waits again
+        self.store.transition(
+            session, call, C.CALL, "agent_joined", agent_id=owner, connected_at=call.connected_at or utcnow()
+        )
+        self.store.record(session, call.id, "caller_connected", room=room, agents=[leg_.agent_id for leg_ in joined])
+
+    # ------------------------------------------------------------ leaves
+    def participant_left(self, session: Session, room: str, identity: str, kind: str, attributes: dict) -> None:
+        leg = self._leg_for_participant(session, room, identity, kind, attributes, joined_only=True)
+        if leg is not None:
+            self.agent_legs.leg_left(session, leg, "left the room")
+            return
+        call = (
+            session.execute(select(Call).where(Call.room == room, Call.caller_identity == identity)).scalars().first()
+        )
+        if call is not None:
+            self.store.compare_and_set(session, call, caller_identity=None)
+            self.store.record(session, call.id, "caller_left_room", room=room)
+
+    def room_finished(self, session: Session, room: str) -> None:
+        legs = session.execute(select(Leg).where(Leg.room == room, Leg.state.in_((L.ACCEPTED, L.JOINED)))).scalars()
+        for leg in legs:
+            self.agent_legs.leg_left(session, leg, "room closed")
+
+    def _leg_for_participant(
+        self, session: Session, room: str, identity: str, kind: str, attributes: dict, joined_only: bool = False
+    ) -> Leg | None:
+        states = (L.JOINED,) if joined_only else LIVE_LEG_STATES
+        leg_id = attributes.get("gw.leg")
+        if leg_id:
+            leg = session.get(Leg, leg_id, populate_existing=True)
+            return leg if leg is not None and leg.room == room and leg.state in states else None
+        wanted_kind = "phone" if kind == "sip" else "browser"
+        return (
+            session.execute(
+                select(Leg)
+                .where(Leg.room == room, Leg.identity == identity, Leg.kind == wanted_kind, Leg.state.in_(states))
+                .order_by(Leg.created_at.desc())
+            )
+            .scalars()
+            .first()
+        )
