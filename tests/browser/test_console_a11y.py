@@ -63,7 +63,7 @@ def test_axe_clean_in_both_schemes_through_a_whole_warm_transfer(world, console)
     expect(a.page.locator("#call-state")).to_have_text("Connected")
     call_id = world.db_call(call.sid)["id"]
     for n in range(1, 25):  # enough lines for the transcript and the activity list to scroll
-        world.services.calls.transcript_line(call_id, f"l{n}", "caller", f"I was charged twice, line {n}.")
+        world.services.records.transcript_line(call_id, f"l{n}", "caller", f"I was charged twice, line {n}.")
     a.page.get_by_label("Add a note").fill("Double charge confirmed on order 5521.")
     a.page.get_by_role("button", name="Add note").click()
     expect(a.page.locator("#transcript")).to_contain_text("Double charge confirmed")
