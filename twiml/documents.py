@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from twilio.twiml.voice_response import Dial, Gather, Start, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, Say, Start, VoiceResponse
 
 VOICE = "Polly.Joanna"
 # What a Dial's <Sip> child leg reports back: only its start, which names the child CallSid that
@@ -106,8 +106,27 @@ def whisper_prompt(accept_key: str = "1", decline_key: str = "2") -> str:
     return f"Press {accept_key} to accept, or {decline_key} to decline."
 
 
+def spoken_say(parts: str | list[tuple[str, str]]) -> Say:
+    """A <Say> from plain text or from (kind, text) parts, where "digits" and "characters" parts are
+    read one by one (SSML ``<say-as interpret-as="digits">``): an order number is not "five million…"."""
+    if isinstance(parts, str):
+        return Say(parts, voice=VOICE)
+    say = Say(voice=VOICE)
+    for kind, text in parts:
+        if kind == "text":
+            say.nest(text)
+        else:
+            say.say_as(text, interpret_as=kind)
+    return say
+
+
 def whisper_offer(
-    *, announcement: str, gather_url: str, accept_key: str = "1", decline_key: str = "2", timeout_s: int = 6
+    *,
+    announcement: str | list[tuple[str, str]],
+    gather_url: str,
+    accept_key: str = "1",
+    decline_key: str = "2",
+    timeout_s: int = 6,
 ) -> str:
     """What an agent's phone plays on answer: who is calling, then press 1 / press 2.
 
@@ -117,7 +136,7 @@ def whisper_offer(
     """
     response = VoiceResponse()
     gather = Gather(action=gather_url, method="POST", num_digits=1, timeout=timeout_s, action_on_empty_result=True)
-    gather.say(announcement, voice=VOICE)
+    gather.append(spoken_say(announcement))
     gather.say(whisper_prompt(accept_key, decline_key), voice=VOICE)
     response.append(gather)
     response.say("No response received. Goodbye.", voice=VOICE)

@@ -61,7 +61,7 @@ class Summaries:
                 answer = self.gw.summarizer.complete_json(
                     S.build_messages(facts, transcript, notes), timeout_s=remaining
                 )
-                summary = S.validate(answer)
+                summary = S.validate(answer, transcript=transcript, local=S.fallback(facts, transcript, notes))
                 source = "openai" if summary else "fallback"
                 error = None if summary else "unusable answer"
             except Exception as exc:  # any OpenAI failure: the transfer goes on
@@ -126,7 +126,7 @@ class Summaries:
                 answer = self.gw.summarizer.complete_json(
                     S.build_messages(facts, transcript, notes), timeout_s=self.gw.settings.summary_deadline_s
                 )
-                summary = S.validate(answer)
+                summary = S.validate(answer, transcript=transcript, local=S.fallback(facts, transcript, notes))
                 if summary:
                     return summary, "openai"
             except Exception as exc:
@@ -193,5 +193,5 @@ class Summaries:
                 )
             announcement = f"Transfer from {source_name}."
         else:
-            announcement = S.spoken(transfer.summary, source_name)
+            announcement = S.whisper_parts(transfer.summary, source_name)
         return twiml.whisper_offer(announcement=announcement, gather_url=gather_url)
