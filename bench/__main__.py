@@ -1,4 +1,5 @@
-"""``python -m bench all`` (the figures, ~10 min) or ``python -m bench smoke`` (CI, < 30 s).
+"""``python -m bench all`` (the figures, ~10 min) or ``python -m bench smoke`` (CI, < 30 s);
+``python -m bench summary`` measures transfer summaries on the evaluation corpus (seconds, no gateway).
 
 Options: ``--only 1,3`` runs some targets; ``--strict`` makes smoke fail on a missed performance goal
 too (by default smoke fails only when something is broken: an error, a crash, a summary not delivered).
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["all", "smoke"])
+    parser.add_argument("mode", choices=["all", "smoke", "summary"])
     parser.add_argument("--only", default="", help="comma-separated target numbers (1-5)")
     parser.add_argument("--strict", action="store_true", help="smoke: a missed goal fails the run too")
     parser.add_argument(
@@ -64,6 +65,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", default=None, help="results file (default bench/RESULTS.md; smoke: bench/.runs/)")
     args = parser.parse_args(argv)
+    if args.mode == "summary":
+        from bench import summary_quality
+
+        return summary_quality.main()
 
     started = time.monotonic()
 

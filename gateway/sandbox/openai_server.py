@@ -2,18 +2,21 @@
 
 Modelled: `POST /v1/chat/completions` (and `/chat/completions`) with Bearer-key
 auth, answering a real `chat.completion` object, so `openai.OpenAI(base_url=
-fake.url + "/v1")` works unchanged. The reply is computed from the request,
-never canned: with `response_format` json_object / json_schema it is a JSON
-object with reason, key_facts, tried, mood and next_step (or, for a schema, the
-schema's own properties) extracted by simple rules from the last user message;
-otherwise the same extraction as plain text. Errors use OpenAI's error body
-(`{"error": {"message", "type", "param", "code"}}`); 429s carry Retry-After.
-Fault modes: latency, a number of failures, and hanging until released.
+fake.url + "/v1")` works unchanged. The reply is computed from the request, never
+canned, as a model that follows the prompt would answer it: it reads the
+transcript and A's notes from the last user message, and in JSON mode
+(`response_format` json_object) answers one object with exactly the keys the
+system prompt asks for ("keys: reason (string…), key_facts (array…)"); for a
+json_schema, the schema's own properties; otherwise plain text. As OpenAI does,
+JSON mode is refused (400, param "messages") unless some message contains the
+word "json". Errors use OpenAI's error body (`{"error": {"message", "type",
+"param", "code"}}`); 429s carry Retry-After. Fault modes: latency, a number of
+failures, and hanging until released.
 
 Deliberately not modelled: streaming (answers 400), tools and function calls,
 n > 1, truncation by max_tokens, other endpoints (404), and any real language
-understanding: the extraction rules are simple on purpose, so a test can
-predict the summary from its own transcript.
+understanding: the rules are simple on purpose, so a test can predict the
+summary from its own transcript and notes.
 """
 
 from __future__ import annotations
@@ -31,17 +34,39 @@ __all__ = ["FakeOpenAI", "summarize"]
 
 CALLER_SPEAKERS = {"caller", "customer", "user", "client"}
 SPEAKER_LINE = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z][A-Za-z ]{0,20}?)\s*:\s*(.+)$")
+NOTE_LINE = re.compile(r"^\s*[-*•]\s*(.+)$")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 TRIED_WORDS = re.compile(
-    r"\b(tried|try|trying|restart\w*|reboot\w*|reset\w*|reinstall\w*|already|attempt\w*|checked)\b", re.I
+    r"\b(tried|try|trying|restart\w*|reboot\w*|reset\w*|reinstall\w*|already|attempt\w*|checked|power-cycled)\b", re.I
 )
-NEXT_STEP_WORDS = re.compile(r"\b(will|going to|transfer\w*|escalat\w*|send|schedul\w*|connect\w*|call back)\b", re.I)
+NEXT_STEP_WORDS = re.compile(
+    r"\b(will|going to|transfer\w*|escalat\w*|send|schedul\w*|connect\w*|call back|needs?|next|arrange)\b", re.I
+)
+REQUEST_WORDS = re.compile(
+    r"\b(need|want|would like|i'd like|calling about|refund|cancel\w*|charged|broken|not working|doesn't|didn't|"
+    r"won't|can't|late|lost|wrong|locked|error|dropp\w*|problem|move|change|reschedule|declined|estimate|never|missing)\b",
+    re.I,
+)
+GREETING = re.compile(r"^(hi|hello|hey|good (morning|afternoon|evening)|thanks|thank you|how are you)\b", re.I)
+# A model that follows its system prompt does not act on instructions quoted in the call data.
+INJECTION = re.compile(
+    r"\b(ignore (all |the )?(previous|prior|above)|instructions|send the sms|tell the agent)\b", re.I
+)
+FACT_TOKEN = re.compile(r"[$£€]?\b[A-Z]*\d[\w./-]*")
 MOOD_WORDS = [
     ("angry", {"angry", "furious", "ridiculous", "unacceptable", "terrible", "worst", "outrageous"}),
     ("frustrated", {"frustrated", "frustrating", "annoyed", "upset", "again", "still", "waiting", "third"}),
     ("calm", {"thanks", "thank", "great", "appreciate", "fine", "okay"}),
 ]
-MAX_FACTS = 5
+DEFAULT_KEYS = {"reason": "string", "key_facts": "array", "tried": "array", "mood": "string", "next_step": "string"}
+# "... with exactly these keys: reason (string: ...), key_facts (array of ...), ..." as our prompt words it.
+KEYS_CLAUSE = re.compile(r"keys?\s*:?\s*(.+)", re.I | re.S)
+KEY_SPEC = re.compile(r"\b([a-z][a-z_]*)\s*\((string|array|number|integer|boolean|object|one or two words)", re.I)
+MAX_FACTS = 8
+UNITS = {"dollars", "pounds", "euros", "mg", "ml", "days", "nights", "machines", "a", "per"}
+JSON_WORD_MESSAGE = (
+    "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+)
 
 ERRORS = {
     401: ("invalid_request_error", "invalid_api_key"),
@@ -70,49 +95,93 @@ def _sentences(text: str) -> list:
     return [s.strip() for s in SENTENCE_END.split(" ".join(text.split())) if s.strip()]
 
 
-def _has_fact(sentence: str) -> bool:
-    """Digits, or a capitalised word that does not start the sentence (a name, a product)."""
-    words = sentence.split()
-    return any(ch.isdigit() for ch in sentence) or any(w[:1].isupper() and w[1:2].islower() for w in words[1:])
+def _fact_phrases(sentence: str) -> list:
+    """The word before each number or code with it ("order 4411", "of 49.99"), and two-word capitalised names."""
+    words = sentence.replace(",", " ").split()
+    phrases = []
+    for k, word in enumerate(words):
+        if FACT_TOKEN.fullmatch(word.strip(".;:!?()")):
+            unit = k + 1 < len(words) and words[k + 1].strip(".;:!?").lower() in UNITS
+            phrases.append(" ".join(words[max(0, k - 1) : k + (2 if unit else 1)]).strip(".;:!?"))
+        elif k and word[:1].isupper() and word[1:2].islower() and k + 1 < len(words) and words[k + 1][:1].isupper():
+            phrases.append(f"{word} {words[k + 1]}".strip(".;:!?"))
+    return phrases
+
+
+def asked_keys(messages: list) -> dict:
+    """The keys (and their types) the system prompt asks for; the usual summary keys if it names none."""
+    system = " ".join(_message_text(m) for m in messages if m.get("role") in ("system", "developer"))
+    clause = KEYS_CLAUSE.search(system)
+    specs = KEY_SPEC.findall(clause.group(1)) if clause else []
+    if not specs:
+        return dict(DEFAULT_KEYS)
+    return {name: ("string" if kind.lower() == "one or two words" else kind.lower()) for name, kind in specs}
+
+
+def read_call(text: str) -> tuple:
+    """(caller sentences, agent sentences, note sentences) from the quoted call data or a bare transcript."""
+    caller_lines: list[str] = []
+    other_lines: list[str] = []
+    notes: list[str] = []
+    in_notes = False
+    for line in text.splitlines():
+        if line.strip().lower().startswith("notes from the agent"):
+            in_notes = True
+            continue
+        if in_notes:
+            match = NOTE_LINE.match(line)
+            if match:
+                notes.append(match.group(1))
+            continue
+        match = SPEAKER_LINE.match(line)
+        if match and match.group(1).strip().lower() not in ("facts", "transcript"):
+            speaker = match.group(1).strip().lower()
+            (caller_lines if speaker in CALLER_SPEAKERS else other_lines).append(match.group(2))
+    if not caller_lines and not other_lines and not notes:
+        caller_lines = [text]
+    return (
+        [s for s in _sentences(" ".join(caller_lines)) if not INJECTION.search(s)],
+        [s for s in _sentences(" ".join(other_lines)) if not INJECTION.search(s)],
+        [s for n in notes for s in _sentences(n)],
+    )
 
 
 def summarize(messages: list) -> dict:
-    """Extract reason, key facts, what was tried, mood and next step from a transcript.
+    """What a model following our prompt would answer, by simple, predictable rules.
 
-    The transcript is the last user message; lines like "Caller: ..." and
-    "Agent: ..." are split by speaker (without speaker labels, the whole
-    message counts as the caller's words).
+    Reads the transcript ("Caller: …" / "Agent: …" lines) and A's notes ("- …" lines after "Notes from
+    the agent:") from the last user message. The reason is the first caller sentence that states a
+    request or problem, else A's first note; key facts are short phrases around every number and code
+    (notes first), and capitalised names; the next step comes from the notes or the agent's plan.
+    Instructions quoted in the call data are not acted on.
     """
     user_messages = [m for m in messages if m.get("role") == "user"]
     text = _message_text(user_messages[-1]) if user_messages else ""
-    caller_lines: list[str] = []
-    other_lines: list[str] = []
-    for line in text.splitlines():
-        match = SPEAKER_LINE.match(line)
-        if match:
-            speaker = match.group(1).strip().lower()
-            (caller_lines if speaker in CALLER_SPEAKERS else other_lines).append(match.group(2))
-    if not caller_lines and not other_lines:
-        caller_lines = [text]
-    caller_sentences = _sentences(" ".join(caller_lines))
-    other_sentences = _sentences(" ".join(other_lines))
-    everything = caller_sentences + other_sentences
-
+    caller, agent, notes = read_call(text)
+    requests = [s for s in caller if REQUEST_WORDS.search(s) and not GREETING.match(s)]
+    reason = (requests or notes or [s for s in caller if not GREETING.match(s)] or ["No statement from the caller."])[0]
     facts = []
-    for sentence in everything:
-        if _has_fact(sentence) and sentence not in facts:
-            facts.append(sentence)
-    caller_words = set(re.findall(r"[a-z']+", " ".join(caller_lines).lower()))
+    for sentence in notes + caller + agent:
+        for phrase in _fact_phrases(sentence):
+            if not any(phrase.lower() in f.lower() for f in facts):
+                facts.append(phrase)
+    caller_words = set(re.findall(r"[a-z']+", " ".join(caller).lower()))
     mood = next((name for name, words in MOOD_WORDS if caller_words & words), "neutral")
-    reason = caller_sentences[0] if caller_sentences else "No statement from the caller."
-    next_steps = [s for s in other_sentences if NEXT_STEP_WORDS.search(s)]
+    planned = [s for s in notes[1:] + agent if NEXT_STEP_WORDS.search(s)]
     return {
         "reason": reason,
         "key_facts": facts[:MAX_FACTS],
-        "tried": [s for s in everything if TRIED_WORDS.search(s)],
+        "tried": [s for s in notes + caller + agent if TRIED_WORDS.search(s)][:4],
         "mood": mood,
-        "next_step": next_steps[-1] if next_steps else f"Resolve: {reason}",
+        "next_step": planned[-1] if planned else f"Help the caller with: {reason}",
     }
+
+
+def answer_for(messages: list) -> dict:
+    """The JSON object for the keys the prompt asks for (keys it asks for that we cannot fill: empty)."""
+    summary = summarize(messages)
+    empty = {"string": "", "array": [], "number": 0, "integer": 0, "boolean": False, "object": {}}
+    return {name: summary.get(name, empty.get(kind)) for name, kind in asked_keys(messages).items()}
 
 
 def _empty_value(empty: dict[str, object], spec: object) -> object:
@@ -252,15 +321,22 @@ class FakeOpenAI:
             return _error(400, "'model' and 'messages' are required.", "invalid_request_error", None)
         if body.get("stream"):
             return _error(400, "The sandbox double does not stream.", "invalid_request_error", None)
+        response_format = body.get("response_format") or {}
+        if response_format.get("type") == "json_object" and not any(
+            "json" in _message_text(m).lower() for m in body["messages"] if isinstance(m, dict)
+        ):
+            # OpenAI refuses JSON mode unless a message says "JSON" (provider-facts.md, OpenAI section).
+            return _error(400, JSON_WORD_MESSAGE, "invalid_request_error", None, param="messages")
         return self._completion(body)
 
     def _completion(self, body: dict) -> Response:
-        summary = summarize(body["messages"])
         response_format = body.get("response_format") or {}
-        if response_format.get("type") in ("json_object", "json_schema"):
-            content = json.dumps(_fit_schema(summary, response_format))
+        if response_format.get("type") == "json_schema":
+            content = json.dumps(_fit_schema(summarize(body["messages"]), response_format))
+        elif response_format.get("type") == "json_object":
+            content = json.dumps(answer_for(body["messages"]))
         else:
-            content = _as_text(summary)
+            content = _as_text(summarize(body["messages"]))
         prompt_tokens = sum(_tokens(_message_text(m)) for m in body["messages"])
         completion_tokens = _tokens(content)
         completion = {
@@ -288,8 +364,8 @@ class FakeOpenAI:
         return response
 
 
-def _error(status: int, message: str, kind: str, code: str | None) -> Response:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def _error(status: int, message: str, kind: str, code: str | None, param: str | None = None) -> Response:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     response.headers["x-request-id"] = "req_" + uuid.uuid4().hex
     return response

@@ -148,7 +148,7 @@ class Summaries:
         transfer, source_name = self.store.read(read)
         if transfer is None or transfer.summary is None:
             return
-        link = self.gw.urls("/console", transfer=transfer.id)
+        link = S.transfer_link(self.gw.urls.origin, transfer.id)
         body = S.sms_body(transfer.summary, source_name, link)
         message_id = new_id("msg")
         try:

@@ -16,6 +16,7 @@ from gateway.adapters.store.models import Agent, Call, Leg, Note, Transfer
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.services.ports import Gateway
 from gateway.services.transfer_moves import TransferMoves
@@ -69,13 +70,13 @@ class TransferService:
                 state=T.INITIATED,
                 active_call_id=call.id,
                 consult_room=self.gw.room_name("x" + new_id("")[1:]),
-                notes=notes,
+                notes=S.redact(notes.strip()) if notes else None,
             )
             # Inserted with the rest at commit, where the unique active_call_id refuses a concurrent
             # second transfer (IntegrityError below): until then its changes are plain attributes.
             session.add(transfer)
             if notes:
-                session.add(Note(call_id=call.id, agent_id=agent_id, text=notes))
+                session.add(Note(call_id=call.id, agent_id=agent_id, text=transfer.notes))
             self.store.record(
                 session,
                 call.id,

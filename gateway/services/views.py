@@ -45,6 +45,7 @@ def transfer_dict(t: Transfer, target_joined: bool = False) -> dict:
         "consult_room": t.consult_room,
         "summary": t.summary,
         "summary_source": t.summary_source,
+        "notes": t.notes,  # A's transfer notes, shown on B's offer card
         "end_reason": t.end_reason,
         "created_at": iso(t.created_at),
         "ended_at": iso(t.ended_at),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -203,6 +204,31 @@ def page():
         f"media-src 'self' blob: mediastream:; connect-src 'self' {' '.join(_livekit_origins(settings.livekit_url))}; "
         "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+TRANSFER_ID = re.compile(r"^xfer_[0-9a-f]{16}$")
+
+
+@bp.get("/t/<transfer_id>")
+def transfer_link(transfer_id):
+    """The short link in B's SMS: redirects to the transfer in the console.
+
+    Access is checked as the console checks it: signed out, the console asks for the credential and
+    then opens the transfer (whose API answers 403 to anyone not on the call); signed in as an agent
+    who is not on the call, the link is not found, so it reveals nothing.
+    """
+    if not TRANSFER_ID.match(transfer_id):
+        return Response("not found\n", status=404, mimetype="text/plain")
+    agent = _current_agent()
+    if agent is not None:
+        transfer = svc().views.transfer(transfer_id)
+        if transfer is None or not svc().views.agent_on_call(agent["id"], transfer["call_id"]):
+            return Response("not found\n", status=404, mimetype="text/plain")
+    response = Response(status=302)
+    response.headers["Location"] = url_for("console.page", transfer=transfer_id)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "same-origin"
     return response

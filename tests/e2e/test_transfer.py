@@ -174,7 +174,7 @@ def test_browser_a_to_phone_b_whisper_sms_and_press_one(world):
     assert (
         len(messages) == 1
         and "Transfer from Alice" in messages[0]["body"]
-        and "/console?transfer=" in messages[0]["body"]
+        and f"/t/{transfer['id']}" in messages[0]["body"]
     )
 
     assert alice.post(f"/api/transfers/{transfer['id']}/complete").status_code == 200

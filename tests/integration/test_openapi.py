@@ -20,6 +20,7 @@ NOT_API = {
     "/openapi.json",
     "/docs",
     "/console",
+    "/t/<transfer_id>",
     "/console/config",
     "/console/assets/<path:filename>",
     "/api/events",

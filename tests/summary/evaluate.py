@@ -131,9 +131,11 @@ def evaluate_call(call: CorpusCall, summary: dict) -> CallResult:
     return result
 
 
+FALLBACK_FACTS = {"caller_number": "***4321", "minutes_on_call": 4.0, "agent": AGENT}
+
+
 def fallback_summary(call: CorpusCall) -> dict:
-    facts = {"caller_number": "***4321", "minutes_on_call": 4.0, "agent": AGENT}
-    return S.fallback(facts, list(call.transcript), list(call.notes))
+    return S.fallback(FALLBACK_FACTS, list(call.transcript), list(call.notes))
 
 
 def evaluate(summarise=fallback_summary, corpus=CORPUS) -> Evaluation:

@@ -4,6 +4,12 @@
 import { nameOf } from "./context.js";
 import { clock, h } from "./ui.js";
 
+/** A's transfer notes, as typed: usually the best account of the call, so B reads them first. */
+export function transferNotes(t, fromName) {
+  if (!t || !t.notes) return null;
+  return h("div", { class: "transfer-notes" }, h("h4", {}, `Notes from ${fromName}`), h("p", {}, t.notes));
+}
+
 export function summaryBlock(summary) {
   const list = (items) => (items && items.length
     ? h("ul", {}, items.map((item) => h("li", {}, item)))

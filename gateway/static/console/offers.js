@@ -3,7 +3,7 @@
 
 import { joinMedia } from "./audio.js";
 import { openCall, scheduleSync } from "./call.js";
-import { summaryBlock, transcriptItems } from "./content.js";
+import { summaryBlock, transcriptItems, transferNotes } from "./content.js";
 import { api, busy, errorText } from "./context.js";
 import { showOutcome } from "./outcome.js";
 import { Ringer } from "./ringer.js";
@@ -104,6 +104,7 @@ function buildOffer(offer) {
       : `Incoming call from ${offer.caller}`),
     h("p", { class: "wait" }, "Waiting ", h("span", { class: "wait-time" }, "0:00")),
     isTransfer ? h("div", { class: "preview" },
+      transferNotes(offer.transfer, offer.from_agent),
       h("h4", {}, "Summary"), h("div", { class: "preview-summary" }, "Preparing the summary…"),
       h("details", { class: "preview-transcript" }, h("summary", {}, "Transcript so far"),
         h("div", { class: "scroll-box", role: "region", tabindex: "0", "aria-label": "Transcript so far" },

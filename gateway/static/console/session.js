@@ -1,14 +1,14 @@
 // Signing in and out, and the live event stream that feeds every other part while signed in.
 
 import { endCallAudio, startAudio } from "./audio.js";
-import { currentCall, dropCall, onCallEntry, syncMe } from "./call.js";
-import { api, busy, errorText, onUnauthorized, session } from "./context.js";
+import { currentCall, dropCall, onCallEntry, openCall, syncMe } from "./call.js";
+import { api, busy, errorText, nameOf, onUnauthorized, session } from "./context.js";
 import { EventStream } from "./events.js";
 import { addActivity, refreshHistory, refreshHistorySoon } from "./history.js";
 import { clearOffers, onOfferEntry, setOffers } from "./offers.js";
 import { onPresence, renderPresence } from "./presence.js";
 import { renderTransferTargets } from "./transfer.js";
-import { $, setText, show } from "./ui.js";
+import { $, announce, setText, show } from "./ui.js";
 
 let stream = null;
 
@@ -106,6 +106,24 @@ export function startSession(agent) {
   });
   stream.start();
   $("main").focus();
+  openLinkedTransfer();
+}
+
+/** /t/<id> (the link in B's SMS) lands here as ?transfer=<id>: open that transfer's call. */
+async function openLinkedTransfer() {
+  const params = new URLSearchParams(window.location.search);
+  const id = params.get("transfer");
+  if (!id) return;
+  params.delete("transfer");
+  window.history.replaceState(null, "", `${window.location.pathname}${params.size ? `?${params}` : ""}`);
+  try {
+    const { transfer } = await api.transfer(id);
+    if (currentCall()?.id === transfer.call_id) return;
+    const { call } = await api.call(transfer.call_id);
+    if (!currentCall()) openCall(call.id, call.from, nameOf(transfer.source_agent_id));
+  } catch (err) {
+    announce(`That transfer cannot be shown: ${errorText(err)}`, true);
+  }
 }
 
 function onTimeline(entry) {

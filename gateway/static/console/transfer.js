@@ -3,7 +3,7 @@
 // (transfer.allowed_actions, transfer.active), not from a copy of its state machine here.
 
 import { api, busy, errorText, me, nameOf, names, session } from "./context.js";
-import { summaryBlock } from "./content.js";
+import { summaryBlock, transferNotes } from "./content.js";
 import {
   $, E164, announce, clock, describeEvent, focusOn, h, isEnabled, rescueFocus, setEnabled, setText, show, statusLabel,
   transferStateLabel,
@@ -77,6 +77,7 @@ function renderProgress(call, t) {
   if (summaryBox.dataset.shown !== shown) {
     summaryBox.dataset.shown = shown;
     summaryBox.replaceChildren(
+      ...[source ? null : transferNotes(t, nameOf(t.source_agent_id))].filter(Boolean),
       h("h4", {}, "Summary"),
       t.summary ? summaryBlock(t.summary) : h("p", { class: "muted" }, "Preparing the summary…"),
     );
