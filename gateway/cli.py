@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 from flask import Flask, current_app
@@ -179,6 +180,18 @@ def register(app: Flask) -> None:
             raise click.ClickException(f"no sandbox at {url}: start it with `python -m gateway` ({exc})") from None
         sid = reply.json()["sid"]
         for line in say:
-            requests.post(f"{url}/_sim/calls/{sid}/speak", json={"text": line}, timeout=5)
+            # Twilio transcribes only once the call's first TwiML has started transcription: until
+            # then a line would be lost, so each one is retried for a few seconds.
+            deadline = time.monotonic() + 5.0
+            while True:
+                spoken = requests.post(f"{url}/_sim/calls/{sid}/speak", json={"text": line}, timeout=5)
+                if spoken.ok and spoken.json().get("callback_status") is not None:
+                    break
+                if time.monotonic() > deadline:
+                    raise click.ClickException(
+                        f"the caller said {line!r} but nothing transcribed it: start the gateway with "
+                        "TRANSCRIPTION_ENABLED=true"
+                    )
+                time.sleep(0.2)
         click.echo(f"placed call {sid} from {from_}; follow it at {url}/_sim/calls/{sid}")
         sys.stdout.flush()

@@ -95,3 +95,36 @@ def test_transfer_notes_are_redacted_and_shown_in_the_transcript_view(make_world
     view = bob.get(f"/api/calls/{call_id}/transcript").json()
     assert [n["text"] for n in view["notes"]] == [offer["transfer"]["notes"]]
     assert "4111" not in str(world.services.views.transfer(transfer["id"]))
+
+
+def test_simulate_call_say_reaches_the_transcript_and_the_summary(world):
+    """The README's sandbox walkthrough: `simulate-call --say …`, notes typed at transfer, B's summary."""
+    alice = world.add_agent("alice")
+    world.add_agent("bob", status="offline")
+    said = world.app.test_cli_runner().invoke(
+        args=["simulate-call", "--say", "Hi, thanks for picking up.", "--say", "I want to cancel my gym membership."]
+    )
+    assert said.exit_code == 0, said.output
+    offer = alice.wait_offer("call")
+    alice.accept_and_join(offer["call_id"])
+    lines = world.wait(
+        lambda: (
+            len(world.services.views.transcript(offer["call_id"])) == 2
+            and world.services.views.transcript(offer["call_id"])
+        )
+    )
+    assert [line["text"] for line in lines] == ["Hi, thanks for picking up.", "I want to cancel my gym membership."]
+    world.wait(lambda: world.services.views.call(offer["call_id"])["state"] == "connected", what="connected")
+    world.services.agents.set_status("bob", "available")
+    notes = "Caller Maria Lopez, account 88231, moving to Leeds; membership ends 30 June."
+    transfer = start_warm(world, alice, offer["call_id"], {"target_agent_id": "bob"}, notes=notes)
+    summary = world.wait(lambda: world.services.views.transfer(transfer["id"])["summary"], what="summary")
+    text = " ".join([summary["reason"], *summary["key_facts"], summary["next_step"]])
+    assert "cancel" in text and "88231" in text and "Maria Lopez" in text
+
+
+def test_simulate_call_say_without_transcription_says_what_to_do(make_world):
+    world = make_world(transcription_enabled=False)
+    world.add_agent("alice")
+    said = world.app.test_cli_runner().invoke(args=["simulate-call", "--say", "I want a refund."])
+    assert said.exit_code != 0 and "TRANSCRIPTION_ENABLED=true" in said.output
