@@ -209,7 +209,7 @@ def _facts_in(text: str, *, proper: bool = False) -> list[tuple[int, int, str]]:
     found: list[tuple[int, int, str]] = []
     taken: list[tuple[int, int]] = []
 
-    def add(priority: int, match: re.Match, value: str) -> None:
+    def add(priority: int, match: re.Match[str], value: str) -> None:
         start, end = match.span()
         if any(start < e and s < end for s, e in taken):
             return
@@ -384,7 +384,7 @@ def _digit_counts(texts: list[str]) -> list[int]:
     return [len(run) for run in "\n".join(texts).encode().translate(None, _KEEP_DIGITS).split(b"\n")]
 
 
-def fallback(facts: dict, transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> dict:
+def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> Summary:
     """A local extractive summary, used when OpenAI is late, failing or unusable.
 
     The reason is the caller's request or problem, not the first thing said; A's notes lead (they are
@@ -529,7 +529,9 @@ SYSTEM_PROMPT = (
 MAX_PROMPT_LINES = 200
 
 
-def build_messages(facts: dict, transcript: Iterable[tuple[str, str]], notes: Iterable[str]) -> list[dict]:
+def build_messages(
+    facts: dict[str, object], transcript: Iterable[tuple[str, str]], notes: Iterable[str]
+) -> list[dict[str, str]]:
     """The call as quoted data: facts, "Caller:" / "Agent:" lines, then A's notes.
 
     A long call keeps its opening (where the caller says who they are and what they want) and its end;
@@ -558,11 +560,13 @@ def build_messages(facts: dict, transcript: Iterable[tuple[str, str]], notes: It
     ]
 
 
-def _clip(value, limit: int) -> str:
+def _clip(value: object, limit: int) -> str:
     return _clip_words(redact(" ".join(str(value).split())), limit)
 
 
-def validate(answer: dict, *, transcript: Iterable[tuple[str, str]] = (), local: dict | None = None) -> dict | None:
+def validate(
+    answer: object, *, transcript: Iterable[tuple[str, str]] = (), local: Summary | None = None
+) -> Summary | None:
     """Keep only the expected fields with the expected types; None if unusable.
 
     ``transcript``: a next step copied from an instruction-like caller line is replaced by one derived
@@ -571,10 +575,14 @@ def validate(answer: dict, *, transcript: Iterable[tuple[str, str]] = (), local:
     """
     if not isinstance(answer, dict) or not str(answer.get("reason", "")).strip():
         return None
-    as_list = lambda v: [_clip(x, 160) for x in (v if isinstance(v, list) else [v] if v else []) if str(x).strip()]  # noqa: E731
-    out = {
+
+    def as_list(v: object) -> list[str]:
+        return [_clip(x, 160) for x in (v if isinstance(v, list) else [v] if v else []) if str(x).strip()]
+
+    key_facts = as_list(answer.get("key_facts"))[:10]
+    out: Summary = {
         "reason": _clip(answer.get("reason"), 240),
-        "key_facts": as_list(answer.get("key_facts"))[:10],
+        "key_facts": key_facts,
         "tried": as_list(answer.get("tried"))[:6],
         "mood": _clip(answer.get("mood") or "unknown", 40),
         "next_step": _clip(answer.get("next_step") or "Greet the caller and confirm their request.", 240),
@@ -586,8 +594,8 @@ def validate(answer: dict, *, transcript: Iterable[tuple[str, str]] = (), local:
     if local:
         said = _norm(" ".join([out["reason"], *out["key_facts"], *out["tried"], out["next_step"]]))
         for fact in local.get("key_facts", []):
-            if _norm(fact) not in said and len(out["key_facts"]) < 10:
-                out["key_facts"].append(_clip(fact, 160))
+            if _norm(fact) not in said and len(key_facts) < 10:
+                key_facts.append(_clip(fact, 160))
     return out
 
 
@@ -639,12 +647,12 @@ def _fits(text: str) -> bool:
     return sms_segments(text) <= SMS_MAX_SEGMENTS
 
 
-def _new_facts(summary: dict, already: str) -> list[str]:
+def _new_facts(summary: Summary, already: str) -> list[str]:
     said = _norm(already)
     return [f for f in summary.get("key_facts") or [] if f and _norm(f) not in said]
 
 
-def sms_body(summary: dict, source_agent: str, link: str) -> str:
+def sms_body(summary: Summary, source_agent: str, link: str) -> str:
     """At most two segments: the reason, the key facts, the next step, in that order of priority,
     then the console link, which is never cut."""
     tail = f" {link}"
@@ -699,7 +707,7 @@ def _is_plain_number(word: str) -> bool:
     return bool(re.fullmatch(r"[$£€]?\d{1,2}(?:[.:]\d+)?(?:am|pm|%|,|\.)?|[$£€]?\d+\.\d{2}[.,]?", word))
 
 
-def whisper_parts(summary: dict, source_agent: str) -> list[tuple[str, str]]:
+def whisper_parts(summary: Summary, source_agent: str) -> list[tuple[str, str]]:
     """What B's phone says before the key-press prompt, at most ~60 spoken words (about 25 s):
     reason, key facts, next step, in that order of priority. Ids are marked to be read digit by
     digit: ("text", …), ("digits", "5520193"), ("characters", "BK-20931")."""
@@ -750,6 +758,6 @@ def _mark_ids(text: str) -> list[tuple[str, str]]:
     return parts
 
 
-def spoken(summary: dict, source_agent: str) -> str:
+def spoken(summary: Summary, source_agent: str) -> str:
     """The whisper as plain text (ids as they are written): logs, tests, and voices without SSML."""
     return "".join(text for _, text in whisper_parts(summary, source_agent))

@@ -160,7 +160,7 @@ def summarize(messages: list) -> dict:
     caller, agent, notes = read_call(text)
     requests = [s for s in caller if REQUEST_WORDS.search(s) and not GREETING.match(s)]
     reason = (requests or notes or [s for s in caller if not GREETING.match(s)] or ["No statement from the caller."])[0]
-    facts = []
+    facts: list[str] = []
     for sentence in notes + caller + agent:
         for phrase in _fact_phrases(sentence):
             if not any(phrase.lower() in f.lower() for f in facts):

@@ -191,7 +191,7 @@ class Summaries:
                     message=f"Transfer from {source_name}. One moment, preparing the summary.",
                     retry_url=self.gw.urls("/twilio/leg/answer", leg=leg.id, wait=1),
                 )
-            announcement = f"Transfer from {source_name}."
+            announcement: str | list[tuple[str, str]] = f"Transfer from {source_name}."
         else:
             announcement = S.whisper_parts(transfer.summary, source_name)
         return twiml.whisper_offer(announcement=announcement, gather_url=gather_url)
