@@ -176,6 +176,9 @@ def test_browser_a_to_phone_b_whisper_sms_and_press_one(world):
         and "Transfer from Alice" in messages[0]["body"]
         and f"/t/{transfer['id']}" in messages[0]["body"]
     )
+    # The timeline (what A's console and the call history show) says the text went out.
+    world.wait(lambda: "sms_sent" in world.timeline(call_id), what="sms_sent on the timeline")
+    assert "sms_failed" not in world.timeline(call_id)
 
     assert alice.post(f"/api/transfers/{transfer['id']}/complete").status_code == 200
     call.wait_current("bridged", timeout=8)
