@@ -167,6 +167,7 @@ class AgentLegs:
             return twiml.agent_taken()
         if verdict == "machine":
             return twiml.goodbye()
+        assert leg is not None and call is not None  # an "offer" comes with both
         if leg.transfer_id:
             return self.summaries.whisper_twiml(leg)
         announcement = f"Incoming call from {spoken_number(call.from_number)}."
@@ -191,6 +192,8 @@ class AgentLegs:
             return "ended", leg
 
         verdict, leg = self.store.run(work)
+        if verdict == "gone" or leg is None:  # the leg no longer exists: as any other ending
+            return twiml.goodbye(None)
         if verdict == "accepted":
             return self.answers.leg_bridge(leg)
         if verdict == "retry":

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Agent, AgentTeam, Leg, utcnow
@@ -40,7 +42,7 @@ class AgentService:
         teams = Q.validate_team_list(teams or [Q.DEFAULT_TEAM])
         secret = f"{agent_id}.{secrets.token_urlsafe(24)}"
 
-        def work(session):
+        def work(session: Session) -> None:
             if session.get(Agent, agent_id) is not None:
                 raise rules.InvalidAgent(f"agent {agent_id!r} already exists")
             session.add(
@@ -61,7 +63,7 @@ class AgentService:
     def reset_secret(self, agent_id: str) -> str:
         secret = f"{agent_id}.{secrets.token_urlsafe(24)}"
 
-        def work(session):
+        def work(session: Session) -> None:
             agent = session.get(Agent, agent_id)
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
@@ -70,16 +72,16 @@ class AgentService:
         self.store.run(work)
         return secret
 
-    def list(self) -> list[dict]:
-        def work(session) -> list[dict]:
+    def list(self) -> list[dict[str, Any]]:
+        def work(session: Session) -> list[dict[str, Any]]:
             agents = session.execute(select(Agent).order_by(Agent.id)).scalars().all()
             teams = TeamService.teams_of(session, [a.id for a in agents])
             return [as_dict(a) | {"teams": teams[a.id]} for a in agents]
 
         return self.store.read(work)
 
-    def get(self, agent_id: str, *, with_teams: bool = False) -> dict | None:
-        def work(session) -> dict | None:
+    def get(self, agent_id: str, *, with_teams: bool = False) -> dict[str, Any] | None:
+        def work(session: Session) -> dict[str, Any] | None:
             agent = session.get(Agent, agent_id)
             if agent is None:
                 return None
@@ -90,7 +92,7 @@ class AgentService:
         return self.store.read(work)
 
     def remove(self, agent_id: str) -> None:
-        def work(session):
+        def work(session: Session) -> None:
             agent = session.get(Agent, agent_id)
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
@@ -104,11 +106,11 @@ class AgentService:
 
         self.store.run(work)
 
-    def set_status(self, agent_id: str, status: str) -> dict:
+    def set_status(self, agent_id: str, status: str) -> dict[str, Any]:
         """Presence set by the agent or an admin. Busy-on-a-call is kept by the gateway itself."""
         rules.validate_status(status)
 
-        def work(session):
+        def work(session: Session) -> dict[str, Any]:
             agent = session.get(Agent, agent_id)
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
@@ -118,7 +120,7 @@ class AgentService:
             if status == rules.AVAILABLE and on_call:
                 raise rules.InvalidAgent("you are on a call; you become available when it ends")
             if agent.status != status:
-                changes = {"status": status}
+                changes: dict[str, object] = {"status": status}
                 if status == rules.AVAILABLE:
                     changes["idle_since"] = utcnow()
                 self.store.compare_and_set(session, agent, **changes)
@@ -131,7 +133,7 @@ class AgentService:
         agent = self.store.peek(Agent, agent_id)
         return agent.secret_hash[:16] if agent else None
 
-    def authenticate(self, secret: str) -> dict | None:
+    def authenticate(self, secret: str) -> dict[str, Any] | None:
         agent_id = secret.split(".", 1)[0] if secret and "." in secret else None
         if not agent_id:
             return None
@@ -141,7 +143,7 @@ class AgentService:
         return as_dict(agent)
 
 
-def as_dict(agent: Agent) -> dict:
+def as_dict(agent: Agent) -> dict[str, Any]:
     return {
         "id": agent.id,
         "name": agent.name,

@@ -136,6 +136,7 @@ class Caller:
             return self.answers.apology(call.id if call else None, technical=call is None or verdict != "apology")
         if verdict == "goodbye":
             return twiml.goodbye()
+        assert call is not None  # only "apology" comes without the call
         return self.answers.hold(call.id, first=True)
 
     def _bridge_lost(self, session: Session, call: Call, dial_status: str) -> str:

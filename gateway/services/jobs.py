@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from gateway.adapters.store.db import ClaimedJob
+from gateway.adapters.store.db import ClaimedJob, Store
 from gateway.adapters.twilio_client import ProviderError
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict], None]
+Handler = Callable[[dict[str, Any]], None]  # a job's JSON payload
 LEASE_S = 30.0
 MAX_ATTEMPTS = 5
 # What a caller or an agent hears next (hold, a redirect, B's phone ringing): these run on a lane
@@ -40,12 +41,12 @@ class RetryLater(Exception):
 class JobRunner:
     def __init__(
         self,
-        store,
+        store: Store,
         *,
         threads: int = 8,
         poll_s: float = 0.25,
         lease_s: float = LEASE_S,
-        on_error: Callable[[str, dict, BaseException], None] | None = None,
+        on_error: Callable[[str, dict[str, Any], BaseException], None] | None = None,
     ):
         self.store = store
         self.handlers: dict[str, Handler] = {}
@@ -164,7 +165,7 @@ class JobRunner:
     def _run_one(self, job_id: int, urgent: bool, leased: ClaimedJob | None, submitted: float) -> None:
         try:
             fresh = leased is not None
-            if fresh and time.monotonic() - submitted > self.lease_s / 3:
+            if leased is not None and time.monotonic() - submitted > self.lease_s / 3:
                 leased, fresh = self.store.renew(leased, self.lease_s), False  # waited long: still ours?
                 if leased is None:
                     return
@@ -202,7 +203,7 @@ class JobRunner:
             self.store.finish_job(job.id)
         return True
 
-    def _give_up(self, job, exc: BaseException) -> None:
+    def _give_up(self, job: ClaimedJob, exc: BaseException) -> None:
         self.store.finish_job(job.id, error=f"{type(exc).__name__}: {exc}"[:500])
         if self.on_error:
             try:

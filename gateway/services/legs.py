@@ -8,6 +8,8 @@ undoes its provider side and frees the agent when it was their last live leg. Wh
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -116,6 +118,6 @@ class Legs:
         return True
 
 
-def dial_payload(leg: Leg) -> dict:
+def dial_payload(leg: Leg) -> dict[str, Any]:
     """What the dial_leg job needs to place the leg's call without reading it back."""
     return {"leg_id": leg.id, "to": leg.phone, "transfer": bool(leg.transfer_id)}

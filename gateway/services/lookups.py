@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -9,6 +11,18 @@ from gateway.adapters.store.models import Call, Leg, Transfer
 from gateway.domain import legs as L
 
 LIVE_LEG_STATES = (L.RINGING, L.ACCEPTED, L.JOINED)
+
+_Row = TypeVar("_Row", Call, Leg, Transfer)
+
+
+def existing(session: Session, model: type[_Row], key: str, *, fresh: bool = False) -> _Row:
+    """A row that must be there: one a foreign key of a row in hand points at (rows are never deleted
+    while a call is live; retention only clears transcripts and summaries). Its absence is a bug,
+    reported by name rather than as an AttributeError on None."""
+    row = session.get(model, key, populate_existing=fresh)
+    if row is None:
+        raise LookupError(f"{model.__name__} {key!r} is missing")
+    return row
 
 
 def call_by_sid(session: Session, sid: str) -> Call | None:

@@ -33,7 +33,15 @@ class RoomEvents:
         self.transfers = transfers
 
     def livekit_event(
-        self, *, event_id: str, name: str, room: str, identity: str, kind: str, attributes: dict, replaced: bool = False
+        self,
+        *,
+        event_id: str,
+        name: str,
+        room: str,
+        identity: str,
+        kind: str,
+        attributes: dict[str, str],
+        replaced: bool = False,
     ) -> None:
         """Dispatch one verified LiveKit webhook; a retried event id is ignored."""
         leaving = name in LEAVING and not replaced
@@ -66,7 +74,9 @@ class RoomEvents:
         )
 
     # ------------------------------------------------------------- joins
-    def participant_joined(self, session: Session, room: str, identity: str, kind: str, attributes: dict) -> None:
+    def participant_joined(
+        self, session: Session, room: str, identity: str, kind: str, attributes: dict[str, str]
+    ) -> None:
         leg = self._leg_for_participant(session, room, identity, kind, attributes)
         if leg is not None:
             self._leg_joined(session, leg, room)
@@ -114,7 +124,7 @@ class RoomEvents:
                 session, "remove_participant", {"room": room, "identity": identity, "call_id": stale.call_id}
             )
 
-    def _caller_joined(self, session: Session, room: str, identity: str, attributes: dict) -> None:
+    def _caller_joined(self, session: Session, room: str, identity: str, attributes: dict[str, str]) -> None:
         call = session.execute(select(Call).where(Call.room == room, Call.state != C.ENDED)).scalars().first()
         if call is None:
             return
@@ -156,7 +166,9 @@ class RoomEvents:
         self.store.record(session, call.id, "caller_connected", room=room, agents=[leg_.agent_id for leg_ in joined])
 
     # ------------------------------------------------------------ leaves
-    def participant_left(self, session: Session, room: str, identity: str, kind: str, attributes: dict) -> None:
+    def participant_left(
+        self, session: Session, room: str, identity: str, kind: str, attributes: dict[str, str]
+    ) -> None:
         leg = self._leg_for_participant(session, room, identity, kind, attributes, joined_only=True)
         if leg is not None:
             self.agent_legs.leg_left(session, leg, "left the room")
@@ -174,7 +186,13 @@ class RoomEvents:
             self.agent_legs.leg_left(session, leg, "room closed")
 
     def _leg_for_participant(
-        self, session: Session, room: str, identity: str, kind: str, attributes: dict, joined_only: bool = False
+        self,
+        session: Session,
+        room: str,
+        identity: str,
+        kind: str,
+        attributes: dict[str, str],
+        joined_only: bool = False,
     ) -> Leg | None:
         states = (L.JOINED,) if joined_only else LIVE_LEG_STATES
         leg_id = attributes.get("gw.leg")

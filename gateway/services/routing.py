@@ -34,23 +34,29 @@ class Routing:
         Candidates are read in idle order with FOR UPDATE SKIP LOCKED (on Postgres), so calls
         arriving together are each given a different agent instead of fighting over one row.
         """
-        if tried is None:
-            tried = session.execute(
-                select(Leg.agent_id).where(Leg.call_id == call.id, Leg.transfer_id.is_(None))
-            ).scalars()
-        tried = set(tried)
+        tried_ids = (
+            set(tried)
+            if tried is not None
+            else {
+                agent_id
+                for agent_id in session.execute(
+                    select(Leg.agent_id).where(Leg.call_id == call.id, Leg.transfer_id.is_(None))
+                ).scalars()
+                if agent_id is not None
+            }
+        )
         query = select(Agent).where(
             Agent.status == agent_rules.AVAILABLE, (Agent.browser.is_(True)) | Agent.phone.isnot(None)
         )
-        if tried:
-            query = query.where(Agent.id.not_in(tried))
+        if tried_ids:
+            query = query.where(Agent.id.not_in(tried_ids))
         # One row: locking several would hide free agents from calls arriving at the same moment.
         query = query.order_by(Agent.idle_since.asc().nulls_first(), Agent.id).limit(1)
         if not self.store.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         with session.no_autoflush:  # the new call's rows go in together at commit
             candidates = {a.id: a for a in session.execute(query.execution_options(populate_existing=True)).scalars()}
-        choice = agent_rules.pick_agent([agent_view(a) for a in candidates.values()], exclude=list(tried))
+        choice = agent_rules.pick_agent([agent_view(a) for a in candidates.values()], exclude=list(tried_ids))
         if choice is None:
             return False
         agent = candidates[choice.id]

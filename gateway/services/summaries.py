@@ -6,7 +6,7 @@ stored wins. ``whisper_twiml`` is what B's phone hears before pressing 1 or 2.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,15 +17,20 @@ from gateway.adapters.store.models import Agent, Call, Leg, Message, Note, Trans
 from gateway.domain import agents as agent_rules
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
+from gateway.domain.summary import Summary
+from gateway.services.lookups import existing
 from gateway.services.ports import Gateway, ProviderErrors
+
+# What a summary is made from: the call's facts, its transcript as (speaker, text), A's notes.
+SummaryInputs = tuple[dict[str, object], list[tuple[str, str]], list[str]]
 
 
 class Summaries:
     def __init__(self, gw: Gateway, provider_errors: ProviderErrors):
         self.gw, self.store, self.provider_errors = gw, gw.store, provider_errors
 
-    def summary_inputs(self, session: Session, call_id: str) -> tuple[dict, list, list]:
-        call = session.get(Call, call_id)
+    def summary_inputs(self, session: Session, call_id: str) -> SummaryInputs:
+        call = existing(session, Call, call_id)
         lines = (
             session.execute(select(TranscriptLine).where(TranscriptLine.call_id == call_id).order_by(TranscriptLine.id))
             .scalars()
@@ -44,7 +49,7 @@ class Summaries:
     def summarize(self, transfer_id: str) -> None:
         """OpenAI within the deadline; the local summary otherwise. First writer wins."""
 
-        def read(session: Session):
+        def read(session: Session) -> tuple[datetime, SummaryInputs] | None:
             transfer = session.get(Transfer, transfer_id)
             if transfer is None or transfer.summary is not None:
                 return None
@@ -72,7 +77,7 @@ class Summaries:
         self.store_summary(transfer_id, summary, source, error)
 
     def summary_deadline(self, transfer_id: str) -> None:
-        def read(session: Session):
+        def read(session: Session) -> SummaryInputs | None:
             transfer = session.get(Transfer, transfer_id)
             if transfer is None or transfer.summary is not None:
                 return None
@@ -82,7 +87,7 @@ class Summaries:
         if inputs is not None:
             self.store_summary(transfer_id, S.fallback(*inputs), "fallback", "deadline passed")
 
-    def store_summary(self, transfer_id: str, summary: dict, source: str, error: str | None) -> None:
+    def store_summary(self, transfer_id: str, summary: Summary, source: str, error: str | None) -> None:
         def work(session: Session) -> None:
             transfer = session.get(Transfer, transfer_id, populate_existing=True)
             if transfer is None or transfer.summary is not None:
@@ -118,7 +123,7 @@ class Summaries:
         agent = session.get(Agent, transfer.target_agent_id) if transfer.target_agent_id else None
         return agent.phone if agent else None
 
-    def summary_now(self, call_id: str) -> tuple[dict, str]:
+    def summary_now(self, call_id: str) -> tuple[Summary, str]:
         """On demand (seed endpoint): the same inputs and deadline as a transfer's summary."""
         facts, transcript, notes = self.store.read(lambda s: self.summary_inputs(s, call_id))
         if self.gw.summarizer is not None:
@@ -140,7 +145,7 @@ class Summaries:
         self.store.run(work)
 
     def send_sms(self, transfer_id: str, to: str) -> None:
-        def read(session: Session):
+        def read(session: Session) -> tuple[Transfer | None, str]:
             transfer = session.get(Transfer, transfer_id)
             source = session.get(Agent, transfer.source_agent_id) if transfer else None
             return transfer, (source.name if source else "an agent")
@@ -175,7 +180,7 @@ class Summaries:
     def whisper_twiml(self, leg: Leg) -> str:
         """B's phone: the summary spoken, then press 1 / 2. Waits briefly if it is not ready yet."""
 
-        def read(session: Session):
+        def read(session: Session) -> tuple[Transfer | None, str]:
             transfer = session.get(Transfer, leg.transfer_id)
             source = session.get(Agent, transfer.source_agent_id) if transfer else None
             return transfer, (source.name if source else "an agent")

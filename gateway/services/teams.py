@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins  # list[...] inside TeamService would name its list() method
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -27,20 +29,19 @@ class TeamService:
         hold_music_url: str | None = None,
         max_wait_s: float | None = None,
         numbers: Sequence[str] = (),
-    ) -> dict:
+    ) -> dict[str, Any]:
         Q.validate_team(team_id, name, hold_music_url, max_wait_s)
         for number in numbers:
             Q.validate_number(number)
 
-        def work(session: Session) -> dict:
+        def work(session: Session) -> dict[str, Any]:
             if session.get(Team, team_id) is not None:
                 raise Q.InvalidTeam(f"team {team_id!r} already exists")
-            session.add(
-                Team(id=team_id, name=name.strip(), hold_music_url=hold_music_url, max_wait_s=max_wait_s, version=1)
-            )
+            team = Team(id=team_id, name=name.strip(), hold_music_url=hold_music_url, max_wait_s=max_wait_s, version=1)
+            session.add(team)
             self._map_numbers(session, team_id, numbers)
             session.flush()
-            return self._as_dict(session, session.get(Team, team_id))
+            return self._as_dict(session, team)
 
         return self.store.run(work)
 
@@ -48,25 +49,30 @@ class TeamService:
         self,
         team_id: str,
         *,
-        name=_UNSET,
-        hold_music_url=_UNSET,
-        max_wait_s=_UNSET,
+        # Each is what the request gave (validated below), or _UNSET when it left the field alone.
+        name: Any = _UNSET,
+        hold_music_url: Any = _UNSET,
+        max_wait_s: Any = _UNSET,
         numbers: Sequence[str] | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Change a team's settings; ``numbers`` (when given) replaces its mapped numbers."""
         for number in numbers or ():
             Q.validate_number(number)
 
-        def work(session: Session) -> dict:
+        def work(session: Session) -> dict[str, Any]:
             team = self._team(session, team_id)
-            changes = {}
+            changes: dict[str, Any] = {}
             if name is not _UNSET:
                 changes["name"] = (name or "").strip()
             if hold_music_url is not _UNSET:
                 changes["hold_music_url"] = hold_music_url or None
             if max_wait_s is not _UNSET:
                 changes["max_wait_s"] = max_wait_s
-            merged = {"name": team.name, "hold_music_url": team.hold_music_url, "max_wait_s": team.max_wait_s}
+            merged: dict[str, Any] = {
+                "name": team.name,
+                "hold_music_url": team.hold_music_url,
+                "max_wait_s": team.max_wait_s,
+            }
             merged.update(changes)
             Q.validate_team(team_id, merged["name"], merged["hold_music_url"], merged["max_wait_s"])
             if changes:
@@ -103,14 +109,14 @@ class TeamService:
 
         self.store.run(work)
 
-    def list(self) -> list[dict]:
-        def work(session: Session) -> list[dict]:
+    def list(self) -> list[dict[str, Any]]:
+        def work(session: Session) -> list[dict[str, Any]]:
             return [self._as_dict(session, t) for t in session.execute(select(Team).order_by(Team.id)).scalars()]
 
         return self.store.read(work)
 
-    def get(self, team_id: str) -> dict | None:
-        def work(session: Session) -> dict | None:
+    def get(self, team_id: str) -> dict[str, Any] | None:
+        def work(session: Session) -> dict[str, Any] | None:
             team = session.get(Team, team_id)
             return self._as_dict(session, team) if team else None
 
@@ -125,7 +131,7 @@ class TeamService:
         return Q.DEFAULT_TEAM
 
     # ------------------------------------------------------- membership
-    def set_agent_teams(self, agent_id: str, teams: Sequence[str]) -> list[str]:
+    def set_agent_teams(self, agent_id: str, teams: Sequence[str]) -> builtins.list[str]:
         teams = Q.validate_team_list(teams)
 
         def work(session: Session) -> list[str]:
@@ -150,7 +156,7 @@ class TeamService:
             session.add(AgentTeam(agent_id=agent_id, team_id=team))
 
     @staticmethod
-    def teams_of(session: Session, agent_ids: Sequence[str]) -> dict[str, list[str]]:
+    def teams_of(session: Session, agent_ids: Sequence[str]) -> dict[str, builtins.list[str]]:
         rows = session.execute(
             select(AgentTeam.agent_id, AgentTeam.team_id)
             .where(AgentTeam.agent_id.in_(list(agent_ids)))
@@ -179,7 +185,7 @@ class TeamService:
                 session.add(TeamNumber(number=number, team_id=team_id))
 
     @staticmethod
-    def _as_dict(session: Session, team: Team) -> dict:
+    def _as_dict(session: Session, team: Team) -> dict[str, Any]:
         members = session.execute(
             select(AgentTeam.agent_id).where(AgentTeam.team_id == team.id).order_by(AgentTeam.agent_id)
         ).scalars()

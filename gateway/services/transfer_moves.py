@@ -6,6 +6,8 @@ and the agents' requests (``transfers``) decide which move follows which event.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +20,7 @@ from gateway.domain import legs as L
 from gateway.domain import transfers as T
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs, dial_payload
-from gateway.services.lookups import LIVE_LEG_STATES
+from gateway.services.lookups import LIVE_LEG_STATES, existing
 from gateway.services.ports import Gateway
 from gateway.services.routing import Routing
 
@@ -109,7 +111,7 @@ class TransferMoves:
             self.apply(session, transfer, "target_dialed")
 
     # ---------------------------------------------------------- transitions
-    def apply(self, session: Session, transfer: Transfer, event: str, **changes) -> bool:
+    def apply(self, session: Session, transfer: Transfer, event: str, **changes: Any) -> bool:
         """Offer an event; True if the state changed. Terminal states clear the active-call lock."""
         was = transfer.state
         try:
@@ -132,7 +134,7 @@ class TransferMoves:
     # -------------------------------------------------------------- moves
     def connect_caller(self, session: Session, transfer: Transfer) -> None:
         self.apply(session, transfer, "connect")
-        call = session.get(Call, transfer.call_id, populate_existing=True)
+        call = existing(session, Call, transfer.call_id, fresh=True)
         self.bridge_caller(session, call, transfer.consult_room, transfer)
 
     def bridge_caller(self, session: Session, call: Call, room: str, transfer: Transfer | None) -> None:
@@ -160,7 +162,7 @@ class TransferMoves:
             )
         ).scalars():
             self.legs.end_leg(session, leg, "cancel", reason)
-        call = session.get(Call, transfer.call_id, populate_existing=True)
+        call = existing(session, Call, transfer.call_id, fresh=True)
         target = session.get(Leg, transfer.target_leg_id) if transfer.target_leg_id else None
         joined_target = (
             session.execute(
@@ -173,7 +175,8 @@ class TransferMoves:
             .scalars()
             .first()
         )
-        owner = (joined_target or target).agent_id if (joined_target or target) else None
+        owner_leg = joined_target or target
+        owner = owner_leg.agent_id if owner_leg else None
         self.store.compare_and_set(session, call, agent_id=owner)
         self.store.record(
             session,

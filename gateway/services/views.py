@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Agent, Call, Leg, Note, TimelineEntry, TranscriptLine, Transfer, utcnow
 from gateway.domain import legs as L
 from gateway.domain import transfers as T
+from gateway.services.lookups import existing
 
 
 def iso(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="milliseconds") + "Z" if dt else None
 
 
-def call_dict(call: Call) -> dict:
+def call_dict(call: Call) -> dict[str, Any]:
     return {
         "id": call.id,
         "twilio_sid": call.twilio_sid,
@@ -32,7 +35,7 @@ def call_dict(call: Call) -> dict:
     }
 
 
-def transfer_dict(t: Transfer, target_joined: bool = False) -> dict:
+def transfer_dict(t: Transfer, target_joined: bool = False) -> dict[str, Any]:
     """``target_joined``: B is in the consult room (only read while that decides an action)."""
     return {
         "id": t.id,
@@ -54,7 +57,7 @@ def transfer_dict(t: Transfer, target_joined: bool = False) -> dict:
     }
 
 
-def _transfer_view(s, t: Transfer) -> dict:
+def _transfer_view(s: Session, t: Transfer) -> dict[str, Any]:
     joined = False
     if t.state == T.TARGET_ACCEPTED:  # the only state where B's presence changes what A may do
         joined = (
@@ -71,7 +74,7 @@ def _transfer_view(s, t: Transfer) -> dict:
     return transfer_dict(t, joined)
 
 
-def entry_dict(e: TimelineEntry) -> dict:
+def entry_dict(e: TimelineEntry) -> dict[str, Any]:
     return {
         "id": e.id,
         "call_id": e.call_id,
@@ -87,7 +90,7 @@ class Views:
     def __init__(self, store: Store):
         self.store = store
 
-    def call(self, call_id: str) -> dict | None:
+    def call(self, call_id: str) -> dict[str, Any] | None:
         return self.store.read(lambda s: (lambda c: call_dict(c) if c else None)(s.get(Call, call_id)))
 
     def agent_on_call(self, agent_id: str, call_id: str) -> bool:
@@ -98,7 +101,7 @@ class Views:
             )
         )
 
-    def timeline(self, call_id: str, after_id: int = 0) -> list[dict]:
+    def timeline(self, call_id: str, after_id: int = 0) -> list[dict[str, Any]]:
         return self.store.read(
             lambda s: [
                 entry_dict(e)
@@ -110,10 +113,10 @@ class Views:
             ]
         )
 
-    def events_for_agent(self, agent_id: str, after_id: int, limit: int = 200) -> list[dict]:
+    def events_for_agent(self, agent_id: str, after_id: int, limit: int = 200) -> list[dict[str, Any]]:
         """Timeline entries of every call the agent is or was part of (the console's event stream)."""
 
-        def work(s):
+        def work(s: Session) -> list[dict[str, Any]]:
             call_ids = select(Leg.call_id).where(Leg.agent_id == agent_id)
             rows = s.execute(
                 select(TimelineEntry)
@@ -133,7 +136,7 @@ class Views:
             lambda s: s.execute(select(TimelineEntry.id).order_by(TimelineEntry.id.desc()).limit(1)).scalar() or 0
         )
 
-    def transcript(self, call_id: str) -> list[dict]:
+    def transcript(self, call_id: str) -> list[dict[str, Any]]:
         return self.store.read(
             lambda s: [
                 {"speaker": line.speaker, "text": line.text, "at": iso(line.at)}
@@ -143,7 +146,7 @@ class Views:
             ]
         )
 
-    def notes(self, call_id: str) -> list[dict]:
+    def notes(self, call_id: str) -> list[dict[str, Any]]:
         return self.store.read(
             lambda s: [
                 {"agent_id": n.agent_id, "text": n.text, "at": iso(n.at)}
@@ -151,10 +154,10 @@ class Views:
             ]
         )
 
-    def offers(self, agent_id: str) -> list[dict]:
+    def offers(self, agent_id: str) -> list[dict[str, Any]]:
         """Ringing browser legs: incoming calls and incoming transfers for this agent."""
 
-        def work(s):
+        def work(s: Session) -> list[dict[str, Any]]:
             out = []
             legs = s.execute(
                 select(Leg)
@@ -162,8 +165,8 @@ class Views:
                 .order_by(Leg.created_at)
             ).scalars()
             for leg in legs:
-                call = s.get(Call, leg.call_id)
-                offer = {
+                call = existing(s, Call, leg.call_id)
+                offer: dict[str, Any] = {
                     "leg_id": leg.id,
                     "call_id": call.id,
                     "caller": call.from_number,
@@ -172,7 +175,7 @@ class Views:
                     "waiting_s": round((utcnow() - call.created_at).total_seconds(), 1),
                 }
                 if leg.transfer_id:
-                    t = s.get(Transfer, leg.transfer_id)
+                    t = existing(s, Transfer, leg.transfer_id)
                     source = s.get(Agent, t.source_agent_id)
                     offer.update(transfer=transfer_dict(t), from_agent=source.name if source else t.source_agent_id)
                 out.append(offer)
@@ -180,7 +183,7 @@ class Views:
 
         return self.store.read(work)
 
-    def active_legs(self, agent_id: str) -> list[dict]:
+    def active_legs(self, agent_id: str) -> list[dict[str, Any]]:
         return self.store.read(
             lambda s: [
                 {
@@ -208,10 +211,10 @@ class Views:
             )
         )
 
-    def calls_today(self, agent_id: str | None) -> list[dict]:
+    def calls_today(self, agent_id: str | None) -> list[dict[str, Any]]:
         since = utcnow() - timedelta(hours=24)
 
-        def work(s):
+        def work(s: Session) -> list[dict[str, Any]]:
             query = select(Call).where(Call.created_at >= since).order_by(Call.created_at.desc()).limit(200)
             if agent_id:
                 query = query.where(Call.id.in_(select(Leg.call_id).where(Leg.agent_id == agent_id)))
@@ -219,9 +222,9 @@ class Views:
 
         return self.store.read(work)
 
-    def live_rooms(self) -> list[dict]:
-        def work(s):
-            rooms = {}
+    def live_rooms(self) -> list[dict[str, Any]]:
+        def work(s: Session) -> list[dict[str, Any]]:
+            rooms: dict[str, dict[str, Any]] = {}
             for call in s.execute(select(Call).where(Call.state != "ended")).scalars():
                 rooms.setdefault(call.room, {"room": call.room, "call_id": call.id, "kind": "call"})
             for t in s.execute(select(Transfer).where(Transfer.active_call_id.isnot(None))).scalars():
@@ -230,10 +233,10 @@ class Views:
 
         return self.store.read(work)
 
-    def transfer(self, transfer_id: str) -> dict | None:
+    def transfer(self, transfer_id: str) -> dict[str, Any] | None:
         return self.store.read(lambda s: (lambda t: _transfer_view(s, t) if t else None)(s.get(Transfer, transfer_id)))
 
-    def transfers_of_call(self, call_id: str) -> list[dict]:
+    def transfers_of_call(self, call_id: str) -> list[dict[str, Any]]:
         return self.store.read(
             lambda s: [
                 _transfer_view(s, t)

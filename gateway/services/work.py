@@ -8,6 +8,7 @@ its kind in ``register``, and ``store.enqueue(session, "<kind>", payload)`` wher
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from gateway.services.agent_legs import AgentLegs
 from gateway.services.caller import Caller
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
+from gateway.services.lookups import existing
 from gateway.services.ports import Gateway, LiveKitHealth, ProviderErrors
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
@@ -71,11 +73,11 @@ class ProviderWork:
             runner.register(kind, handler)
         runner.on_error = self.on_error
 
-    def _load(self, model, key):
+    def _load(self, model: type[Any], key: str) -> Any:  # the row's columns by name (Store.peek), or None
         return self.store.peek(model, key)  # a look before a provider call: no ORM session needed
 
     # ------------------------------------------------------------- LiveKit
-    def create_room(self, p: dict) -> None:
+    def create_room(self, p: dict[str, Any]) -> None:
         call = self._load(Call, p["call_id"])
         if call is None or call.state == C.ENDED:
             return
@@ -93,17 +95,17 @@ class ProviderWork:
             raise
         self.livekit.recovered()
 
-    def delete_room(self, p: dict) -> None:
+    def delete_room(self, p: dict[str, Any]) -> None:
         self.gw.rooms.delete_room(p["room"])
 
-    def remove_participant(self, p: dict) -> None:
+    def remove_participant(self, p: dict[str, Any]) -> None:
         self.gw.rooms.remove_participant(p["room"], p["identity"])
 
-    def move_participant(self, p: dict) -> None:
+    def move_participant(self, p: dict[str, Any]) -> None:
         self.gw.rooms.move_participant(p["room"], p["identity"], p["destination"])
 
     # -------------------------------------------------------------- Twilio
-    def dial_leg(self, p: dict) -> None:
+    def dial_leg(self, p: dict[str, Any]) -> None:
         gw = self.gw
         if p.get("_fresh") and "to" in p:
             # Straight from the commit that created the leg: it is ringing and not dialled yet
@@ -123,7 +125,7 @@ class ProviderWork:
         )
 
         def save(session: Session) -> str:
-            fresh = session.get(Leg, leg_id, populate_existing=True)
+            fresh = existing(session, Leg, leg_id, fresh=True)
             if not fresh.twilio_sid:
                 self.store.compare_and_set(session, fresh, twilio_sid=sid)
             return fresh.state
@@ -134,12 +136,12 @@ class ProviderWork:
         elif for_transfer:
             self.transfer_events.on_target_dialed(leg_id)
 
-    def hangup_leg(self, p: dict) -> None:
+    def hangup_leg(self, p: dict[str, Any]) -> None:
         leg = self._load(Leg, p["leg_id"])
         if leg is not None and leg.twilio_sid:
             self.gw.telephony.hangup(leg.twilio_sid)
 
-    def redirect_caller(self, p: dict) -> None:
+    def redirect_caller(self, p: dict[str, Any]) -> None:
         bridging = p["path"] == "/twilio/bridge"
 
         def claim(session: Session) -> str | None:
@@ -156,13 +158,13 @@ class ProviderWork:
         if sid:
             self.gw.telephony.redirect(sid, self.gw.urls(p["path"], call=p["call_id"]))
 
-    def redirect_leg(self, p: dict) -> None:
+    def redirect_leg(self, p: dict[str, Any]) -> None:
         leg = self._load(Leg, p["leg_id"])
         if leg is None or leg.state not in (L.ACCEPTED, L.JOINED) or not leg.twilio_sid:
             return
         self.gw.telephony.redirect(leg.twilio_sid, self.gw.urls(p["path"], leg=leg.id))
 
-    def hold_caller(self, p: dict) -> None:
+    def hold_caller(self, p: dict[str, Any]) -> None:
         call = self._load(Call, p["call_id"])
         if call is None or call.state != C.ON_HOLD:
             return
@@ -170,7 +172,7 @@ class ProviderWork:
         self.transfer_events.on_caller_held(p["transfer_id"])
 
     # ----------------------------------------------------------- retention
-    def purge_call_data(self, p: dict) -> None:
+    def purge_call_data(self, p: dict[str, Any]) -> None:
         """Transcripts and summaries do not outlive the retention period."""
         store: Store = self.store
 
@@ -184,7 +186,7 @@ class ProviderWork:
         store.run(work)
 
     # -------------------------------------------------------------- failure
-    def on_error(self, kind: str, payload: dict, exc: BaseException) -> None:
+    def on_error(self, kind: str, payload: dict[str, Any], exc: BaseException) -> None:
         """A job gave up. Record it on the call's timeline and keep the caller safe."""
         provider = getattr(exc, "provider", "gateway")
         self.provider_errors(provider, getattr(exc, "kind", type(exc).__name__))
@@ -194,7 +196,9 @@ class ProviderWork:
         if kind == "hold_caller":
             self.transfer_events.hold_failed(payload["transfer_id"], str(exc)[:120])
 
-    def _record_failure(self, session: Session, kind: str, payload: dict, provider: str, exc: BaseException) -> None:
+    def _record_failure(
+        self, session: Session, kind: str, payload: dict[str, Any], provider: str, exc: BaseException
+    ) -> None:
         call_id = payload.get("call_id")
         leg = session.get(Leg, payload["leg_id"]) if payload.get("leg_id") else None
         if leg is not None:
