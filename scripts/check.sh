@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 "$PY" -m ruff check gateway twiml tests bench
 "$PY" -m ruff format --check gateway twiml tests bench
+"$PY" -m mypy   # gateway/ and twiml/, as [tool.mypy] in pyproject.toml says
