@@ -12,6 +12,7 @@ import sys
 from dotenv import load_dotenv
 
 from gateway import config, create_app
+from gateway.sandbox.runtime import SandboxPortInUse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run the warm-transfer gateway in one process on PORT (default 5000). With no Twilio and "
             "LiveKit credentials in the environment or .env it runs in sandbox mode: Twilio, LiveKit and "
-            "OpenAI are loopback doubles on ports 7880-7882. For production use gunicorn (see Procfile)."
+            "OpenAI are loopback doubles on ports SANDBOX_BASE_PORT to SANDBOX_BASE_PORT+2 (default 7880-7882). "
+            "For production use gunicorn (see Procfile)."
         ),
         epilog=(
             "Configuration is read from environment variables (.env.example lists them). Other commands: "
@@ -40,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app(settings)
     services = app.extensions["gateway"]
-    services.start()
+    try:
+        services.start()
+    except SandboxPortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if services.sandbox is not None:
         twilio_url = services.sandbox.twilio.url
         print(

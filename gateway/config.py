@@ -41,7 +41,7 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ("DATABASE_URL", False, "SQLAlchemy URL; postgres:// accepted. Default: sqlite:///gateway.db."),
     ("PUBLIC_BASE_URL", True, "Public https origin Twilio calls; builds callback URLs and validates signatures."),
     ("ADMIN_TOKEN", False, "Bearer token for the admin REST API (/api/admin/…)."),
-    ("SECRET_KEY", False, "Signs console session cookies. Required outside sandbox."),
+    ("SECRET_KEY", True, "Signs console session cookies (any long random string)."),
     ("RING_TIMEOUT_S", False, "Seconds an agent is rung before the next one is tried. Default: 20."),
     ("QUEUE_TIMEOUT_S", False, "Seconds a caller waits for any agent before the apology/voicemail. Default: 120."),
     ("SUMMARY_DEADLINE_S", False, "Seconds to wait for OpenAI before the local summary is used. Default: 3."),
@@ -171,7 +171,13 @@ def load(env: Mapping[str, str]) -> Settings:
     values: dict = {"sandbox": sandbox}
 
     if not sandbox:
+        # Everything missing is named in one message, so a deployer fixes it in one pass.
         missing = [name for name, required, _ in VARIABLES if required and not get(name)]
+        if not (get("LIVEKIT_SIP_USERNAME") and get("LIVEKIT_SIP_PASSWORD")) and not get(
+            "LIVEKIT_SIP_ALLOWED_ADDRESSES"
+        ):
+            # LiveKit refuses an inbound trunk with neither ("for security, one of the fields must be set").
+            missing.append("LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD (or LIVEKIT_SIP_ALLOWED_ADDRESSES)")
         if missing:
             raise ConfigError(
                 "missing configuration: "
@@ -195,8 +201,6 @@ def load(env: Mapping[str, str]) -> Settings:
             livekit_sip_host=get("LIVEKIT_SIP_HOST"),
             public_base_url=_url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http")),
         )
-        if not get("SECRET_KEY"):
-            raise ConfigError("missing configuration: SECRET_KEY (signs agent console sessions)")
         values["secret_key"] = get("SECRET_KEY")
     elif get("PUBLIC_BASE_URL"):
         values["public_base_url"] = _url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http"))

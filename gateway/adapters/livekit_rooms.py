@@ -128,6 +128,13 @@ class LiveKitRooms:
         response = self._call("list rooms", lambda c: c.room.list_rooms(api.ListRoomsRequest()))
         return list(response.rooms)
 
+    def dispatch_rule_names(self) -> list[str]:
+        """Names of the project's SIP dispatch rules (readiness: has provision made ours?)."""
+        response = self._call(
+            "list dispatch rules", lambda c: c.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())
+        )
+        return [rule.name for rule in response.items]
+
     def list_participants(self, room: str) -> list:
         response = self._call(
             "list participants",

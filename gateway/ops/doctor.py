@@ -23,7 +23,7 @@ from gateway.adapters.store import Store
 from gateway.config import ConfigError, Settings
 from gateway.ops import checks
 from gateway.ops.providers import describe_error, run_livekit, telephony
-from gateway.ops.provision import DONE, FAILED, SKIPPED, UNCHANGED, provision
+from gateway.ops.provision import DONE, FAILED, SKIPPED, UNCHANGED, WOULD_CREATE, provision
 from gateway.ops.settings import OpsSettings
 
 PASS, FAIL, WARN = "PASS", "FAIL", "WARN"
@@ -225,6 +225,9 @@ def _provisioning(settings: Settings, ops: OpsSettings) -> Check:
     if drift:
         if settings.sandbox:  # the sandbox sets up its own doubles when it starts: informative only
             return Check("provisioning", WARN, "; ".join(drift), "none needed in sandbox mode")
+        if report.outcome("LiveKit dispatch rule") == WOULD_CREATE:
+            # Nothing routes callers to a room the gateway watches until provision has run once.
+            return Check("provisioning", FAIL, "not provisioned: " + "; ".join(drift), PROVISION_FIX)
         return Check("provisioning", FAIL, "; ".join(drift), PROVISION_FIX)
     return Check("provisioning", PASS, "LiveKit trunk, dispatch rule and Twilio number webhooks match")
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
+import click
 from flask import g, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -59,13 +60,18 @@ class PhoneNumberFilter(logging.Filter):
         return True
 
 
+# Terminal colour codes: werkzeug colours its request lines when stderr is a terminal, and a JSON
+# log line must carry the text, not the escape sequences.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": ANSI_ESCAPE.sub("", record.getMessage()),
         }
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
@@ -87,14 +93,39 @@ def json_handler(stream: TextIO) -> logging.Handler:
     return handler
 
 
+class PlainFormatter(logging.Formatter):
+    """One line a person reads: ``warning: SANDBOX MODE: …``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + mask_phone_numbers(self.formatException(record.exc_info))
+        return line
+
+
+def _command_in_a_terminal(stream: TextIO) -> bool:
+    """A CLI command (flask --app gateway …, the gateway script) whose diagnostics a person reads.
+    The server (gunicorn, python -m gateway) builds its app outside any click command."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return tty and click.get_current_context(silent=True) is not None
+
+
 def install_logging(level: str) -> None:
-    """JSON lines on stderr from the root logger; replaces a plain ``basicConfig`` handler."""
+    """Diagnostics on stderr from the root logger, never stdout (a command's data goes there):
+    JSON lines for the server and for anything read by a machine; plain lines for a CLI command
+    in a terminal. Replaces a plain ``basicConfig`` handler."""
     root = logging.getLogger()
     if any(getattr(h, "gateway_json", False) for h in root.handlers):
         return
     for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
         root.removeHandler(handler)
-    root.addHandler(json_handler(sys.stderr))
+    handler = json_handler(sys.stderr)
+    if _command_in_a_terminal(sys.stderr):
+        handler.setFormatter(PlainFormatter())
+    root.addHandler(handler)
     root.setLevel(level)
     # The twilio client logs every REST request at INFO (method, URL, each header): one line per
     # header on a busy gateway. Our own job and timeline records already say what was done.

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.adapters.twilio_client import ProviderError
 from gateway.ops import checks, observability
+from gateway.ops.provision import DISPATCH_RULE_NAME
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
@@ -64,6 +65,26 @@ def _livekit_ready(rooms) -> dict:
     return {"ok": True}
 
 
+NOT_PROVISIONED = (
+    "not provisioned: LiveKit has no {rule!r} dispatch rule, so a caller's SIP leg reaches no room the gateway "
+    "watches (ringback until a timeout); run `flask --app gateway provision` once with these credentials"
+)
+
+
+def _provisioned(rooms) -> dict:
+    """The dispatch rule provision makes, by name: without it no call can reach an agent."""
+    future = _probes.submit(rooms.dispatch_rule_names)
+    try:
+        names = future.result(timeout=LIVEKIT_PROBE_S)
+    except FutureTimeout:
+        return {"ok": False, "detail": f"no answer within {LIVEKIT_PROBE_S:g} s"}
+    except ProviderError as exc:
+        return {"ok": False, "detail": exc.kind}
+    if DISPATCH_RULE_NAME not in names:
+        return {"ok": False, "detail": NOT_PROVISIONED.format(rule=DISPATCH_RULE_NAME)}
+    return {"ok": True}
+
+
 @bp.get("/readyz")
 def readyz():
     gw = _services().gw
@@ -78,6 +99,7 @@ def readyz():
     else:
         results = {"database": {"ok": True}, "migrations": {"ok": schema.current, "detail": schema.describe()}}
     results["livekit"] = _livekit_ready(gw.rooms)
+    results["provisioning"] = _provisioned(gw.rooms)
     ready = all(r["ok"] for r in results.values())
     warnings = {}
     if results["database"]["ok"]:

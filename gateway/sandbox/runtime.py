@@ -7,8 +7,10 @@ OPENAI_BASE_URL), so sandbox mode exercises the real code paths.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 from dataclasses import replace
 
 from gateway.config import Settings
@@ -112,6 +114,29 @@ class Doubles:
                     log.exception("stopping %s failed", type(double).__name__)
 
 
+class SandboxPortInUse(RuntimeError):
+    """A port the doubles need is taken; the message says how to pick others."""
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Refuse with the variable to change before any double binds: werkzeug's own message
+    ("Port 7880 is in use…") names neither SANDBOX_BASE_PORT nor which double it was, and exits."""
+    for name, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is free
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                base = ports["livekit_port"]
+                raise SandboxPortInUse(
+                    f"sandbox port {port} ({name.removesuffix('_port')} double) is in use: another gateway or program "
+                    f"holds it. The sandbox uses SANDBOX_BASE_PORT (now {base}) and the next two ports; "
+                    f"start with another base, e.g. SANDBOX_BASE_PORT={base + 10} PORT=5001"
+                ) from None
+
+
 class Sandbox:
     """Sandbox mode for ``create_app``: fixed loopback ports, started with the app's background work."""
 
@@ -132,6 +157,7 @@ class Sandbox:
     def start(self) -> None:
         if self.doubles is not None:
             return
+        check_ports_free(self.ports)
         self.doubles = Doubles(
             livekit_port=self.ports["livekit_port"],
             twilio_port=self.ports["twilio_port"],

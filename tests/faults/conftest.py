@@ -84,6 +84,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     ):
         terminalreporter.write_line(f"{key:>24}: {result[key]}")
     terminalreporter.write_line(f"{'database':>24}: {database}, {result['seconds']} s")
+    if os.environ.get("FAULT_COUNTS_WRITE") != "1":
+        # A test run never modifies tracked files: the published counts are rewritten only on request.
+        terminalreporter.write_line(
+            f"{'not written':>24}: set FAULT_COUNTS_WRITE=1 to update {COUNTS_FILE.relative_to(ROOT)}"
+        )
+        return
     modules = {p.name for p in Path(__file__).parent.glob("test_*.py")}
     if not modules <= _modules_seen:
         terminalreporter.write_line(

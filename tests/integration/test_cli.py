@@ -3,6 +3,7 @@ console script, and `python -m gateway --help`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -117,3 +118,69 @@ def test_python_m_gateway_help_prints_usage_and_starts_nothing(database_url, tmp
     assert "Running on" not in helped.stderr and "SANDBOX MODE" not in helped.stderr
     refused = _run([sys.executable, "-m", "gateway", "--port", "5001"], env, tmp_path)
     assert refused.returncode == 2 and "unrecognized arguments: --port" in refused.stderr
+
+
+def test_cli_data_on_stdout_and_a_plain_sandbox_warning_on_a_terminal(database_url, tmp_path):
+    """Piped stdout carries only the credential; the terminal (a pty on stderr) reads one plain warning."""
+    import pty
+
+    env = _sandbox_environment(database_url)
+    primary, secondary = pty.openpty()
+    try:
+        added = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "gateway", "agents", "add", "fay", "--name", "Fay"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            text=True,
+            timeout=120,
+        )
+        os.close(secondary)
+        terminal = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the writer has closed
+                break
+            if not chunk:
+                break
+            terminal += chunk
+    finally:
+        os.close(primary)
+    assert added.returncode == 0
+    assert added.stdout.splitlines()[-1].startswith("fay.") and "{" not in added.stdout
+    lines = terminal.decode().splitlines()
+    warnings = [line for line in lines if "SANDBOX MODE" in line]
+    assert warnings == [
+        "warning: SANDBOX MODE: no Twilio or LiveKit credentials are set; every provider is a loopback double."
+    ], lines
+
+
+def test_the_server_logs_json_without_colour_codes():
+    import logging
+
+    from gateway.ops.observability import JsonFormatter
+
+    record = logging.LogRecord(
+        "werkzeug", logging.INFO, __file__, 1, '127.0.0.1 - "\x1b[32mGET /console HTTP/1.1\x1b[0m" 200 -', None, None
+    )
+    line = JsonFormatter().format(record)
+    assert "\x1b" not in line and "\\u001b" not in line
+    assert json.loads(line)["msg"] == '127.0.0.1 - "GET /console HTTP/1.1" 200 -'
+
+
+def test_a_taken_sandbox_port_names_sandbox_base_port(database_url, tmp_path):
+    import socket
+
+    env = _sandbox_environment(database_url)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        # Were the port not checked, the gateway would serve until the timeout and the test would fail.
+        env.update(SANDBOX_BASE_PORT=str(taken), PORT="1")
+        started = _run([sys.executable, "-m", "gateway"], env, tmp_path)
+    assert started.returncode == 2
+    assert f"sandbox port {taken} (livekit double) is in use" in started.stderr
+    assert "SANDBOX_BASE_PORT" in started.stderr

@@ -64,6 +64,8 @@ def test_unapplied_migrations_and_drift_are_failures(provider_settings):
 
     assert rows["migrations"].result == FAIL and rows["migrations"].fix == "flask --app gateway db-upgrade"
     assert rows["provisioning"].result == FAIL and "would create" in rows["provisioning"].detail
+    assert rows["provisioning"].detail.startswith("not provisioned: ")
+    assert rows["provisioning"].fix.startswith("flask --app gateway provision")
 
 
 def test_sandbox_mode_and_missing_openai_key_are_warnings(provider_settings):

@@ -27,6 +27,7 @@ def test_readyz_is_ready_when_database_migrations_and_livekit_are(live):
         "database": True,
         "migrations": True,
         "livekit": True,
+        "provisioning": True,
     }
 
 
@@ -40,6 +41,30 @@ def test_readyz_is_503_when_livekit_fails_or_is_slow(live):
     assert failing.status_code == 503 and failing.json()["checks"]["livekit"] == {"ok": False, "detail": "unavailable"}
     assert slow.status_code == 503 and slow.json()["checks"]["livekit"]["detail"] == "no answer within 2 s"
     assert time.monotonic() - started < 2.5
+
+
+def test_readyz_says_not_provisioned_until_provision_has_run(provider_settings):
+    """A deployer who skipped provision learns it from /readyz, not from a caller hearing ringback."""
+    from gateway import create_app
+    from gateway.adapters.store import Store
+    from gateway.bootstrap import build
+    from gateway.ops.provision import provision
+    from gateway.ops.settings import OpsSettings
+
+    Store(provider_settings.database_url).migrate()
+    services = build(provider_settings)
+    try:
+        client = create_app(services=services).test_client()
+        before = client.get("/readyz")
+        provision(provider_settings, out=lambda _line: None, ops=OpsSettings())
+        after = client.get("/readyz")
+    finally:
+        services.stop()
+
+    assert before.status_code == 503 and before.json["status"] == "not ready"
+    detail = before.json["checks"]["provisioning"]["detail"]
+    assert detail.startswith("not provisioned: ") and "flask --app gateway provision" in detail
+    assert after.status_code == 200 and after.json["checks"]["provisioning"] == {"ok": True}
 
 
 def test_metrics_expose_webhook_latency_rejections_and_provider_errors(live):

@@ -43,6 +43,18 @@ def test_partial_credentials_name_what_is_missing_and_never_fall_back_to_sandbox
         load(env)
 
 
+def test_everything_missing_is_named_in_one_message_including_the_secret_key():
+    """A deployer who set only the Twilio trio learns every other missing name on the first run."""
+    twilio_only = {k: FULL[k] for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER")}
+    with pytest.raises(ConfigError) as raised:
+        load(twilio_only)
+    message = str(raised.value)
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "LIVEKIT_SIP_HOST", "PUBLIC_BASE_URL"):
+        assert name in message
+    assert "SECRET_KEY" in message and "LIVEKIT_SIP_ALLOWED_ADDRESSES" in message
+    assert "TWILIO_AUTH_TOKEN" not in message
+
+
 @pytest.mark.parametrize(
     "name,value,needle",
     [
