@@ -222,6 +222,18 @@ class Views:
 
         return self.store.read(work)
 
+    def calls_by_twilio_sid(self, twilio_sid: str, agent_id: str | None) -> list[dict[str, Any]]:
+        """The call whose caller leg has this Twilio CallSid, at any age, if ``agent_id`` (None: anyone)
+        took part in it: an empty list otherwise, so the API says nothing of other agents' calls."""
+
+        def work(s: Session) -> list[dict[str, Any]]:
+            query = select(Call).where(Call.twilio_sid == twilio_sid)
+            if agent_id:
+                query = query.where(Call.id.in_(select(Leg.call_id).where(Leg.agent_id == agent_id)))
+            return [call_dict(c) for c in s.execute(query).scalars()]
+
+        return self.store.read(work)
+
     def live_rooms(self) -> list[dict[str, Any]]:
         def work(s: Session) -> list[dict[str, Any]]:
             rooms: dict[str, dict[str, Any]] = {}

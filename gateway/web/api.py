@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, session
@@ -19,6 +20,7 @@ from gateway.services.transfers import TransferError
 from gateway.services.views import transfer_dict
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+TWILIO_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 
 
 class ApiError(Exception):
@@ -173,6 +175,12 @@ def my_offers():
 @bp.get("/calls")
 @agent_required
 def calls_today():
+    twilio_sid = request.args.get("twilio_sid")
+    if twilio_sid is not None:
+        # A CRM's telephony integration knows the caller's CallSid, not the gateway's call id.
+        if not TWILIO_CALL_SID.fullmatch(twilio_sid):
+            raise ApiError(400, "twilio_sid must be a Twilio CallSid (CA followed by 32 hex digits)")
+        return jsonify(calls=svc().views.calls_by_twilio_sid(twilio_sid, g.agent["id"]))
     return jsonify(calls=svc().views.calls_today(g.agent["id"]))
 
 

@@ -10,6 +10,10 @@ from html import escape
 
 from flask import Blueprint, Response, jsonify
 
+from gateway.domain import calls as C
+from gateway.domain import legs as L
+from gateway.domain import transfers as T
+
 bp = Blueprint("openapi", __name__)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -54,23 +58,88 @@ def _op(summary: str, *, tag: str, security=None, body=None, params=(), response
     return op
 
 
-def _api(summary, *, status="200", params=(), body=None, security=AGENT, tag="calls", extra=(), reply=None):
-    ok: dict[str, object] = {"description": "OK"}
-    if reply is not None:
-        ok["content"] = {"application/json": {"schema": reply}}
-    responses = {
-        status: ok,
-        "400": {"description": "Bad input", "content": {"application/json": {"schema": ERROR}}},
-        "401": {"description": "Not signed in"},
+# Error bodies: {"error": <sentence>}; each status has an example of what the API really says.
+ERROR_EXAMPLES = {
+    "400": ("Bad input; nothing changed", "missing field: status"),
+    "401": ("Not signed in", "sign in as an agent (Authorization: Bearer <credential>)"),
+    "403": ("Not allowed", "not your call"),
+    "404": ("Unknown id", "unknown call"),
+    "409": ("Not allowed in the current state", "this call is no longer ringing for you"),
+}
+ADMIN_401 = "admin token required (Authorization: Bearer <ADMIN_TOKEN>)"
+ADMIN_403 = "the admin API is disabled: set ADMIN_TOKEN"
+
+
+def _error(code: str, example: str | None = None) -> dict:
+    description, default = ERROR_EXAMPLES[code]
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": ERROR, "example": {"error": example or default}}},
     }
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict, required: tuple | None = None) -> dict:
+    """A reply object: every property is always present (required) and nothing else may appear,
+    so a field added in the code but not here fails the response-validation test."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else list(required),
+        "additionalProperties": False,
+    }
+
+
+OK_REPLY = _obj({"ok": {"const": True}})
+
+
+def _api(
+    summary,
+    *,
+    status="200",
+    params=(),
+    body=None,
+    security=AGENT,
+    tag="calls",
+    extra=(),
+    reply=OK_REPLY,
+    errors=None,
+    query=(),
+    description=None,
+):
+    """``reply``: the JSON schema of the success body; ``errors``: {status: example message}
+    where the operation's own message is more telling than the generic one."""
+    errors = errors or {}
+    responses: dict[str, object] = {status: {"description": "OK", "content": {"application/json": {"schema": reply}}}}
+    admin = security is ADMIN
+    responses["400"] = _error("400", errors.get("400"))
+    if security:
+        responses["401"] = _error("401", errors.get("401") or (ADMIN_401 if admin else None))
     for code in extra:
-        responses[code] = {
-            "description": {"403": "Not allowed", "404": "Unknown id", "409": "Not now", "202": "Accepted"}.get(
-                code, "See message"
-            ),
-            "content": {"application/json": {"schema": ERROR}},
-        }
-    return _op(summary, tag=tag, security=security, body=body, params=params, responses=responses)
+        if code == "403" and admin:
+            responses[code] = _error(code, errors.get(code) or ADMIN_403)
+        else:
+            responses[code] = _error(code, errors.get(code))
+    if any(code in errors for code in ("502", "503")):
+        for code in ("502", "503"):
+            responses[code] = {
+                "description": "A provider (Twilio, LiveKit) failed; 503 when retrying may help",
+                "content": {
+                    "application/json": {
+                        "schema": _ref("ProviderError"),
+                        "example": {"error": errors.get(code), "provider": "twilio", "kind": "http_500"},
+                    }
+                },
+            }
+    op = _op(summary, tag=tag, security=security, body=body, params=params, responses=responses)
+    if query:
+        op.setdefault("parameters", []).extend(query)
+    if description:
+        op["description"] = description
+    return op
 
 
 def _twiml(summary, query=(), fields=None, required=()):
@@ -113,24 +182,7 @@ AGENT_FIELDS = {
     "browser": {"type": "boolean"},
     "status": {"type": "string", "enum": ["available", "busy", "offline"]},
 }
-TRANSFER_STATES = [
-    "initiated",
-    "consulting",
-    "target_ringing",
-    "target_accepted",
-    "conferenced",
-    "completed",
-    "cancelled",
-    "declined",
-    "no_answer",
-    "abandoned",
-    "failed",
-]
-TRANSFER_REPLY = {
-    "type": "object",
-    "properties": {"transfer": {"$ref": "#/components/schemas/Transfer"}},
-    "required": ["transfer"],
-}
+TRANSFER_STATES = [*T.ACTIVE, *T.TERMINAL]  # the domain's states, in the order a transfer moves
 STATUS = {"status": {"type": "string", "enum": ["available", "busy", "offline"]}}
 AGENT_FIELDS["teams"] = {"type": "array", "items": {"type": "string"}, "maxItems": 50}
 TEAM_FIELDS = {
@@ -141,6 +193,161 @@ TEAM_FIELDS = {
     "numbers": {"type": "array", "items": {"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"}},
 }
 
+NULLABLE_STRING = {"type": ["string", "null"]}
+TIME = {"type": ["string", "null"], "format": "date-time", "description": "UTC, ISO 8601 with a Z"}
+CALL_STATES = sorted(C.CALL.states)
+LEG_STATES = sorted(L.LEG.states)
+
+# The bodies the API returns (gateway/services/views.py, agents.py and teams.py build them).
+SCHEMAS: dict[str, dict] = {
+    "Error": {
+        "type": "object",
+        "properties": {"error": {"type": "string", "description": "A sentence saying what was wrong"}},
+        "required": ["error"],
+        "examples": [{"error": "missing field: status"}],
+    },
+    "ProviderError": {
+        "type": "object",
+        "properties": {
+            "error": {"type": "string"},
+            "provider": {"type": "string", "enum": ["twilio", "livekit", "openai"]},
+            "kind": {"type": "string", "description": "e.g. timeout, connection, http_500"},
+        },
+        "required": ["error", "provider", "kind"],
+    },
+    "Agent": _obj(
+        {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "phone": NULLABLE_STRING,
+            "browser": {"type": "boolean"},
+            "status": {"type": "string", "enum": ["available", "busy", "offline"]},
+            "idle_since": TIME,
+            "teams": {"type": "array", "items": {"type": "string"}, "description": "Admin replies only"},
+        },
+        required=("id", "name", "phone", "browser", "status", "idle_since"),
+    ),
+    "AgentPresence": _obj(
+        {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["available", "busy", "offline"]},
+            "browser": {"type": "boolean"},
+            "phone": {"type": "boolean", "description": "Answers on a phone (the number is not shown)"},
+        }
+    ),
+    "Leg": _obj(
+        {
+            "leg_id": {"type": "string"},
+            "call_id": {"type": "string"},
+            "room": {"type": "string"},
+            "state": {"type": "string", "enum": LEG_STATES},
+            "kind": {"type": "string", "enum": ["browser", "phone"]},
+            "transfer_id": NULLABLE_STRING,
+        }
+    ),
+    "Call": _obj(
+        {
+            "id": {"type": "string", "description": "The gateway's id (call_…)"},
+            "twilio_sid": {"type": "string", "description": "The caller's Twilio CallSid (CA…)"},
+            "from": NULLABLE_STRING,
+            "to": NULLABLE_STRING,
+            "room": {"type": "string"},
+            "state": {"type": "string", "enum": CALL_STATES},
+            "agent_id": {"type": ["string", "null"], "description": "The agent who has the call now"},
+            "created_at": TIME,
+            "connected_at": TIME,
+            "ended_at": TIME,
+            "end_reason": NULLABLE_STRING,
+        }
+    ),
+    "TimelineEntry": _obj(
+        {
+            "id": {"type": "integer", "description": "Increasing; the event stream resumes after it"},
+            "call_id": {"type": "string"},
+            "transfer_id": NULLABLE_STRING,
+            "agent_id": NULLABLE_STRING,
+            "kind": {"type": "string", "examples": ["call_received", "agent_joined", "call_ended"]},
+            "detail": {"type": "object"},
+            "at": TIME,
+        }
+    ),
+    "TranscriptLine": _obj({"speaker": {"type": "string"}, "text": {"type": "string"}, "at": TIME}),
+    "Note": _obj({"agent_id": NULLABLE_STRING, "text": {"type": "string"}, "at": TIME}),
+    "Summary": _obj(
+        {
+            "reason": {"type": "string"},
+            "key_facts": {"type": "array", "items": {"type": "string"}},
+            "tried": {"type": "array", "items": {"type": "string"}},
+            "mood": {"type": "string"},
+            "next_step": {"type": "string"},
+        }
+    ),
+    "Offer": _obj(
+        {
+            "leg_id": {"type": "string"},
+            "call_id": {"type": "string"},
+            "caller": NULLABLE_STRING,
+            "room": {"type": "string"},
+            "kind": {"type": "string", "enum": ["call", "transfer"]},
+            "waiting_s": {"type": "number"},
+            "transfer": {"$ref": "#/components/schemas/Transfer"},
+            "from_agent": {"type": "string", "description": "Name of the transferring agent"},
+        },
+        required=("leg_id", "call_id", "caller", "room", "kind", "waiting_s"),
+    ),
+    "JoinToken": _obj(
+        {
+            "room": {"type": "string"},
+            "token": {"type": "string", "description": "LiveKit access token: this room only, join only, 10 min"},
+            "url": {"type": "string", "description": "LiveKit URL for livekit-client's Room.connect(url, token)"},
+            "leg_id": {"type": "string"},
+            "call_id": {"type": "string"},
+            "transfer_id": NULLABLE_STRING,
+        }
+    ),
+    "Room": _obj(
+        {
+            "room": {"type": "string"},
+            "call_id": {"type": "string"},
+            "kind": {"type": "string", "enum": ["call", "consult"]},
+            "mine": {"type": "boolean"},
+        }
+    ),
+    "Team": _obj(
+        {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "hold_music_url": NULLABLE_STRING,
+            "max_wait_s": {"type": ["number", "null"]},
+            "members": {"type": "array", "items": {"type": "string"}},
+            "numbers": {"type": "array", "items": {"type": "string"}},
+            "waiting": {"type": "integer"},
+        }
+    ),
+}
+
+
+def _list_of(key: str, name: str) -> dict:
+    return _obj({key: {"type": "array", "items": _ref(name)}})
+
+
+AGENT_REPLY = _obj({"agent": _ref("Agent")})
+TEAM_REPLY = _obj({"team": _ref("Team")})
+TRANSFER_REPLY = _obj({"transfer": _ref("Transfer")})
+NOTES_REPLY = _list_of("notes", "Note")
+CALL_409 = "this call is no longer ringing for you"
+TWILIO_SID_QUERY = {
+    "name": "twilio_sid",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^CA[0-9a-fA-F]{32}$"},
+    "description": (
+        "The caller's Twilio CallSid (what a telephony integration knows): the call with that CallSid, "
+        "whatever its age, if the signed-in agent took part in it (an empty list otherwise)"
+    ),
+}
+
 PATHS = {
     "/api/auth/login": {
         "post": _api(
@@ -148,18 +355,59 @@ PATHS = {
             tag="agents",
             security=[],
             body=_json_body({"credential": {"type": "string"}}, ("credential",)),
+            reply=AGENT_REPLY,
+            extra=("401",),
+            errors={"401": "unknown agent or wrong credential"},
         )
     },
     "/api/auth/logout": {"post": _api("Sign out", tag="agents", security=[])},
-    "/api/me": {"get": _api("The signed-in agent and their live legs", tag="agents")},
-    "/api/agents": {"get": _api("Agents with their presence", tag="agents")},
-    "/api/agents/me/status": {"post": _api("Set my presence", tag="agents", body=_json_body(STATUS, ("status",)))},
-    "/api/agents/me/offers": {"get": _api("Calls and transfers ringing for me", tag="agents")},
-    "/api/calls": {"get": _api("Today's calls I took part in")},
-    "/api/calls/{call_id}": {"get": _api("A call and its transfers", params=("call_id",), extra=("403", "404"))},
-    "/api/calls/{call_id}/timeline": {"get": _api("A call's timeline", params=("call_id",), extra=("403", "404"))},
+    "/api/me": {
+        "get": _api(
+            "The signed-in agent and their live legs",
+            tag="agents",
+            reply=_obj({"agent": _ref("Agent"), "legs": {"type": "array", "items": _ref("Leg")}}),
+        )
+    },
+    "/api/agents": {"get": _api("Agents with their presence", tag="agents", reply=_list_of("agents", "AgentPresence"))},
+    "/api/agents/me/status": {
+        "post": _api("Set my presence", tag="agents", body=_json_body(STATUS, ("status",)), reply=AGENT_REPLY)
+    },
+    "/api/agents/me/offers": {
+        "get": _api("Calls and transfers ringing for me", tag="agents", reply=_list_of("offers", "Offer"))
+    },
+    "/api/calls": {
+        "get": _api(
+            "Today's calls I took part in, or the call with a Twilio CallSid",
+            reply=_list_of("calls", "Call"),
+            query=(TWILIO_SID_QUERY,),
+            errors={"400": "twilio_sid must be a Twilio CallSid (CA followed by 32 hex digits)"},
+        )
+    },
+    "/api/calls/{call_id}": {
+        "get": _api(
+            "A call and its transfers",
+            params=("call_id",),
+            extra=("403", "404"),
+            reply=_obj({"call": _ref("Call"), "transfers": {"type": "array", "items": _ref("Transfer")}}),
+        )
+    },
+    "/api/calls/{call_id}/timeline": {
+        "get": _api(
+            "A call's timeline", params=("call_id",), extra=("403", "404"), reply=_list_of("timeline", "TimelineEntry")
+        )
+    },
     "/api/calls/{call_id}/transcript": {
-        "get": _api("Live transcript and notes", params=("call_id",), extra=("403", "404"))
+        "get": _api(
+            "Live transcript and notes",
+            params=("call_id",),
+            extra=("403", "404"),
+            reply=_obj(
+                {
+                    "transcript": {"type": "array", "items": _ref("TranscriptLine")},
+                    "notes": NOTES_REPLY["properties"]["notes"],
+                }
+            ),
+        )
     },
     "/api/calls/{call_id}/notes": {
         "post": _api(
@@ -168,15 +416,29 @@ PATHS = {
             params=("call_id",),
             body=_json_body({"text": {"type": "string"}}, ("text",)),
             extra=("403", "404"),
+            reply=NOTES_REPLY,
         )
     },
     "/api/calls/{call_id}/accept": {
         "post": _api(
-            "Accept a ringing call; returns a LiveKit token for its room only", params=("call_id",), extra=("409",)
+            "Accept a ringing call; returns a LiveKit token for its room only",
+            params=("call_id",),
+            extra=("409",),
+            reply=_ref("JoinToken"),
+            errors={"409": CALL_409},
         )
     },
-    "/api/calls/{call_id}/decline": {"post": _api("Decline a ringing call", params=("call_id",), extra=("409",))},
-    "/api/calls/{call_id}/hangup": {"post": _api("End the call for the caller", params=("call_id",), extra=("409",))},
+    "/api/calls/{call_id}/decline": {
+        "post": _api("Decline a ringing call", params=("call_id",), extra=("409",), errors={"409": CALL_409})
+    },
+    "/api/calls/{call_id}/hangup": {
+        "post": _api(
+            "End the call for the caller",
+            params=("call_id",),
+            extra=("409",),
+            errors={"409": "you are not the agent on this call, or it has ended"},
+        )
+    },
     "/api/rooms/create": {
         "post": _api(
             "Create a LiveKit room (admin)",
@@ -185,18 +447,26 @@ PATHS = {
             security=ADMIN,
             body=_json_body({"room": {"type": "string"}}, ("room",)),
             extra=("403",),
+            reply=_obj({"room": {"type": "string"}}),
+            errors={"503": "LiveKit: create room failed (timeout)"},
         )
     },
     "/api/rooms/join": {
         "post": _api(
-            "A join token for a room where I have an accepted call",
+            "A join token for a room where I have an accepted call (the way back into a call's or the consult room)",
             tag="rooms",
             body=_json_body({"room": {"type": "string"}}, ("room",)),
             extra=("403",),
+            reply=_ref("JoinToken"),
+            errors={"403": "you have no accepted call in this room"},
         )
     },
-    "/api/rooms": {"get": _api("Live rooms", tag="rooms")},
-    "/api/rooms/{room}/leave": {"post": _api("Leave a room", tag="rooms", params=("room",), extra=("404",))},
+    "/api/rooms": {"get": _api("Live rooms", tag="rooms", reply=_list_of("rooms", "Room"))},
+    "/api/rooms/{room}/leave": {
+        "post": _api(
+            "Leave a room", tag="rooms", params=("room",), extra=("404",), errors={"404": "you are not in this room"}
+        )
+    },
     "/api/transfer/initiate": {
         "post": _api(
             "Start a warm or cold transfer",
@@ -205,27 +475,70 @@ PATHS = {
             body=_json_body(TARGET),
             extra=("403", "404", "409"),
             reply=TRANSFER_REPLY,
+            errors={
+                "403": "only the agent currently on this call may transfer it",
+                "404": "unknown target agent",
+                "409": "a transfer is already in progress for this call",
+            },
         )
     },
     "/api/transfers/{transfer_id}": {
         "get": _api(
-            "A transfer with its summary",
+            "A transfer with its summary and the actions allowed now",
             tag="transfers",
             params=("transfer_id",),
             extra=("403", "404"),
             reply=TRANSFER_REPLY,
+            errors={"404": "unknown transfer"},
         )
     },
     **{
         f"/api/transfers/{{transfer_id}}/{verb}": {
-            "post": _api(text, tag="transfers", params=("transfer_id",), extra=("403", "404", "409"), reply=reply)
+            "post": _api(
+                text,
+                tag="transfers",
+                params=("transfer_id",),
+                extra=("403", "404", "409"),
+                reply=reply,
+                errors={"404": "unknown transfer", "403": forbidden, "409": conflict},
+            )
         }
-        for verb, text, reply in (
-            ("complete", "Connect the caller (three-way)", TRANSFER_REPLY),
-            ("cancel", "Cancel; the caller returns", TRANSFER_REPLY),
-            ("leave", "A leaves after the introduction", TRANSFER_REPLY),
-            ("accept", "B accepts; token for the consult room", None),
-            ("decline", "B declines", None),
+        for verb, text, reply, forbidden, conflict in (
+            (
+                "complete",
+                "Connect the caller (three-way); allowed once the target is in the consult room",
+                TRANSFER_REPLY,
+                "only the transferring agent may do this",
+                "B has not joined the consult room",
+            ),
+            (
+                "cancel",
+                "Cancel; the caller returns",
+                TRANSFER_REPLY,
+                "only the transferring agent may do this",
+                "cannot cancel now: transfer is completed",
+            ),
+            (
+                "leave",
+                "A leaves after the introduction",
+                TRANSFER_REPLY,
+                "only the transferring agent may do this",
+                "cannot leave now: transfer is consulting",
+            ),
+            (
+                "accept",
+                "B accepts (the one way to accept a transfer offer); returns B's token for the consult room",
+                _ref("JoinToken"),
+                "not your transfer",
+                "this transfer is no longer offered to you",
+            ),
+            (
+                "decline",
+                "B declines",
+                OK_REPLY,
+                "not your transfer",
+                "this transfer is no longer offered to you",
+            ),
         )
     },
     "/api/summary/generate": {
@@ -234,6 +547,13 @@ PATHS = {
             tag="transfers",
             body=_json_body({"call_id": {"type": "string"}}, ("call_id",)),
             extra=("403", "404"),
+            reply=_obj(
+                {
+                    "call_id": {"type": "string"},
+                    "summary": _ref("Summary"),
+                    "source": {"type": "string", "enum": ["openai", "fallback"]},
+                }
+            ),
         )
     },
     "/api/twilio/transfer": {
@@ -246,6 +566,8 @@ PATHS = {
                 ("call_id", "to"),
             ),
             extra=("403", "404", "409"),
+            reply=TRANSFER_REPLY,
+            errors={"400": "to '5550001234' is not an E.164 number"},
         )
     },
     "/api/twilio/sms-summary": {
@@ -258,10 +580,11 @@ PATHS = {
                 ("transfer_id",),
             ),
             extra=("403", "404", "409"),
+            errors={"404": "unknown transfer", "409": "the summary is not ready yet"},
         )
     },
     "/api/admin/agents": {
-        "get": _api("List agents", tag="admin", security=ADMIN, extra=("403",)),
+        "get": _api("List agents", tag="admin", security=ADMIN, extra=("403",), reply=_list_of("agents", "Agent")),
         "post": _api(
             "Add an agent; returns its credential once",
             status="201",
@@ -269,10 +592,18 @@ PATHS = {
             security=ADMIN,
             body=_json_body(AGENT_FIELDS, ("id", "name")),
             extra=("403",),
+            reply=_obj({"agent": _ref("Agent"), "credential": {"type": "string", "description": "Shown once"}}),
         ),
     },
     "/api/admin/agents/{agent_id}": {
-        "delete": _api("Remove an agent", tag="admin", security=ADMIN, params=("agent_id",), extra=("403", "404"))
+        "delete": _api(
+            "Remove an agent",
+            tag="admin",
+            security=ADMIN,
+            params=("agent_id",),
+            extra=("403", "404"),
+            errors={"404": "unknown agent"},
+        )
     },
     "/api/admin/agents/{agent_id}/status": {
         "post": _api(
@@ -282,6 +613,8 @@ PATHS = {
             params=("agent_id",),
             body=_json_body(STATUS, ("status",)),
             extra=("403", "404"),
+            reply=AGENT_REPLY,
+            errors={"404": "unknown agent"},
         )
     },
     "/api/admin/agents/{agent_id}/teams": {
@@ -292,11 +625,17 @@ PATHS = {
             params=("agent_id",),
             body=_json_body({"teams": AGENT_FIELDS["teams"]}, ("teams",)),
             extra=("403", "404"),
+            reply=AGENT_REPLY,
+            errors={"404": "unknown agent"},
         )
     },
     "/api/admin/teams": {
         "get": _api(
-            "List teams with members, numbers and callers waiting", tag="admin", security=ADMIN, extra=("403",)
+            "List teams with members, numbers and callers waiting",
+            tag="admin",
+            security=ADMIN,
+            extra=("403",),
+            reply=_list_of("teams", "Team"),
         ),
         "post": _api(
             "Add a team (a queue)",
@@ -305,6 +644,7 @@ PATHS = {
             security=ADMIN,
             body=_json_body(TEAM_FIELDS, ("id", "name")),
             extra=("403",),
+            reply=TEAM_REPLY,
         ),
     },
     "/api/admin/teams/{team_id}": {
@@ -315,6 +655,8 @@ PATHS = {
             params=("team_id",),
             body=_json_body({k: v for k, v in TEAM_FIELDS.items() if k != "id"}),
             extra=("403", "404"),
+            reply=TEAM_REPLY,
+            errors={"404": "unknown team"},
         ),
         "delete": _api(
             "Remove a team nobody is waiting in",
@@ -322,6 +664,7 @@ PATHS = {
             security=ADMIN,
             params=("team_id",),
             extra=("403", "404", "409"),
+            errors={"404": "unknown team"},
         ),
     },
     "/healthz": {"get": _op("Process alive", tag="ops")},
@@ -455,23 +798,25 @@ DOCUMENT = {
     "paths": PATHS,
     "components": {
         "schemas": {
-            "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
-            "Transfer": {
-                "type": "object",
-                "properties": {
+            **SCHEMAS,
+            "Transfer": _obj(
+                {
                     "id": {"type": "string"},
                     "call_id": {"type": "string"},
                     "state": {"type": "string", "enum": TRANSFER_STATES},
                     "mode": {"type": "string", "enum": ["warm", "cold"]},
                     "source_agent_id": {"type": "string"},
-                    "target_agent_id": {"type": ["string", "null"]},
-                    "target_number": {"type": ["string", "null"]},
-                    "consult_room": {"type": ["string", "null"]},
-                    "summary": {"type": ["object", "null"]},
-                    "summary_source": {"type": ["string", "null"]},
-                    "end_reason": {"type": ["string", "null"]},
-                    "created_at": {"type": ["string", "null"]},
-                    "ended_at": {"type": ["string", "null"]},
+                    "target_agent_id": NULLABLE_STRING,
+                    "target_number": NULLABLE_STRING,
+                    "consult_room": NULLABLE_STRING,
+                    "summary": {"oneOf": [_ref("Summary"), {"type": "null"}]},
+                    "summary_source": {"type": ["string", "null"], "enum": ["openai", "fallback", None]},
+                    "end_reason": {
+                        "type": ["string", "null"],
+                        "description": "Why it ended (declined, no_answer, caller_hangup, cancelled, a failure)",
+                    },
+                    "created_at": TIME,
+                    "ended_at": TIME,
                     "active": {"type": "boolean", "description": "Not yet in a final state."},
                     "allowed_actions": {
                         "type": "array",
@@ -482,9 +827,8 @@ DOCUMENT = {
                             "consult room. Clients render their controls from this instead of the states."
                         ),
                     },
-                },
-                "required": ["id", "call_id", "state", "mode", "active", "allowed_actions"],
-            },
+                }
+            ),
         },
         "securitySchemes": {
             "agentCredential": {"type": "http", "scheme": "bearer", "description": "Credential from `agents add`"},

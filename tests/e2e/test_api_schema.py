@@ -1,0 +1,176 @@
+"""Every REST reply validates against /openapi.json: real responses from a gateway taking real
+(simulated) calls and transfers, each checked against the schema the document gives for its
+operation and status. The schemas forbid undocumented fields, so a field added to a reply but not
+to the document fails here."""
+
+from __future__ import annotations
+
+import re
+
+import jsonschema_rs
+import requests
+
+from tests.conftest import World
+from tests.e2e.test_transfer import caller_back_with_a, connect_call, consult_room_for, transfer_state, wait_joined
+
+ADMIN = {"Authorization": "Bearer admin-test-token"}
+# Operations whose success reply this walk does not reach (their error replies are validated).
+SUCCESS_NOT_REACHED = {("/api/calls/{call_id}/decline", "post")}
+
+
+class Checked:
+    """Validates each reply against the document served by the gateway under test."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.document = requests.get(world.url + "/openapi.json", timeout=5).json()
+        self.templates = [
+            (re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path)
+            for path in self.document["paths"]
+            if path.startswith("/api/")
+        ]
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def __call__(self, response: requests.Response) -> requests.Response:
+        url = response.request.path_url.split("?", 1)[0]
+        method = response.request.method.lower()
+        path = next(template for pattern, template in self.templates if pattern.match(url))
+        responses = self.document["paths"][path][method]["responses"]
+        status = str(response.status_code)
+        assert status in responses, f"{method.upper()} {url} answered {status}, not documented: {response.text[:200]}"
+        schema = responses[status]["content"]["application/json"]["schema"]
+        validator = jsonschema_rs.validator_for({**schema, "components": self.document["components"]})
+        errors = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(response.json())]
+        assert not errors, f"{method.upper()} {url} {status}: {errors} in {response.text[:400]}"
+        self.seen.add((path, method, status))
+        return response
+
+
+def test_every_reply_validates_against_the_documented_schema(world):
+    check = Checked(world)
+    alice, bob = world.add_agent("alice"), world.add_agent("bob", status="offline")
+    dave = world.add_agent("dave", status="offline")
+    http = requests.Session()
+
+    def admin(method: str, path: str, **kwargs):
+        return check(http.request(method, world.url + path, headers=ADMIN, timeout=10, **kwargs))
+
+    # The admin API: teams and agents.
+    assert admin("POST", "/api/admin/teams", json={"id": "billing", "name": "Billing"}).status_code == 201
+    assert admin("PATCH", "/api/admin/teams/billing", json={"max_wait_s": 300}).status_code == 200
+    assert admin("GET", "/api/admin/teams").status_code == 200
+    added = admin("POST", "/api/admin/agents", json={"id": "carol", "name": "Carol", "phone": "+15550002222"})
+    assert added.status_code == 201
+    assert admin("GET", "/api/admin/agents").status_code == 200
+    assert admin("PUT", "/api/admin/agents/carol/teams", json={"teams": ["billing"]}).status_code == 200
+    assert admin("POST", "/api/admin/agents/carol/status", json={"status": "busy"}).status_code == 200
+    assert admin("DELETE", "/api/admin/agents/carol").status_code == 200
+    assert admin("DELETE", "/api/admin/teams/billing").status_code == 200
+    assert admin("DELETE", "/api/admin/teams/billing").status_code == 404
+    assert admin("POST", "/api/rooms/create", json={"room": "standup"}).status_code == 201
+    assert check(http.get(world.url + "/api/admin/agents", timeout=5)).status_code == 401
+
+    # Signing in and out with the console session.
+    console = requests.Session()
+    console.headers["X-Requested-With"] = "console"
+    assert check(console.post(world.url + "/api/auth/login", json={"credential": "alice.wrong"})).status_code == 401
+    assert check(console.post(world.url + "/api/auth/login", json={"credential": alice.credential})).status_code == 200
+    assert check(console.post(world.url + "/api/auth/logout", json={})).status_code == 200
+
+    assert check(alice.get("/api/me")).status_code == 200
+    assert check(alice.get("/api/agents")).status_code == 200
+    assert check(alice.post("/api/agents/me/status", {"status": "sometimes"})).status_code == 400
+    assert check(bob.post("/api/agents/me/status", {"status": "available"})).status_code == 200
+
+    # A call, answered in the browser (the offer and the accept are validated too).
+    assert check(alice.get("/api/agents/me/offers")).status_code == 200
+    call = world.call()
+    offer = alice.wait_offer()
+    assert check(alice.get("/api/agents/me/offers")).json()["offers"][0]["kind"] == "call"
+    call_id = offer["call_id"]
+    accepted = check(alice.post(f"/api/calls/{call_id}/accept"))
+    alice.join(accepted.json()["token"])
+    call.wait_current("bridged", timeout=8)
+    world.wait(lambda: world.db_call(call.sid)["state"] == "connected", what="call connected")
+    assert check(alice.post(f"/api/calls/{call_id}/accept")).status_code == 409
+    assert check(alice.post(f"/api/calls/{call_id}/decline")).status_code == 409
+    call.speak("My router keeps rebooting every evening, I already replaced the cable.")
+    assert check(alice.post(f"/api/calls/{call_id}/notes", {"text": "Cable replaced."})).status_code == 201
+    assert check(alice.get(f"/api/calls/{call_id}/transcript")).status_code == 200
+    assert check(alice.get(f"/api/calls/{call_id}")).status_code == 200
+    assert check(dave.get(f"/api/calls/{call_id}")).status_code == 403
+    assert check(alice.get("/api/calls/call_unknown/timeline")).status_code == 404
+    assert check(alice.post("/api/summary/generate", {"call_id": call_id})).status_code == 200
+    assert check(alice.get("/api/rooms")).status_code == 200
+    assert check(alice.post("/api/rooms/join", {"room": offer["room"]})).status_code == 200
+    assert check(dave.post("/api/rooms/join", {"room": offer["room"]})).status_code == 403
+
+    # The CallSid a CRM knows finds the call; another agent learns nothing of it.
+    by_sid = check(alice.get(f"/api/calls?twilio_sid={call.sid}")).json()["calls"]
+    assert [c["id"] for c in by_sid] == [call_id] and by_sid[0]["twilio_sid"] == call.sid
+    assert check(dave.get(f"/api/calls?twilio_sid={call.sid}")).json()["calls"] == []
+    assert check(alice.get("/api/calls?twilio_sid=12345")).status_code == 400
+
+    # Transfer 1: B declines; transfer 2: A cancels; transfer 3: accepted, completed, A leaves.
+    def initiate() -> dict:
+        reply = check(alice.post("/api/transfer/initiate", {"call_id": call_id, "target_agent_id": "bob"}))
+        assert reply.status_code == 202, reply.text
+        transfer = reply.json()["transfer"]
+        consult_room_for(world, alice, transfer)  # as the console does: A follows the caller's hold
+        return transfer
+
+    first = initiate()
+    assert (
+        check(alice.post("/api/transfer/initiate", {"call_id": call_id, "target_agent_id": "bob"})).status_code == 409
+    )
+    bob.wait_offer("transfer")
+    assert check(bob.get("/api/agents/me/offers")).json()["offers"][0]["kind"] == "transfer"
+    assert check(bob.post(f"/api/transfers/{first['id']}/decline")).status_code == 200
+    world.wait(lambda: transfer_state(world, first["id"]) == "declined", what="declined")
+    caller_back_with_a(world, call)
+
+    second = initiate()
+    assert check(alice.post(f"/api/transfers/{second['id']}/cancel")).status_code == 200
+    caller_back_with_a(world, call)
+    assert check(alice.post(f"/api/transfers/{second['id']}/leave")).status_code == 409
+
+    third = initiate()
+    assert check(alice.post(f"/api/transfers/{third['id']}/complete")).status_code == 409
+    bob.wait_offer("transfer")
+    bob.join(check(bob.post(f"/api/transfers/{third['id']}/accept")).json()["token"])
+    wait_joined(world, call_id, "bob", third["consult_room"])
+    world.wait(lambda: world.services.views.transfer(third["id"])["summary"], what="summary")
+    assert check(alice.get(f"/api/transfers/{third['id']}")).status_code == 200
+    assert check(dave.get(f"/api/transfers/{third['id']}")).status_code == 403
+    assert check(alice.get("/api/transfers/tr_unknown")).status_code == 404
+    sms = check(alice.post("/api/twilio/sms-summary", {"transfer_id": third["id"], "to": "+15550003333"}))
+    assert sms.status_code == 202
+    assert check(alice.post(f"/api/transfers/{third['id']}/complete")).status_code == 200
+    assert check(alice.post(f"/api/transfers/{third['id']}/leave")).status_code == 200
+    world.wait(lambda: transfer_state(world, third["id"]) == "completed", what="completed")
+    assert check(alice.get(f"/api/calls/{call_id}/timeline")).status_code == 200
+    assert check(alice.get("/api/calls")).status_code == 200
+
+    # Bob sends the caller on to a phone number (cold); a second call is ended by its agent.
+    world.wait(
+        lambda: (lambda c: c["state"] == "connected" and c["agent_id"] == "bob")(world.db_call(call.sid)),
+        what="the call is Bob's",
+    )
+    cold = check(bob.post("/api/twilio/transfer", {"call_id": call_id, "to": "+15550004444"}))
+    assert cold.status_code == 202, cold.text
+    assert check(bob.post("/api/twilio/transfer", {"call_id": call_id, "to": "5550004444"})).status_code == 400
+    world.wait(lambda: world.db_call(call.sid)["state"] == "ended" or call.current.startswith("bridged"))
+    second_call, second_id = connect_call(world, alice)
+    assert check(bob.post(f"/api/calls/{second_id}/hangup")).status_code in (403, 409)
+    assert check(alice.post(f"/api/calls/{second_id}/hangup")).status_code == 200
+    world.wait(lambda: world.db_call(second_call.sid)["state"] == "ended", what="second call ended")
+    _third_call, third_id = connect_call(world, alice)
+    left = check(alice.post(f"/api/rooms/{world.services.views.call(third_id)['room']}/leave"))
+    assert left.status_code == 200, left.text
+    assert check(alice.post("/api/rooms/nowhere/leave")).status_code == 404
+
+    operations = {(p, m) for p, ops in check.document["paths"].items() if p.startswith("/api/") for m in ops}
+    reached = {(p, m) for p, m, _ in check.seen}
+    succeeded = {(p, m) for p, m, status in check.seen if status.startswith("2")}
+    assert operations - {("/api/events", "get")} <= reached, operations - reached
+    assert operations - SUCCESS_NOT_REACHED <= succeeded, operations - SUCCESS_NOT_REACHED - succeeded
