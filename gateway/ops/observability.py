@@ -120,8 +120,8 @@ def install_logging(level: str) -> None:
     root = logging.getLogger()
     if any(getattr(h, "gateway_json", False) for h in root.handlers):
         return
-    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler]:
-        root.removeHandler(handler)
+    for plain in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        root.removeHandler(plain)
     handler = json_handler(sys.stderr)
     if _command_in_a_terminal(sys.stderr):
         handler.setFormatter(PlainFormatter())
