@@ -809,6 +809,7 @@ DOCUMENT = {
                     "target_agent_id": NULLABLE_STRING,
                     "target_number": NULLABLE_STRING,
                     "consult_room": NULLABLE_STRING,
+                    "notes": {"type": ["string", "null"], "description": "The transferring agent's notes for B"},
                     "summary": {"oneOf": [_ref("Summary"), {"type": "null"}]},
                     "summary_source": {"type": ["string", "null"], "enum": ["openai", "fallback", None]},
                     "end_reason": {
