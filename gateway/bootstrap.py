@@ -25,6 +25,7 @@ from gateway.services.caller import Caller
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
 from gateway.services.ports import Gateway, LiveKitHealth, Urls
+from gateway.services.queues import Queues
 from gateway.services.records import Records
 from gateway.services.room_events import RoomEvents
 from gateway.services.routing import Routing
@@ -121,7 +122,8 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     livekit = LiveKitHealth()
     answers = Answers(gw)
     legs = Legs(gw)
-    routing = Routing(gw, legs)
+    queues = Queues(gw, legs)
+    routing = Routing(gw, legs, queues)
     summaries = Summaries(gw, metrics.provider_error)
     moves = TransferMoves(gw, legs, routing)
     transfers = TransferService(gw, moves)
@@ -141,6 +143,11 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         livekit=livekit,
         provider_errors=metrics.provider_error,
     ).register(runner)
+    agents = AgentService(store)
+    # Free agents take the next caller at once: when their call ends (legs) and when they sign in
+    # or set themselves available (agents).
+    legs.agent_free = queues.offer_next_to
+    agents.on_available = queues.offer_next_to
     return Services(
         gw=gw,
         answers=answers,
@@ -150,7 +157,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         records=Records(store),
         transfers=transfers,
         summaries=summaries,
-        agents=AgentService(store),
+        agents=agents,
         teams=TeamService(store),
         views=Views(store),
         runner=runner,

@@ -43,7 +43,11 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ("ADMIN_TOKEN", False, "Bearer token for the admin REST API (/api/admin/…)."),
     ("SECRET_KEY", True, "Signs console session cookies (any long random string)."),
     ("RING_TIMEOUT_S", False, "Seconds an agent is rung before the next one is tried. Default: 20."),
-    ("QUEUE_TIMEOUT_S", False, "Seconds a caller waits for any agent before the apology/voicemail. Default: 120."),
+    (
+        "QUEUE_TIMEOUT_S",
+        False,
+        "Longest wait in a team's queue before voicemail (a team's --max-wait overrides it). Default: 120.",
+    ),
     ("SUMMARY_DEADLINE_S", False, "Seconds to wait for OpenAI before the local summary is used. Default: 3."),
     ("INTRO_TIMEOUT_S", False, "Seconds after Connect before agent A is dropped automatically. Default: 60."),
     ("HOLD_MUSIC_URL", False, "Audio played to a held caller."),

@@ -75,17 +75,41 @@ def bridge_to_room(
     return str(response)
 
 
-def hold(*, music_url: str, loop_url: str, message: str | None = None, reassurance: str) -> str:
+def hold(
+    *,
+    music_url: str,
+    loop_url: str,
+    message: str | None = None,
+    reassurance: str,
+    choices_url: str | None = None,
+    choices_prompt: str | None = None,
+) -> str:
     """Hold: an optional opening message, music, a reassurance, then loop via Redirect.
 
     Looping through a Redirect (not ``loop=0``) lets every pass say something, so the
-    caller is reassured periodically and never hears dead air.
+    caller is reassured periodically and never hears dead air. With ``choices_url`` the
+    pass is wrapped in a ``<Gather>`` (a key or a few words) so a waiting caller can choose
+    something else at any moment; when they say nothing the loop simply goes on.
     """
     response = VoiceResponse()
+    target = response
+    if choices_url:
+        target = Gather(
+            action=choices_url,
+            method="POST",
+            input="dtmf speech",
+            num_digits=1,
+            timeout=1,
+            speech_timeout="auto",
+            hints="voicemail, message, call me back, callback",
+        )
+        response.append(target)
     if message:
-        response.say(message, voice=VOICE)
-    response.play(music_url)
-    response.say(reassurance, voice=VOICE)
+        target.say(message, voice=VOICE)
+    if choices_prompt:
+        target.say(choices_prompt, voice=VOICE)
+    target.play(music_url)
+    target.say(reassurance, voice=VOICE)
     response.redirect(loop_url, method="POST")
     return str(response)
 

@@ -3,6 +3,7 @@
 bridging  — the caller's leg is dialling into a LiveKit room (hears ringback) and no agent is with them yet
 connected — the caller and at least one agent share a room
 on_hold   — the caller's leg plays hold music outside any room (during a transfer)
+queued    — the caller waits in a team's line: greeting, their place, hold music, until an agent is free
 voicemail — nobody could take the call: apology, optional recording
 ended     — the caller hung up or the call finished (terminal)
 """
@@ -10,6 +11,7 @@ ended     — the caller hung up or the call finished (terminal)
 from gateway.domain.machine import StateMachine
 
 BRIDGING, CONNECTED, ON_HOLD, VOICEMAIL, ENDED = "bridging", "connected", "on_hold", "voicemail", "ended"
+QUEUED = "queued"
 
 # Every room of a call (the caller's, made by the dispatch rule; a consult room, made by CreateRoom):
 # closed 2 minutes after it is made if nobody joins, 30 s after the last one leaves.
@@ -31,10 +33,17 @@ CALL = StateMachine(
         (ON_HOLD, "no_agent"): VOICEMAIL,
         (ON_HOLD, "hangup"): ENDED,
         (VOICEMAIL, "hangup"): ENDED,
+        # Nobody free in the team: the caller waits in line (from ringback, or from hold when a
+        # re-route or a transfer to a team finds nobody free) until an agent joins their room.
+        (BRIDGING, "enqueue"): QUEUED,
+        (ON_HOLD, "enqueue"): QUEUED,
+        (QUEUED, "rebridge"): BRIDGING,
+        (QUEUED, "no_agent"): VOICEMAIL,
+        (QUEUED, "hangup"): ENDED,
     },
     terminal=[ENDED],
 )
 
 # Where the caller is, for the invariant "in a room with an agent, on hold, or hung up"
 # (bridging: hearing ringback while an agent is rung; voicemail: hearing the apology).
-LIVE_STATES = frozenset({BRIDGING, CONNECTED, ON_HOLD, VOICEMAIL})
+LIVE_STATES = frozenset({BRIDGING, CONNECTED, ON_HOLD, QUEUED, VOICEMAIL})

@@ -7,8 +7,9 @@ reaches the logs (never put one in a message either).
 
 Metrics: webhook latency is timed per URL rule here; provider errors and rejected requests
 are counted by gateway.metrics; active calls, transfers by outcome, time to summary and
-time to reach B are read from the store at scrape time, so every gunicorn worker reports
-the same figures and nothing has to be fed from the services.
+time to reach B, and the queues (callers waiting and the longest wait per team, entries by
+outcome, time waited until answered, offer-to-answer time) are read from the store at scrape
+time, so every gunicorn worker reports the same figures and nothing has to be fed from the services.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import func, select
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Call, TimelineEntry, Transfer
+from gateway.adapters.store.models import Call, QueueEntry, TimelineEntry, Transfer, utcnow
 from gateway.domain import calls as C
+from gateway.domain import queues as Q
 from gateway.domain import transfers as T
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,8 @@ WEBHOOK_SECONDS = Histogram(
 TIMED_PREFIXES = ("/twilio/", "/livekit/")
 SUMMARY_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 10, 30)
 TARGET_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 120, 300)
+QUEUE_WAIT_BUCKETS = (10, 20, 30, 60, 120, 300, 600)
+OFFER_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 60)
 
 
 def start_timer() -> None:
@@ -179,6 +183,7 @@ class StoreCollector:
         up = GaugeMetricFamily("gateway_store_up", "1 when the store could be read for this scrape.")
         try:
             active, outcomes, summary, target = self.store.read(self._read)
+            queues = self.store.read(self._read_queues)
         except Exception:
             log.warning("metrics: reading the store failed", exc_info=True)
             up.add_metric([], 0)
@@ -205,6 +210,75 @@ class StoreCollector:
             target,
             TARGET_BUCKETS,
         )
+        yield from self._queue_families(*queues)
+
+    @staticmethod
+    def _queue_families(waiting, ended, waited, offer_to_answer):
+        now = utcnow()
+        count = GaugeMetricFamily("gateway_queue_waiting", "Callers waiting in a team's line now.", labels=["team"])
+        longest = GaugeMetricFamily(
+            "gateway_queue_longest_wait_seconds",
+            "How long the team's longest-waiting caller has waited.",
+            labels=["team"],
+        )
+        for team, (n, oldest) in sorted(waiting.items()):
+            count.add_metric([team], n)
+            longest.add_metric([team], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        yield count
+        yield longest
+        entries = CounterMetricFamily(
+            "gateway_queue_entries",
+            "Queue entries that ended, by team, kind (caller, callback, transfer) and outcome "
+            "(answered, abandoned, timed_out, left, missed).",
+            labels=["team", "kind", "outcome"],
+        )
+        for (team, kind, outcome), n in sorted(ended.items()):
+            entries.add_metric([team, kind, outcome], n)
+        yield entries
+        yield _histogram(
+            "gateway_queue_answered_wait_seconds",
+            "Time answered callers waited in line, by team (answered within N seconds: the buckets).",
+            "team",
+            waited,
+            QUEUE_WAIT_BUCKETS,
+        )
+        yield _histogram(
+            "gateway_queue_offer_to_answer_seconds",
+            "From a waiting caller offered to an agent to that agent in the room with them, by team.",
+            "team",
+            offer_to_answer,
+            OFFER_BUCKETS,
+        )
+
+    @staticmethod
+    def _read_queues(session):
+        waiting = {
+            team: (n, oldest)
+            for team, n, oldest in session.execute(
+                select(QueueEntry.team_id, func.count(), func.min(QueueEntry.enqueued_at))
+                .where(QueueEntry.state.in_(Q.LIVE))
+                .group_by(QueueEntry.team_id)
+            ).all()
+        }
+        ended = {
+            (team, kind, state): n
+            for team, kind, state, n in session.execute(
+                select(QueueEntry.team_id, QueueEntry.kind, QueueEntry.state, func.count())
+                .where(QueueEntry.state.in_(Q.TERMINAL))
+                .group_by(QueueEntry.team_id, QueueEntry.kind, QueueEntry.state)
+            ).all()
+        }
+        waited: dict[str, list[float]] = {}
+        offer_to_answer: dict[str, list[float]] = {}
+        for team, wait_s, offered_at, ended_at in session.execute(
+            select(QueueEntry.team_id, QueueEntry.wait_s, QueueEntry.offered_at, QueueEntry.ended_at).where(
+                QueueEntry.state == Q.ANSWERED
+            )
+        ).all():
+            waited.setdefault(team, []).append(wait_s or 0.0)
+            if offered_at and ended_at:
+                offer_to_answer.setdefault(team, []).append((ended_at - offered_at).total_seconds())
+        return waiting, ended, waited, offer_to_answer
 
     @staticmethod
     def _read(session):

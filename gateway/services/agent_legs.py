@@ -130,9 +130,19 @@ class AgentLegs:
             self.transfers.on_target_failed(session, leg)
             return
         call = session.get(Call, leg.call_id, populate_existing=True)
-        if call is None or call.state not in (C.BRIDGING, C.ON_HOLD) or live_legs(session, call.id, transfer_id=None):
+        if (
+            call is None
+            or call.state not in (C.BRIDGING, C.ON_HOLD, C.QUEUED)
+            or live_legs(session, call.id, transfer_id=None)
+        ):
             return
-        if not self.routing.ring_next_agent(session, call):
+        if call.state == C.QUEUED:
+            self.routing.queue_offer_failed(session, call)  # back to the head of the line
+            return
+        verdict = self.routing.route(session, call)
+        if verdict == "queued":  # from ringback into the line: greeting, place, music
+            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/queue"})
+        elif verdict == "nobody":
             self.routing.to_voicemail(session, call, "nobody answered")
 
     def ring_timeout(self, leg_ids: Iterable[str]) -> None:
@@ -244,13 +254,16 @@ class AgentLegs:
             self.transfers.on_agent_left(session, leg)
             return
         call = session.get(Call, leg.call_id, populate_existing=True)
+        if call is not None and call.state == C.QUEUED and not live_legs(session, call.id, transfer_id=None):
+            self.routing.queue_offer_failed(session, call)  # accepted, then left before the caller came
+            return
         if call is None or call.state != C.CONNECTED or call.room != leg.room:
             return
         others = [leg_ for leg_ in live_legs(session, call.id) if leg_.room == call.room and leg_.state == L.JOINED]
         if not others:
             # The last agent hung up outside a transfer: end the call politely, never leave dead air.
             self.store.record(session, call.id, "agent_ended_call", agent_id=leg.agent_id)
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
+            self.routing.send_caller_to_goodbye(session, call)
 
     def agent_leave_room(self, agent_id: str, room: str) -> bool:
         """The agent leaves a room from the console: their leg ends and LiveKit removes them."""
@@ -281,7 +294,7 @@ class AgentLegs:
             if call is None or call.state == C.ENDED or call.agent_id != agent_id:
                 return False
             self.store.record(session, call.id, "agent_ended_call", agent_id=agent_id)
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
+            self.routing.send_caller_to_goodbye(session, call)
             return True
 
         return self.store.run(work)

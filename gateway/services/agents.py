@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -26,6 +27,9 @@ def _hash(secret: str) -> str:
 class AgentService:
     def __init__(self, store: Store):
         self.store = store
+        # Told (session, agent) in the unit of work that made an agent available: the oldest
+        # caller waiting in their teams is offered to them at once (services.queues).
+        self.on_available: Callable[[Session, Agent], object] | None = None
 
     def add(
         self,
@@ -124,6 +128,8 @@ class AgentService:
                 if status == rules.AVAILABLE:
                     changes["idle_since"] = utcnow()
                 self.store.compare_and_set(session, agent, **changes)
+                if status == rules.AVAILABLE and self.on_available is not None:
+                    self.on_available(session, agent)
             return as_dict(agent)
 
         return self.store.run(work)

@@ -53,9 +53,9 @@ class Answers:
             reassurance=REASSURANCE,
         )
 
-    def apology(self, call_id: str | None, technical: bool = False) -> str:
+    def apology(self, call_id: str | None, technical: bool = False, message: str | None = None) -> str:
         voicemail = self.gw.settings.voicemail_enabled and call_id
         return twiml.apology(
-            message=APOLOGY_TECHNICAL if technical else APOLOGY,
+            message=message or (APOLOGY_TECHNICAL if technical else APOLOGY),
             voicemail_action_url=self.gw.urls("/twilio/voicemail", call=call_id) if voicemail else None,
         )

@@ -15,11 +15,13 @@ from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Call, Voicemail, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
+from gateway.domain import queues as Q
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import active_transfer, call_by_sid, live_legs
 from gateway.services.ports import Gateway, LegOutcomes, LiveKitHealth
 from gateway.services.routing import Routing
+from gateway.services.teams import TeamService
 
 CALLER_GONE = ("completed", "canceled", "failed", "busy", "no-answer")
 
@@ -56,14 +58,17 @@ class Caller:
             # the agent row locked by us, storing a "no agent" call and winning the commit.
             session.flush()
             # (No CreateRoom: the dispatch rule makes the room, configured, when the caller's SIP leg arrives.)
-            if not self.routing.ring_next_agent(session, call, tried=()):
-                self.store.transition(session, call, C.CALL, "no_agent", end_reason="no_agent")
+            # A free member of the call's team is rung (the caller hears ringback); with none free the
+            # caller waits in the team's line; with nobody signed in at all they hear so at once.
+            if self.routing.route(session, call, tried=()) == "nobody":
+                self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
             else:
+                queues = self.routing.queues
                 self.store.enqueue(
                     session,
                     "queue_timeout",
                     {"call_id": call.id},
-                    delay_s=self.gw.settings.queue_timeout_s,
+                    delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
                     timer_of=call.id,
                 )
             return call
@@ -78,6 +83,8 @@ class Caller:
             return self.answers.apology(call.id)
         if call.state == C.ENDED:
             return twiml.goodbye()
+        if call.state == C.QUEUED:
+            return self.routing.queues.waiting_twiml(call.id, first=True) or self.bridge_for(call.id, redirected=False)
         return self.answers.bridge(call)
 
     def _livekit_down(self, call_sid: str, from_number: str, to_number: str) -> str:
@@ -100,6 +107,8 @@ class Caller:
             to_number=to_number,
             room=self.gw.room_name(sid),
             state=C.BRIDGING,
+            team_id=TeamService.team_for_number(session, to_number),
+            created_at=utcnow(),  # (set now: a caller's place in a line counts from it)
         )
         session.add(call)
         self.store.record(session, call.id, "call_received", caller=agent_rules.mask_phone(from_number))
@@ -121,6 +130,8 @@ class Caller:
                 return "goodbye", call
             if call.state == C.VOICEMAIL:
                 return "apology", call
+            if call.state == C.QUEUED:
+                return "queue", call  # our redirect took the caller from ringback into the line
             if call.state == C.ON_HOLD or call.room != room or gen != str(call.bridge_gen or 0) or call.redirecting:
                 # We moved the caller on purpose (REST redirect), or served a newer <Dial> since:
                 # Twilio ignores this reply. Were we ever wrong, the hold loop re-bridges the caller.
@@ -137,6 +148,8 @@ class Caller:
         if verdict == "goodbye":
             return twiml.goodbye()
         assert call is not None  # only "apology" comes without the call
+        if verdict == "queue":
+            return self.routing.queues.waiting_twiml(call.id, first=False) or self.answers.hold(call.id, first=True)
         return self.answers.hold(call.id, first=True)
 
     def _bridge_lost(self, session: Session, call: Call, dial_status: str) -> str:
@@ -145,10 +158,11 @@ class Caller:
         self.store.transition(session, call, C.CALL, "hold")
         for leg in live_legs(session, call.id, transfer_id=None):
             self.legs.end_leg(session, leg, "cancel", "bridge lost")
-        if not self.routing.ring_next_agent(session, call, room=call.room):
+        verdict = self.routing.route(session, call, room=call.room)
+        if verdict == "nobody":
             self.routing.to_voicemail_now(session, call, "nobody available after bridge lost")
             return "apology"
-        return "hold"
+        return "queue" if verdict == "queued" else "hold"
 
     def bridge_for(self, call_id: str, redirected: bool = True) -> str:
         """TwiML for the caller's next step; a <Dial> served here is a new bridge generation.
@@ -176,7 +190,24 @@ class Caller:
             return self.answers.apology(call.id)
         if call.state == C.ON_HOLD:
             return self.answers.hold(call.id, first=False)
+        if call.state == C.QUEUED:
+            return self.routing.queues.waiting_twiml(call.id, first=False) or self.answers.hold(call.id, first=False)
         return self.answers.bridge(call)
+
+    def queue_for(self, call_id: str, first: bool) -> str:
+        """The queue's hold loop, only while the caller waits in line: otherwise where they are now."""
+        call = self.store.read(lambda s: s.get(Call, call_id))
+        if call is not None and call.state == C.QUEUED:
+            heard = self.routing.queues.waiting_twiml(call.id, first=first)
+            if heard is not None:
+                return heard
+        return self.bridge_for(call_id, redirected=False)
+
+    def apology_for(self, call_id: str | None) -> str:
+        """The apology a caller is redirected to: why nobody came, then voicemail."""
+        call = self.store.read(lambda s: s.get(Call, call_id)) if call_id else None
+        message = Q.QUEUE_TIMED_OUT if call is not None and call.end_reason == "queue timeout" else None
+        return self.answers.apology(call_id, message=message)
 
     def hold_for(self, call_id: str, first: bool) -> str:
         """The hold loop, only while the call is on hold: otherwise where the call is now."""
@@ -225,6 +256,9 @@ class Caller:
         if not outcome.changed:
             return
         self.store.record(session, call.id, "call_ended", reason=reason)
+        entry = self.routing.queues.live_entry(session, call.id)
+        if entry is not None:  # hung up while waiting in line (or while being offered): abandoned
+            self.routing.queues.end(session, entry, "hangup", reason)
         transfer = active_transfer(session, call.id)
         if transfer is not None:
             self.transfers.on_caller_hangup(session, transfer)
@@ -241,7 +275,12 @@ class Caller:
     def queue_timeout(self, call_id: str) -> None:
         def work(session: Session) -> None:
             call = session.get(Call, call_id)
-            if call is not None and call.state == C.BRIDGING and call.connected_at is None:
+            if call is None or call.connected_at is not None:
+                return
+            entry = self.routing.queues.live_entry(session, call.id)
+            if entry is not None and entry.state == Q.OFFERED:
+                return  # being offered right now: should the offer fail, the caller's wait is checked then
+            if call.state in (C.BRIDGING, C.QUEUED):
                 self.routing.to_voicemail(session, call, "queue timeout")
 
         self.store.run(work)

@@ -8,6 +8,7 @@ undoes its provider side and frees the agent when it was their last live leg. Wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, Call, Leg, utcnow
 from gateway.domain import agents as agent_rules
+from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.machine import IllegalTransition
 from gateway.services.lookups import LIVE_LEG_STATES
@@ -27,6 +29,9 @@ class Legs:
     def __init__(self, gw: Gateway):
         self.gw = gw
         self.store: Store = gw.store
+        # Told (session, agent) in the unit of work that made an agent available again: the
+        # oldest caller waiting in their teams is offered to them at once (services.queues).
+        self.agent_free: Callable[[Session, Agent], object] | None = None
 
     def reserve_agent(self, session: Session, agent: Agent) -> bool:
         if agent.status != agent_rules.AVAILABLE:
@@ -88,6 +93,8 @@ class Legs:
             return
         status = agent_rules.OFFLINE if missed else agent_rules.AVAILABLE
         self.store.compare_and_set(session, agent, status=status, idle_since=utcnow())
+        if status == agent_rules.AVAILABLE and self.agent_free is not None:
+            self.agent_free(session, agent)
 
     def end_leg(self, session: Session, leg: Leg, event: str, reason: str) -> bool:
         """Move a leg to a terminal state and undo its provider side (hang up / remove)."""
@@ -114,8 +121,21 @@ class Legs:
             channel=leg.kind,
             reason=reason,
         )
-        self.release_agent(session, leg.agent_id, missed=(event == "no_answer" and leg.transfer_id is None))
+        self.release_agent(session, leg.agent_id, missed=self._not_responding(session, leg, event))
         return True
+
+    @staticmethod
+    def _not_responding(session: Session, leg: Leg, event: str) -> bool:
+        """A missed ring, or a declined offer of a caller waiting in line: the agent is set offline
+        ("not responding", as the console shows) so the line does not keep ringing them."""
+        if leg.transfer_id is not None:
+            return False
+        if event == "no_answer":
+            return True
+        if event != "decline":
+            return False
+        call = session.get(Call, leg.call_id)
+        return call is not None and call.state == C.QUEUED
 
 
 def dial_payload(leg: Leg) -> dict[str, Any]:

@@ -140,8 +140,16 @@ class RoomEvents:
     def _bridge_held_caller(self, session: Session, leg: Leg) -> None:
         """A held caller being re-routed: the agent is in the room now, so bring the caller in."""
         call = session.get(Call, leg.call_id, populate_existing=True)
-        if call is None or call.state != C.ON_HOLD or call.room != leg.room or active_transfer(session, call.id):
+        if (
+            call is None
+            or call.state not in (C.ON_HOLD, C.QUEUED)
+            or call.room != leg.room
+            or active_transfer(session, call.id)
+        ):
             return
+        entry = self.routing.queues.live_entry(session, call.id)
+        if entry is not None:  # a waiting caller's agent is in the room: answered
+            self.routing.queues.end(session, entry, "answered", "agent joined")
         self.store.transition(session, call, C.CALL, "rebridge")
         self.routing.send_caller_to_bridge(session, call)
         self.store.record(session, call.id, "caller_bridging", room=leg.room, agent_id=leg.agent_id)

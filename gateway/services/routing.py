@@ -1,7 +1,9 @@
 """Routing: where the caller goes next — which agent is offered the call, which room the caller
 is bridged into, and voicemail when nobody is left.
 
-Today: the longest-idle available agent not yet tried. Queues and teams belong here next.
+A call is for a team (its number's, default otherwise). A free member of the team is rung at
+once; with none free but someone signed in, the caller waits in the team's line (services.queues);
+with nobody signed in, voicemail.
 """
 
 from __future__ import annotations
@@ -12,19 +14,54 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Agent, Call, Leg
+from gateway.adapters.store.models import Agent, Call, Leg, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
+from gateway.domain import queues as Q
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs
 from gateway.services.lookups import live_legs
 from gateway.services.ports import Gateway
+from gateway.services.queues import Queues
 
 
 class Routing:
-    def __init__(self, gw: Gateway, legs: Legs):
-        self.gw, self.legs = gw, legs
+    def __init__(self, gw: Gateway, legs: Legs, queues: Queues):
+        self.gw, self.legs, self.queues = gw, legs, queues
         self.store: Store = gw.store
+
+    def route(
+        self, session: Session, call: Call, *, room: str | None = None, tried: Iterable[str] | None = None
+    ) -> str:
+        """Where a caller with nobody on the line goes: "ringing" (a free member of the team is
+        offered the call), "queued" (nobody free: the caller waits in the team's line), or
+        "nobody" (no member signed in at all: the caller's next step is for the caller to decide)."""
+        team_id = call.team_id or Q.DEFAULT_TEAM
+        self.queues.lock_teams(session, [team_id])  # see services.queues: arrivals and frees take turns
+        if self.ring_next_agent(session, call, room=room, tried=tried):
+            return "ringing"
+        if not self.queues.staffed(session, team_id):
+            return "nobody"
+        self.store.transition(session, call, C.CALL, "enqueue")
+        self.queues.enqueue(session, call, team_id=team_id)
+        return "queued"
+
+    def queue_offer_failed(self, session: Session, call: Call) -> None:
+        """A waiting caller's offer was missed or declined: back at the head of the line, offered
+        to the next free member at once; voicemail only when nobody is staffed or the wait is over."""
+        entry = self.queues.offer_failed(session, call.id)
+        if entry is None or entry.state != Q.WAITING:
+            return
+        team = self.queues.team(session, entry.team_id)
+        self.queues.lock_teams(session, [entry.team_id])
+        if (utcnow() - entry.enqueued_at).total_seconds() >= self.queues.max_wait_s(team):
+            self.queues.end(session, entry, "timeout", "max wait reached")
+            self.to_voicemail(session, call, "queue timeout")
+        elif not self.queues.staffed(session, entry.team_id):
+            self.queues.end(session, entry, "leave", "nobody staffed")
+            self.to_voicemail(session, call, "nobody staffed")
+        else:
+            self.queues.dispatch(session, entry.team_id)
 
     def ring_next_agent(
         self, session: Session, call: Call, room: str | None = None, tried: Iterable[str] | None = None
@@ -45,21 +82,13 @@ class Routing:
                 if agent_id is not None
             }
         )
-        query = select(Agent).where(
-            Agent.status == agent_rules.AVAILABLE, (Agent.browser.is_(True)) | Agent.phone.isnot(None)
-        )
-        if tried_ids:
-            query = query.where(Agent.id.not_in(tried_ids))
-        # One row: locking several would hide free agents from calls arriving at the same moment.
-        query = query.order_by(Agent.idle_since.asc().nulls_first(), Agent.id).limit(1)
-        if not self.store.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        with session.no_autoflush:  # the new call's rows go in together at commit
-            candidates = {a.id: a for a in session.execute(query.execution_options(populate_existing=True)).scalars()}
-        choice = agent_rules.pick_agent([agent_view(a) for a in candidates.values()], exclude=list(tried_ids))
-        if choice is None:
+        # One row, of the call's team: locking several would hide free agents from calls arriving
+        # at the same moment.
+        found = self.queues.free_agent(session, call.team_id, tried_ids)
+        choice = agent_rules.pick_agent([agent_view(found)] if found else [], exclude=list(tried_ids))
+        if choice is None or found is None:
             return False
-        agent = candidates[choice.id]
+        agent = found
         self.legs.reserve_agent(session, agent)
         self.legs.ring_agent(session, call, agent, room=room or call.room)
         return True
@@ -70,8 +99,19 @@ class Routing:
         self.store.compare_and_set(session, call, room=room or call.room, caller_identity=None, bridge_gen=gen)
         self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/bridge", "gen": gen})
 
+    def send_caller_to_goodbye(self, session: Session, call: Call) -> None:
+        """The agent ended the call: the caller is redirected to goodbye. Marked as a redirect in
+        flight, so the end of the <Dial> it interrupts is not taken for a lost bridge (which would
+        route a caller who is leaving to another agent, or into the queue)."""
+        if not call.redirecting:
+            self.store.compare_and_set(session, call, redirecting=True)
+        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
+
     def to_voicemail(self, session: Session, call: Call, reason: str) -> None:
         """Nobody (left) to take the call: the caller is redirected to the apology/voicemail."""
+        entry = self.queues.live_entry(session, call.id)
+        if entry is not None:
+            self.queues.end(session, entry, "timeout" if reason == "queue timeout" else "leave", reason)
         try:
             outcome = self.store.transition(session, call, C.CALL, "no_agent", end_reason=reason)
         except IllegalTransition:

@@ -122,7 +122,8 @@ class TeamService:
 
         return self.store.read(work)
 
-    def team_for_number(self, session: Session, number: str | None) -> str:
+    @staticmethod
+    def team_for_number(session: Session, number: str | None) -> str:
         """The team a dialled number goes to: its mapping, else the default team."""
         if number:
             mapped = session.execute(select(TeamNumber.team_id).where(TeamNumber.number == number)).scalar()

@@ -713,6 +713,9 @@ PATHS = {
         )
     },
     "/twilio/hold": {"post": _twiml("Hold music with reassurance, looping", query=("call", "loop"))},
+    "/twilio/queue": {
+        "post": _twiml("A waiting caller's loop: place in line, estimated wait, team music", query=("call", "loop"))
+    },
     "/twilio/bridge": {"post": _twiml("Bridge the caller into the call's current room", query=("call",))},
     "/twilio/apology": {"post": _twiml("Apology and voicemail", query=("call",))},
     "/twilio/goodbye": {"post": _twiml("Goodbye (call ended by the agent)")},

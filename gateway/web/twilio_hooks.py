@@ -24,6 +24,7 @@ TWIML_VIEWS = {
     "fallback",
     "dial_action",
     "hold",
+    "queue",
     "bridge",
     "apology",
     "goodbye",
@@ -173,6 +174,14 @@ def hold():
     return _services().caller.hold_for(request.args.get("call", ""), first=not request.args.get("loop"))
 
 
+@bp.post("/queue")
+@signed
+@twiml_view()
+def queue():
+    """One pass of a waiting caller's loop: their place in line, the team's music, and again."""
+    return _services().caller.queue_for(request.args.get("call", ""), first=not request.args.get("loop"))
+
+
 @bp.post("/bridge")
 @signed
 @twiml_view()
@@ -184,7 +193,7 @@ def bridge():
 @signed
 @twiml_view()
 def apology():
-    return _services().answers.apology(request.args.get("call") or None)
+    return _services().caller.apology_for(request.args.get("call") or None)
 
 
 @bp.post("/goodbye")

@@ -50,6 +50,7 @@ MACHINES = {"call": (CALL, C.BRIDGING), "leg": (LEG, L.RINGING), "transfer": (TR
 CALLER_PLACE = {
     C.CONNECTED: "in a room with an agent",
     C.ON_HOLD: "on hold",
+    C.QUEUED: "in line: greeting, place, hold music",
     C.ENDED: "hung up",
     C.BRIDGING: "ringback (transient)",
     C.VOICEMAIL: "apology / voicemail (transient)",
