@@ -96,6 +96,7 @@ def twilio_requests(h: Harness) -> list[tuple[str, dict, dict]]:
         ),
         ("/twilio/sip-status", {"CallSid": "CA" + "8" * 32, "CallStatus": "initiated"}, {"call": c1.id}),
         ("/twilio/hold", {"CallSid": SID1}, {"call": c1.id}),
+        ("/twilio/queue", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/bridge", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/apology", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/goodbye", {"CallSid": SID1}, {"call": c1.id}),
@@ -467,14 +468,16 @@ def test_unknown_ids_are_refused_and_change_nothing(h):
 
 
 def test_hold_loop_only_for_a_call_on_hold(h):
-    """POST /twilio/hold loops only while the call is on hold (it once looped for any call id, forever)."""
+    """POST /twilio/hold loops only while the call is on hold (it once looped for any call id, forever),
+    and POST /twilio/queue only while the caller waits in line."""
     looping = {}
-    for name, call_id in (("unknown call", "call_nope"), ("connected call", h.call2.id)):
-        reply = h.twilio("/twilio/hold", {"CallSid": "CA" + "f" * 32}, query={"call": call_id, "loop": "1"})
-        tried()
-        assert twiml_ok(reply)
-        if b"/twilio/hold" in reply.data and b"<Redirect" in reply.data:
-            looping[name] = reply.data[-160:]
+    for loop in ("/twilio/hold", "/twilio/queue"):
+        for name, call_id in (("unknown call", "call_nope"), ("connected call", h.call2.id)):
+            reply = h.twilio(loop, {"CallSid": "CA" + "f" * 32}, query={"call": call_id, "loop": "1"})
+            tried()
+            assert twiml_ok(reply)
+            if loop.encode() in reply.data and b"<Redirect" in reply.data:
+                looping[f"{loop} {name}"] = reply.data[-160:]
     assert not looping, looping
 
 
