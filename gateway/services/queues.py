@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -29,12 +30,22 @@ HISTORY = 20  # finished calls of a team the estimate averages
 STILL_WAITING = "Thank you for waiting. Your call is important to us; please stay on the line."
 
 
+class Offers(Protocol):
+    """What an offer needs from the legs' side: reserve the agent, ring their console and phone."""
+
+    def reserve_agent(self, session: Session, agent: Agent) -> bool: ...
+
+    def ring_agent(
+        self, session: Session, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
+    ) -> object: ...
+
+
 class Queues:
-    def __init__(self, gw: Gateway, legs):
+    def __init__(self, gw: Gateway, legs: Offers):
         self.gw, self.legs = gw, legs
         self.store: Store = gw.store
         # Told (entry, final state) when an entry ends (metrics).
-        self.on_ended: list[Callable] = []
+        self.on_ended: list[Callable[[QueueEntry, str], None]] = []
 
     # ------------------------------------------------------------ teams
     def lock_teams(self, session: Session, team_ids: Iterable[str]) -> None:
@@ -55,16 +66,19 @@ class Queues:
 
     def staffed(self, session: Session, team_id: str) -> int:
         """Members signed in (available or busy) who can be reached: 0 means nobody could come."""
-        return session.execute(
-            select(func.count())
-            .select_from(Agent)
-            .join(AgentTeam, AgentTeam.agent_id == Agent.id)
-            .where(
-                AgentTeam.team_id == team_id,
-                Agent.status != agent_rules.OFFLINE,
-                (Agent.browser.is_(True)) | Agent.phone.isnot(None),
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Agent)
+                .join(AgentTeam, AgentTeam.agent_id == Agent.id)
+                .where(
+                    AgentTeam.team_id == team_id,
+                    Agent.status != agent_rules.OFFLINE,
+                    (Agent.browser.is_(True)) | Agent.phone.isnot(None),
+                )
             )
-        ).scalar()
+            or 0
+        )
 
     def free_agent(self, session: Session, team_id: str | None, tried: Iterable[str] = ()) -> Agent | None:
         """The longest-idle available member of the team not yet tried (never-used first).
@@ -109,7 +123,7 @@ class Queues:
             state=Q.WAITING,
             active_call_id=call.id,
             transfer_id=transfer_id,
-            enqueued_at=call.created_at or utcnow(),
+            enqueued_at=call.created_at,  # the caller's place counts from when they called
             offers=0,
             callback_attempts=0,
             version=1,
@@ -119,7 +133,7 @@ class Queues:
         return entry
 
     def position(self, session: Session, entry: QueueEntry) -> int:
-        ahead = session.execute(
+        ahead = session.scalar(
             select(func.count()).where(
                 QueueEntry.team_id == entry.team_id,
                 QueueEntry.state.in_(Q.LIVE),
@@ -133,8 +147,8 @@ class Queues:
                     )
                 ),
             )
-        ).scalar()
-        return ahead + 1
+        )
+        return (ahead or 0) + 1
 
     def head(self, session: Session, team_ids: Iterable[str]) -> QueueEntry | None:
         """The next entry for an agent of these teams (domain.queues.place_key order)."""
@@ -178,13 +192,13 @@ class Queues:
         if not teams:
             return False
         self.lock_teams(session, teams)
-        agent = session.get(Agent, agent.id, populate_existing=True)
-        if agent is None or agent.status != agent_rules.AVAILABLE:
+        fresh = session.get(Agent, agent.id, populate_existing=True)
+        if fresh is None or fresh.status != agent_rules.AVAILABLE:
             return False
         entry = self.head(session, teams)
         if entry is None:
             return False
-        return self.offer(session, entry, agent)
+        return self.offer(session, entry, fresh)
 
     def dispatch(self, session: Session, team_id: str, limit: int = 5) -> int:
         """Pair the team's free members with its waiting callers, oldest first (the team is locked)."""
@@ -242,7 +256,7 @@ class Queues:
     def waiting_message(self, call_id: str) -> tuple[str, str, str] | None:
         """(greeting, announcement, music URL) for a caller in line, or None if not waiting."""
 
-        def work(session: Session):
+        def work(session: Session) -> tuple[str, str, str] | None:
             entry = self.live_entry(session, call_id)
             if entry is None:
                 return None
@@ -267,4 +281,4 @@ class Queues:
             .order_by(Call.ended_at.desc())
             .limit(HISTORY)
         ).all()
-        return [(ended - connected).total_seconds() for connected, ended in rows]
+        return [(ended - connected).total_seconds() for connected, ended in rows if connected and ended]

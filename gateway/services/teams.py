@@ -135,7 +135,7 @@ class TeamService:
     def set_agent_teams(self, agent_id: str, teams: Sequence[str]) -> builtins.list[str]:
         teams = Q.validate_team_list(teams)
 
-        def work(session: Session) -> list[str]:
+        def work(session: Session) -> builtins.list[str]:
             if session.get(Agent, agent_id) is None:
                 raise Q.InvalidTeam(f"no agent {agent_id!r}")
             self.join(session, agent_id, teams, replace=True)
@@ -163,7 +163,7 @@ class TeamService:
             .where(AgentTeam.agent_id.in_(list(agent_ids)))
             .order_by(AgentTeam.team_id)
         ).all()
-        found: dict[str, list[str]] = {agent_id: [] for agent_id in agent_ids}
+        found: dict[str, builtins.list[str]] = {agent_id: [] for agent_id in agent_ids}
         for agent_id, team_id in rows:
             found[agent_id].append(team_id)
         return found

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 
+import requests
 from sqlalchemy import select
 
 from gateway.adapters.store.models import Call, QueueEntry
@@ -186,6 +187,9 @@ def test_a_caller_who_hangs_up_while_waiting_is_recorded_with_the_wait(world):
     (entry,) = entries(world)
     assert entry.wait_s > 0 and entry.end_reason
     assert "queue_abandoned" in world.timeline(entry.call_id)
+    metrics = requests.get(world.url + "/metrics", timeout=10).text
+    assert 'gateway_queue_entries_total{kind="caller",outcome="abandoned",team="default"} 1.0' in metrics
+    assert 'gateway_queue_waiting{team="default"}' not in metrics  # nobody waits any more
     # Nobody is left waiting: when ann frees up, nobody is offered to her.
     assert ann.post(f"/api/calls/{first}/hangup").status_code == 200
     world.wait(lambda: world.services.agents.get("ann")["status"] == "available")
