@@ -99,7 +99,7 @@ class Bench:
             time.sleep(0.05)
 
     def arrivals(self, world, n, rate):
-        for i in range(n):
+        for _ in range(n):
             if self.stop.is_set():
                 return
             world.twilio.place_inbound_call(from_=f"+1558{self.seq:07d}", to=sandbox.PHONE_NUMBER)

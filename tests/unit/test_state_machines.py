@@ -19,12 +19,13 @@ from gateway.domain.machine import IllegalTransition, Outcome, StateMachine
 from gateway.domain.transfers import TRANSFER
 
 CALL_RULES = """
-               agent_joined  agents_left  hold     hold_failed  rebridge  no_agent   hangup
-    bridging   connected     =            on_hold  -            =         voicemail  ended
-    connected  =             bridging     on_hold  =            -         -          ended
-    on_hold    -             -            =        connected    bridging  voicemail  ended
-    voicemail  -             -            -        -            -         =          ended
-    ended      -             -            -        -            -         -          =
+               agent_joined  agents_left  hold     hold_failed  rebridge  no_agent   hangup  enqueue
+    bridging   connected     =            on_hold  -            =         voicemail  ended   queued
+    connected  =             bridging     on_hold  =            -         -          ended   -
+    on_hold    -             -            =        connected    bridging  voicemail  ended   queued
+    queued     -             -            -        -            bridging  voicemail  ended   =
+    voicemail  -             -            -        -            -         =          ended   -
+    ended      -             -            -        -            -         -          =       -
 """
 
 LEG_RULES = """
@@ -101,14 +102,15 @@ def test_the_rules_name_every_state_event_and_ending(name):
 
 
 def test_the_domain_constants_name_the_same_states():
-    assert (C.BRIDGING, C.CONNECTED, C.ON_HOLD, C.VOICEMAIL, C.ENDED) == (
+    assert (C.BRIDGING, C.CONNECTED, C.ON_HOLD, C.QUEUED, C.VOICEMAIL, C.ENDED) == (
         "bridging",
         "connected",
         "on_hold",
+        "queued",
         "voicemail",
         "ended",
     )
-    assert {"bridging", "connected", "on_hold", "voicemail"} == C.LIVE_STATES
+    assert {"bridging", "connected", "on_hold", "queued", "voicemail"} == C.LIVE_STATES
     assert set(L.TERMINAL) == RULES["leg"][2]
     assert set(T.TERMINAL) == RULES["transfer"][2]
     assert T.ACTIVE == ("initiated", "consulting", "target_ringing", "target_accepted", "conferenced")
