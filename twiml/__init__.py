@@ -8,6 +8,7 @@ Callers decide the URLs; these functions decide what the caller hears.
 from twiml.documents import (
     agent_taken,
     apology,
+    asks_for_a_key,
     bridge_to_room,
     empty,
     goodbye,
@@ -16,6 +17,7 @@ from twiml.documents import (
     smoke_announcement,
     smoke_bridge,
     smoke_prompt,
+    spoken,
     whisper_offer,
     whisper_prompt,
     whisper_retry,
@@ -25,6 +27,7 @@ from twiml.documents import (
 __all__ = [
     "agent_taken",
     "apology",
+    "asks_for_a_key",
     "bridge_to_room",
     "empty",
     "goodbye",
@@ -33,6 +36,7 @@ __all__ = [
     "smoke_announcement",
     "smoke_bridge",
     "smoke_prompt",
+    "spoken",
     "whisper_offer",
     "whisper_prompt",
     "whisper_retry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -186,6 +187,15 @@ def whisper_retry(*, message: str, gather_url: str, timeout_s: int = 6) -> str:
     response.say("Goodbye.", voice=VOICE)
     response.hangup()
     return str(response)
+
+
+def spoken(document: str) -> list[str]:
+    """The texts a document says, in order (what its listener must sit through)."""
+    return [" ".join("".join(say.itertext()).split()) for say in ET.fromstring(document).iter("Say")]
+
+
+def asks_for_a_key(document: str) -> bool:
+    return ET.fromstring(document).find(".//Gather") is not None
 
 
 def agent_taken(message: str = "This call has already been answered. Goodbye.") -> str:

@@ -3,6 +3,13 @@ answered, keyed (1/2) or hung up, a ring times out, an agent leaves.
 
 When a leg belongs to a transfer, its outcome goes to the transfer process manager through the
 ``LegOutcomes`` port; otherwise the caller's routing moves on (next agent, or voicemail).
+
+A phone leg's timers match people (domain/legs.py): the ring timer covers ringing only and stops
+at the answer; answering-machine detection counts against neither budget (only a generous
+allowance until Twilio asks for the whisper); the whisper and its key press get a budget of their
+own, from the words said at Polly's pace plus the wait after the prompt; no key repeats the
+prompt once, with a budget of its own again. Each phase is a ``whisper_timeout`` timer keyed
+``<leg>:<phase>``; that a phase's timer was set is also the record that the phase began.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from sqlalchemy.orm import Session
 
 import twiml
 from gateway.adapters.store import Store
+from gateway.adapters.store.db import timer_key
 from gateway.adapters.store.models import Call, Leg
 from gateway.domain import calls as C
 from gateway.domain import legs as L
@@ -24,6 +32,10 @@ from gateway.services.lookups import LIVE_LEG_STATES, live_legs
 from gateway.services.ports import Gateway, LegOutcomes
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
+
+WHISPER = "whisper_timeout"
+ANSWER, OFFER, AGAIN = "answer", "offer", "again"
+WHISPER_PHASES = (ANSWER, OFFER, AGAIN)
 
 
 class AgentLegs:
@@ -50,6 +62,8 @@ class AgentLegs:
         if not outcome.changed:
             return True
         self.stop_ringing(session, leg)
+        if leg.kind == "phone":  # the key was pressed: the whisper's budget is moot
+            self.store.cancel_timers(session, WHISPER, *(f"{leg.id}:{phase}" for phase in WHISPER_PHASES))
         self.store.record(
             session, leg.call_id, "leg_accepted", transfer_id=leg.transfer_id, agent_id=leg.agent_id, channel=leg.kind
         )
@@ -150,11 +164,75 @@ class AgentLegs:
             ended = []
             for leg_id in leg_ids:
                 leg = session.get(Leg, leg_id, populate_existing=True)
-                if leg is not None and leg.state == L.RINGING:
-                    self.legs.end_leg(session, leg, "no_answer", "ring timeout")
-                    ended.append(leg)
+                if leg is None or leg.state != L.RINGING:
+                    continue
+                if leg.kind == "phone" and self._phases(session, leg):
+                    continue  # answered: ringing is over, the whisper runs on its own budget
+                self.legs.end_leg(session, leg, "no_answer", "ring timeout")
+                ended.append(leg)
             if ended:
                 self.after_leg_failed(session, ended[-1])
+
+        self.store.run(work)
+
+    # ------------------------------------------------- whisper phases
+    def _phases(self, session: Session, leg: Leg, *phases: str) -> set[str]:
+        """Which whisper phases of this leg have begun (their timer was set)."""
+        names = phases or WHISPER_PHASES
+        return {s.rsplit(":", 1)[1] for s in self.store.timers_set(session, WHISPER, *(f"{leg.id}:{p}" for p in names))}
+
+    def _begin_phase(self, session: Session, leg: Leg, phase: str, budget_s: float) -> bool:
+        """Start ``phase`` with its own budget, withdrawing the earlier phases' timers; False if
+        it had begun already (a repeated webhook)."""
+        subject = f"{leg.id}:{phase}"
+        earlier = [f"{leg.id}:{p}" for p in WHISPER_PHASES[: WHISPER_PHASES.index(phase)]]
+        self.store.cancel_timers(session, WHISPER, *earlier)
+        job = self.store.enqueue(
+            session,
+            WHISPER,
+            {"leg_id": leg.id, "call_id": leg.call_id, "phase": phase},
+            delay_s=budget_s,
+            dedupe_key=timer_key(WHISPER, subject),
+            timer_of=subject,
+        )
+        return job is not None
+
+    def _answered(self, session: Session, leg: Leg) -> None:
+        """The phone picked up: ringing is over (the ring timer no longer applies to this leg);
+        answering-machine detection may hold Twilio's request for the whisper for a while."""
+        if self._phases(session, leg):
+            return
+        if self._begin_phase(session, leg, ANSWER, L.DETECTION_ALLOWANCE_S):
+            self.store.record(
+                session, leg.call_id, "agent_answered", transfer_id=leg.transfer_id, agent_id=leg.agent_id
+            )
+
+    def _whisper_served(self, leg_id: str, document: str, phase: str) -> None:
+        """The whisper (or the repeated prompt) goes out now: its budget covers the words at a
+        person's pace, then the wait for a key that starts once the prompt has been said."""
+        if not twiml.asks_for_a_key(document):
+            return  # e.g. "one moment, preparing the summary": the answer phase still covers it
+
+        def work(session: Session) -> None:
+            leg = session.get(Leg, leg_id, populate_existing=True)
+            if leg is not None and leg.state == L.RINGING:
+                self._begin_phase(session, leg, phase, L.whisper_budget_s(*twiml.spoken(document)))
+
+        self.store.run(work)
+
+    def whisper_timeout(self, leg_id: str, phase: str) -> None:
+        """A phase ran out: no key came (or Twilio never asked for the whisper after the answer)."""
+
+        def work(session: Session) -> None:
+            leg = session.get(Leg, leg_id, populate_existing=True)
+            if leg is None or leg.state != L.RINGING:
+                return
+            later = WHISPER_PHASES[WHISPER_PHASES.index(phase) + 1 :]
+            if later and self._phases(session, leg, *later):
+                return  # a later phase began (a race between webhooks): its own timer decides
+            reason = "whisper never requested after the answer" if phase == ANSWER else "no key pressed in time"
+            self.legs.end_leg(session, leg, "no_answer", reason)
+            self.after_leg_failed(session, leg)
 
         self.store.run(work)
 
@@ -170,6 +248,7 @@ class AgentLegs:
                 self.legs.end_leg(session, leg, "no_answer", "voicemail answered")
                 self.after_leg_failed(session, leg)
                 return "machine", leg, None
+            self._answered(session, leg)  # (when the 'answered' status callback is late or lost)
             return "offer", leg, session.get(Call, leg.call_id)
 
         verdict, leg, call = self.store.run(work)
@@ -179,11 +258,20 @@ class AgentLegs:
             return twiml.goodbye()
         assert leg is not None and call is not None  # an "offer" comes with both
         if leg.transfer_id:
-            return self.summaries.whisper_twiml(leg)
-        announcement = f"Incoming call from {spoken_number(call.from_number)}."
-        return twiml.whisper_offer(announcement=announcement, gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id))
+            document = self.summaries.whisper_twiml(leg)
+        else:
+            document = twiml.whisper_offer(
+                announcement=f"Incoming call from {spoken_number(call.from_number)}.",
+                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id),
+                timeout_s=L.GATHER_TIMEOUT_S,
+            )
+        self._whisper_served(leg.id, document, OFFER)
+        return document
 
-    def leg_digits(self, leg_id: str, digits: str) -> str:
+    def leg_digits(self, leg_id: str, digits: str, again: bool = False) -> str:
+        """A key (or none: Twilio posts empty Digits when the wait after the prompt ran out). No
+        key or a wrong one asks once more, on a budget of its own; the second time ends the offer."""
+
         def work(session: Session) -> tuple[str, Leg | None]:
             leg = session.get(Leg, leg_id)
             if leg is None:
@@ -194,10 +282,10 @@ class AgentLegs:
                 return "taken", leg
             if digits == "2":
                 self.legs.end_leg(session, leg, "decline", "declined by key 2")
-            elif not digits:
-                self.legs.end_leg(session, leg, "no_answer", "no key pressed")
+            elif not again:
+                return ("silence" if not digits else "retry"), leg
             else:
-                return "retry", leg
+                self.legs.end_leg(session, leg, "no_answer", "no key pressed" if not digits else "no valid key")
             self.after_leg_failed(session, leg)
             return "ended", leg
 
@@ -206,11 +294,15 @@ class AgentLegs:
             return twiml.goodbye(None)
         if verdict == "accepted":
             return self.answers.leg_bridge(leg)
-        if verdict == "retry":
-            return twiml.whisper_retry(
-                message="Sorry, press 1 to accept or 2 to decline.",
-                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id),
+        if verdict in ("silence", "retry"):
+            opening = "I did not hear a key." if verdict == "silence" else "Sorry, that key does nothing here."
+            document = twiml.whisper_retry(
+                message=f"{opening} {twiml.whisper_prompt()}",
+                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id, again=1),
+                timeout_s=L.GATHER_TIMEOUT_S,
             )
+            self._whisper_served(leg.id, document, AGAIN)
+            return document
         if verdict == "taken":
             return twiml.agent_taken()
         return twiml.goodbye("Goodbye." if verdict == "ended" else None)
@@ -230,7 +322,9 @@ class AgentLegs:
                 return
             if call_sid and not leg.twilio_sid:
                 self.store.compare_and_set(session, leg, twilio_sid=call_sid)
-            if status in L.TWILIO_END_EVENTS and leg.state == L.RINGING:
+            if status == "in-progress" and leg.state == L.RINGING and leg.kind == "phone":
+                self._answered(session, leg)
+            elif status in L.TWILIO_END_EVENTS and leg.state == L.RINGING:
                 self.legs.end_leg(session, leg, L.TWILIO_END_EVENTS[status], f"phone {status}")
                 self.after_leg_failed(session, leg)
             elif status == "completed":

@@ -62,6 +62,7 @@ class ProviderWork:
             "redirect_leg": self.redirect_leg,
             "hold_caller": self.hold_caller,
             "ring_timeout": lambda p: self.agent_legs.ring_timeout(p["leg_ids"]),
+            "whisper_timeout": lambda p: self.agent_legs.whisper_timeout(p["leg_id"], p["phase"]),
             "queue_timeout": lambda p: self.caller.queue_timeout(p["call_id"]),
             "summarize": lambda p: self.summaries.summarize(p["transfer_id"]),
             "summary_deadline": lambda p: self.summaries.summary_deadline(p["transfer_id"]),

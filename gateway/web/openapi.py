@@ -734,7 +734,11 @@ PATHS = {
         )
     },
     "/twilio/leg/gather": {
-        "post": _twiml("Agent pressed a key", query=("leg",), fields={"Digits": {"type": "string"}})
+        "post": _twiml(
+            "Agent pressed a key (again=1: after the repeated prompt)",
+            query=("leg", "again"),
+            fields={"Digits": {"type": "string"}},
+        )
     },
     "/twilio/leg/bridge": {"post": _twiml("Bridge an agent's phone into its room", query=("leg",))},
     "/twilio/leg/dial-action": {"post": _twiml("Agent's <Dial> ended", query=("leg",))},

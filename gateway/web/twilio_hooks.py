@@ -225,7 +225,9 @@ def leg_answer():
 @signed
 @twiml_view("empty")
 def leg_gather():
-    return _services().legs.leg_digits(request.args.get("leg", ""), form("Digits"))
+    return _services().legs.leg_digits(
+        request.args.get("leg", ""), form("Digits"), again=bool(request.args.get("again"))
+    )
 
 
 @bp.post("/leg/bridge")

@@ -45,3 +45,24 @@ def test_a_webhook_signed_with_another_key_is_logged_once_naming_the_key(make_wo
     assert len(named) == 1, [r.getMessage() for r in caplog.records]
     assert world.settings.livekit_api_key in named[0].getMessage()
     call.hangup()
+
+
+def test_no_key_after_the_whisper_repeats_the_prompt_once_then_moves_on(make_world):
+    world = make_world()
+    bob_phone = "+15551230042"
+    world.twilio.script_phone(bob_phone, answer_after=1.0, digits=None)  # answers, never presses a key
+    world.add_agent("bob", phone=bob_phone, browser=False)
+
+    call = world.call()
+    call.wait_current("say", timeout=15)  # nobody took it: the caller hears the apology
+    world.settle()
+
+    bob = next(c for c in world.twilio.calls() if c.to == bob_phone)
+    said = [text for kind, *rest in bob.events if kind == "say" for text in rest]
+    assert sum("Press 1 to accept" in text for text in said) == 2, said
+    assert any("I did not hear a key" in text for text in said)
+    assert [e for e in bob.events if e[0] == "gather"] == [("gather", ""), ("gather", "")]
+    call_id = world.db_call(call.sid)["id"]
+    ended = [e for e in world.services.views.timeline(call_id) if e["kind"] == "leg_no_answer"]
+    assert [e["detail"]["reason"] for e in ended] == ["no key pressed"]
+    assert "no_agent" in world.timeline(call_id)

@@ -381,6 +381,16 @@ class Store:
         with session.no_autoflush:
             session.execute(_CANCEL_TIMERS, {"keys": keys, "cancelled": "cancelled", "pending": "pending"})
 
+    @staticmethod
+    def timers_set(session: Session, kind: str, *subjects: str) -> set[str]:
+        """Which of these subjects ever had a ``kind`` timer (pending, fired or withdrawn),
+        this unit of work's new ones included: a timer set is also a record that a phase began."""
+        keys = {timer_key(kind, subject): subject for subject in subjects if subject}
+        found = {job.dedupe_key for job in session.info.get("new_jobs", ()) if job.dedupe_key in keys}
+        with session.no_autoflush:
+            found |= set(session.execute(_TIMERS_BY_KEY, {"keys": list(keys)}).scalars())
+        return {keys[key] for key in found}
+
     def claim(self, job_id: int, lease_s: float) -> ClaimedJob | None:
         """Take a due job (or one whose runner died) with compare-and-set; None if someone else has it."""
         now = utcnow()
@@ -463,6 +473,7 @@ def timer_key(kind: str, subject: str) -> str:
 _jobs = _table(Job)
 _timeline = _table(TimelineEntry)
 _JOB_BY_KEY = select(_jobs.c.id).where(_jobs.c.dedupe_key == bindparam("key"))
+_TIMERS_BY_KEY = select(_jobs.c.dedupe_key).where(_jobs.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 _CANCEL_TIMERS = (
     update(_jobs)
     .where(_jobs.c.dedupe_key.in_(bindparam("keys", expanding=True)), _jobs.c.state == bindparam("pending"))
