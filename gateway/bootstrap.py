@@ -130,7 +130,9 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     transfer_events = TransferEvents(store, legs, moves)
     agent_legs = AgentLegs(gw, legs, routing, answers, summaries, transfer_events)
     caller = Caller(gw, legs, routing, answers, transfer_events, livekit)
-    room_events = RoomEvents(store, legs, agent_legs, routing, transfer_events)
+    room_events = RoomEvents(
+        store, legs, agent_legs, routing, transfer_events, rooms=gw.rooms, transcribe=settings.transcription_enabled
+    )
     runner = JobRunner(store, threads=settings.job_threads, lease_s=settings.job_lease_s)
     ProviderWork(
         gw,
@@ -142,6 +144,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         summaries=summaries,
         livekit=livekit,
         provider_errors=metrics.provider_error,
+        room_events=room_events,
     ).register(runner)
     agents = AgentService(store)
     # Free agents take the next caller at once: when their call ends (legs) and when they sign in

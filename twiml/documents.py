@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from twilio.twiml.voice_response import Dial, Gather, Say, Start, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, Say, VoiceResponse
 
 VOICE = "Polly.Joanna"
 # What a Dial's <Sip> child leg reports back: only its start, which names the child CallSid that
@@ -44,19 +44,16 @@ def bridge_to_room(
     timeout_s: int = 120,
     caller_id: str | None = None,
     headers: dict[str, str] | None = None,
-    transcription_url: str | None = None,
     greeting: str | None = None,
 ) -> str:
     """Bridge this Twilio leg into a LiveKit room through LiveKit SIP.
 
     ``answerOnBridge`` keeps the caller hearing ringback (not silence) until LiveKit
-    answers, which it does only once someone else is in the room.
+    answers, which it does only once someone else is in the room. No ``<Start>`` comes first:
+    it would answer the call early, and a new one on every re-bridge would start another
+    transcription session (the gateway starts one per call by REST once connected).
     """
     response = VoiceResponse()
-    if transcription_url:
-        start = Start()
-        start.transcription(status_callback_url=transcription_url, track="both_tracks")
-        response.append(start)
     if greeting:
         response.say(greeting, voice=VOICE)
     dial = Dial(

@@ -35,6 +35,10 @@ LEG = StateMachine(
 # Why a ringing leg ended, as Twilio reports it on the agent's phone call.
 TWILIO_END_EVENTS = {"busy": "busy", "no-answer": "no_answer", "failed": "fail", "canceled": "cancel"}
 
+# Webhooks are hints, the API is the truth: when a join (or a leave) LiveKit should report has not
+# been seen after each of these delays, the gateway lists the room's participants and reconciles.
+RECONCILE_AFTER_S = (4.0, 6.0, 10.0)
+
 # --- timers that match people (provider-facts.md, "People are slower than doubles") ---------------
 # A phone leg has three phases, each on its own clock: ringing (RING_TIMEOUT_S, stopped by the
 # answer), answering-machine detection (which holds Twilio's answer webhook, up to its 30 s default

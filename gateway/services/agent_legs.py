@@ -67,6 +67,7 @@ class AgentLegs:
         self.store.record(
             session, leg.call_id, "leg_accepted", transfer_id=leg.transfer_id, agent_id=leg.agent_id, channel=leg.kind
         )
+        self.routing.expect_in_room(session, leg.call_id, leg.room)  # the agent joins next
         if leg.transfer_id:
             self.transfers.on_target_accepted(session, leg)
         return True

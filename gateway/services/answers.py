@@ -31,7 +31,6 @@ class Answers:
             sip_status_url=urls("/twilio/sip-status", call=call.id),
             timeout_s=int(s.queue_timeout_s) + 10,
             headers={"X-GW-Call": call.id},
-            transcription_url=urls("/twilio/transcription", call=call.id) if s.transcription_enabled else None,
         )
 
     def leg_bridge(self, leg: Leg) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
+from livekit.protocol.models import ParticipantInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,16 +22,71 @@ from gateway.domain import legs as L
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.legs import Legs
 from gateway.services.lookups import LIVE_LEG_STATES, active_transfer, live_legs
-from gateway.services.ports import LegOutcomes
+from gateway.services.ports import LegOutcomes, Rooms
 from gateway.services.routing import Routing
 
 LEAVING = ("participant_left", "participant_connection_aborted")
 
 
 class RoomEvents:
-    def __init__(self, store: Store, legs: Legs, agent_legs: AgentLegs, routing: Routing, transfers: LegOutcomes):
+    def __init__(
+        self,
+        store: Store,
+        legs: Legs,
+        agent_legs: AgentLegs,
+        routing: Routing,
+        transfers: LegOutcomes,
+        rooms: Rooms | None = None,
+        transcribe: bool = False,
+    ):
         self.store, self.legs, self.agent_legs, self.routing = store, legs, agent_legs, routing
-        self.transfers = transfers
+        self.transfers, self.rooms, self.transcribe = transfers, rooms, transcribe
+
+    # ------------------------------------------------------- reconciling
+    def reconcile_room(self, call_id: str, room: str, round_: int = 0, gone: str | None = None) -> None:
+        """A join (or ``gone``'s leave) was expected by now: ask LiveKit who is in the room and
+        apply what its webhooks did not say (lost, late, refused, or never configured). Another
+        look follows while something is still awaited, up to the last of RECONCILE_AFTER_S."""
+        present = {p.identity: p for p in self.rooms.list_participants(room)} if self.rooms else {}
+
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is None or call.state == C.ENDED:
+                return
+            for identity, participant in present.items():
+                kind = "sip" if participant.kind == ParticipantInfo.Kind.SIP else "standard"
+                attributes = dict(participant.attributes)
+                if self._known(session, call, room, identity, kind, attributes):
+                    continue
+                self.store.record(session, call_id, "livekit_reconciled", room=room, identity=identity, saw="joined")
+                self.participant_joined(session, room, identity, kind, attributes)
+            if gone and gone not in present:
+                leg = self._leg_for_participant(session, room, gone, "standard", {}, joined_only=True)
+                leg = leg or self._leg_for_participant(session, room, gone, "sip", {}, joined_only=True)
+                if leg is not None:
+                    self.store.record(session, call_id, "livekit_reconciled", room=room, identity=gone, saw="left")
+                    self.participant_left(session, room, gone, "sip" if leg.kind == "phone" else "standard", {})
+            awaited = (call.room == room and call.state != C.ENDED and not call.caller_identity) or any(
+                leg.room == room and leg.state == L.ACCEPTED for leg in live_legs(session, call_id)
+            )
+            if awaited and round_ + 1 < len(L.RECONCILE_AFTER_S):
+                self.store.enqueue(
+                    session,
+                    "reconcile_room",
+                    {"call_id": call_id, "room": room, "round": round_ + 1, "gone": None},
+                    delay_s=L.RECONCILE_AFTER_S[round_ + 1],
+                )
+
+        self.store.run(work)
+
+    def _known(self, session: Session, call: Call, room: str, identity: str, kind: str, attributes: dict) -> bool:
+        """Whether this participant's join is already recorded (or is nobody we track)."""
+        leg = self._leg_for_participant(session, room, identity, kind, attributes)
+        if leg is not None:
+            return leg.state == L.JOINED
+        if kind == "sip" and call.room == room:
+            return call.caller_identity == identity
+        return True  # a browser we never offered this room, or a SIP leg of another call: webhooks handle it
 
     def livekit_event(
         self,
@@ -168,6 +224,12 @@ class RoomEvents:
         )
         if call.connected_at is None:
             self.store.cancel_timers(session, "queue_timeout", call.id)  # connected: it never waits again
+            if self.transcribe:
+                # Once per call, now that it is answered (Twilio starts transcriptions only on calls
+                # in progress); the session is call-scoped and outlives every later re-bridge.
+                self.store.enqueue(
+                    session, "start_transcription", {"call_id": call.id}, dedupe_key=f"transcription:{call.id}"
+                )
         self.store.transition(
             session, call, C.CALL, "agent_joined", agent_id=owner, connected_at=call.connected_at or utcnow()
         )

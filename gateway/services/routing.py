@@ -17,6 +17,7 @@ from gateway.adapters.store import Store
 from gateway.adapters.store.models import Agent, Call, Leg, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
+from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs
@@ -98,6 +99,17 @@ class Routing:
         gen = (call.bridge_gen or 0) + 1
         self.store.compare_and_set(session, call, room=room or call.room, caller_identity=None, bridge_gen=gen)
         self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/bridge", "gen": gen})
+        self.expect_in_room(session, call.id, room or call.room)
+
+    def expect_in_room(self, session: Session, call_id: str, room: str, gone: str | None = None) -> None:
+        """Someone should join ``room`` (or ``gone`` leave it) in a moment: LiveKit's webhook will
+        say so, and if it does not, a look at the room's participants will (webhooks are hints)."""
+        self.store.enqueue(
+            session,
+            "reconcile_room",
+            {"call_id": call_id, "room": room, "round": 0, "gone": gone},
+            delay_s=L.RECONCILE_AFTER_S[0],
+        )
 
     def send_caller_to_goodbye(self, session: Session, call: Call) -> None:
         """The agent ended the call: the caller is redirected to goodbye. Marked as a redirect in

@@ -24,6 +24,7 @@ from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
 from gateway.services.lookups import existing
 from gateway.services.ports import Gateway, LiveKitHealth, ProviderErrors
+from gateway.services.room_events import RoomEvents
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
 from gateway.services.transfer_events import TransferEvents
@@ -44,11 +45,13 @@ class ProviderWork:
         summaries: Summaries,
         livekit: LiveKitHealth,
         provider_errors: ProviderErrors,
+        room_events: RoomEvents | None = None,
     ):
         self.gw, self.store = gw, gw.store
         self.legs, self.routing, self.caller, self.agent_legs = legs, routing, caller, agent_legs
         self.transfer_events, self.summaries = transfer_events, summaries
         self.livekit, self.provider_errors = livekit, provider_errors
+        self.room_events = room_events
 
     def register(self, runner: JobRunner) -> None:
         handlers = {
@@ -63,6 +66,10 @@ class ProviderWork:
             "hold_caller": self.hold_caller,
             "ring_timeout": lambda p: self.agent_legs.ring_timeout(p["leg_ids"]),
             "whisper_timeout": lambda p: self.agent_legs.whisper_timeout(p["leg_id"], p["phase"]),
+            "start_transcription": self.start_transcription,
+            "reconcile_room": lambda p: self.room_events.reconcile_room(
+                p["call_id"], p["room"], p.get("round", 0), p.get("gone")
+            ),
             "queue_timeout": lambda p: self.caller.queue_timeout(p["call_id"]),
             "summarize": lambda p: self.summaries.summarize(p["transfer_id"]),
             "summary_deadline": lambda p: self.summaries.summary_deadline(p["transfer_id"]),
@@ -101,11 +108,35 @@ class ProviderWork:
 
     def remove_participant(self, p: dict[str, Any]) -> None:
         self.gw.rooms.remove_participant(p["room"], p["identity"])
+        if p.get("call_id"):  # LiveKit reports the leave by webhook; if it does not, a look will
+            self.store.run(
+                lambda session: self.routing.expect_in_room(session, p["call_id"], p["room"], gone=p["identity"])
+            )
 
     def move_participant(self, p: dict[str, Any]) -> None:
         self.gw.rooms.move_participant(p["room"], p["identity"], p["destination"])
 
     # -------------------------------------------------------------- Twilio
+    def start_transcription(self, p: dict[str, Any]) -> None:
+        """One named real-time transcription per call, by REST on the answered call."""
+        call = self.store.peek(Call, p["call_id"])
+        if call is None or call.state == C.ENDED:
+            return
+        try:
+            self.gw.telephony.start_transcription(
+                call.twilio_sid,
+                name=transcription_name(call.id),
+                status_callback_url=self.gw.urls("/twilio/transcription", call=call.id),
+            )
+        except ProviderError as exc:
+            if exc.code != 21220:
+                raise
+            # "Not in progress": LiveKit's answer may reach our webhook before Twilio has marked the
+            # call answered, so try again shortly, unless the call has ended meanwhile.
+            current = self.store.peek(Call, p["call_id"])
+            if current is not None and current.state != C.ENDED:
+                raise ProviderError("twilio", "not_in_progress_yet", str(exc), retryable=True) from exc
+
     def dial_leg(self, p: dict[str, Any]) -> None:
         gw = self.gw
         if p.get("_fresh") and "to" in p:
@@ -145,7 +176,7 @@ class ProviderWork:
     def redirect_caller(self, p: dict[str, Any]) -> None:
         bridging = p["path"] == "/twilio/bridge"
 
-        def claim(session: Session) -> str | None:
+        def claim(session: Session) -> tuple[str, bool] | None:
             call = session.get(Call, p["call_id"], populate_existing=True)
             if call is None or call.state == C.ENDED:
                 return None
@@ -153,11 +184,20 @@ class ProviderWork:
                 return None  # the caller already fetched a newer bridge (hold loop, or our earlier run)
             if bridging and not call.redirecting:
                 self.store.compare_and_set(session, call, redirecting=True)
-            return call.twilio_sid
+            return call.twilio_sid, call.connected_at is not None
 
-        sid = self.store.run(claim)
-        if sid:
-            self.gw.telephony.redirect(sid, self.gw.urls(p["path"], call=p["call_id"]))
+        claimed = self.store.run(claim)
+        if not claimed:
+            return
+        sid, was_connected = claimed
+        if p["path"] in CONVERSATION_OVER and was_connected and self.gw.settings.transcription_enabled:
+            # The conversation is over: stop the call's transcription by name, before the caller
+            # hears goodbye or the apology, rather than transcribe that and the voicemail too.
+            try:
+                self.gw.telephony.stop_transcription(sid, transcription_name(p["call_id"]))
+            except ProviderError as exc:  # never a reason to keep the caller from the next TwiML
+                log.warning("stopping the transcription of %s failed: %s", p["call_id"], exc)
+        self.gw.telephony.redirect(sid, self.gw.urls(p["path"], call=p["call_id"]))
 
     def redirect_leg(self, p: dict[str, Any]) -> None:
         leg = self._load(Leg, p["leg_id"])
@@ -225,3 +265,11 @@ class ProviderWork:
             call = session.get(Call, call_id, populate_existing=True)
             if call is not None and call.state == C.BRIDGING and call.connected_at is None:
                 self.routing.to_voicemail(session, call, "LiveKit unavailable")
+
+
+CONVERSATION_OVER = ("/twilio/goodbye", "/twilio/apology")
+
+
+def transcription_name(call_id: str) -> str:
+    """The name a call's transcription is started and stopped by (unique per call)."""
+    return f"gw-{call_id}"

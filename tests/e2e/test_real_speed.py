@@ -61,7 +61,9 @@ def test_phone_b_answering_after_8_s_with_detection_hears_the_summary_and_accept
 
     transfer = start_warm(world, alice, offer["call_id"], {"target_agent_id": "bob"})
     world.wait(
-        lambda: world.services.views.transfer(transfer["id"])["state"] in ("target_accepted", "conferenced", "completed"),
+        lambda: (
+            world.services.views.transfer(transfer["id"])["state"] in ("target_accepted", "conferenced", "completed")
+        ),
         what="B accepted the transfer",
         timeout=45,
     )

@@ -19,6 +19,8 @@ def connect_call(world: World, agent, *, phone_agent: bool = False):
         call.wait_current("bridged", timeout=8)
         call_id = offer["call_id"]
     world.wait(lambda: world.db_call(call.sid)["state"] == "connected", what="call connected")
+    if world.settings.transcription_enabled:  # started by REST once connected: what is said next is heard
+        world.wait(lambda: call.transcriptions, what="transcription started")
     return call, call_id
 
 

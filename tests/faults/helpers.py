@@ -41,6 +41,8 @@ def connect_call(world, agent, caller: str = CALLER):
     agent.accept_and_join(offer["call_id"])
     call.wait_current("bridged", timeout=10)
     world.wait(lambda: world.db_call(call.sid)["state"] == "connected", timeout=10, what="call connected")
+    if world.settings.transcription_enabled:  # started by REST once connected: what is said next is heard
+        world.wait(lambda: call.transcriptions, timeout=10, what="transcription started")
     return call, offer["call_id"]
 
 
