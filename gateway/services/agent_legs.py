@@ -296,6 +296,7 @@ class AgentLegs:
         if verdict == "accepted":
             return self.answers.leg_bridge(leg)
         if verdict in ("silence", "retry"):
+            assert leg is not None
             opening = "I did not hear a key." if verdict == "silence" else "Sorry, that key does nothing here."
             document = twiml.whisper_retry(
                 message=f"{opening} {twiml.whisper_prompt()}",

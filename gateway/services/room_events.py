@@ -79,7 +79,9 @@ class RoomEvents:
 
         self.store.run(work)
 
-    def _known(self, session: Session, call: Call, room: str, identity: str, kind: str, attributes: dict) -> bool:
+    def _known(
+        self, session: Session, call: Call, room: str, identity: str, kind: str, attributes: dict[str, str]
+    ) -> bool:
         """Whether this participant's join is already recorded (or is nobody we track)."""
         leg = self._leg_for_participant(session, room, identity, kind, attributes)
         if leg is not None:

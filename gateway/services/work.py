@@ -45,7 +45,7 @@ class ProviderWork:
         summaries: Summaries,
         livekit: LiveKitHealth,
         provider_errors: ProviderErrors,
-        room_events: RoomEvents | None = None,
+        room_events: RoomEvents,
     ):
         self.gw, self.store = gw, gw.store
         self.legs, self.routing, self.caller, self.agent_legs = legs, routing, caller, agent_legs
