@@ -54,7 +54,8 @@ VARIABLES: list[tuple[str, bool, str]] = [
     (
         "TRANSCRIPTION_ENABLED",
         False,
-        "Start Twilio real-time transcription on callers' legs (true/false). Default: false.",
+        "Transcribe each call in real time: one named Twilio session, started once connected (true/false). "
+        "Default: false.",
     ),
     ("VOICEMAIL_ENABLED", False, "Offer voicemail when no agent answers (true/false). Default: true."),
     ("RETENTION_HOURS", False, "Hours transcripts and summaries are kept after a call ends. Default: 24."),
