@@ -121,6 +121,12 @@ def twilio_requests(h: Harness) -> list[tuple[str, dict, dict]]:
             {"call": c1.id},
         ),
         ("/twilio/sms-status", {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}, {}),
+        # doctor --call's test call: each would record a hop of probe "p1"
+        ("/twilio/smoke/answer", {"CallSid": "CA" + "6" * 32}, {"probe": "p1"}),
+        ("/twilio/smoke/heard", {"CallSid": "CA" + "6" * 32}, {"probe": "p1"}),
+        ("/twilio/smoke/gather", {"CallSid": "CA" + "6" * 32, "Digits": "1"}, {"probe": "p1"}),
+        ("/twilio/smoke/dial-action", {"CallSid": "CA" + "6" * 32, "DialCallStatus": "busy"}, {"probe": "p1"}),
+        ("/twilio/smoke/status", {"CallSid": "CA" + "6" * 32, "CallStatus": "completed"}, {"probe": "p1"}),
     ]
 
 
