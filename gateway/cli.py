@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import click
 from flask import Flask, current_app
@@ -171,27 +170,24 @@ def register(app: Flask) -> None:
         if not settings.sandbox and not sandbox_url:
             raise click.ClickException("simulate-call drives the sandbox; real credentials are configured")
         url = sandbox_url or settings.twilio_api_base_url
+        if say and not settings.transcription_enabled:
+            raise click.ClickException(
+                "--say needs transcription, or nothing hears the caller: start the gateway with "
+                "TRANSCRIPTION_ENABLED=true"
+            )
         try:
+            # The lines are said once the call's transcription starts: when an agent has answered
+            # and the call is connected (the gateway starts it then, by REST).
             reply = requests.post(
-                f"{url}/_sim/calls", json={"from": from_, "to": settings.twilio_phone_number}, timeout=5
+                f"{url}/_sim/calls",
+                json={"from": from_, "to": settings.twilio_phone_number, "speech": list(say)},
+                timeout=5,
             )
             reply.raise_for_status()
         except requests.RequestException as exc:
             raise click.ClickException(f"no sandbox at {url}: start it with `python -m gateway` ({exc})") from None
         sid = reply.json()["sid"]
-        for line in say:
-            # Twilio transcribes only once the call's first TwiML has started transcription: until
-            # then a line would be lost, so each one is retried for a few seconds.
-            deadline = time.monotonic() + 5.0
-            while True:
-                spoken = requests.post(f"{url}/_sim/calls/{sid}/speak", json={"text": line}, timeout=5)
-                if spoken.ok and spoken.json().get("callback_status") is not None:
-                    break
-                if time.monotonic() > deadline:
-                    raise click.ClickException(
-                        f"the caller said {line!r} but nothing transcribed it: start the gateway with "
-                        "TRANSCRIPTION_ENABLED=true"
-                    )
-                time.sleep(0.2)
+        if say:
+            click.echo(f"the caller says {len(say)} line(s) once an agent answers and transcription starts")
         click.echo(f"placed call {sid} from {from_}; follow it at {url}/_sim/calls/{sid}")
         sys.stdout.flush()
