@@ -80,26 +80,22 @@ def test_bridge_dials_the_room_over_sip_with_ringback_and_the_dial_action():
     }
 
 
-def test_bridge_with_transcription_and_greeting_starts_them_before_the_dial():
+def test_bridge_with_a_greeting_says_it_before_the_dial_and_starts_nothing():
+    """No <Start> before <Dial answerOnBridge>: it would answer the caller early (silence instead
+    of ringback) and start another transcription on every re-bridge; transcription is started
+    once per call by REST instead."""
     root = parse(
         twiml.bridge_to_room(
             room_token="call_CA42",
             sip=SipTarget(host="h.example"),
             action_url="https://gw.example/twilio/dial-action",
-            transcription_url="https://gw.example/twilio/transcription?call=c1",
             greeting="Connecting you to an agent.",
         )
     )
-    assert verbs(root) == ["Start", "Say", "Dial"]
-    (transcription,) = list(root.find("Start"))
-    assert transcription.tag == "Transcription"
-    assert transcription.attrib == {
-        "statusCallbackUrl": "https://gw.example/twilio/transcription?call=c1",
-        "track": "both_tracks",
-    }
+    assert verbs(root) == ["Say", "Dial"]
     assert said(root) == ["Connecting you to an agent."]
     dial = root.find("Dial")
-    assert dial.get("timeout") == "120" and "callerId" not in dial.attrib
+    assert dial.get("timeout") == "120" and "callerId" not in dial.attrib and dial.get("answerOnBridge") == "true"
     sip = dial.find("Sip")
     # No trunk credentials and no progress callback asked for: none sent.
     assert sip.attrib == {} and sip.text == "sip:call_CA42@h.example;transport=tcp"
