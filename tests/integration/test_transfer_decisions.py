@@ -276,7 +276,8 @@ def test_the_summary_deadline_stores_the_local_summary_and_texts_b(h):
     assert queued(h, "send_sms") == []  # nothing to text before there is a summary
     fire(h, "summary_deadline", transfer_id=transfer["id"])
     row = transfer_row(h, call)
-    assert row.summary_source == "fallback" and row.summary["tried"] == ["Router 7781 replaced last week; still drops."]
+    # A's note leads the local summary: it is the reason B reads.
+    assert row.summary_source == "fallback" and row.summary["reason"] == "Router 7781 replaced last week; still drops."
     ready = [d for k, d in timeline(h, call.id) if k == "summary_ready"]
     assert len(ready) == 1 and ready[0]["source"] == "fallback" and ready[0]["openai_error"] == "deadline passed"
     assert [(j["transfer_id"], j["to"]) for j in queued(h, "send_sms")] == [(transfer["id"], "+15550009999")]

@@ -17,11 +17,13 @@ const current = {
   call: null, // { id, caller, fromAgent, data, transfers, timeline, legs }
   syncing: null, // the sync in flight
   syncAgain: false, // events arrived during it: sync once more after
+  settling: null, // the call this agent's part ended in before the call itself ended
 };
 
 export const currentCall = () => current.call;
 
 export function openCall(callId, caller, fromAgent = null) {
+  current.settling = null;
   current.call = { id: callId, caller, fromAgent, data: null, transfers: [], timeline: [], legs: [] };
   beginCallAudio();
   hideOutcome();
@@ -95,6 +97,9 @@ async function syncCall() {
   const leg = call.legs.find((l) => l.state === "joined") || call.legs[0];
   if (!leg) {
     finishCall(outcomeText(call));
+    // My leg can end a moment before the call does (the caller hangs up: the room closes
+    // first). Keep the call in view so the outcome card can say how it really ended.
+    if (call.data?.state !== "ended") current.settling = call;
     return;
   }
   await followLeg(leg);
@@ -170,12 +175,26 @@ function showTranscript(items) {
 /** A timeline entry arrived: re-read the call if it is this one. */
 export function onCallEntry(entry) {
   const call = current.call;
+  const settling = current.settling;
+  if (settling && entry.call_id === settling.id && entry.kind === "call_ended") {
+    current.settling = null;
+    settleOutcome(settling);
+  }
   if (call && entry.call_id === call.id) {
     scheduleSync();
     if (entry.kind === "transcript" || entry.kind === "note_added") loadTranscript();
   } else if (!call && entry.agent_id === me() && ["leg_accepted", "agent_joined"].includes(entry.kind)) {
     syncMe(); // accepted on the phone or in another tab
   }
+}
+
+/** The call this agent had left has now ended: the outcome card says so, if it still shows that call. */
+async function settleOutcome(call) {
+  const detail = await api.call(call.id).catch(() => null);
+  if (!detail || current.call || $("outcome").hidden) return;
+  call.data = detail.call;
+  call.transfers = detail.transfers;
+  setText("outcome-text", outcomeText(call));
 }
 
 async function onHangup() {
