@@ -42,11 +42,13 @@ class Agent:
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {credential}"
         self.offers: list[str] = []
+        self.seen: set[str] = set()  # a leg still ringing is seen again by the next poll
         self.cv = threading.Condition()
 
     def offer(self, call_id):
         with self.cv:
-            if call_id not in self.offers:
+            if call_id not in self.seen:
+                self.seen.add(call_id)
                 self.offers.append(call_id)
                 self.cv.notify()
 
