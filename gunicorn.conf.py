@@ -10,17 +10,23 @@ import os
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))  # each open console holds one
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+# Threads a worker keeps for webhooks and API calls whatever the number of open consoles: a console
+# event stream holds a thread while open, so streams get at most threads - this many; consoles
+# beyond that are served brief streams (polling) that hold none.
+WEBHOOK_RESERVE = int(os.environ.get("WEBHOOK_THREADS_RESERVED", "8"))
 timeout = 30
 graceful_timeout = 25  # platforms send SIGTERM then SIGKILL after 30 s
 keepalive = 5
 preload_app = False  # each worker builds its own app, event loop and job runner after the fork
 accesslog = "-"
-forwarded_allow_ips = "*"
+# X-Forwarded-Proto (the scheme) only from the proxies the app trusts too (gateway.ops).
+forwarded_allow_ips = os.environ.get("TRUSTED_PROXY_ADDRESSES") or "127.0.0.1,::1"
 
 
 def post_worker_init(worker):
     """Start background work right after the fork rather than on the first request."""
+    worker.wsgi.extensions["console"].max_open = max(1, threads - WEBHOOK_RESERVE)
     worker.wsgi.extensions["gateway"].start()
     # What exists now (modules, the app, clients, the pool) lives as long as the worker: keep it out
     # of the cyclic garbage collector, whose full passes over it (~180k objects) paused every thread

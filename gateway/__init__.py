@@ -9,6 +9,8 @@ import logging
 
 from dotenv import load_dotenv
 from flask import Flask, jsonify, request
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from gateway import config as config_module
 from gateway.bootstrap import Services, build
@@ -21,6 +23,18 @@ logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
 def _has_nul(req) -> bool:
     body = req.get_data(cache=True)
     return b"\x00" in body or b"\\u0000" in body or b"%00" in body
+
+
+def database_unreachable(url: str, exc: BaseException) -> str:
+    """One line an operator can act on (no SQL, no traceback, no password)."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    from gateway.ops.checks import database_error
+
+    reason = database_error(exc)
+    return (
+        f"cannot start: the database {shown} is unreachable ({reason}); check DATABASE_URL and that the "
+        "database runs, then `flask --app gateway doctor`"
+    )
 
 
 def create_app(settings: config_module.Settings | None = None, *, services: Services | None = None) -> Flask:
@@ -36,7 +50,13 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
 
             sandbox = Sandbox(settings)
             settings = sandbox.settings
-        services = build(settings)
+        try:
+            services = build(settings)
+        except DBAPIError as exc:
+            # Built without touching the database, so `flask doctor` (the tool for this moment)
+            # still runs; serving (gunicorn, python -m gateway) stops at start with this one line.
+            services = build(settings, migrate=False)
+            services.startup_error = database_unreachable(settings.database_url, exc)
         services.sandbox = sandbox
     settings = services.gw.settings
 
@@ -49,6 +69,10 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
         MAX_CONTENT_LENGTH=256 * 1024,
     )
     app.extensions["gateway"] = services
+
+    from gateway.web import hardening
+
+    hardening.install(app, public_origin=settings.public_origin)
 
     from gateway.web import api, livekit_hooks, openapi, twilio_hooks
 
@@ -82,10 +106,6 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
     @app.errorhandler(404)
     def not_found(_exc):
         return jsonify(error="not found"), 404
-
-    @app.errorhandler(405)
-    def not_allowed(_exc):
-        return jsonify(error="method not allowed"), 405
 
     from gateway import cli, ops
 

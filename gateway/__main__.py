@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     app = create_app(settings)
     services = app.extensions["gateway"]
+    if services.startup_error:
+        print(services.startup_error, file=sys.stderr)
+        return 3
     try:
         services.start()
     except SandboxPortInUse as exc:

@@ -59,6 +59,7 @@ class Services:
     runner: JobRunner
     metrics: Metrics
     sandbox: Any | None = None
+    startup_error: str | None = None  # set when the app was built but cannot serve (database down)
     _started_pid: int | None = None
 
     @property
@@ -68,6 +69,11 @@ class Services:
 
     def start(self) -> None:
         """Start background work in this process (idempotent; after gunicorn forks)."""
+        if self.startup_error:
+            # One clear line and a non-zero exit (gunicorn: a worker that fails to boot stops the
+            # server with status 3), instead of workers dying with a driver traceback.
+            log.critical(self.startup_error)
+            raise SystemExit(3)
         pid = os.getpid()
         with _start_lock:
             if self._started_pid == pid:

@@ -90,3 +90,9 @@ def livekit_webhooks(store: Store, now: datetime | None = None) -> WebhookHealth
             )
         ).scalar_one()
     return WebhookHealth(last, int(silent))
+
+
+def database_error(exc: BaseException) -> str:
+    """The driver's own first line (no SQL, no link to SQLAlchemy's docs)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__

@@ -110,7 +110,12 @@ def _database(settings: Settings, store: Store | None) -> list[Check]:
         schema = checks.schema(store)
     except Exception as exc:
         return [
-            Check("database", FAIL, f"{shown}: {describe_error(exc)}", "check DATABASE_URL and that the database runs"),
+            Check(
+                "database",
+                FAIL,
+                f"{shown}: {checks.database_error(exc)}",
+                "check DATABASE_URL (host, port, name, password) and that the database server runs",
+            ),
             Check("migrations", FAIL, "database unreachable", "fix the database first"),
         ]
     finally:

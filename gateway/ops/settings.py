@@ -6,6 +6,7 @@ environment, validated with the same ConfigError.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,12 @@ OPS_VARIABLES: list[tuple[str, bool, str]] = [
         "TRUSTED_PROXY_HOPS",
         False,
         "Reverse proxies in front of the app whose X-Forwarded-* headers are trusted. Default: 1.",
+    ),
+    (
+        "TRUSTED_PROXY_ADDRESSES",
+        False,
+        "Comma-separated IPs/CIDRs of those proxies; X-Forwarded-* from any other peer is ignored "
+        "(* = any, only where nothing but the proxy can reach the app). Default: 127.0.0.1,::1.",
     ),
     ("METRICS_TOKEN", False, "Bearer token required by /metrics; without it /metrics is open."),
     (
@@ -44,6 +51,7 @@ OPS_VARIABLES: list[tuple[str, bool, str]] = [
 @dataclass(frozen=True)
 class OpsSettings:
     trusted_proxy_hops: int = 1
+    trusted_proxy_addresses: tuple[str, ...] = ("127.0.0.1", "::1")
     metrics_token: str | None = None
     prometheus_multiproc_dir: str | None = None
     log_level: str = "INFO"
@@ -58,6 +66,15 @@ class OpsSettings:
         hops = get("TRUSTED_PROXY_HOPS") or "1"
         if not hops.isdigit():
             raise ConfigError(f"TRUSTED_PROXY_HOPS must be a whole number (0 = no proxy), got {hops!r}")
+        addresses = tuple(
+            a.strip() for a in (get("TRUSTED_PROXY_ADDRESSES") or "127.0.0.1,::1").split(",") if a.strip()
+        )
+        for address in addresses:
+            if address != "*":
+                try:
+                    ipaddress.ip_network(address, strict=False)
+                except ValueError:
+                    raise ConfigError(f"TRUSTED_PROXY_ADDRESSES: {address!r} is not an IP address or CIDR") from None
         level = (get("LOG_LEVEL") or "INFO").upper()
         if not isinstance(logging.getLevelName(level), int):
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -65,6 +82,7 @@ class OpsSettings:
             raise ConfigError("LIVEKIT_OUTBOUND_USERNAME and LIVEKIT_OUTBOUND_PASSWORD must be set together")
         return cls(
             trusted_proxy_hops=int(hops),
+            trusted_proxy_addresses=addresses,
             metrics_token=get("METRICS_TOKEN") or None,
             prometheus_multiproc_dir=get("PROMETHEUS_MULTIPROC_DIR") or None,
             log_level=level,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -20,12 +21,15 @@ from gateway.ops.provision import DISPATCH_RULE_NAME
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
 
-LIVEKIT_PROBE_S = 2.0
+# A probe answers within a second, whatever hangs: a load balancer's check gives up soon after.
+PROBE_S = 0.8
+WARNINGS = "_warnings"  # the database probe's findings that do not decide readiness
 # Provider webhooks and probes must never be redirected: Twilio and LiveKit do not follow
 # redirects for a POST, and a probe wants the plain answer.
 NO_REDIRECT = ("/twilio/", "/livekit/", "/healthz", "/readyz", "/metrics")
-# LiveKitRooms waits up to the provider timeout; readiness answers after 2 s regardless.
-_probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz-livekit")
+# The database and LiveKit are asked at once, each on a thread of its own: a locked SQLite file
+# or a LiveKit that does not answer makes /readyz say 503 after PROBE_S, not after their timeouts.
+_probes = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
 
 
 def _services():
@@ -54,15 +58,34 @@ bp.before_app_request(observability.start_timer)
 bp.after_app_request(observability.observe_webhook)
 
 
-def _livekit_ready(rooms) -> dict:
-    future = _probes.submit(rooms.list_rooms)
+def _database_ready(store) -> dict:
     try:
-        future.result(timeout=LIVEKIT_PROBE_S)
-    except FutureTimeout:
-        return {"ok": False, "detail": f"no answer within {LIVEKIT_PROBE_S:g} s"}
+        schema = checks.schema(store)
+    except Exception as exc:
+        log.warning("readyz: database unreachable: %s", exc)
+        return {
+            "database": {"ok": False, "detail": type(exc).__name__},
+            "migrations": {"ok": False, "detail": "database unreachable"},
+        }
+    results = {"database": {"ok": True}, "migrations": {"ok": schema.current, "detail": schema.describe()}}
+    try:
+        webhooks = checks.livekit_webhooks(store)
+    except Exception as exc:  # a database hiccup here is not a readiness verdict
+        log.warning("readyz: webhook check failed: %s", exc)
+    else:
+        if not webhooks.ok:
+            # Reported, not fatal: every instance shares the cause, and calls still connect through
+            # the ListParticipants fallback; taking them all out of rotation would drop every caller.
+            results[WARNINGS] = {"livekit_webhooks": webhooks.describe()}
+    return results
+
+
+def _livekit_ready(rooms) -> dict:
+    try:
+        rooms.list_rooms()
     except ProviderError as exc:
-        return {"ok": False, "detail": exc.kind}
-    return {"ok": True}
+        return {"livekit": {"ok": False, "detail": exc.kind}}
+    return {"livekit": {"ok": True}}
 
 
 NOT_PROVISIONED = (
@@ -73,45 +96,32 @@ NOT_PROVISIONED = (
 
 def _provisioned(rooms) -> dict:
     """The dispatch rule provision makes, by name: without it no call can reach an agent."""
-    future = _probes.submit(rooms.dispatch_rule_names)
     try:
-        names = future.result(timeout=LIVEKIT_PROBE_S)
-    except FutureTimeout:
-        return {"ok": False, "detail": f"no answer within {LIVEKIT_PROBE_S:g} s"}
+        names = rooms.dispatch_rule_names()
     except ProviderError as exc:
-        return {"ok": False, "detail": exc.kind}
+        return {"provisioning": {"ok": False, "detail": exc.kind}}
     if DISPATCH_RULE_NAME not in names:
-        return {"ok": False, "detail": NOT_PROVISIONED.format(rule=DISPATCH_RULE_NAME)}
-    return {"ok": True}
+        return {"provisioning": {"ok": False, "detail": NOT_PROVISIONED.format(rule=DISPATCH_RULE_NAME)}}
+    return {"provisioning": {"ok": True}}
 
 
 @bp.get("/readyz")
 def readyz():
     gw = _services().gw
-    try:
-        schema = checks.schema(gw.store)
-    except Exception as exc:
-        log.warning("readyz: database unreachable: %s", exc)
-        results = {
-            "database": {"ok": False, "detail": type(exc).__name__},
-            "migrations": {"ok": False, "detail": "database unreachable"},
-        }
-    else:
-        results = {"database": {"ok": True}, "migrations": {"ok": schema.current, "detail": schema.describe()}}
-    results["livekit"] = _livekit_ready(gw.rooms)
-    results["provisioning"] = _provisioned(gw.rooms)
-    ready = all(r["ok"] for r in results.values())
-    warnings = {}
-    if results["database"]["ok"]:
+    deadline = time.monotonic() + PROBE_S
+    probes = {
+        ("database", "migrations"): _probes.submit(_database_ready, gw.store),
+        ("livekit",): _probes.submit(_livekit_ready, gw.rooms),
+        ("provisioning",): _probes.submit(_provisioned, gw.rooms),
+    }
+    results: dict = {}
+    for names, future in probes.items():
         try:
-            webhooks = checks.livekit_webhooks(gw.store)
-        except Exception as exc:  # a database hiccup here is not a readiness verdict
-            log.warning("readyz: webhook check failed: %s", exc)
-        else:
-            if not webhooks.ok:
-                # Reported, not fatal: every instance shares the cause, and calls still connect through
-                # the ListParticipants fallback; taking them all out of rotation would drop every caller.
-                warnings["livekit_webhooks"] = webhooks.describe()
+            results.update(future.result(timeout=max(0.0, deadline - time.monotonic())))
+        except FutureTimeout:
+            results.update({name: {"ok": False, "detail": f"no answer within {PROBE_S:g} s"} for name in names})
+    warnings = results.pop(WARNINGS, {})
+    ready = all(r["ok"] for r in results.values())
     return jsonify(status="ready" if ready else "not ready", checks=results, warnings=warnings), 200 if ready else 503
 
 

@@ -6,13 +6,14 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Agent, AgentTeam, Leg, utcnow
+from gateway.adapters.store.models import Agent, AgentSession, AgentTeam, Leg, utcnow
 from gateway.domain import agents as rules
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
@@ -72,6 +73,7 @@ class AgentService:
             if agent is None:
                 raise rules.InvalidAgent(f"no agent {agent_id!r}")
             self.store.compare_and_set(session, agent, secret_hash=_hash(secret))
+            end_all_sessions(session, agent_id)  # whoever held the old credential is out at once
 
         self.store.run(work)
         return secret
@@ -107,6 +109,7 @@ class AgentService:
                 raise rules.InvalidAgent(f"agent {agent_id!r} is on a call; try again when it ends")
             session.execute(delete(AgentTeam).where(AgentTeam.agent_id == agent_id))
             session.delete(agent)
+            end_all_sessions(session, agent_id)
 
         self.store.run(work)
 
@@ -134,6 +137,47 @@ class AgentService:
 
         return self.store.run(work)
 
+    # --------------------------------------------------------------- sessions
+    def open_session(self, agent_id: str, lifetime_s: float) -> str:
+        """A new console session for the agent; returns the token the cookie carries."""
+        token = secrets.token_urlsafe(32)
+
+        def work(session: Session) -> None:
+            now = utcnow()
+            # The agent's expired sessions go as a new one comes: the table holds live ones only.
+            session.execute(
+                delete(AgentSession).where(AgentSession.agent_id == agent_id, AgentSession.expires_at < now)
+            )
+            session.add(
+                AgentSession(
+                    id=_hash(token), agent_id=agent_id, created_at=now, expires_at=now + timedelta(seconds=lifetime_s)
+                )
+            )
+
+        self.store.run(work)
+        return token
+
+    def session_agent(self, token: str) -> dict[str, Any] | None:
+        """The agent a live session token belongs to, or None (ended, expired, or never was)."""
+        if not token:
+            return None
+
+        def work(s: Session) -> dict[str, Any] | None:
+            row = s.execute(
+                select(Agent)
+                .join(AgentSession, AgentSession.agent_id == Agent.id)
+                .where(AgentSession.id == _hash(token), AgentSession.expires_at > utcnow())
+            ).scalar_one_or_none()
+            return as_dict(row) if row is not None else None
+
+        return self.store.read(work)
+
+    def end_session(self, token: str) -> None:
+        self.store.run(lambda s: s.execute(delete(AgentSession).where(AgentSession.id == _hash(token))))
+
+    def end_sessions(self, agent_id: str) -> None:
+        self.store.run(lambda s: end_all_sessions(s, agent_id))
+
     def fingerprint(self, agent_id: str) -> str | None:
         """A short digest of the current credential: resetting it signs every console session out."""
         agent = self.store.peek(Agent, agent_id)
@@ -147,6 +191,10 @@ class AgentService:
         if agent is None or not hmac.compare_digest(agent.secret_hash, _hash(secret)):
             return None
         return as_dict(agent)
+
+
+def end_all_sessions(session: Session, agent_id: str) -> None:
+    session.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
 
 
 def as_dict(agent: Agent) -> dict[str, Any]:

@@ -5,14 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import CompoundSelect, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Agent, Call, Leg, Note, TimelineEntry, TranscriptLine, Transfer, utcnow
+from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import transfers as T
+from gateway.domain.access import CallFacts
 from gateway.services.lookups import existing
+
+# Leg states that mean the agent took part in the call (accepted, and maybe joined and left since).
+TOOK_PART = (L.ACCEPTED, L.JOINED, L.LEFT)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -93,11 +98,51 @@ class Views:
     def call(self, call_id: str) -> dict[str, Any] | None:
         return self.store.read(lambda s: (lambda c: call_dict(c) if c else None)(s.get(Call, call_id)))
 
-    def agent_on_call(self, agent_id: str, call_id: str) -> bool:
-        """The agent has (or had) a leg on this call: may see its details."""
-        return self.store.read(
-            lambda s: (
-                s.execute(select(Leg.id).where(Leg.call_id == call_id, Leg.agent_id == agent_id)).first() is not None
+    def call_facts(self, call_id: str) -> CallFacts | None:
+        """What the access rule (domain/access.py) needs about one call, or None if unknown."""
+
+        def work(s: Session) -> CallFacts | None:
+            call = s.execute(select(Call.agent_id, Call.state).where(Call.id == call_id)).first()
+            if call is None:
+                return None
+            on_call = s.execute(
+                select(Leg.agent_id).where(
+                    Leg.call_id == call_id, Leg.agent_id.isnot(None), Leg.state.in_((L.ACCEPTED, L.JOINED))
+                )
+            ).scalars()
+            transfer = s.execute(
+                select(Transfer.source_agent_id, Transfer.target_agent_id).where(
+                    Transfer.active_call_id == call_id, Transfer.state.in_(T.ACTIVE)
+                )
+            ).first()
+            took_part = s.execute(
+                select(Leg.agent_id)
+                .where(Leg.call_id == call_id, Leg.agent_id.isnot(None), Leg.state.in_(TOOK_PART))
+                .union(select(Transfer.source_agent_id).where(Transfer.call_id == call_id))
+            ).scalars()
+            return CallFacts(
+                took_part=frozenset(a for a in took_part if a),
+                owner=call.agent_id,
+                live=call.state != C.ENDED,
+                on_call=frozenset(a for a in on_call if a),
+                transfer_source=transfer.source_agent_id if transfer else None,
+                transfer_target=transfer.target_agent_id if transfer else None,
+            )
+
+        return self.store.read(work)
+
+    def visible_call_ids(self, agent_id: str) -> CompoundSelect[str]:
+        """A select of the ids of calls the agent may view by the access rule (the owner, anyone who
+        took part, a side of an active transfer): the list of calls and the event stream."""
+        return (
+            select(Call.id)
+            .where(Call.agent_id == agent_id)
+            .union(
+                select(Leg.call_id).where(Leg.agent_id == agent_id, Leg.state.in_(TOOK_PART)),
+                select(Transfer.call_id).where(
+                    or_(Transfer.source_agent_id == agent_id, Transfer.target_agent_id == agent_id),
+                    or_(Transfer.source_agent_id == agent_id, Transfer.active_call_id.isnot(None)),
+                ),
             )
         )
 
@@ -114,10 +159,11 @@ class Views:
         )
 
     def events_for_agent(self, agent_id: str, after_id: int, limit: int = 200) -> list[dict[str, Any]]:
-        """Timeline entries of every call the agent is or was part of (the console's event stream)."""
+        """Timeline entries of the calls the agent may view (access rule), and entries about the
+        agent itself (the console's event stream)."""
 
         def work(s: Session) -> list[dict[str, Any]]:
-            call_ids = select(Leg.call_id).where(Leg.agent_id == agent_id)
+            call_ids = self.visible_call_ids(agent_id)
             rows = s.execute(
                 select(TimelineEntry)
                 .where(
@@ -217,7 +263,7 @@ class Views:
         def work(s: Session) -> list[dict[str, Any]]:
             query = select(Call).where(Call.created_at >= since).order_by(Call.created_at.desc()).limit(200)
             if agent_id:
-                query = query.where(Call.id.in_(select(Leg.call_id).where(Leg.agent_id == agent_id)))
+                query = query.where(Call.id.in_(self.visible_call_ids(agent_id)))
             return [call_dict(c) for c in s.execute(query).scalars()]
 
         return self.store.read(work)

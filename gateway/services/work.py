@@ -14,10 +14,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Call, Leg, Note, TranscriptLine, Transfer
+from gateway.adapters.store.models import Call, Leg, Message, Note, TranscriptLine, Transfer, Voicemail
 from gateway.adapters.twilio_client import ProviderError
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain.agents import mask_phone
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.caller import Caller
 from gateway.services.jobs import JobRunner
@@ -214,15 +215,24 @@ class ProviderWork:
 
     # ----------------------------------------------------------- retention
     def purge_call_data(self, p: dict[str, Any]) -> None:
-        """Transcripts and summaries do not outlive the retention period."""
+        """Nothing a caller said or that was written about them outlives the retention period: the
+        transcript, notes, summaries, the SMS that carried them (body and number), the voicemail's
+        recording link, and the caller's number (masked to its last four digits, as in the logs)."""
         store: Store = self.store
 
         def work(session: Session) -> None:
-            session.execute(delete(TranscriptLine).where(TranscriptLine.call_id == p["call_id"]))
-            session.execute(delete(Note).where(Note.call_id == p["call_id"]))
-            for transfer in session.execute(select(Transfer).where(Transfer.call_id == p["call_id"])).scalars():
+            call_id = p["call_id"]
+            session.execute(delete(TranscriptLine).where(TranscriptLine.call_id == call_id))
+            session.execute(delete(Note).where(Note.call_id == call_id))
+            session.execute(delete(Voicemail).where(Voicemail.call_id == call_id))
+            transfer_ids = select(Transfer.id).where(Transfer.call_id == call_id)
+            session.execute(delete(Message).where(Message.transfer_id.in_(transfer_ids)))
+            for transfer in session.execute(select(Transfer).where(Transfer.call_id == call_id)).scalars():
                 store.compare_and_set(session, transfer, summary=None, notes=None)
-            store.record(session, p["call_id"], "call_data_purged")
+            call = session.get(Call, call_id)
+            if call is not None and not call.from_number.startswith("…"):
+                store.compare_and_set(session, call, from_number=mask_phone(call.from_number))
+            store.record(session, call_id, "call_data_purged")
 
         store.run(work)
 

@@ -8,31 +8,48 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import re
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request, session
 
 from gateway.adapters.twilio_client import ProviderError
+from gateway.domain import access
+from gateway.domain.access import Action
 from gateway.domain.agents import E164, InvalidAgent
 from gateway.domain.queues import InvalidTeam
 from gateway.services.transfers import TransferError
 from gateway.services.views import transfer_dict
+from gateway.web import throttle as limits
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 TWILIO_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 
 
+SESSION_LIFETIME_S = 12 * 3600  # one shift: a console left signed in does not stay so for a month
+JOIN_TOKEN_TTL_S = 60  # a LiveKit token only needs to live until the browser has joined
+MAX_JSON_DEPTH = 32  # no request of this API nests deeper than 3; a 2,000-deep body is an attack
+
+
 class ApiError(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
+
+
+class Throttled(ApiError):
+    def __init__(self, retry_after: int, what: str):
+        super().__init__(
+            429, f"too many attempts ({what}); try again in {retry_after} s", {"Retry-After": str(retry_after)}
+        )
 
 
 @bp.errorhandler(ApiError)
 @bp.errorhandler(TransferError)
 def _api_error(exc):
-    return jsonify(error=str(exc)), exc.status
+    return jsonify(error=str(exc)), exc.status, getattr(exc, "headers", {})
 
 
 @bp.errorhandler(ProviderError)
@@ -50,12 +67,44 @@ def svc():
     return current_app.extensions["gateway"]
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON for every body this API reads: UTF-8, no lone surrogates (they cannot be
+    stored or encoded), at most MAX_JSON_DEPTH deep. Anything else is a clear 400."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "body must be UTF-8 encoded JSON") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise ApiError(400, f"JSON nested too deeply (max {MAX_JSON_DEPTH})") from None
+    except ValueError:
+        raise ApiError(400, "body must be JSON") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise ApiError(400, f"JSON nested too deeply (max {MAX_JSON_DEPTH})")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "body contains invalid Unicode (a lone surrogate escape such as \\udfff)") from None
+    return data
+
+
 def body() -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
-        if request.data:
-            raise ApiError(400, "body must be JSON")
-        data = {}
+    raw = request.get_data(cache=True)
+    data = parse_json(raw) if raw.strip() else {}
     if not isinstance(data, dict):
         raise ApiError(400, "body must be a JSON object")
     return data
@@ -79,17 +128,52 @@ def bearer() -> str | None:
     return header[7:].strip() if header.startswith("Bearer ") else None
 
 
+def throttles() -> limits.Throttle:
+    return current_app.extensions["throttle"]
+
+
+def address() -> str:
+    """The client's address: the peer's, or the one a trusted proxy (gateway.ops) vouched for."""
+    return request.remote_addr or "unknown"
+
+
+def credential_agent(credential: str) -> str:
+    """The agent id a credential claims (it is ``<agent id>.<secret>``): the per-agent key."""
+    return credential.split(".", 1)[0][:40] if "." in credential else "?"
+
+
+def check_throttle(*checks: tuple[limits.Limit, str]) -> None:
+    for limit, key in checks:
+        wait = throttles().retry_after(limit, key)
+        if wait is not None:
+            raise Throttled(wait, limit.name)
+
+
+def _authenticate_bearer(token: str) -> dict:
+    keys = ((limits.BEARER_PER_ADDRESS, address()), (limits.BEARER_PER_AGENT, credential_agent(token)))
+    check_throttle(*keys)
+    agent = svc().agents.authenticate(token)
+    if agent is None:
+        for limit, key in keys:
+            throttles().hit(limit, key)
+        raise ApiError(401, "sign in as an agent (Authorization: Bearer <credential>)")
+    return agent
+
+
+def current_agent() -> dict | None:
+    """The agent a request speaks for (Bearer credential, or a live console session), or None."""
+    token = bearer()
+    if token:
+        return _authenticate_bearer(token)
+    if session.get("sid"):
+        return svc().agents.session_agent(session["sid"])
+    return None
+
+
 def agent_required(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        agent = None
-        token = bearer()
-        if token:
-            agent = svc().agents.authenticate(token)
-        elif session.get("agent_id"):
-            agent = svc().agents.get(session["agent_id"])
-            if agent is None or session.get("secret_hash_prefix") != svc().agents.fingerprint(agent["id"]):
-                agent = None
+        agent = current_agent()
         if agent is None:
             raise ApiError(401, "sign in as an agent (Authorization: Bearer <credential>)")
         g.agent = agent
@@ -105,38 +189,65 @@ def admin_required(view):
         token = bearer()
         if not expected:
             raise ApiError(403, "the admin API is disabled: set ADMIN_TOKEN")
-        if not token or not hmac.compare_digest(token, expected):
+        check_throttle((limits.ADMIN_PER_ADDRESS, address()))
+        # Bytes: compare_digest refuses a str with non-ASCII characters (a 500 before).
+        if not token or not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected.encode()):
+            throttles().hit(limits.ADMIN_PER_ADDRESS, address())
             raise ApiError(401, "admin token required (Authorization: Bearer <ADMIN_TOKEN>)")
         return view(*args, **kwargs)
 
     return wrapper
 
 
-def call_visible(call_id: str) -> dict:
-    call = svc().views.call(call_id)
-    if call is None:
+def viewable(transfers: list[dict], call_id: str) -> list[dict]:
+    """Transfers as this agent may see them: without their summaries unless it may read the call's
+    content (an agent who handed the call on sees how it ended, not what was said since)."""
+    facts = svc().views.call_facts(call_id)
+    if facts is not None and access.may(access.Actor.of(g.agent), Action.READ, facts):
+        return transfers
+    return [t | {"summary": None} for t in transfers]
+
+
+def authorize(call_id: str, action: Action, *, unknown_ok: bool = False) -> dict | None:
+    """The call, if the signed-in agent may do ``action`` with it by the access rule; 404/403 otherwise
+    (``unknown_ok``: an unknown call passes, for a use case that checks its input before the call)."""
+    facts = svc().views.call_facts(call_id)
+    if facts is None:
+        if unknown_ok:
+            return None
         raise ApiError(404, "unknown call")
-    if not svc().views.agent_on_call(g.agent["id"], call_id):
-        raise ApiError(403, "not your call")
-    return call
+    if not access.may(access.Actor.of(g.agent), action, facts):
+        raise ApiError(
+            403, f"you may not {action.value} this call (only its agent, a transfer's two sides, supervisors)"
+        )
+    return svc().views.call(call_id)
 
 
 # ------------------------------------------------------------------ session
 @bp.post("/auth/login")
 def login():
     data = body()
-    agent = svc().agents.authenticate(field(data, "credential", max_len=200))
+    credential = field(data, "credential", max_len=200)
+    keys = ((limits.SIGN_IN_PER_ADDRESS, address()), (limits.SIGN_IN_PER_AGENT, credential_agent(credential)))
+    check_throttle(*keys)
+    agent = svc().agents.authenticate(credential)
     if agent is None:
+        for limit, key in keys:
+            throttles().hit(limit, key)
         raise ApiError(401, "unknown agent or wrong credential")
+    if session.get("sid"):
+        svc().agents.end_session(session["sid"])
     session.clear()
-    session["agent_id"] = agent["id"]
-    session["secret_hash_prefix"] = svc().agents.fingerprint(agent["id"])
+    session["sid"] = svc().agents.open_session(agent["id"], SESSION_LIFETIME_S)
     session.permanent = True
     return jsonify(agent=agent)
 
 
 @bp.post("/auth/logout")
 def logout():
+    # Ended on the server: a copy of the cookie saved before sign-out is worth nothing after it.
+    if session.get("sid"):
+        svc().agents.end_session(session["sid"])
     session.clear()
     return jsonify(ok=True)
 
@@ -187,34 +298,36 @@ def calls_today():
 @bp.get("/calls/<call_id>")
 @agent_required
 def call_detail(call_id):
-    call = call_visible(call_id)
-    return jsonify(call=call, transfers=svc().views.transfers_of_call(call_id))
+    call = authorize(call_id, Action.VIEW)
+    return jsonify(call=call, transfers=viewable(svc().views.transfers_of_call(call_id), call_id))
 
 
 @bp.get("/calls/<call_id>/timeline")
 @agent_required
 def call_timeline(call_id):
-    call_visible(call_id)
+    authorize(call_id, Action.VIEW)
     return jsonify(timeline=svc().views.timeline(call_id))
 
 
 @bp.get("/calls/<call_id>/transcript")
 @agent_required
 def call_transcript(call_id):
-    call_visible(call_id)
+    authorize(call_id, Action.READ)
     return jsonify(transcript=svc().views.transcript(call_id), notes=svc().views.notes(call_id))
 
 
 @bp.post("/calls/<call_id>/notes")
 @agent_required
 def add_note(call_id):
-    call_visible(call_id)
+    authorize(call_id, Action.ANNOTATE)
     svc().records.add_note(call_id, g.agent["id"], field(body(), "text", max_len=2000))
     return jsonify(notes=svc().views.notes(call_id)), 201
 
 
 def _token_for_leg(leg) -> dict:
-    token = svc().gw.rooms.join_token(identity=g.agent["id"], name=g.agent["name"], room=leg.room)
+    token = svc().gw.rooms.join_token(
+        identity=g.agent["id"], name=g.agent["name"], room=leg.room, ttl_s=JOIN_TOKEN_TTL_S
+    )
     return {
         "room": leg.room,
         "token": token,
@@ -272,8 +385,11 @@ def join_room():
 @bp.get("/rooms")
 @agent_required
 def list_rooms():
+    # An agent sees the rooms it is in; only supervisors and admins see every live room.
     mine = {leg_["room"] for leg_ in svc().views.active_legs(g.agent["id"])}
-    return jsonify(rooms=[r | {"mine": r["room"] in mine} for r in svc().views.live_rooms()])
+    oversees = access.Actor.of(g.agent).oversees
+    rooms = [r | {"mine": r["room"] in mine} for r in svc().views.live_rooms() if oversees or r["room"] in mine]
+    return jsonify(rooms=rooms)
 
 
 @bp.post("/rooms/<room>/leave")
@@ -299,6 +415,7 @@ def initiate_transfer():
         call_id = svc().room_events.call_id_for_room(field(data, "room", max_len=128))
     if not call_id:
         raise ApiError(400, "missing field: call_id (or room)")
+    authorize(call_id, Action.TRANSFER, unknown_ok=True)
     transfer = svc().transfers.initiate(
         agent_id=g.agent["id"],
         call_id=call_id,
@@ -316,8 +433,8 @@ def transfer_detail(transfer_id):
     transfer = svc().views.transfer(transfer_id)
     if transfer is None:
         raise ApiError(404, "unknown transfer")
-    call_visible(transfer["call_id"])
-    return jsonify(transfer=transfer)
+    authorize(transfer["call_id"], Action.VIEW)
+    return jsonify(transfer=viewable([transfer], transfer["call_id"])[0])
 
 
 @bp.post("/transfers/<transfer_id>/complete")
@@ -368,7 +485,7 @@ def decline_transfer(transfer_id):
 @agent_required
 def generate_summary():
     call_id = field(body(), "call_id", max_len=40)
-    call_visible(call_id)
+    authorize(call_id, Action.SUMMARISE)
     summary, source = svc().summaries.summary_now(call_id)
     return jsonify(call_id=call_id, summary=summary, source=source)
 
@@ -381,6 +498,7 @@ def phone_transfer():
     to = field(data, "to", max_len=20)
     if not E164.match(to):
         raise ApiError(400, f"to {to!r} is not an E.164 number")
+    authorize(field(data, "call_id", max_len=40), Action.TRANSFER, unknown_ok=True)
     transfer = svc().transfers.initiate(
         agent_id=g.agent["id"],
         call_id=field(data, "call_id", max_len=40),
@@ -395,24 +513,38 @@ def phone_transfer():
 @bp.post("/twilio/sms-summary")
 @agent_required
 def sms_summary():
-    """Seed endpoint: send a transfer's summary again, to an agent or a number."""
+    """Seed endpoint: send a transfer's summary again, to the transfer's target or an agent in the
+    directory (never to any other number), a few times at most."""
     data = body()
     transfer = svc().views.transfer(field(data, "transfer_id", max_len=40))
     if transfer is None:
         raise ApiError(404, "unknown transfer")
-    call_visible(transfer["call_id"])
+    authorize(transfer["call_id"], Action.RESEND)
     to = field(data, "to", required=False, max_len=20)
-    agent_id = field(data, "agent_id", required=False, max_len=40)
-    if agent_id:
-        agent = svc().agents.get(agent_id)
-        if agent is None or not agent["phone"]:
-            raise ApiError(400, "that agent has no phone number")
-        to = agent["phone"]
-    if not to or not E164.match(to):
-        raise ApiError(400, "give agent_id or an E.164 number in to")
+    agent_id = field(data, "agent_id", required=False, max_len=40) or (None if to else transfer["target_agent_id"])
+    agent = svc().agents.get(agent_id) if agent_id else None
+    if agent_id and agent is None:
+        raise ApiError(400, "no agent with that id in the directory")
+    destination = access.resend_destination(
+        to=to,
+        agent_phone=agent["phone"] if agent else None,
+        agent_known=agent is not None,
+        target_number=transfer["target_number"],
+    )
+    if destination is None:
+        raise ApiError(
+            400,
+            "that agent has no phone number"
+            if agent
+            else "a summary goes only to the transfer's target or an agent in the directory (agent_id)",
+        )
     if transfer["summary"] is None:
         raise ApiError(409, "the summary is not ready yet")
-    svc().summaries.resend_sms(transfer["id"], to)
+    keys = ((limits.RESEND_PER_TRANSFER, transfer["id"]), (limits.RESEND_PER_AGENT, g.agent["id"]))
+    check_throttle(*keys)
+    for limit, key in keys:
+        throttles().hit(limit, key)
+    svc().summaries.resend_sms(transfer["id"], destination)
     return jsonify(ok=True), 202
 
 

@@ -47,6 +47,7 @@ from flask import (
 
 from gateway.domain.agents import E164
 from gateway.web import api
+from gateway.web.throttle import STREAMS_PER_AGENT
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,42 @@ class EventStreams:
     retry_ms = 2000
     lookback = 100  # ids re-read on every poll: a transaction may commit a lower id late
 
+    # Held streams per process. A held stream keeps a request thread for its whole life (gthread
+    # workers), so they may take only part of a worker's threads: the rest stay free for Twilio's
+    # and LiveKit's webhooks, however many consoles are open. gunicorn.conf.py sets it from the
+    # thread count (threads minus the webhooks' reserve).
+    max_open = 24
+    per_agent = STREAMS_PER_AGENT  # one agent (one credential) cannot take the budget for itself
+    brief_retry_ms = 4000  # a console over the budget is served brief streams and comes back after this
+
     def __init__(self):
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self.generation = 0
         self.refuse_until = 0.0
         self.open = 0
+        self.by_agent: dict[str, int] = {}
         self.closed = False
+
+    def reserve(self, agent_id: str) -> str:
+        """'held' (a slot is taken: release it), 'brief' (over budget), or 'refused' (agent's cap)."""
+        with self._lock:
+            if self.by_agent.get(agent_id, 0) >= self.per_agent:
+                return "refused"
+            if self.open >= self.max_open:
+                return "brief"
+            self.open += 1
+            self.by_agent[agent_id] = self.by_agent.get(agent_id, 0) + 1
+            return "held"
+
+    def release(self, agent_id: str) -> None:
+        with self._lock:
+            self.open -= 1
+            left = self.by_agent.get(agent_id, 1) - 1
+            if left > 0:
+                self.by_agent[agent_id] = left
+            else:
+                self.by_agent.pop(agent_id, None)
 
     def drop(self, refuse_for_s: float = 0.0) -> None:
         with self._lock:
@@ -130,7 +160,7 @@ def streams() -> EventStreams:
 
 @bp.errorhandler(api.ApiError)
 def _api_error(exc):
-    return jsonify(error=str(exc)), exc.status
+    return jsonify(error=str(exc)), exc.status, exc.headers
 
 
 def _csrf_guard():
@@ -140,7 +170,7 @@ def _csrf_guard():
         return None
     if request.headers.get("Authorization", "").startswith("Bearer "):
         return None
-    if not session.get("agent_id"):
+    if not session.get("sid"):
         return None  # no cookie session: nothing ambient for a forged request to use
     if request.headers.get(CSRF_HEADER) == CSRF_VALUE:
         return None
@@ -169,15 +199,15 @@ def _asset_version(relative: str) -> str:
 
 
 def _livekit_origins(livekit_url: str) -> list[str]:
-    """Where livekit-client may connect: the configured server (its WebSocket and HTTP forms:
-    it validates over HTTP after a failed signal connection) and LiveKit Cloud's region hosts."""
+    """Where livekit-client may connect: the configured server only, in its WebSocket and HTTP forms
+    (it validates over HTTP after a failed signal connection). Not every *.livekit.cloud host: a
+    page that may talk to any LiveKit project can be made to send its media to someone else's."""
     parsed = urlparse(livekit_url)
-    origins = ["wss://*.livekit.cloud", "https://*.livekit.cloud"]
-    if parsed.hostname:
-        secure = parsed.scheme in ("https", "wss")
-        netloc = parsed.netloc
-        origins += [f"{'wss' if secure else 'ws'}://{netloc}", f"{'https' if secure else 'http'}://{netloc}"]
-    return origins
+    if not parsed.hostname:
+        return []
+    secure = parsed.scheme in ("https", "wss")
+    netloc = parsed.netloc
+    return [f"{'wss' if secure else 'ws'}://{netloc}", f"{'https' if secure else 'http'}://{netloc}"]
 
 
 def bundle_built() -> bool:
@@ -290,8 +320,25 @@ def events():
     services = svc()
     agent_id = g.agent["id"]
     fingerprint = services.agents.fingerprint(agent_id)
+    # A cookie stream ends when its session does (sign-out, reset, removal); a Bearer stream when
+    # the credential changes.
+    sid = None if api.bearer() else session.get("sid")
+
+    def still_signed_in() -> bool:
+        if sid is not None:
+            return services.agents.session_agent(sid) is not None
+        return services.agents.fingerprint(agent_id) == fingerprint
+
     after, resumed = _resume_point(services)
     generation = hub.generation
+    mode = hub.reserve(agent_id)
+    if mode == "refused":
+        return (
+            jsonify(error=f"too many open event streams for this agent (max {hub.per_agent} per worker)"),
+            429,
+            {"Retry-After": "5"},
+        )
+    brief = mode == "brief"
 
     def generate() -> Iterator[str]:
         nonlocal after
@@ -299,54 +346,58 @@ def events():
         offers_key = presence_key = None
         started = last_write = last_auth = time.monotonic()
         last_presence = 0.0
-        with hub._lock:
-            hub.open += 1
-        try:
+        if brief:
+            # Over the budget: what is new now, then the stream ends and the browser's EventSource
+            # comes back after `retry` (with Last-Event-ID): polling, holding no thread meanwhile.
+            retry = hub.brief_retry_ms + secrets.randbelow(hub.brief_retry_ms // 2 + 1)
+            yield f"retry: {retry}\n\n"
+        else:
             yield f"retry: {hub.retry_ms}\n\n"
-            # With an id, so even a browser that has had no timeline entry yet resumes from here.
-            yield _sse("ready", {"agent": agent_id, "last_id": after, "resumed": resumed}, after)
-            while True:
-                now = time.monotonic()
-                if now - last_auth >= hub.auth_check_s:
-                    last_auth = now
-                    if services.agents.fingerprint(agent_id) != fingerprint:
-                        yield _sse("signed_out", {"reason": "your credential changed; sign in again"})
-                        return
-                chunks = []
-                for entry in services.views.events_for_agent(agent_id, max(floor, after - hub.lookback)):
-                    if entry["id"] in seen:
-                        continue
-                    seen.add(entry["id"])
-                    after = max(after, entry["id"])
-                    chunks.append(_sse("timeline", entry, entry["id"]))
-                if len(seen) > 4 * hub.lookback:
-                    seen = {i for i in seen if i > after - hub.lookback}
-                offers = services.views.offers(agent_id)
-                key = _offers_key(offers)
-                if key != offers_key:
-                    offers_key = key
-                    chunks.append(_sse("offers", {"offers": offers}))
-                if now - last_presence >= hub.presence_s:
-                    last_presence = now
-                    agents = _presence(services)
-                    key = json.dumps(agents, sort_keys=True)
-                    if key != presence_key:
-                        presence_key = key
-                        chunks.append(_sse("presence", {"agents": agents}))
-                if not chunks and now - last_write >= hub.heartbeat_s:
-                    chunks.append(": heartbeat\n\n")
-                if chunks:
-                    last_write = now
-                    yield "".join(chunks)
-                if now - started >= hub.max_age_s:
+        # With an id, so even a browser that has had no timeline entry yet resumes from here.
+        yield _sse("ready", {"agent": agent_id, "last_id": after, "resumed": resumed}, after)
+        while True:
+            now = time.monotonic()
+            if now - last_auth >= hub.auth_check_s:
+                last_auth = now
+                if not still_signed_in():
+                    reason = "your session ended" if sid is not None else "your credential changed"
+                    yield _sse("signed_out", {"reason": f"{reason}; sign in again"})
                     return
-                if not hub.sleep(hub.poll_s, generation):
-                    return
-        finally:
-            with hub._lock:
-                hub.open -= 1
+            chunks = []
+            for entry in services.views.events_for_agent(agent_id, max(floor, after - hub.lookback)):
+                if entry["id"] in seen:
+                    continue
+                seen.add(entry["id"])
+                after = max(after, entry["id"])
+                chunks.append(_sse("timeline", entry, entry["id"]))
+            if len(seen) > 4 * hub.lookback:
+                seen = {i for i in seen if i > after - hub.lookback}
+            offers = services.views.offers(agent_id)
+            key = _offers_key(offers)
+            if key != offers_key:
+                offers_key = key
+                chunks.append(_sse("offers", {"offers": offers}))
+            if now - last_presence >= hub.presence_s:
+                last_presence = now
+                agents = _presence(services)
+                key = json.dumps(agents, sort_keys=True)
+                if key != presence_key:
+                    presence_key = key
+                    chunks.append(_sse("presence", {"agents": agents}))
+            if not chunks and now - last_write >= hub.heartbeat_s:
+                chunks.append(": heartbeat\n\n")
+            if chunks:
+                last_write = now
+                yield "".join(chunks)
+            if brief:
+                yield _sse("brief", {"retry_ms": retry})
+                return
+            if now - started >= hub.max_age_s:
+                return
+            if not hub.sleep(hub.poll_s, generation):
+                return
 
-    return Response(
+    response = Response(
         generate(),
         mimetype="text/event-stream",
         headers={
@@ -354,6 +405,17 @@ def events():
             "X-Accel-Buffering": "no",
         },
     )
+    if not brief:
+        # On close, whether the stream ran or the client left before its first byte.
+        released: list[bool] = []
+
+        def release() -> None:
+            if not released:
+                released.append(True)
+                hub.release(agent_id)
+
+        response.call_on_close(release)
+    return response
 
 
 # ---------------------------------------------------------------- sandbox

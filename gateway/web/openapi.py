@@ -24,6 +24,11 @@ TWILIO: list[dict[str, list[str]]] = [{"twilioSignature": []}]
 
 
 def _json_body(properties: dict, required: tuple = ()) -> dict:
+    # The API treats an empty string as a missing field: a required string is at least one character.
+    properties = {
+        name: (schema | {"minLength": 1}) if name in required and schema.get("type") == "string" else schema
+        for name, schema in properties.items()
+    }
     return {
         "required": bool(required),
         "content": {
@@ -118,7 +123,13 @@ def _api(
     responses["400"] = _error("400", errors.get("400"))
     if security:
         responses["401"] = _error("401", errors.get("401") or (ADMIN_401 if admin else None))
-    for code in extra:
+    if security or "429" in extra:
+        responses["429"] = {
+            "description": "Too many failed attempts (or resends): wait Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": ERROR}},
+        }
+    for code in (c for c in extra if c != "429"):
         if code == "403" and admin:
             responses[code] = _error(code, errors.get(code) or ADMIN_403)
         else:
@@ -356,7 +367,7 @@ PATHS = {
             security=[],
             body=_json_body({"credential": {"type": "string"}}, ("credential",)),
             reply=AGENT_REPLY,
-            extra=("401",),
+            extra=("401", "429"),
             errors={"401": "unknown agent or wrong credential"},
         )
     },
@@ -572,7 +583,7 @@ PATHS = {
     },
     "/api/twilio/sms-summary": {
         "post": _api(
-            "Send a transfer's summary again by SMS",
+            "Send a transfer's summary again by SMS, to the transfer's target or an agent in the directory",
             status="202",
             tag="transfers",
             body=_json_body(
@@ -872,4 +883,8 @@ def docs():
         + "".join(rows)
         + "</tbody></table></body></html>"
     )
-    return Response(html, mimetype="text/html")
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    )
+    return response

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +47,12 @@ def _table(model: type[models.Base]) -> Table:
 RECONNECTS = 2  # fresh connections tried after a dead one, before the error reaches the caller
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest Alembic revision (tests/integration/test_schema.py keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
+# SQLite: how long one statement waits for another writer's lock, and how long a unit of work keeps
+# trying in all. Twilio gives the voice URL 15 s: a locked database must end in the apology well
+# inside that (2 s + at most 6 s of retries), not in Twilio's generic error after 30 s a statement.
+SQLITE_BUSY_S = 2.0
+LOCKED_BUDGET_S = 6.0
 
 
 class ClaimedJob(NamedTuple):
@@ -104,7 +110,7 @@ class Store:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_S}
         else:
             # Enough for every request thread and job thread of a worker: no connection churn.
             # No pre-ping: it costs a round trip on every checkout. A connection that died (a
@@ -130,7 +136,7 @@ class Store:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
             cur.close()
 
         @event.listens_for(self.engine, "begin")
@@ -229,6 +235,7 @@ class Store:
 
     def run(self, work: Callable[[Session], T], attempts: int = 8) -> T:
         """Run ``work`` in a unit of work, again on fresh data when a compare-and-set lost."""
+        started = time.monotonic()
         for attempt in range(attempts):
             try:
                 with self.session() as session:
@@ -237,7 +244,8 @@ class Store:
                 continue
             except DBAPIError as exc:
                 # SQLite "database is locked" under heavy contention, or a connection that died.
-                retry = exc.connection_invalidated or (isinstance(exc, OperationalError) and "locked" in str(exc))
+                locked = isinstance(exc, OperationalError) and "locked" in str(exc)
+                retry = exc.connection_invalidated or (locked and time.monotonic() - started < LOCKED_BUDGET_S)
                 if not retry or attempt == attempts - 1:
                     raise
         raise StaleState("gave up after repeated concurrent updates")

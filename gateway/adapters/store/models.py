@@ -236,3 +236,15 @@ class QueueEntry(Base):
         Index("ix_queue_line", "team_id", "state", "priority", "enqueued_at"),
         Index("ix_queue_call", "call_id"),
     )
+
+
+class AgentSession(Base):
+    """A signed-in console: the cookie carries a random token, this row its digest. Deleting the
+    row ends the session at once (sign-out, a credential reset, the agent's removal)."""
+
+    __tablename__ = "agent_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
+    agent_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    __table_args__ = (Index("ix_agent_sessions_agent", "agent_id"),)

@@ -22,6 +22,7 @@ export class EventStream {
     this.backoff = 1000;
     this.seen = new Set();
     this.stopped = true;
+    this.brief = false;
     this.onOnline = () => { if (!this.stopped && !this.source) this.reconnectSoon(0); };
   }
 
@@ -57,6 +58,11 @@ export class EventStream {
     };
     source.onerror = () => {
       if (this.stopped || source !== this.source) return;
+      if (this.brief && source.readyState === EventSource.CONNECTING) {
+        // A brief stream ended as announced: the browser comes back after the server's retry.
+        this.brief = false;
+        return;
+      }
       this.handlers.status?.("reconnecting");
       if (source.readyState === EventSource.CLOSED) {
         // The browser gave up (error status or network): we take over.
@@ -82,6 +88,9 @@ export class EventStream {
     });
     source.addEventListener("offers", (event) => this.handlers.offers?.(JSON.parse(event.data).offers));
     source.addEventListener("presence", (event) => this.handlers.presence?.(JSON.parse(event.data).agents));
+    // The server has more open consoles than it keeps streams for: this one is served in brief
+    // streams (what is new, then a reconnect after a few seconds). Still live, not reconnecting.
+    source.addEventListener("brief", () => { this.brief = true; });
     source.addEventListener("signed_out", (event) => {
       this.stop();
       this.handlers.signedOut?.(JSON.parse(event.data).reason);
