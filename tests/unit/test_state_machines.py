@@ -206,7 +206,13 @@ def test_every_way_a_transfer_ends(story, events, ending):
 
 
 # ------------------------------------------------------------------ the machine itself, on a toy table
-DOOR = {("closed", "open"): "open", ("open", "close"): "closed", ("closed", "lock"): "locked", ("open", "wave"): "open"}
+DOOR = {
+    ("new", "fit"): "closed",
+    ("closed", "open"): "open",
+    ("open", "close"): "closed",
+    ("closed", "lock"): "locked",
+    ("open", "wave"): "open",
+}
 
 
 def door() -> StateMachine:
@@ -217,8 +223,9 @@ def test_a_machine_knows_its_states_events_and_endings():
     machine = door()
     assert machine.name == "door"
     assert machine.transitions == DOOR and machine.transitions is not DOOR
-    assert machine.states == {"closed", "open", "locked", "broken"}  # a terminal state with no way in still counts
-    assert machine.events == {"open", "close", "lock", "wave"}
+    # A state with no way in (new) and a terminal state with no way in (broken) still count.
+    assert machine.states == {"new", "closed", "open", "locked", "broken"}
+    assert machine.events == {"fit", "open", "close", "lock", "wave"}
     assert machine.terminal == {"locked", "broken"}
     assert machine.is_terminal("locked") and machine.is_terminal("broken")
     assert not machine.is_terminal("open")
