@@ -207,6 +207,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, help="mutants sampled for the sampled targets (services)")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel test runs for rows")
+    parser.add_argument("--tests", nargs="+", help="run these tests against each mutant instead of the target's own")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies (to read survivors)")
     args = parser.parse_args()
     chosen = args.targets or ["domain", ROWS_TARGET, "twiml", "services"]
@@ -215,12 +216,14 @@ def main() -> None:
         started = time.monotonic()
         print(f"{name}: running …", flush=True)
         if name == ROWS_TARGET:
-            rows, survived = run_rows(DOMAIN_TESTS, args.jobs)
+            rows, survived = run_rows(args.tests or DOMAIN_TESTS, args.jobs)
             table += rows
             for s in survived:
                 print(f"  survived: {s}")
         elif name in TARGETS:
             target = TARGETS[name]
+            if args.tests:
+                target.tests = args.tests
             if args.sample and target.sample:
                 target.sample = args.sample
             table += run_mutmut_target(target, args.seed, args.keep)

@@ -319,3 +319,24 @@ def test_smoke_bridge_says_what_happens_then_dials_the_room_like_a_caller():
             room_token="r", sip=SIP, action_url="a", sip_status_url="s", message="m", timeout_s=asked
         )
         assert parse(document).find("Dial").get("timeout") == str(dialled)
+
+
+def test_whisper_reads_order_numbers_and_codes_one_by_one():
+    root = parse(
+        twiml.whisper_offer(
+            announcement=[
+                ("text", "Transfer from Alice. Order "),
+                ("digits", "5520193"),
+                ("text", ", code "),
+                ("characters", "AB12"),
+            ],
+            gather_url="https://gw.example/g",
+        )
+    )
+    announcement = root.find("Gather").find("Say")
+    assert announcement.get("voice") == VOICE
+    assert announcement.text == "Transfer from Alice. Order "
+    assert [(e.tag, e.get("interpret-as"), e.text, e.tail) for e in announcement] == [
+        ("say-as", "digits", "5520193", ", code "),
+        ("say-as", "characters", "AB12", None),
+    ]
