@@ -203,6 +203,25 @@ class Caller:
                 return heard
         return self.bridge_for(call_id, redirected=False)
 
+    def queue_choice(self, call_id: str, digits: str, speech: str) -> str:
+        """A waiting caller pressed a key or spoke during the hold loop: 1 or "voicemail"/"message"
+        leaves the line for voicemail; anything else, back to waiting (same place)."""
+        wants_voicemail = digits == "1" or any(w in speech.lower() for w in ("voicemail", "message"))
+
+        def work(session: Session) -> bool:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is None or call.state != C.QUEUED or not wants_voicemail:
+                return False
+            entry = self.routing.queues.live_entry(session, call.id)
+            if entry is not None:  # out of the line first: an agent freed below is not offered them
+                self.routing.queues.end(session, entry, "leave", "caller chose voicemail")
+            self.routing.to_voicemail_now(session, call, "caller chose voicemail")
+            return True
+
+        if self.store.run(work):
+            return self.answers.apology(call_id, message="Of course.")
+        return self.queue_for(call_id, first=False)
+
     def apology_for(self, call_id: str | None) -> str:
         """The apology a caller is redirected to: why nobody came, then voicemail."""
         call = self.store.read(lambda s: s.get(Call, call_id)) if call_id else None

@@ -28,6 +28,7 @@ from gateway.services.ports import Gateway
 
 HISTORY = 20  # finished calls of a team the estimate averages
 STILL_WAITING = "Thank you for waiting. Your call is important to us; please stay on the line."
+VOICEMAIL_CHOICE = "To leave a message instead, press 1 or say voicemail at any time."
 
 
 class Offers(Protocol):
@@ -246,11 +247,15 @@ class Queues:
         if heard is None:
             return None
         greeting, announcement, music = heard
+        voicemail = self.gw.settings.voicemail_enabled
         return twiml.hold(
             music_url=music,
             loop_url=self.gw.urls("/twilio/queue", call=call_id, loop=1),
             message=f"{greeting} {announcement}" if first else announcement,
             reassurance=STILL_WAITING,
+            # A key (or "voicemail") at any moment of the pass: the caller leaves a message instead.
+            choices_url=self.gw.urls("/twilio/queue/choice", call=call_id) if voicemail else None,
+            choices_prompt=VOICEMAIL_CHOICE if voicemail and first else None,
         )
 
     def waiting_message(self, call_id: str) -> tuple[str, str, str] | None:

@@ -727,6 +727,13 @@ PATHS = {
     "/twilio/queue": {
         "post": _twiml("A waiting caller's loop: place in line, estimated wait, team music", query=("call", "loop"))
     },
+    "/twilio/queue/choice": {
+        "post": _twiml(
+            "A waiting caller's key or words: 1 or 'voicemail' leaves a message, anything else keeps waiting",
+            query=("call",),
+            fields={"Digits": {"type": "string"}, "SpeechResult": {"type": "string"}},
+        )
+    },
     "/twilio/bridge": {"post": _twiml("Bridge the caller into the call's current room", query=("call",))},
     "/twilio/apology": {"post": _twiml("Apology and voicemail", query=("call",))},
     "/twilio/goodbye": {"post": _twiml("Goodbye (call ended by the agent)")},

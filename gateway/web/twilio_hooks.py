@@ -25,6 +25,7 @@ TWIML_VIEWS = {
     "dial_action",
     "hold",
     "queue",
+    "queue_choice",
     "bridge",
     "apology",
     "goodbye",
@@ -180,6 +181,14 @@ def hold():
 def queue():
     """One pass of a waiting caller's loop: their place in line, the team's music, and again."""
     return _services().caller.queue_for(request.args.get("call", ""), first=not request.args.get("loop"))
+
+
+@bp.post("/queue/choice")
+@signed
+@twiml_view()
+def queue_choice():
+    """A key or words from a waiting caller (the hold loop's <Gather>)."""
+    return _services().caller.queue_choice(request.args.get("call", ""), form("Digits"), form("SpeechResult"))
 
 
 @bp.post("/bridge")

@@ -246,3 +246,22 @@ def test_teams_route_by_number_and_only_members_are_offered(world):
     assert take_next_call(world, bea) == world.db_call(call.sid)["id"]
     assert world.services.views.offers("sam") == []
     assert world.db_call(call.sid)["state"] == "connected"
+
+
+def test_a_waiting_caller_presses_1_and_leaves_a_message_instead(world):
+    ann = world.add_agent("ann")
+    world.call(from_="+15550800001")
+    first = take_next_call(world, ann)
+    waiting = world.call(from_="+15550800002")
+    waiting.wait_for(lambda c: "press 1" in said(c) and any(e[0] == "play" for e in c.events), timeout=10)
+    waiting.press("1")
+    waiting.wait_for(lambda c: any(e[0] == "record" for e in c.events), timeout=10)
+    assert "leave a message" in said(waiting)
+    (entry,) = entries(world)
+    assert (entry.state, entry.end_reason) == ("left", "caller chose voicemail")
+    assert world.db_call(waiting.sid)["state"] in ("voicemail", "ended")
+    # Out of the line: ann, free again, is offered nobody.
+    assert ann.post(f"/api/calls/{first}/hangup").status_code == 200
+    world.wait(lambda: world.services.agents.get("ann")["status"] == "available")
+    world.settle()
+    assert ann.offers() == []

@@ -97,6 +97,7 @@ def twilio_requests(h: Harness) -> list[tuple[str, dict, dict]]:
         ("/twilio/sip-status", {"CallSid": "CA" + "8" * 32, "CallStatus": "initiated"}, {"call": c1.id}),
         ("/twilio/hold", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/queue", {"CallSid": SID1}, {"call": c1.id}),
+        ("/twilio/queue/choice", {"CallSid": SID1, "Digits": "1"}, {"call": c1.id}),
         ("/twilio/bridge", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/apology", {"CallSid": SID1}, {"call": c1.id}),
         ("/twilio/goodbye", {"CallSid": SID1}, {"call": c1.id}),
