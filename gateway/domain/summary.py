@@ -577,7 +577,10 @@ def validate(
         return None
 
     def as_list(v: object) -> list[str]:
-        return [_clip(x, 160) for x in (v if isinstance(v, list) else [v] if v else []) if str(x).strip()]
+        # Only text and numbers are facts: a null or a nested object from the model is dropped, not
+        # shown to B as "None" or as a Python repr.
+        items = v if isinstance(v, list) else [v] if v else []
+        return [_clip(x, 160) for x in items if isinstance(x, str | int | float) and str(x).strip()]
 
     key_facts = as_list(answer.get("key_facts"))[:10]
     out: Summary = {

@@ -254,3 +254,17 @@ def test_validate_fills_a_missing_mood_and_next_step():
         "mood": "unknown",
         "next_step": "Greet the caller and confirm their request.",
     }
+
+
+def test_validate_drops_nulls_and_objects_the_model_put_among_the_facts():
+    out = S.validate(
+        {
+            "reason": "Refund for order 5521",
+            "key_facts": [None, "Order 5521", {"amount": "49.99"}, "", 49.99],
+            "tried": [None],
+            "next_step": "Issue the refund",
+        }
+    )
+    assert out is not None
+    assert out["key_facts"] == ["Order 5521", "49.99"]
+    assert out["tried"] == []
