@@ -18,16 +18,13 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
+from gateway.services.errors import Refusal, ServiceError
 from gateway.services.ports import Gateway
 from gateway.services.transfer_moves import TransferMoves
 
 
-class TransferError(Exception):
-    """A request the transfer rules refuse; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+class TransferError(ServiceError):
+    """A request the transfer rules refuse (``kind``: why; the web layer picks the status)."""
 
 
 class TransferService:
@@ -50,11 +47,11 @@ class TransferService:
         notes: str | None,
     ) -> Transfer:
         if mode not in ("warm", "cold"):
-            raise TransferError(400, "mode must be warm or cold")
+            raise TransferError(Refusal.INVALID, "mode must be warm or cold")
         if bool(target_agent_id) == bool(target_number):
-            raise TransferError(400, "give exactly one target: target_agent_id or target_number")
+            raise TransferError(Refusal.INVALID, "give exactly one target: target_agent_id or target_number")
         if target_number and not agent_rules.E164.match(target_number):
-            raise TransferError(400, f"target_number {target_number!r} is not an E.164 number")
+            raise TransferError(Refusal.INVALID, f"target_number {target_number!r} is not an E.164 number")
 
         def work(session: Session) -> Transfer:
             call, source_leg = self._transferable_call(session, call_id, agent_id)
@@ -92,7 +89,7 @@ class TransferService:
         try:
             return self.store.run(work)
         except IntegrityError:
-            raise TransferError(409, "a transfer is already in progress for this call") from None
+            raise TransferError(Refusal.CONFLICT, "a transfer is already in progress for this call") from None
 
     @staticmethod
     def _transferable_call(session: Session, call_id: str, agent_id: str) -> tuple[Call, Leg]:
@@ -112,27 +109,27 @@ class TransferService:
             .limit(1)
         ).first()
         if found is None:
-            raise TransferError(404, "unknown call")
+            raise TransferError(Refusal.NOT_FOUND, "unknown call")
         call, source_leg, active_transfer_id = found
         if call.agent_id != agent_id:
-            raise TransferError(403, "only the agent currently on this call may transfer it")
+            raise TransferError(Refusal.FORBIDDEN, "only the agent currently on this call may transfer it")
         if active_transfer_id is not None:
-            raise TransferError(409, "a transfer is already in progress for this call")
+            raise TransferError(Refusal.CONFLICT, "a transfer is already in progress for this call")
         if source_leg is None:
-            raise TransferError(409, "you are not connected to this call's room")
+            raise TransferError(Refusal.CONFLICT, "you are not connected to this call's room")
         if call.state != C.CONNECTED:
-            raise TransferError(409, f"the call is {call.state}, not connected")
+            raise TransferError(Refusal.CONFLICT, f"the call is {call.state}, not connected")
         return call, source_leg
 
     @staticmethod
     def _available_target(session: Session, target_agent_id: str, agent_id: str) -> Agent:
         target = session.get(Agent, target_agent_id, populate_existing=True)
         if target is None:
-            raise TransferError(404, "unknown target agent")
+            raise TransferError(Refusal.NOT_FOUND, "unknown target agent")
         if target.id == agent_id:
-            raise TransferError(400, "cannot transfer to yourself")
+            raise TransferError(Refusal.INVALID, "cannot transfer to yourself")
         if target.status != agent_rules.AVAILABLE:
-            raise TransferError(409, f"{target.name} is {target.status}")
+            raise TransferError(Refusal.CONFLICT, f"{target.name} is {target.status}")
         return target
 
     def _start(self, session: Session, transfer: Transfer, call: Call, target: Agent | None) -> None:
@@ -159,9 +156,9 @@ class TransferService:
     def _owned(self, session: Session, transfer_id: str, agent_id: str) -> Transfer:
         transfer = self.moves.fresh(session, transfer_id)
         if transfer is None:
-            raise TransferError(404, "unknown transfer")
+            raise TransferError(Refusal.NOT_FOUND, "unknown transfer")
         if transfer.source_agent_id != agent_id:
-            raise TransferError(403, "only the transferring agent may do this")
+            raise TransferError(Refusal.FORBIDDEN, "only the transferring agent may do this")
         return transfer
 
     def complete(self, transfer_id: str, agent_id: str) -> Transfer:
@@ -175,7 +172,7 @@ class TransferService:
             target_joined = [leg_ for leg_ in joined if leg_.agent_id != transfer.source_agent_id]
             if transfer.state != T.TARGET_ACCEPTED or not target_joined:
                 raise TransferError(
-                    409,
+                    Refusal.CONFLICT,
                     f"cannot connect now: transfer is {transfer.state}"
                     + ("" if target_joined else ", and B has not joined the consult room"),
                 )
@@ -197,7 +194,7 @@ class TransferService:
             if transfer.state == T.COMPLETED:
                 return transfer
             if transfer.state != T.CONFERENCED:
-                raise TransferError(409, f"cannot leave now: transfer is {transfer.state}")
+                raise TransferError(Refusal.CONFLICT, f"cannot leave now: transfer is {transfer.state}")
             self.moves.drop_source(session, transfer, "left after introduction")
             return transfer
 
@@ -209,7 +206,7 @@ class TransferService:
             if transfer.state == T.CANCELLED:
                 return transfer
             if not self.moves.apply(session, transfer, "cancel", end_reason="cancelled by agent"):
-                raise TransferError(409, f"cannot cancel now: transfer is {transfer.state}")
+                raise TransferError(Refusal.CONFLICT, f"cannot cancel now: transfer is {transfer.state}")
             self.moves.return_caller(session, transfer)
             return transfer
 

@@ -19,7 +19,7 @@ from gateway.domain import access
 from gateway.domain.access import Action
 from gateway.domain.agents import E164, InvalidAgent
 from gateway.domain.queues import InvalidTeam
-from gateway.services.transfers import TransferError
+from gateway.services.errors import Refusal, ServiceError
 from gateway.services.views import transfer_dict
 from gateway.web import throttle as limits
 
@@ -46,10 +46,22 @@ class Throttled(ApiError):
         )
 
 
+# The HTTP status of each kind of refusal a service can give.
+STATUS_OF = {Refusal.INVALID: 400, Refusal.NOT_FOUND: 404, Refusal.FORBIDDEN: 403, Refusal.CONFLICT: 409}
+
+
+def status_of(error: ServiceError) -> int:
+    return STATUS_OF[error.kind]
+
+
 @bp.errorhandler(ApiError)
-@bp.errorhandler(TransferError)
 def _api_error(exc):
     return jsonify(error=str(exc)), exc.status, getattr(exc, "headers", {})
+
+
+@bp.errorhandler(ServiceError)
+def _refused(exc):
+    return jsonify(error=str(exc)), status_of(exc)
 
 
 @bp.errorhandler(ProviderError)

@@ -43,6 +43,7 @@ from gateway.domain.legs import LEG
 from gateway.domain.machine import IllegalTransition
 from gateway.domain.transfers import TRANSFER
 from gateway.services.transfers import TransferError
+from gateway.web.api import status_of
 from tests.faults._counts import bump
 from tests.faults.inproc import settings_for
 
@@ -295,8 +296,8 @@ def test_unique_active_transfer_against_the_store(services):
                     notes=None,
                 )
             except TransferError as exc:
-                assert not allowed, f"refused a legal initiate: {exc.status} {exc}"
-                assert exc.status in (409,), (exc.status, str(exc))
+                assert not allowed, f"refused a legal initiate: {status_of(exc)} {exc}"
+                assert status_of(exc) in (409,), (status_of(exc), str(exc))
                 seen["refused"] += 1
                 return
             assert allowed, "a second active transfer (or one on a call not connected) was let through"
@@ -412,7 +413,7 @@ def test_concurrent_initiates_let_exactly_one_through(services):
                 )
                 results.append(202)
             except TransferError as exc:
-                results.append(exc.status)
+                results.append(status_of(exc))
             except Exception as exc:  # anything else is a bug
                 results.append(repr(exc))
 
