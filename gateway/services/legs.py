@@ -107,8 +107,10 @@ class Legs:
             return False
         if leg.kind == "phone":
             self.store.enqueue(session, "hangup_leg", {"leg_id": leg.id})
-        elif event == "cancel" and was in (L.ACCEPTED, L.JOINED):
+        elif event != "leave" and was in (L.ACCEPTED, L.JOINED):
             # Accepted means a token was issued: the browser may be in the room, or about to be.
+            # Whatever ended the leg, its participant goes (a leg ending by "leave" has left already,
+            # or the caller of leave removes it).
             self.store.enqueue(
                 session, "remove_participant", {"room": leg.room, "identity": leg.identity, "call_id": leg.call_id}
             )

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call, Leg, utcnow
+from gateway.domain import access
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.services.agent_legs import AgentLegs
@@ -140,7 +141,7 @@ class RoomEvents:
             self._leg_joined(session, leg, room)
             self._maybe_connected(session, leg.call_id, room)
         elif kind == "standard":
-            self._stale_browser_joined(session, room, identity)
+            self._not_entitled_joined(session, room, identity)
         elif kind == "sip":
             self._caller_joined(session, room, identity, attributes)
 
@@ -171,16 +172,23 @@ class RoomEvents:
         if leg.transfer_id is None:
             self._bridge_held_caller(session, leg)
 
-    def _stale_browser_joined(self, session: Session, room: str, identity: str) -> None:
-        stale = session.execute(
-            select(Leg.call_id).where(
-                Leg.room == room, Leg.identity == identity, Leg.kind == "browser", Leg.state == L.CANCELLED
+    def _not_entitled_joined(self, session: Session, room: str, identity: str) -> None:
+        """A browser participant with no live leg in this room is not entitled to be there now
+        (domain/access.py), whatever its legs were (left, declined, cancelled, moved on) and whatever
+        token it kept: LiveKit only checks a token when joining, so the gateway takes it out."""
+        live = session.execute(
+            select(Leg.identity, Leg.room).where(
+                Leg.room == room, Leg.identity == identity, Leg.kind == "browser", Leg.state.in_(LIVE_LEG_STATES)
             )
-        ).first()
-        if stale:  # joined with a token for a leg we already withdrew: take them out again
-            self.store.enqueue(
-                session, "remove_participant", {"room": room, "identity": identity, "call_id": stale.call_id}
-            )
+        ).all()
+        if access.may_be_in_room(identity, room, [(row[0] or "", row[1]) for row in live]):
+            return
+        call_id = session.execute(
+            select(Leg.call_id).where(Leg.room == room).order_by(Leg.created_at.desc()).limit(1)
+        ).scalar()
+        self.store.enqueue(session, "remove_participant", {"room": room, "identity": identity, "call_id": call_id})
+        if call_id:
+            self.store.record(session, call_id, "participant_removed", room=room, identity=identity)
 
     def _caller_joined(self, session: Session, room: str, identity: str, attributes: dict[str, str]) -> None:
         call = session.execute(select(Call).where(Call.room == room, Call.state != C.ENDED)).scalars().first()

@@ -45,6 +45,7 @@ from flask import (
     url_for,
 )
 
+from gateway.domain import access
 from gateway.domain.agents import E164
 from gateway.web import api
 from gateway.web.throttle import STREAMS_PER_AGENT
@@ -255,7 +256,8 @@ def transfer_link(transfer_id):
     agent = _current_agent()
     if agent is not None:
         transfer = svc().views.transfer(transfer_id)
-        if transfer is None or not svc().views.agent_on_call(agent["id"], transfer["call_id"]):
+        facts = svc().views.call_facts(transfer["call_id"]) if transfer else None
+        if facts is None or not access.may(access.Actor.of(agent), access.Action.VIEW, facts):
             return Response("not found\n", status=404, mimetype="text/plain")
     response = Response(status=302)
     response.headers["Location"] = url_for("console.page", transfer=transfer_id)

@@ -143,8 +143,13 @@ def test_every_reply_validates_against_the_documented_schema(world):
     assert check(alice.get(f"/api/transfers/{third['id']}")).status_code == 200
     assert check(dave.get(f"/api/transfers/{third['id']}")).status_code == 403
     assert check(alice.get("/api/transfers/tr_unknown")).status_code == 404
-    sms = check(alice.post("/api/twilio/sms-summary", {"transfer_id": third["id"], "to": "+15550003333"}))
+    world.add_agent("erin", phone="+15550003333", status="offline")  # a summary goes to a directory agent
+    sms = check(alice.post("/api/twilio/sms-summary", {"transfer_id": third["id"], "agent_id": "erin"}))
     assert sms.status_code == 202
+    assert (
+        check(alice.post("/api/twilio/sms-summary", {"transfer_id": third["id"], "to": "+15550004444"})).status_code
+        == 400
+    )
     assert check(alice.post(f"/api/transfers/{third['id']}/complete")).status_code == 200
     assert check(alice.post(f"/api/transfers/{third['id']}/leave")).status_code == 200
     world.wait(lambda: transfer_state(world, third["id"]) == "completed", what="completed")
