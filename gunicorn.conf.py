@@ -26,7 +26,9 @@ forwarded_allow_ips = os.environ.get("TRUSTED_PROXY_ADDRESSES") or "127.0.0.1,::
 
 def post_worker_init(worker):
     """Start background work right after the fork rather than on the first request."""
-    worker.wsgi.extensions["console"].max_open = max(1, threads - WEBHOOK_RESERVE)
+    console = worker.wsgi.extensions.get("console")  # bench's reference apps have no console
+    if console is not None:
+        console.max_open = max(1, threads - WEBHOOK_RESERVE)
     worker.wsgi.extensions["gateway"].start()
     # What exists now (modules, the app, clients, the pool) lives as long as the worker: keep it out
     # of the cyclic garbage collector, whose full passes over it (~180k objects) paused every thread
