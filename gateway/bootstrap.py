@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.adapters.event_http import EventPoster
 from gateway.adapters.livekit_rooms import LiveKitRooms
 from gateway.adapters.openai_summarizer import OpenAISummarizer
 from gateway.adapters.store import Store
@@ -22,6 +23,7 @@ from gateway.services.agent_legs import AgentLegs
 from gateway.services.agents import AgentService
 from gateway.services.answers import Answers
 from gateway.services.caller import Caller
+from gateway.services.event_webhooks import EventWebhooks
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
 from gateway.services.ports import Gateway, LiveKitHealth, Urls
@@ -60,6 +62,7 @@ class Services:
     metrics: Metrics
     sandbox: Any | None = None
     startup_error: str | None = None  # set when the app was built but cannot serve (database down)
+    event_webhooks: EventWebhooks | None = None
     _started_pid: int | None = None
 
     @property
@@ -157,6 +160,8 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     # or set themselves available (agents).
     legs.agent_free = queues.offer_next_to
     agents.on_available = queues.offer_next_to
+    event_webhooks = EventWebhooks(store, settings, EventPoster())
+    event_webhooks.register(runner)
     return Services(
         gw=gw,
         answers=answers,
@@ -171,4 +176,5 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         views=Views(store),
         runner=runner,
         metrics=metrics,
+        event_webhooks=event_webhooks,
     )

@@ -191,3 +191,46 @@ def register(app: Flask) -> None:
             click.echo(f"the caller says {len(say)} line(s) once an agent answers and transcription starts")
         click.echo(f"placed call {sid} from {from_}; follow it at {url}/_sim/calls/{sid}")
         sys.stdout.flush()
+
+    @app.cli.group("webhooks")
+    def webhooks():
+        """Event webhooks for integrators (EVENT_WEBHOOK_URLS): the delivery log, and replay."""
+
+    @webhooks.command("log")
+    @click.option("--call", "call_id", default=None, help="Only this call's events (call_…).")
+    @click.option("--state", type=click.Choice(["pending", "delivered", "failed"]), default=None)
+    @click.option("--limit", type=int, default=50, show_default=True)
+    @click.option("--json", "as_json", is_flag=True)
+    def webhooks_log(call_id, state, limit, as_json):
+        """Recent deliveries, newest first: event, URL, state, attempts, last HTTP status or error."""
+        rows = _services().event_webhooks.log(call_id=call_id, state=state, limit=limit)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            outcome = r["last_status"] or r["last_error"] or ""
+            click.echo(
+                f"{r['created_at']}  {r['event_id']}  {r['type']:<20} {r['call_id']}  {r['state']:<9} "
+                f"x{r['attempts']}  {outcome}  {r['url']}"
+            )
+
+    @webhooks.command("replay")
+    @click.option("--event", "event_id", default=None, help="One event (evt_…).")
+    @click.option("--call", "call_id", default=None, help="Every event of a call (call_…).")
+    @click.option("--since", default=None, help="Events created at or after this UTC time (2026-12-07T14:00).")
+    @click.option("--failed", "failed_only", is_flag=True, help="Only deliveries that were given up on.")
+    @click.option("--url", default=None, help="Only deliveries to this URL.")
+    def webhooks_replay(event_id, call_id, since, failed_only, url):
+        """Send events again, same id and body (receivers deduplicate by X-Gateway-Event-Id)."""
+        from datetime import datetime
+
+        if not (event_id or call_id or since or failed_only):
+            raise click.ClickException("choose what to replay: --event, --call, --since or --failed")
+        try:
+            start = datetime.fromisoformat(since.removesuffix("Z")) if since else None
+        except ValueError:
+            raise click.ClickException(f"--since must be an ISO time like 2026-12-07T14:00, got {since!r}") from None
+        count = _services().event_webhooks.replay(
+            event_id=event_id, call_id=call_id, since=start, failed_only=failed_only, url=url
+        )
+        click.echo(f"queued {count} deliveries; a running gateway sends them (see `webhooks log`)")

@@ -66,6 +66,12 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ),
     ("PORT", False, "Port the web process binds (set by the platform). Default: 5000."),
     (
+        "EVENT_WEBHOOK_URLS",
+        False,
+        "Comma-separated URLs that receive call and transfer events as signed JSON (README: Event webhooks).",
+    ),
+    ("EVENT_WEBHOOK_SECRET", False, "Signs event webhooks (HMAC-SHA256); required with EVENT_WEBHOOK_URLS."),
+    (
         "JOB_LEASE_S",
         False,
         "Seconds a worker holds a job before another may take it over (crash recovery). Default: 30.",
@@ -115,6 +121,10 @@ class Settings:
     job_threads: int = 8
     job_lease_s: float = 30.0
     provider_timeout_s: float = 5.0
+    event_webhook_urls: tuple[str, ...] = ()
+    event_webhook_secret: str = ""
+    # First retry of a failed event delivery after this many seconds, doubling each time.
+    event_webhook_retry_base_s: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> Settings:
@@ -263,6 +273,14 @@ def load(env: Mapping[str, str]) -> Settings:
     ):
         if get(name):
             values[attr] = _bool(name, get(name))
+    if get("EVENT_WEBHOOK_URLS"):
+        urls = [u.strip() for u in get("EVENT_WEBHOOK_URLS").split(",") if u.strip()]
+        values["event_webhook_urls"] = tuple(_url("EVENT_WEBHOOK_URLS", u, ("https", "http")) for u in urls)
+        if not get("EVENT_WEBHOOK_SECRET"):
+            raise ConfigError(
+                "missing configuration: EVENT_WEBHOOK_SECRET (signs the events EVENT_WEBHOOK_URLS receive)"
+            )
+        values["event_webhook_secret"] = get("EVENT_WEBHOOK_SECRET")
     if get("PORT"):
         values["port"] = int(_number("PORT", get("PORT"), minimum=1))
     if sandbox and "public_base_url" not in values:

@@ -47,7 +47,7 @@ def _table(model: type[models.Base]) -> Table:
 RECONNECTS = 2  # fresh connections tried after a dead one, before the error reaches the caller
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest Alembic revision (tests/integration/test_schema.py keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 # SQLite: how long one statement waits for another writer's lock, and how long a unit of work keeps
 # trying in all. Twilio gives the voice URL 15 s: a locked database must end in the apology well
 # inside that (2 s + at most 6 s of retries), not in Twilio's generic error after 30 s a statement.
@@ -128,6 +128,9 @@ class Store:
         # process runs it straight after the commit with no claim; None stores it pending.
         self.lease_new_job: Callable[[str], float | None] | None = None
         self.commit_listeners: list[Callable[[], None]] = []
+        # Called with the unit of work and its new timeline entries just before they are written,
+        # so rows derived from them (integrator events) commit in the same transaction.
+        self.entry_listeners: list[Callable[[Session, list[dict]], None]] = []
 
     def _sqlite_pragmas(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -178,6 +181,9 @@ class Store:
         session.info["lease_new_job"] = self.lease_new_job
         try:
             yield session
+            if session.info["new_entries"]:
+                for on_entries in self.entry_listeners:
+                    on_entries(session, session.info["new_entries"])
             self._write_new_rows(session)
             session.commit()
         except BaseException:
