@@ -450,7 +450,25 @@ def sandbox_call():
         if reply.status_code != 201:
             raise api.ApiError(502, f"the Twilio simulator refused the call: {reply.text[:200]}")
         sid = reply.json()["sid"]
-    return jsonify(sid=sid, **{"from": caller, "to": settings.twilio_phone_number}), 201
+    ringing = _who_is_rung(sid)
+    return jsonify(sid=sid, ringing=ringing, **{"from": caller, "to": settings.twilio_phone_number}), 201
+
+
+def _who_is_rung(sid: str, wait_s: float = 3.0) -> list[dict]:
+    """The agents the new test call rings (routing decides it when the call's webhook arrives, a
+    moment after it is placed), so the console can say who, not only that a call was placed.
+    Empty when nobody is available yet (the caller waits in the queue)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        calls = svc().views.calls_by_twilio_sid(sid, None)
+        if calls:
+            timeline = svc().views.timeline(calls[0]["id"])
+            rung = [e["agent_id"] for e in timeline if e["kind"] == "agent_ringing" and e["agent_id"]]
+            if rung or any(e["kind"] == "no_agent" for e in timeline):
+                agents = {a["id"]: a["name"] for a in svc().agents.list()}
+                return [{"id": a, "name": agents.get(a, a)} for a in dict.fromkeys(rung)]
+        time.sleep(0.05)
+    return []
 
 
 def _fake_livekit(path: str, payload: dict) -> tuple[Response, int]:
@@ -486,4 +504,22 @@ def sandbox_rtc_join():
 def sandbox_rtc_leave():
     _sandbox_only()
     room = api.field(api.body(), "room", max_len=128)
-    return _fake_livekit("/_sim/rtc/leave", {"room": room, "identity": g.agent["id"]})
+    reply, status = _fake_livekit("/_sim/rtc/leave", {"room": room, "identity": g.agent["id"]})
+    if status == 404:
+        # Already out (the server moved or removed the agent, or the room closed): livekit-client's
+        # Room.disconnect() resolves quietly then too, so the console sees no error for it.
+        return jsonify(ok=True, already_left=True), 200
+    return reply, status
+
+
+# An inline icon: the browser's automatic /favicon.ico request gets a real answer, not a 404.
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="#1d5fd1"/>'
+    '<path d="M5 4.5h2l1 2.5-1.2 1a6 6 0 0 0 2.2 2.2l1-1.2 2.5 1v2a1 1 0 0 1-1 1A8 8 0 0 1 4 5.5a1 1 0 0 1 1-1z" '
+    'fill="#fff"/></svg>'
+)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    return Response(FAVICON_SVG, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})

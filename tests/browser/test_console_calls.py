@@ -157,6 +157,7 @@ def test_sandbox_place_a_test_call_button(world, console):
     a = console.open(alice)
     a.page.get_by_role("button", name="Place a test call").click()
     expect(a.page.locator("#sandbox-status")).to_contain_text("Test call placed from +1555")
+    expect(a.page.locator("#sandbox-status")).to_contain_text("; ringing you.")  # who is rung, not only that
     expect(a.offer()).to_contain_text("Incoming call from +1555")
     a.offer().get_by_role("button", name="Accept").click()
     expect(a.page.locator("#call-state")).to_have_text("Connected")

@@ -160,11 +160,21 @@ def test_sandbox_rtc_proxy_only_joins_with_your_own_token(world, hub):
     assert joined.status_code == 200 and joined.json()["room"] == token["room"]
     call.wait_current("bridged", timeout=8)
     assert alice.post("/console/sandbox/rtc/join", {"token": "not-a-jwt"}).status_code == 403
+    left = alice.post("/console/sandbox/rtc/leave", {"room": token["room"]})
+    assert left.status_code == 200 and left.json() == {"ok": True}
+    assert alice.get("/console/sandbox/rtc/leave").status_code == 405
+    # Leaving again (already out, as after the server moved the agent) is not an error, as in LiveKit.
+    again = alice.post("/console/sandbox/rtc/leave", {"room": token["room"]})
+    assert again.status_code == 200 and again.json() == {"ok": True, "already_left": True}
+    icon = requests.get(world.url + "/favicon.ico", timeout=5)
+    assert icon.status_code == 200 and icon.headers["Content-Type"].startswith("image/svg+xml")
 
 
 def test_sandbox_call_places_a_simulated_call(world, hub):
     alice = world.add_agent("alice")
-    reply = alice.post("/console/sandbox/call", {"from": "+15550001234"})
+    bob = world.add_agent("bob", status="offline")
+    reply = bob.post("/console/sandbox/call", {"from": "+15550001234"})  # pressed by Bob, who is offline
     assert reply.status_code == 201 and reply.json()["from"] == "+15550001234"
+    assert reply.json()["ringing"] == [{"id": "alice", "name": "Alice"}]  # the console says who is rung
     assert alice.wait_offer()["caller"] == "+15550001234"
     assert alice.post("/console/sandbox/call", {"from": "12345"}).status_code == 400

@@ -27,6 +27,7 @@ NOT_API = {
     "/console/sandbox/call",
     "/console/sandbox/rtc/join",
     "/console/sandbox/rtc/leave",
+    "/favicon.ico",
 }
 
 

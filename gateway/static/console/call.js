@@ -135,15 +135,27 @@ function renderCall() {
   setText("call-caller", call.caller || "caller");
   setText("call-state", data ? callStateLabel(data.state) : "Connecting");
   const isOwner = Boolean(data && data.agent_id === me() && data.state !== "ended");
-  setEnabled("hangup", isOwner);
-  $("hangup").title = isOwner ? "" : "Only the agent who owns the call can end it";
+  // While a transfer is under way (the three-way introduction included) the way out is the
+  // transfer's own Leave or Cancel: Hang up would end the call for the caller and the other agent.
+  const inTransfer = call.transfers.some((t) => t.active);
+  setEnabled("hangup", isOwner && !inTransfer);
+  $("hangup").title = !isOwner
+    ? "Only the agent who owns the call can end it"
+    : inTransfer ? "A transfer is under way: use its Leave or Cancel" : "";
   renderTransferPart(call, isOwner);
   tickCall();
 }
 
+/** When this agent joined the call: its first agent_joined entry (B joins a transfer long after
+ * the call connected; "Talking for" counts this agent's own time), else the call's connection. */
+function joinedAt(call) {
+  const mine = call.timeline.find((e) => e.kind === "agent_joined" && e.agent_id === me());
+  return mine?.at || call.data?.connected_at || null;
+}
+
 export function tickCall() {
-  const connected = current.call?.data?.connected_at;
-  setText("call-duration", connected ? duration((Date.now() - Date.parse(connected)) / 1000) : "0:00");
+  const since = current.call ? joinedAt(current.call) : null;
+  setText("call-duration", since ? duration((Date.now() - Date.parse(since)) / 1000) : "0:00");
 }
 
 export async function loadTranscript() {

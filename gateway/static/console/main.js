@@ -12,7 +12,7 @@
 
 import { bindAudio } from "./audio.js";
 import { bindCall, currentCall, tickCall } from "./call.js";
-import { api, busy, errorText, session } from "./context.js";
+import { api, busy, errorText, me, session } from "./context.js";
 import { bindHistory } from "./history.js";
 import { bindOffers, createRinger, tickOffers } from "./offers.js";
 import { bindOutcome } from "./outcome.js";
@@ -33,11 +33,18 @@ function renderSound(soundState) {
   }[soundState]);
 }
 
+/** Who the test call rings: it may be another agent (routing picks the longest-idle one). */
+function testCallText(reply) {
+  const names = (reply.ringing || []).map((a) => (a.id === me() ? "you" : a.name));
+  if (!names.length) return `Test call placed from ${reply.from}; no agent is available, so the caller waits in the queue.`;
+  return `Test call placed from ${reply.from}; ringing ${names.join(" and ")}.`;
+}
+
 async function onSandboxCall(event) {
   await busy(event.currentTarget, async () => {
     try {
       const reply = await api.sandboxCall();
-      setText("sandbox-status", `Test call placed from ${reply.from}.`);
+      setText("sandbox-status", testCallText(reply));
     } catch (err) {
       setText("sandbox-status", `Could not place a test call: ${errorText(err)}`);
     }
