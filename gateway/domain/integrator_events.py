@@ -76,7 +76,7 @@ def reason_code(reason: str | None) -> str | None:
 
 def event_for(
     kind: str, transfer_id: str | None, agent_id: str | None, detail: dict[str, Any]
-) -> tuple[str, dict] | None:
+) -> tuple[str, dict[str, Any]] | None:
     """The event type and its ``data`` for a timeline entry, or None when integrators get none."""
     if kind == "leg_accepted":
         # The first agent to accept the call answers it; in a transfer, B's acceptance is

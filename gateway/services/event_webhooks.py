@@ -11,16 +11,20 @@ and the next one goes; ``replay`` sends chosen events again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any, Protocol, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call, EventDelivery, utcnow
+from gateway.config import Settings
 from gateway.domain import integrator_events as E
 from gateway.services.jobs import JobRunner, RetryLater
 from gateway.services.views import iso
@@ -32,8 +36,15 @@ MAX_BACKOFF_S = 3600.0
 LEASE_S = 60.0
 
 
+class Poster(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]: ...
+
+
+Claim = tuple[int, str, str, str, int]
+
+
 class EventWebhooks:
-    def __init__(self, store, settings, poster):
+    def __init__(self, store: Store, settings: Settings, poster: Poster):
         self.store, self.settings, self.poster = store, settings, poster
         self.urls = tuple(settings.event_webhook_urls)
 
@@ -43,7 +54,7 @@ class EventWebhooks:
             self.store.entry_listeners.append(self.on_entries)
 
     # ------------------------------------------------------------ the outbox
-    def on_entries(self, session: Session, entries: list[dict]) -> None:
+    def on_entries(self, session: Session, entries: list[dict[str, Any]]) -> None:
         """New timeline entries of this unit of work -> event rows and one job per (call, URL)."""
         calls: dict[str, Call | None] = {}
         touched: set[str] = set()
@@ -92,7 +103,7 @@ class EventWebhooks:
                 self.store.enqueue(session, "deliver_events", {"call_id": call_id, "url": url})
 
     # ------------------------------------------------------------ delivery
-    def deliver(self, payload: dict) -> None:
+    def deliver(self, payload: dict[str, Any]) -> None:
         """Send the call's pending events to one URL, oldest first, until one fails."""
         call_id, url = payload["call_id"], payload["url"]
         while True:
@@ -116,14 +127,17 @@ class EventWebhooks:
                     E.SIGNATURE_HEADER: E.sign(self.settings.event_webhook_secret, timestamp, raw),
                 },
             )
-            delivered = status is not None and 200 <= status < 300
-            outcome = (row_id, attempts, delivered, status, error)
-            retry_in = self.store.run(lambda s, o=outcome: self._finish(s, *o))
+            retry_in = self.store.run(functools.partial(self._finish, **self._outcome(row_id, attempts, status, error)))
             if retry_in is not None:
                 raise RetryLater(retry_in, f"event {event_id} to {url}: {status or error}")
 
     @staticmethod
-    def _claim_next(session: Session, call_id: str, url: str):
+    def _outcome(row_id: int, attempts: int, status: int | None, error: str | None) -> dict[str, Any]:
+        delivered = status is not None and 200 <= status < 300
+        return {"row_id": row_id, "attempts": attempts, "delivered": delivered, "status": status, "error": error}
+
+    @staticmethod
+    def _claim_next(session: Session, call_id: str, url: str) -> Claim | float | None:
         row = session.execute(
             select(EventDelivery)
             .where(EventDelivery.call_id == call_id, EventDelivery.url == url, EventDelivery.state == "pending")
@@ -137,17 +151,22 @@ class EventWebhooks:
             return (row.lease_until - now).total_seconds() + 0.1
         if row.next_attempt_at > now:
             return (row.next_attempt_at - now).total_seconds()
-        claimed = session.execute(
+        result = session.execute(
             update(EventDelivery)
             .where(EventDelivery.id == row.id, EventDelivery.attempts == row.attempts)
             .values(attempts=row.attempts + 1, lease_until=now + timedelta(seconds=LEASE_S))
-        ).rowcount
+        )
+        claimed = cast(CursorResult[Any], result).rowcount  # an UPDATE's result is a CursorResult
         if claimed != 1:
             return 0.1
         return row.id, row.event_id, row.event_type, row.body, row.attempts + 1
 
-    def _finish(self, session: Session, row_id: int, attempts: int, delivered: bool, status, error) -> float | None:
+    def _finish(
+        self, session: Session, row_id: int, attempts: int, delivered: bool, status: int | None, error: str | None
+    ) -> float | None:
         row = session.get(EventDelivery, row_id)
+        if row is None:  # purged meanwhile: nothing left to retry
+            return None
         row.lease_until, row.last_status, row.last_error = None, status, error
         if delivered:
             row.state, row.delivered_at = "delivered", utcnow()
@@ -156,13 +175,13 @@ class EventWebhooks:
             row.state = "failed"  # the log keeps it; `webhooks replay` sends it again
             log.warning("event %s to %s failed %d times; giving up", row.event_id, row.url, attempts)
             return None
-        delay = min(self.settings.event_webhook_retry_base_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
+        delay = float(min(self.settings.event_webhook_retry_base_s * 2 ** (attempts - 1), MAX_BACKOFF_S))
         row.next_attempt_at = utcnow() + timedelta(seconds=delay)
         return delay
 
     # ------------------------------------------------------------ log and replay
-    def log(self, *, call_id: str | None = None, state: str | None = None, limit: int = 50) -> list[dict]:
-        def work(session: Session) -> list[dict]:
+    def log(self, *, call_id: str | None = None, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        def work(session: Session) -> list[dict[str, Any]]:
             query = select(EventDelivery).order_by(EventDelivery.id.desc()).limit(limit)
             if call_id:
                 query = query.where(EventDelivery.call_id == call_id)
