@@ -85,6 +85,8 @@ def test_full_warm_transfer_a_to_b(world, console):
     expect(a.page.locator("#transfer-state")).to_have_text("Caller connected to both")
     world.wait(lambda: world.participants(room) == sorted(["alice", "bob", "sip_" + CALLER]), what="all three")
     call.wait_current("bridged", timeout=8)
+    # During the introduction B's way out is not Hang up (it would end the call for all three).
+    expect(b.page.get_by_role("button", name="Hang up")).to_be_disabled()
 
     a.page.get_by_role("button", name="Leave").click()
     expect(a.page.locator("#outcome-text")).to_have_text(f"Transfer complete: {CALLER} is now with Bob.")
