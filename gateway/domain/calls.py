@@ -46,4 +46,7 @@ CALL = StateMachine(
 
 # Where the caller is, for the invariant "in a room with an agent, on hold, or hung up"
 # (bridging: hearing ringback while an agent is rung; voicemail: hearing the apology).
+# The end reason an agent's hang-up sets while the caller still hears goodbye (see AgentLegs).
+AGENT_ENDED = "agent ended the call"
+
 LIVE_STATES = frozenset({BRIDGING, CONNECTED, ON_HOLD, QUEUED, VOICEMAIL})

@@ -358,8 +358,7 @@ class AgentLegs:
         others = [leg_ for leg_ in live_legs(session, call.id) if leg_.room == call.room and leg_.state == L.JOINED]
         if not others:
             # The last agent hung up outside a transfer: end the call politely, never leave dead air.
-            self.store.record(session, call.id, "agent_ended_call", agent_id=leg.agent_id)
-            self.routing.send_caller_to_goodbye(session, call)
+            self.end_for_caller(session, call, leg.agent_id)
 
     def agent_leave_room(self, agent_id: str, room: str) -> bool:
         """The agent leaves a room from the console: their leg ends and LiveKit removes them."""
@@ -389,11 +388,19 @@ class AgentLegs:
             call = session.get(Call, call_id)
             if call is None or call.state == C.ENDED or call.agent_id != agent_id:
                 return False
-            self.store.record(session, call.id, "agent_ended_call", agent_id=agent_id)
-            self.routing.send_caller_to_goodbye(session, call)
+            self.end_for_caller(session, call, agent_id)
             return True
 
         return self.store.run(work)
+
+    def end_for_caller(self, session: Session, call: Call, agent_id: str | None) -> None:
+        """The agent ended the call: the caller hears goodbye. The reason is kept on the call at once:
+        the caller's <Dial> ends as the agent leaves the room (often before our redirect lands), and
+        that ending must read as the agent's hang-up, not as a lost bridge to re-route; the caller's
+        final status callback then records the call as ended by the agent."""
+        self.store.record(session, call.id, "agent_ended_call", agent_id=agent_id)
+        self.store.compare_and_set(session, call, end_reason=C.AGENT_ENDED)
+        self.routing.send_caller_to_goodbye(session, call)
 
 
 def spoken_number(number: str) -> str:

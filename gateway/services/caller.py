@@ -126,7 +126,8 @@ class Caller:
             call = session.get(Call, call_id)
             if call is None:
                 return "apology", None
-            if call.state == C.ENDED:
+            if call.state == C.ENDED or call.end_reason == C.AGENT_ENDED:
+                # An agent ended the call: its <Dial> ending (the agent left the room) is no lost bridge.
                 return "goodbye", call
             if call.state == C.VOICEMAIL:
                 return "apology", call
@@ -271,6 +272,8 @@ class Caller:
         self.store.run(work)
 
     def hangup(self, session: Session, call: Call, reason: str) -> None:
+        if call.end_reason == C.AGENT_ENDED:
+            reason = C.AGENT_ENDED  # the caller's line closes after the goodbye the agent caused
         outcome = self.store.transition(session, call, C.CALL, "hangup", end_reason=reason, ended_at=utcnow())
         if not outcome.changed:
             return
