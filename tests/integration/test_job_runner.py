@@ -6,6 +6,9 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+from sqlalchemy import text
+
 from gateway.services.jobs import JobRunner
 
 
@@ -114,3 +117,26 @@ def test_a_leased_job_taken_over_while_it_waited_is_not_run_twice(store):
     ours._run_one(job.id, True, leased, time.monotonic() - 1.0)  # it waited a second in our queue
     assert seen == []
     assert job_row(store, job.id).state == "running"  # still the other worker's
+
+
+def test_a_unit_that_loses_the_race_for_a_keyed_timer_runs_again_and_sees_the_winner(store):
+    if store.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite units take the write lock at BEGIN IMMEDIATE: two cannot interleave")
+    """Two webhooks of one phone answer (the 'answered' status callback and the answer request) both
+    start the leg's first whisper timer: the one that commits second must not fail the webhook."""
+    key, payload = "timer:whisper_timeout:leg_race:answer", {"leg_id": "leg_race", "phase": "answer"}
+    runs: list[bool] = []
+
+    def work(session) -> bool:
+        job = store.enqueue(session, "whisper_timeout", payload, delay_s=30, dedupe_key=key)
+        if not runs:  # the other webhook commits the same timer after this unit looked for it
+            store.run(lambda s: store.enqueue(s, "whisper_timeout", payload, delay_s=30, dedupe_key=key))
+        runs.append(job is not None)
+        return job is not None
+
+    assert store.run(work) is False  # second time round it sees the timer the other unit set
+    assert runs == [True, False]
+    pending = store.read(
+        lambda s: s.execute(text("SELECT count(*) FROM jobs WHERE dedupe_key = :k"), {"k": key}).scalar()
+    )
+    assert pending == 1

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from sqlalchemy import CursorResult, Table, bindparam, create_engine, event, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Mapper, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -247,6 +247,13 @@ class Store:
                 with self.session() as session:
                     return work(session)
             except StaleState:
+                continue
+            except IntegrityError as exc:
+                # Two units raced to set the same keyed job (a timer both an 'answered' status callback
+                # and the answer webhook start): the loser runs again and sees the winner's row, as after
+                # a lost compare-and-set. Other unique keys (webhook receipts) are the caller's to handle.
+                if "dedupe_key" not in str(exc.orig) or attempt == attempts - 1:
+                    raise
                 continue
             except DBAPIError as exc:
                 # SQLite "database is locked" under heavy contention, or a connection that died.
