@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> None:
     group.main(args=argv, prog_name="gateway")
 
 
+def _number_line(number: str, teams: list[str]) -> str:
+    if not teams:
+        return f"{number} -> default team"
+    if len(teams) == 1:
+        return f"{number} -> {teams[0]}"
+    return f"{number} -> menu: " + ", ".join(f"{n} {team}" for n, team in enumerate(teams, start=1))
+
+
 def register(app: Flask) -> None:
     @app.cli.group("agents")
     def agents():
@@ -151,6 +159,33 @@ def register(app: Flask) -> None:
         except InvalidTeam as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"removed team {team_id}")
+
+    @app.cli.group("numbers")
+    def numbers():
+        """Which team(s) each Twilio number's callers go to (several: a menu asks them)."""
+
+    @numbers.command("set")
+    @click.argument("number")
+    @click.option(
+        "--team",
+        "teams",
+        multiple=True,
+        help="A team this number's callers go to (repeat for a menu: the first is key 1, the next key 2, ...; "
+        "none: the default team).",
+    )
+    def numbers_set(number, teams):
+        """Send NUMBER's callers to a team, or to a menu of teams."""
+        try:
+            chosen = _services().teams.set_number(number, list(teams))
+        except InvalidTeam as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(_number_line(number, chosen))
+
+    @numbers.command("list")
+    def numbers_list():
+        """Mapped numbers and their teams (unmapped numbers go to the default team)."""
+        for number, teams in _services().teams.numbers().items():
+            click.echo(_number_line(number, teams))
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

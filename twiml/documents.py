@@ -112,6 +112,25 @@ def hold(
     return str(response)
 
 
+def menu(*, prompt: str, action_url: str, hints: str, timeout_s: int = 5) -> str:
+    """Ask which team the caller wants: a key or a few words. No answer still reaches
+    ``action_url`` (empty Digits and no SpeechResult), which asks again or picks a default."""
+    response = VoiceResponse()
+    gather = Gather(
+        action=action_url,
+        method="POST",
+        input="dtmf speech",
+        num_digits=1,
+        timeout=timeout_s,
+        speech_timeout="auto",
+        hints=hints,
+        action_on_empty_result=True,
+    )
+    gather.say(prompt, voice=VOICE)
+    response.append(gather)
+    return str(response)
+
+
 def apology(*, message: str, voicemail_action_url: str | None = None, max_length_s: int = 120) -> str:
     """The caller hears a clear apology; optionally leaves a voicemail, then goodbye."""
     response = VoiceResponse()

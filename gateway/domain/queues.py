@@ -175,5 +175,41 @@ def greeting(team_name: str | None) -> str:
     )
 
 
+# ---------------------------------------------------------------- the menu
+# A number that goes to several teams asks the caller which one: a key (1 for the first team, 2
+# for the second, ...) or the team's name said aloud. Nothing chosen: asked once more, then the
+# first team (a caller is never dropped for not choosing).
+MENU_ATTEMPTS = 2
+_SPOKEN_DIGITS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7"}
+
+
+def menu_prompt(teams: Sequence[TeamView]) -> str:
+    """What a caller hears at a number with a menu: each team's key and name, in order."""
+    parts = [f"For {t.name}, press {n} or say {t.name}." for n, t in enumerate(teams, start=1)]
+    return "Thank you for calling. " + " ".join(parts)
+
+
+def menu_hints(teams: Sequence[TeamView]) -> str:
+    """Speech hints: the teams' names (and ids) help the recogniser with words it would miss."""
+    return ", ".join(dict.fromkeys([t.name for t in teams] + [t.id for t in teams]))
+
+
+def menu_choice(teams: Sequence[TeamView], digits: str, speech: str) -> str | None:
+    """The team a key (1..n) or words ("billing, please", "two") pick; None if they pick none."""
+    key = (digits or "").strip()[:1]
+    if not key:
+        words = re.findall(r"[a-z0-9]+", (speech or "").lower())
+        for team in teams:
+            name = re.findall(r"[a-z0-9]+", team.name.lower())
+            if name and any(words[i : i + len(name)] == name for i in range(len(words))):
+                return team.id
+            if team.id in words:
+                return team.id
+        key = next((_SPOKEN_DIGITS.get(w, w) for w in words if _SPOKEN_DIGITS.get(w, w).isdigit()), "")
+    if key.isdigit() and 1 <= int(key) <= len(teams):
+        return teams[int(key) - 1].id
+    return None
+
+
 NOBODY_STAFFED = "We're sorry, there is no one available to take your call at the moment."
 QUEUE_TIMED_OUT = "We're sorry, all of our agents are still busy."

@@ -15,6 +15,7 @@ from flask import Flask, current_app
 
 from gateway import config
 from gateway.config import E164, Settings
+from gateway.domain.queues import InvalidTeam
 from gateway.ops.doctor import doctor
 from gateway.ops.provision import provision
 from gateway.ops.settings import OpsSettings
@@ -54,10 +55,27 @@ def register(app: Flask) -> None:
     @app.cli.command("provision", help=PROVISION_HELP)
     @DRY_RUN
     @TAKE_OVER
+    @click.option(
+        "--team",
+        "teams",
+        multiple=True,
+        help="Send TWILIO_PHONE_NUMBER's callers to this team (repeat for a menu of teams; same as `numbers set`).",
+    )
     @click.pass_context
-    def provision_command(ctx: click.Context, dry_run: bool, take_over_number: bool) -> None:
+    def provision_command(ctx: click.Context, dry_run: bool, take_over_number: bool, teams: tuple[str, ...]) -> None:
         services, ops = app_settings()
-        ctx.exit(_provision(services.gw.settings, ops, dry_run, take_over_number))
+        code = _provision(services.gw.settings, ops, dry_run, take_over_number)
+        if teams and not code:
+            number = services.gw.settings.twilio_phone_number
+            if dry_run:
+                click.echo(f"would send {number}'s callers to: {', '.join(teams)}")
+            else:
+                try:
+                    services.teams.set_number(number, list(teams))
+                except InvalidTeam as exc:
+                    raise click.ClickException(str(exc)) from None
+                click.echo(f"{number}'s callers go to: {', '.join(teams)}" + (" (a menu)" if len(teams) > 1 else ""))
+        ctx.exit(code)
 
     @app.cli.command("doctor", help=DOCTOR_HELP)
     @click.option(

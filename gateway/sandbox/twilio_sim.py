@@ -144,6 +144,9 @@ class SimCall:
         self._ended_at: float | None = None
         self._interrupt: Redirected | HungUp | None = None  # a pending one for the runner
         self._digits = ""
+        # Words said to a <Gather input="speech"> that is listening (its prompts included).
+        self._speech: list[str] = []
+        self._listening_speech = False
         self._hangup_at: float | None = None
         self._transcriptions: list[dict] = []  # running real-time transcription sessions
         self.callbacks = SerialDispatcher(f"callbacks-{sid}")  # this call's webhooks that don't hold it up
@@ -257,12 +260,34 @@ class SimCall:
 
     def speak(self, text: str, track: str = "inbound_track", final: bool = True) -> int | None:
         """Say something; with real-time transcription on, Twilio posts it to the callback.
+        A <Gather> listening for speech (input="speech" or "dtmf speech") hears it too.
 
         Returns the callback's HTTP status, or None when nothing was
         transcribed (no transcription started, or another track). The post
         goes out after the call's earlier callbacks (transcription-started first).
         """
+        if track == "inbound_track" and final:
+            with self._cond:
+                if self._listening_speech:
+                    self._speech.append(text)
+                    self._cond.notify_all()
         return self.callbacks.call(lambda: self.post_transcript(text, track, final))
+
+    def listen_for_speech(self, on: bool) -> None:
+        """A speech <Gather> starts (or stops) listening; words said outside one are not gathered."""
+        with self._cond:
+            self._listening_speech = on
+            if not on:
+                self._speech.clear()
+
+    def has_speech(self) -> bool:
+        with self._cond:
+            return bool(self._speech)
+
+    def take_speech(self) -> str:
+        with self._cond:
+            words, self._speech = " ".join(self._speech), []
+            return words
 
     def post_transcript(self, text: str, track: str, final: bool) -> int | None:
         """Send one transcription-content callback now (speak() queues this), once per running

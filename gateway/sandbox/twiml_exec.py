@@ -13,7 +13,10 @@ time_scale):
 - Say (0.05 s a word, or the carrier's ``say_seconds_per_word``: 0.35 s is a person's pace),
   Play (2 s a play), Pause, loop="0" = until interrupted;
   Gather (DTMF, numDigits, finishOnKey, timeout between digits, barge-in over
-  the nested prompt, actionOnEmptyResult); Redirect; Hangup; Reject (busy /
+  the nested prompt, actionOnEmptyResult; with input="speech" / "dtmf speech", words the
+  caller says (SimCall.speak) while it listens, its prompts included, end it with
+  SpeechResult and Confidence, the first input of either kind winning, as Twilio's
+  <Gather> reference describes); Redirect; Hangup; Reject (busy /
   no-answer); Record; Start/Stop of Transcription and Stream.
 - Dial with one Sip noun (INVITE to the LiveKit double over HTTP, ringback,
   bridge, BYE, timeout = the attribute + Twilio's ~5 s slack) or one Number
@@ -28,7 +31,8 @@ time_scale):
   action) go out in order on a per-call dispatcher thread, never holding up
   the call, as Twilio's do.
 
-Deliberately not modelled: speech input in Gather, Conference / Queue / Client /
+Deliberately not modelled: speechTimeout and partial speech results (words said are one final
+result at once), Conference / Queue / Client /
 Enqueue / Connect (they end the call with error 12100), simultaneous dialling
 (only a Dial's first noun is dialled), Dial recording, an empty <Record> being
 skipped (the simulated caller always says something), content-type handling
@@ -677,17 +681,37 @@ class CallRunner:
 
     def _gather(self, verb: ET.Element, document: Document):
         call = self.call
+        inputs = verb.get("input", "dtmf").split()
+        speech = "speech" in inputs
+        dtmf = "dtmf" in inputs
+
+        def heard() -> bool:  # a key press (or words, when listening for them) barges in
+            return (dtmf and call.has_digits()) or (speech and call.has_speech())
+
         prompts = {"Say": self._say, "Play": self._play, "Pause": self._pause}
-        for prompt in verb:
-            if prompt.tag not in prompts:
-                raise AppError(ERR_DOCUMENT_PARSE, f"<{prompt.tag}> cannot be nested in <Gather>")
-            prompts[prompt.tag](prompt, document, until=call.has_digits)  # a key press barges in
-            if call.has_digits():
-                break
+        call.listen_for_speech(speech)
+        try:
+            for prompt in verb:
+                if prompt.tag not in prompts:
+                    raise AppError(ERR_DOCUMENT_PARSE, f"<{prompt.tag}> cannot be nested in <Gather>")
+                prompts[prompt.tag](prompt, document, until=heard)
+                if heard():
+                    break
+            if speech and not call.has_digits():
+                call.set_current("gather")
+                call.wait(self.scaled(_float_attr(verb, "timeout", DEFAULT_GATHER_TIMEOUT)), until=heard)
+            said = call.take_speech() if speech else ""
+        finally:
+            call.listen_for_speech(False)
+        if said:
+            call.add_event("gather_speech", said)
+            params = {"SpeechResult": said, "Confidence": "0.92"}
+            action = document.resolve(verb.get("action"))
+            return self._fetch(action, verb.get("method", "POST"), params, "gather")
         digits, finished_on = self._collect_digits(
             num_digits=_int_attr(verb, "numDigits", 0),
             finish_key=verb.get("finishOnKey", "#"),
-            timeout=_float_attr(verb, "timeout", DEFAULT_GATHER_TIMEOUT),
+            timeout=0 if speech and not call.has_digits() else _float_attr(verb, "timeout", DEFAULT_GATHER_TIMEOUT),
         )
         call.add_event("gather", digits)
         if not digits and verb.get("actionOnEmptyResult") != "true":

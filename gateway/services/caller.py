@@ -6,13 +6,14 @@ are jobs, ``services.work``); each answers the TwiML the caller hears next.
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import twiml
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Call, Voicemail, utcnow
+from gateway.adapters.store.models import Call, Leg, Team, TimelineEntry, Voicemail, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
@@ -57,20 +58,11 @@ class Caller:
             # worker now waits on the unique sid and then reads this call, instead of finding
             # the agent row locked by us, storing a "no agent" call and winning the commit.
             session.flush()
-            # (No CreateRoom: the dispatch rule makes the room, configured, when the caller's SIP leg arrives.)
-            # A free member of the call's team is rung (the caller hears ringback); with none free the
-            # caller waits in the team's line; with nobody signed in at all they hear so at once.
-            if self.routing.route(session, call, tried=()) == "nobody":
-                self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
-            else:
-                queues = self.routing.queues
-                self.store.enqueue(
-                    session,
-                    "queue_timeout",
-                    {"call_id": call.id},
-                    delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
-                    timer_of=call.id,
-                )
+            # A number with a menu asks the caller which team first (the call waits, unrouted).
+            if len(TeamService.teams_for_number(session, to_number)) > 1:
+                self.store.record(session, call.id, "menu_offered")
+                return call
+            self._route_new(session, call)
             return call
 
         try:
@@ -79,6 +71,27 @@ class Caller:
             # This CallSid is stored already (a retried webhook, or a copy that raced in on another
             # worker and committed first): answer the same.
             call = self.store.run(lambda session: work(session, retried=True))
+        if self._at_menu(call):
+            return self.menu(call.id, attempt=1)
+        return self._answer_routed(call)
+
+    def _route_new(self, session: Session, call: Call) -> None:
+        # (No CreateRoom: the dispatch rule makes the room, configured, when the caller's SIP leg arrives.)
+        # A free member of the call's team is rung (the caller hears ringback); with none free the
+        # caller waits in the team's line; with nobody signed in at all they hear so at once.
+        if self.routing.route(session, call, tried=()) == "nobody":
+            self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
+        else:
+            queues = self.routing.queues
+            self.store.enqueue(
+                session,
+                "queue_timeout",
+                {"call_id": call.id},
+                delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
+                timer_of=call.id,
+            )
+
+    def _answer_routed(self, call: Call) -> str:
         if call.state == C.VOICEMAIL:
             return self.answers.apology(call.id)
         if call.state == C.ENDED:
@@ -86,6 +99,73 @@ class Caller:
         if call.state == C.QUEUED:
             return self.routing.queues.waiting_twiml(call.id, first=True) or self.bridge_for(call.id, redirected=False)
         return self.answers.bridge(call)
+
+    def _at_menu(self, call: Call) -> bool:
+        return self.store.read(lambda session: self._at_menu_in(session, call))
+
+    @staticmethod
+    def _at_menu_in(session: Session, call: Call) -> bool:
+        """Still choosing a team: the call's number has a menu and nothing was chosen yet."""
+        return (
+            call.state == C.BRIDGING
+            and len(TeamService.teams_for_number(session, call.to_number)) > 1
+            and not session.execute(select(Leg.id).where(Leg.call_id == call.id).limit(1)).first()
+            and not session.execute(
+                select(TimelineEntry.id).where(TimelineEntry.call_id == call.id, TimelineEntry.kind == "menu_chosen")
+            ).first()
+        )
+
+    # ------------------------------------------------------------- the menu
+    def _menu_teams(self, session: Session, call: Call) -> list[Q.TeamView]:
+        teams = []
+        for team_id in TeamService.teams_for_number(session, call.to_number):
+            team = session.get(Team, team_id)
+            if team is not None:
+                teams.append(Q.TeamView(id=team.id, name=team.name))
+        return teams
+
+    def menu(self, call_id: str, attempt: int, again: bool = False) -> str:
+        """The menu: which team the caller wants (a key or the team's name)."""
+        teams = self.store.read(lambda s: self._menu_teams(s, c) if (c := s.get(Call, call_id)) else [])
+        if not teams:
+            return self.bridge_for(call_id, redirected=False)
+        prompt = Q.menu_prompt(teams)
+        if again:
+            prompt = "Sorry, I didn't catch that. " + prompt.removeprefix("Thank you for calling. ")
+        return twiml.menu(
+            prompt=prompt,
+            action_url=self.gw.urls("/twilio/menu", call=call_id, attempt=attempt),
+            hints=Q.menu_hints(teams),
+        )
+
+    def menu_choice(self, call_id: str, digits: str, speech: str, attempt: int) -> str:
+        """The caller pressed a key or said a team's name at the menu (or nothing: asked once more,
+        then the first team). The call then goes where a call to that team's number goes."""
+
+        def work(session: Session) -> Call | str | None:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is None:
+                return None
+            if not self._at_menu_in(session, call):
+                return call  # chosen already (a retried webhook): where the call is now
+            teams = self._menu_teams(session, call)
+            chosen = Q.menu_choice(teams, digits, speech)
+            if chosen is None and attempt < Q.MENU_ATTEMPTS:
+                return "again"
+            how = "key" if chosen and digits else "speech" if chosen else "default"
+            team_id = chosen or (teams[0].id if teams else Q.DEFAULT_TEAM)
+            self.store.compare_and_set(session, call, team_id=team_id)
+            self.store.record(session, call.id, "menu_chosen", team=team_id, by=how)
+            self._route_new(session, call)
+            return call
+
+        outcome = self.store.run(work)
+        if outcome is None:
+            return self.answers.apology(None, technical=True)
+        if outcome == "again":
+            return self.menu(call_id, attempt=attempt + 1, again=True)
+        assert isinstance(outcome, Call)
+        return self._answer_routed(outcome)
 
     def _livekit_down(self, call_sid: str, from_number: str, to_number: str) -> str:
         """LiveKit failed moments ago: don't send the caller into a bridge that cannot work."""

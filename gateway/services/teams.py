@@ -124,12 +124,57 @@ class TeamService:
 
     @staticmethod
     def team_for_number(session: Session, number: str | None) -> str:
-        """The team a dialled number goes to: its mapping, else the default team."""
-        if number:
-            mapped = session.execute(select(TeamNumber.team_id).where(TeamNumber.number == number)).scalar()
-            if mapped:
-                return mapped
-        return Q.DEFAULT_TEAM
+        """The team a dialled number goes to: its (first) mapping, else the default team."""
+        teams = TeamService.teams_for_number(session, number)
+        return teams[0] if teams else Q.DEFAULT_TEAM
+
+    @staticmethod
+    def teams_for_number(session: Session, number: str | None) -> builtins.list[str]:
+        """Every team a dialled number goes to, in menu order (empty: unmapped)."""
+        if not number:
+            return []
+        return list(
+            session.execute(
+                select(TeamNumber.team_id)
+                .where(TeamNumber.number == number)
+                .order_by(TeamNumber.position, TeamNumber.team_id)
+            ).scalars()
+        )
+
+    def set_number(self, number: str, teams: Sequence[str]) -> builtins.list[str]:
+        """Send ``number``'s callers to ``teams``: one team, straight there; several, a menu asks
+        (press 1 for the first, 2 for the second, ...). No teams: back to the default team."""
+        Q.validate_number(number)
+        teams = Q.validate_team_list(teams) if teams else []
+        if len(teams) > 9:
+            raise Q.InvalidTeam("a menu offers at most 9 teams (one key each)")
+
+        def work(session: Session) -> builtins.list[str]:
+            for team_id in teams:
+                self._team(session, team_id)
+            session.execute(delete(TeamNumber).where(TeamNumber.number == number))
+            session.flush()
+            for position, team_id in enumerate(teams, start=1):
+                session.add(TeamNumber(number=number, team_id=team_id, position=position))
+            return teams
+
+        return self.store.run(work)
+
+    def numbers(self) -> dict[str, builtins.list[str]]:
+        """Each mapped number and its teams, in menu order."""
+
+        def work(session: Session) -> dict[str, builtins.list[str]]:
+            found: dict[str, builtins.list[str]] = {}
+            rows = session.execute(
+                select(TeamNumber.number, TeamNumber.team_id).order_by(
+                    TeamNumber.number, TeamNumber.position, TeamNumber.team_id
+                )
+            )
+            for number, team_id in rows:
+                found.setdefault(number, []).append(team_id)
+            return found
+
+        return self.store.read(work)
 
     # ------------------------------------------------------- membership
     def set_agent_teams(self, agent_id: str, teams: Sequence[str]) -> builtins.list[str]:
@@ -179,11 +224,14 @@ class TeamService:
     @staticmethod
     def _map_numbers(session: Session, team_id: str, numbers: Sequence[str]) -> None:
         for number in dict.fromkeys(numbers):
-            taken = session.execute(select(TeamNumber.team_id).where(TeamNumber.number == number)).scalar()
-            if taken and taken != team_id:
-                raise Q.InvalidTeam(f"number {number} already goes to team {taken!r}")
-            if not taken:
-                session.add(TeamNumber(number=number, team_id=team_id))
+            mapped = TeamService.teams_for_number(session, number)
+            if mapped and team_id not in mapped:
+                raise Q.InvalidTeam(
+                    f"number {number} already goes to team {mapped[0]!r} (for a menu of both: "
+                    f"flask --app gateway numbers set {number} {' '.join(f'--team {t}' for t in [*mapped, team_id])})"
+                )
+            if not mapped:
+                session.add(TeamNumber(number=number, team_id=team_id, position=1))
 
     @staticmethod
     def _as_dict(session: Session, team: Team) -> dict[str, Any]:

@@ -191,6 +191,18 @@ def queue_choice():
     return _services().caller.queue_choice(request.args.get("call", ""), form("Digits"), form("SpeechResult"))
 
 
+@bp.post("/menu")
+@signed
+@twiml_view()
+def menu():
+    """The caller's answer to a number's menu: a key (Digits) or words (SpeechResult), or nothing."""
+    try:
+        attempt = int(request.args.get("attempt", "1"))
+    except ValueError:
+        attempt = 1
+    return _services().caller.menu_choice(request.args.get("call", ""), form("Digits"), form("SpeechResult"), attempt)
+
+
 @bp.post("/bridge")
 @signed
 @twiml_view()

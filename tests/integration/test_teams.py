@@ -93,6 +93,22 @@ def test_a_number_belongs_to_one_team(cli, services):
     assert services.teams.get("support") is None
 
 
+def test_cli_numbers_set_maps_a_number_to_one_team_or_a_menu(cli, services):
+    cli.invoke(args=["teams", "add", "billing", "--name", "Billing", "--number", "+15550002000"])
+    cli.invoke(args=["teams", "add", "support", "--name", "Support"])
+    menu = cli.invoke(args=["numbers", "set", "+15550002000", "--team", "billing", "--team", "support"])
+    assert menu.exit_code == 0, menu.output
+    assert "+15550002000 -> menu: 1 billing, 2 support" in menu.output
+    assert "+15550002000 -> menu: 1 billing, 2 support" in cli.invoke(args=["numbers", "list"]).output
+    assert services.teams.get("support")["numbers"] == ["+15550002000"]
+    assert "+15550002000 -> support" in cli.invoke(args=["numbers", "set", "+15550002000", "--team", "support"]).output
+    assert services.teams.get("billing")["numbers"] == []
+    unknown = cli.invoke(args=["numbers", "set", "+15550002000", "--team", "nosuch"])
+    assert unknown.exit_code != 0 and "no team 'nosuch'" in unknown.output
+    assert "+15550002000 -> default team" in cli.invoke(args=["numbers", "set", "+15550002000"]).output
+    assert cli.invoke(args=["numbers", "list"]).output == ""
+
+
 def test_admin_api_teams(client, services):
     reply = client.post(
         "/api/admin/teams",

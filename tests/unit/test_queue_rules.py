@@ -213,3 +213,33 @@ def test_queue_rules_hold_under_random_events():
             max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=list(HealthCheck)
         ),
     )
+
+
+MENU = [Q.TeamView(id="billing", name="Billing"), Q.TeamView(id="tech", name="Tech Support")]
+
+
+@pytest.mark.parametrize(
+    ("digits", "speech", "team"),
+    [
+        ("1", "", "billing"),
+        ("2", "", "tech"),
+        ("3", "", None),
+        ("", "billing please", "billing"),
+        ("", "I need tech support", "tech"),
+        ("", "TECH", "tech"),
+        ("", "two", "tech"),
+        ("", "option 1", "billing"),
+        ("", "something else", None),
+        ("", "", None),
+        ("*", "", None),
+    ],
+)
+def test_the_menu_picks_a_team_by_key_or_by_its_name(digits, speech, team):
+    assert Q.menu_choice(MENU, digits, speech) == team
+
+
+def test_the_menu_prompt_names_each_key():
+    assert Q.menu_prompt(MENU) == (
+        "Thank you for calling. For Billing, press 1 or say Billing. For Tech Support, press 2 or say Tech Support."
+    )
+    assert Q.menu_hints(MENU) == "Billing, Tech Support, billing, tech"

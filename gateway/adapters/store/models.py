@@ -202,11 +202,13 @@ class AgentTeam(Base):
 
 
 class TeamNumber(Base):
-    """A Twilio number whose callers go to a team (unmapped numbers: the default team)."""
+    """A Twilio number whose callers go to a team (unmapped numbers: the default team). A number
+    that goes to several teams asks the caller with a menu: ``position`` is the team's key."""
 
     __tablename__ = "team_numbers"
     number: Mapped[str] = mapped_column(String(20), primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(40))
+    team_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class QueueEntry(Base):
