@@ -126,8 +126,9 @@ class AgentService:
             ).first()
             if status == rules.AVAILABLE and on_call:
                 raise rules.InvalidAgent("you are on a call; you become available when it ends")
-            if agent.status != status:
-                changes: dict[str, object] = {"status": status}
+            if agent.status != status or agent.not_responding is not None:
+                # Any status the agent sets answers the "not responding" notice.
+                changes: dict[str, object] = {"status": status, "not_responding": None}
                 if status == rules.AVAILABLE:
                     changes["idle_since"] = utcnow()
                 self.store.compare_and_set(session, agent, **changes)
@@ -205,4 +206,5 @@ def as_dict(agent: Agent) -> dict[str, Any]:
         "browser": agent.browser,
         "status": agent.status,
         "idle_since": agent.idle_since.isoformat() + "Z" if agent.idle_since else None,
+        "not_responding": agent.not_responding,
     }

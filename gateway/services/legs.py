@@ -83,18 +83,32 @@ class Legs:
             identity=identity,
         )
 
-    def release_agent(self, session: Session, agent_id: str | None, *, missed: bool = False) -> None:
-        """An agent with no live leg left becomes available again (a missed ring: offline)."""
+    def release_agent(self, session: Session, agent_id: str | None, *, missed: Leg | None = None) -> None:
+        """An agent with no live leg left becomes available again; after ``missed`` (a ring they
+        missed, or a waiting caller they declined) they are set offline and told why: "not
+        responding", so the line does not keep ringing someone who is not there."""
         if not agent_id:
             return
         live = session.execute(select(Leg.id).where(Leg.agent_id == agent_id, Leg.state.in_(LIVE_LEG_STATES))).first()
         agent = session.get(Agent, agent_id, populate_existing=True)
         if agent is None or live or agent.status != agent_rules.BUSY:
             return
-        status = agent_rules.OFFLINE if missed else agent_rules.AVAILABLE
-        self.store.compare_and_set(session, agent, status=status, idle_since=utcnow())
-        if status == agent_rules.AVAILABLE and self.agent_free is not None:
-            self.agent_free(session, agent)
+        if missed is None:
+            self.store.compare_and_set(session, agent, status=agent_rules.AVAILABLE, idle_since=utcnow())
+            if self.agent_free is not None:
+                self.agent_free(session, agent)
+            return
+        call = session.get(Call, missed.call_id)
+        reason = "declined" if missed.state == L.DECLINED else "missed"
+        now = utcnow()
+        why = {
+            "call_id": missed.call_id,
+            "caller": agent_rules.mask_phone(call.from_number if call else None),
+            "at": now.isoformat(timespec="milliseconds") + "Z",
+            "reason": reason,
+        }
+        self.store.compare_and_set(session, agent, status=agent_rules.OFFLINE, idle_since=now, not_responding=why)
+        self.store.record(session, missed.call_id, "agent_not_responding", agent_id=agent_id, reason=reason)
 
     def end_leg(self, session: Session, leg: Leg, event: str, reason: str) -> bool:
         """Move a leg to a terminal state and undo its provider side (hang up / remove)."""
@@ -123,7 +137,7 @@ class Legs:
             channel=leg.kind,
             reason=reason,
         )
-        self.release_agent(session, leg.agent_id, missed=self._not_responding(session, leg, event))
+        self.release_agent(session, leg.agent_id, missed=leg if self._not_responding(session, leg, event) else None)
         return True
 
     @staticmethod

@@ -14,6 +14,7 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import transfers as T
 from gateway.domain.access import CallFacts
+from gateway.domain.agents import mask_phone
 from gateway.services.lookups import existing
 
 # Leg states that mean the agent took part in the call (accepted, and maybe joined and left since).
@@ -265,6 +266,35 @@ class Views:
             if agent_id:
                 query = query.where(Call.id.in_(self.visible_call_ids(agent_id)))
             return [call_dict(c) for c in s.execute(query).scalars()]
+
+        return self.store.read(work)
+
+    def missed_today(self, agent_id: str) -> list[dict[str, Any]]:
+        """Calls offered to the agent in the last 24 hours that rang out unanswered, newest first,
+        unless the agent took part in them later: what the offer showed (the caller's number, here
+        masked) and when; the call itself stays out of their view (access rule)."""
+        since = utcnow() - timedelta(hours=24)
+
+        def work(s: Session) -> list[dict[str, Any]]:
+            rows = s.execute(
+                select(Leg.call_id, Leg.ended_at, Leg.created_at, Call.from_number)
+                .join(Call, Call.id == Leg.call_id)
+                .where(
+                    Leg.agent_id == agent_id,
+                    Leg.transfer_id.is_(None),
+                    Leg.state == L.NO_ANSWER,
+                    Leg.created_at >= since,
+                    Call.id.not_in(self.visible_call_ids(agent_id)),
+                )
+                .order_by(Leg.created_at.desc())
+            ).all()
+            out: dict[str, dict[str, Any]] = {}
+            for call_id, ended_at, created_at, caller in rows:
+                out.setdefault(
+                    call_id,
+                    {"call_id": call_id, "caller": mask_phone(caller), "at": iso(ended_at or created_at)},
+                )
+            return list(out.values())[:200]
 
         return self.store.read(work)
 

@@ -276,7 +276,8 @@ def me():
 def agents_presence():
     return jsonify(
         agents=[
-            {k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
+            {k: a[k] for k in ("id", "name", "status", "browser")}
+            | {"phone": bool(a["phone"]), "not_responding": a["not_responding"] is not None}
             for a in svc().agents.list()
         ]
     )
@@ -292,6 +293,12 @@ def set_my_status():
 @agent_required
 def my_offers():
     return jsonify(offers=svc().views.offers(g.agent["id"]))
+
+
+@bp.get("/agents/me/missed")
+@agent_required
+def my_missed_offers():
+    return jsonify(missed=svc().views.missed_today(g.agent["id"]))
 
 
 # ------------------------------------------------------------------- calls

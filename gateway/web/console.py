@@ -296,7 +296,8 @@ def _sse(event: str, data, event_id: int | None = None) -> str:
 
 def _presence(services) -> list[dict]:
     return [
-        {k: a[k] for k in ("id", "name", "status", "browser")} | {"phone": bool(a["phone"])}
+        {k: a[k] for k in ("id", "name", "status", "browser")}
+        | {"phone": bool(a["phone"]), "not_responding": a["not_responding"] is not None}
         for a in services.agents.list()
     ]
 

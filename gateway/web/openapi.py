@@ -234,9 +234,32 @@ SCHEMAS: dict[str, dict] = {
             "browser": {"type": "boolean"},
             "status": {"type": "string", "enum": ["available", "busy", "offline"]},
             "idle_since": TIME,
+            "not_responding": {
+                "oneOf": [_ref("NotResponding"), {"type": "null"}],
+                "description": "Why the gateway set this agent offline; null once the agent sets a status",
+            },
             "teams": {"type": "array", "items": {"type": "string"}, "description": "Admin replies only"},
         },
-        required=("id", "name", "phone", "browser", "status", "idle_since"),
+        required=("id", "name", "phone", "browser", "status", "idle_since", "not_responding"),
+    ),
+    "NotResponding": _obj(
+        {
+            "call_id": {"type": "string"},
+            "caller": {"type": "string", "description": "The caller's number, last four digits only (…8691)"},
+            "at": TIME,
+            "reason": {
+                "type": "string",
+                "enum": ["missed", "declined"],
+                "description": "missed: the offer rang out; declined: a caller waiting in line was declined",
+            },
+        }
+    ),
+    "MissedOffer": _obj(
+        {
+            "call_id": {"type": "string"},
+            "caller": {"type": "string", "description": "The caller's number, last four digits only (…8691)"},
+            "at": TIME,
+        }
     ),
     "AgentPresence": _obj(
         {
@@ -245,6 +268,10 @@ SCHEMAS: dict[str, dict] = {
             "status": {"type": "string", "enum": ["available", "busy", "offline"]},
             "browser": {"type": "boolean"},
             "phone": {"type": "boolean", "description": "Answers on a phone (the number is not shown)"},
+            "not_responding": {
+                "type": "boolean",
+                "description": "Offline because the gateway set them so after a missed offer",
+            },
         }
     ),
     "Leg": _obj(
@@ -385,6 +412,13 @@ PATHS = {
     },
     "/api/agents/me/offers": {
         "get": _api("Calls and transfers ringing for me", tag="agents", reply=_list_of("offers", "Offer"))
+    },
+    "/api/agents/me/missed": {
+        "get": _api(
+            "Calls offered to me in the last 24 hours that rang out unanswered (and I did not take later)",
+            tag="agents",
+            reply=_list_of("missed", "MissedOffer"),
+        )
     },
     "/api/calls": {
         "get": _api(

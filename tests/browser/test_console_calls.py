@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 CALLER = "+15557654321"
@@ -161,3 +162,48 @@ def test_sandbox_place_a_test_call_button(world, console):
     expect(a.offer()).to_contain_text("Incoming call from +1555")
     a.offer().get_by_role("button", name="Accept").click()
     expect(a.page.locator("#call-state")).to_have_text("Connected")
+
+
+@pytest.mark.world(ring_timeout_s=2.0)
+def test_a_missed_offer_says_so_and_one_click_makes_the_agent_available_again(world, console):
+    alice = world.add_agent("alice")
+    bob = world.add_agent("bob", status="offline")
+    a = console.open(alice)
+    b = console.open(bob)
+    page = a.page
+    call = world.call(CALLER)
+    expect(a.offer("Incoming call from " + CALLER)).to_be_visible()
+
+    # Nobody answers: the offer rings out and Alice is told what happened, not just "offline".
+    expect(a.offer()).to_have_count(0, timeout=8000)
+    notice = page.locator("#not-responding")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text(
+        re.compile(r"You missed a call from …4321 at \d\d:\d\d( [AP]M)? and were set to Not responding")
+    )
+    expect(page.locator("#presence-text")).to_have_text("You are not responding (offline).")
+    expect(page.locator("#announce-urgent")).to_contain_text("You missed a call from …4321")
+    assert world.services.agents.get("alice")["status"] == "offline"
+    # Her team sees the reason too.
+    expect(b.page.locator("#team")).to_contain_text("Alice — Not responding")
+    # Today's calls list the call as missed, not as how it ended for someone else.
+    missed = page.locator("#history li.missed")
+    expect(missed).to_have_count(1)
+    expect(missed).to_contain_text("…4321 — Missed")
+    expect(page.locator("#history")).not_to_contain_text("caller completed")
+    kinds = world.timeline(world.db_call(call.sid)["id"])
+    assert "agent_not_responding" in kinds
+    a.shot("missed-offer-notice")
+
+    # One click: available again, the notice goes, focus lands on the incoming list.
+    page.get_by_role("button", name="Become available").click()
+    expect(notice).to_be_hidden()
+    expect(page.locator("#presence-text")).to_have_text("You are available.")
+    expect(page.locator("#offers-heading")).to_be_focused()
+    assert world.services.agents.get("alice")["status"] == "available"
+    assert world.services.agents.get("alice")["not_responding"] is None
+    expect(b.page.locator("#team")).to_contain_text("Alice — Available")
+
+    # And the next caller is offered to her.
+    world.call("+15557650000")
+    expect(a.offer("Incoming call from +15557650000")).to_be_visible()

@@ -84,6 +84,7 @@ def test_every_reply_validates_against_the_documented_schema(world):
 
     # A call, answered in the browser (the offer and the accept are validated too).
     assert check(alice.get("/api/agents/me/offers")).status_code == 200
+    assert check(alice.get("/api/agents/me/missed")).json()["missed"] == []
     call = world.call()
     offer = alice.wait_offer()
     assert check(alice.get("/api/agents/me/offers")).json()["offers"][0]["kind"] == "call"

@@ -24,6 +24,9 @@ class Agent(Base):
     browser: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="offline")
     idle_since: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set offline by the gateway after a missed offer: {call_id, caller (masked), at, reason}; the
+    # console says so until the agent sets a status again.
+    not_responding: Mapped[dict | None] = mapped_column(JSON)
     secret_hash: Mapped[str] = mapped_column(String(128))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -99,6 +102,8 @@ class Transfer(Base):
     end_reason: Mapped[str | None] = mapped_column(String(120))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    offered_at: Mapped[datetime | None] = mapped_column(DateTime)  # the target first rung
+    target_joined_at: Mapped[datetime | None] = mapped_column(DateTime)  # the target first in the consult room
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     __table_args__ = (Index("ix_transfers_call", "call_id"),)
 

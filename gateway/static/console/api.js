@@ -58,6 +58,7 @@ export class Api {
   agents() { return this.get("/api/agents"); }
   setStatus(status) { return this.post("/api/agents/me/status", { status }); }
   offers() { return this.get("/api/agents/me/offers"); }
+  missed() { return this.get("/api/agents/me/missed"); }
 
   // Calls
   calls() { return this.get("/api/calls"); }

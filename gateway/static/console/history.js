@@ -5,14 +5,14 @@ import { $, callStateLabel, clock, describeEvent, h, show } from "./ui.js";
 
 export async function refreshHistory() {
   if (!session.agent) return;
-  let calls;
+  let calls, missed;
   try {
-    calls = (await api.calls()).calls;
+    [calls, missed] = await Promise.all([api.calls().then((r) => r.calls), api.missed().then((r) => r.missed)]);
   } catch {
     return;
   }
   const list = $("history");
-  const existing = new Map([...list.children].map((li) => [li.dataset.call, li]));
+  const existing = new Map([...list.children].filter((li) => li.dataset.call).map((li) => [li.dataset.call, li]));
   const items = calls.map((c) => {
     let li = existing.get(c.id);
     if (!li) {
@@ -24,9 +24,15 @@ export async function refreshHistory() {
     details.querySelector("summary").textContent =
       `${clock(c.created_at)} — ${c.from} — ${callStateLabel(c.state)}${c.end_reason ? ` (${c.end_reason})` : ""}`;
     if (details.open) loadHistoryTimeline(c.id, details);
-    return li;
+    return { at: c.created_at, li };
   });
-  list.replaceChildren(...items);
+  // Offers that rang out: the call itself is not mine to open, only that I missed it.
+  for (const m of missed) {
+    items.push({ at: m.at, li: h("li", { class: "missed", dataset: { missed: m.call_id } },
+      `${clock(m.at)} — ${m.caller || "a caller"} — Missed`) });
+  }
+  items.sort((x, y) => (x.at < y.at ? 1 : x.at > y.at ? -1 : 0));
+  list.replaceChildren(...items.map((item) => item.li));
   show("history-empty", items.length === 0);
 }
 

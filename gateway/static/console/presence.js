@@ -1,7 +1,7 @@
 // The agent's own status (available, busy, offline) and the team list.
 
 import { api, busy, errorText, me, session } from "./context.js";
-import { $, announce, h, setText, statusLabel } from "./ui.js";
+import { $, announce, h, hourMinute, rescueFocus, setText, show, statusLabel } from "./ui.js";
 
 const presence = {
   pending: null, // the status the agent just chose, until the server answers
@@ -11,9 +11,41 @@ const presence = {
 /** The team's presence changed (event stream): my own status may be in it. */
 export function onPresence() {
   const mine = session.agents.find((a) => a.id === me());
-  if (mine && session.agent) session.agent = { ...session.agent, status: mine.status };
+  if (mine && session.agent) {
+    session.agent = { ...session.agent, status: mine.status };
+    // Set to Not responding by the gateway: the reason (which call, when) comes with my record.
+    if (mine.not_responding && !session.agent.not_responding) refreshNotResponding();
+    if (!mine.not_responding && session.agent.not_responding) session.agent = { ...session.agent, not_responding: null };
+  }
   renderPresence();
   renderTeam();
+}
+
+/** The gateway set me offline after a missed offer: fetch why, then say it. */
+export async function refreshNotResponding() {
+  try {
+    const reply = await api.me();
+    if (!session.agent) return;
+    const was = session.agent.not_responding;
+    session.agent = { ...session.agent, ...reply.agent };
+    renderPresence();
+    if (reply.agent.not_responding && !was) announce($("not-responding-text").textContent, true);
+  } catch { /* the next presence update tries again */ }
+}
+
+function notRespondingText(why) {
+  const when = hourMinute(why.at);
+  const what = why.reason === "declined" ? "declined a waiting call" : "missed a call";
+  return `You ${what} from ${why.caller || "a caller"}${when ? ` at ${when}` : ""} and were set to Not responding. ` +
+    "No calls are offered to you until you become available again.";
+}
+
+function renderNotResponding() {
+  const why = session.agent?.status === "offline" ? session.agent.not_responding : null;
+  const section = $("not-responding");
+  if (!why) rescueFocus(section, "offers-heading");
+  setText("not-responding-text", why ? notRespondingText(why) : "");
+  show(section, Boolean(why));
 }
 
 export function setOnCall(onCall) {
@@ -26,10 +58,12 @@ export function renderPresence() {
   // While the agent's own change is on its way, keep their choice rather than the old status.
   const shown = presence.pending || status;
   for (const button of presenceButtons()) button.setAttribute("aria-pressed", String(button.dataset.status === shown));
+  const notResponding = status === "offline" && Boolean(session.agent?.not_responding);
   setText("presence-text", status
-    ? `You are ${statusLabel(status).toLowerCase()}${status === "busy" && presence.onCall ? " (on a call)" : ""}.`
+    ? `You are ${notResponding ? "not responding (offline)" : statusLabel(status).toLowerCase()}${status === "busy" && presence.onCall ? " (on a call)" : ""}.`
     : "—");
   $("presence-text").dataset.status = status || "";
+  renderNotResponding();
 }
 
 const presenceButtons = () => document.querySelectorAll("#presence button[data-status]");
@@ -37,15 +71,15 @@ const presenceButtons = () => document.querySelectorAll("#presence button[data-s
 /** One explicit press, one change on the server (focus stays on the button pressed). */
 async function onPresencePress(event) {
   const button = event.currentTarget;
-  const wanted = button.dataset.status;
-  if (wanted === (presence.pending || session.agent?.status)) return;
+  const wanted = button.dataset.status || "available";
+  if (wanted === (presence.pending || session.agent?.status) && !session.agent?.not_responding) return;
   await busy(button, async () => {
     setText("presence-error", "");
     presence.pending = wanted;
     renderPresence();
     try {
       const reply = await api.setStatus(wanted);
-      session.agent = { ...session.agent, status: reply.agent.status };
+      session.agent = { ...session.agent, status: reply.agent.status, not_responding: reply.agent.not_responding };
       announce(`Status set to ${statusLabel(reply.agent.status)}.`);
     } catch (err) {
       setText("presence-error", `Could not change your status: ${errorText(err)}`);
@@ -61,11 +95,12 @@ function renderTeam() {
   $("team").replaceChildren(...(others.length ? others.map((a) => h("li", { class: `agent status-${a.status}` },
     h("span", { class: "dot", "aria-hidden": "true" }),
     h("span", { class: "agent-name" }, a.name),
-    h("span", { class: "agent-status" }, ` — ${statusLabel(a.status)}`),
+    h("span", { class: "agent-status" }, ` — ${a.not_responding ? "Not responding" : statusLabel(a.status)}`),
     a.phone ? h("span", { class: "muted" }, " (phone)") : null,
   )) : [h("li", { class: "muted" }, "No other agents.")]));
 }
 
 export function bindPresence() {
   for (const button of presenceButtons()) button.addEventListener("click", onPresencePress);
+  $("available-again").addEventListener("click", onPresencePress);
 }

@@ -6,7 +6,7 @@ import { api, busy, errorText, nameOf, onUnauthorized, session } from "./context
 import { EventStream } from "./events.js";
 import { addActivity, refreshHistory, refreshHistorySoon } from "./history.js";
 import { clearOffers, onOfferEntry, setOffers } from "./offers.js";
-import { onPresence, renderPresence } from "./presence.js";
+import { onPresence, refreshNotResponding, renderPresence } from "./presence.js";
 import { renderTransferTargets } from "./transfer.js";
 import { $, announce, setText, show } from "./ui.js";
 
@@ -128,6 +128,7 @@ async function openLinkedTransfer() {
 
 function onTimeline(entry) {
   addActivity(entry);
+  if (entry.kind === "agent_not_responding" && entry.agent_id === session.agent?.id) refreshNotResponding();
   onCallEntry(entry);
   onOfferEntry(entry);
   refreshHistorySoon();

@@ -86,6 +86,13 @@ export function clock(iso) {
   return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+/** "14:30" for the notices that say when something happened. */
+export function hourMinute(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
 const STATUS_LABELS = { available: "Available", busy: "Busy", offline: "Offline" };
 export const statusLabel = (status) => STATUS_LABELS[status] || status;
 
@@ -122,6 +129,7 @@ export function describeEvent(e, names = {}) {
     case "call_owner_changed": return `The call now belongs to ${e.agent_id ? who(e.agent_id) : d.target || "the number"}`;
     case "call_ended": return `Call ended${d.reason ? ` (${d.reason})` : ""}`;
     case "agent_ended_call": return `${who(e.agent_id)} ended the call`;
+    case "agent_not_responding": return `${who(e.agent_id)} ${d.reason === "declined" ? "declined" : "missed"} the call and was set to Not responding`;
     case "transfer_initiated": return `${who(e.agent_id)} started a ${d.mode || ""} transfer to ${names[d.target] || d.target || "someone"}`;
     case "consult_room_ready": return "Consult room ready";
     case "summary_ready": return `Summary ready${d.source ? ` (${d.source === "openai" ? "AI" : "local"})` : ""}`;
