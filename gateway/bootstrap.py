@@ -26,7 +26,7 @@ from gateway.services.caller import Caller
 from gateway.services.event_webhooks import EventWebhooks
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
-from gateway.services.ports import Gateway, LiveKitHealth, Urls
+from gateway.services.ports import Gateway, LiveKitHealth
 from gateway.services.queues import Queues
 from gateway.services.records import Records
 from gateway.services.room_events import RoomEvents
@@ -38,6 +38,7 @@ from gateway.services.transfer_moves import TransferMoves
 from gateway.services.transfers import TransferService
 from gateway.services.views import Views
 from gateway.services.work import ProviderWork
+from gateway.web.urls import PublicUrls
 
 log = logging.getLogger(__name__)
 _start_lock = threading.Lock()
@@ -123,7 +124,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         telephony=telephony,
         rooms=rooms,
         summarizer=summarizer,
-        urls=Urls(settings.public_origin),
+        urls=PublicUrls(settings.public_origin),
     )
     # The services, leaves first: each is handed the collaborators it names, so every
     # dependency is a constructor argument here. The leg, caller and room services report to

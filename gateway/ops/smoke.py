@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from livekit.protocol.models import ParticipantInfo
 from sqlalchemy import select
@@ -65,6 +66,11 @@ def probe_of_room(room: str, prefix: str) -> str | None:
     """The probe id of a smoke-test room (``<prefix>_smoke-<id>``), None for any other room."""
     head = f"{prefix}_{TOKEN_PREFIX}"
     return room[len(head) :] if room.startswith(head) else None
+
+
+def hop_url(origin: str, hop: str, **query: Any) -> str:
+    """The public URL of one of the smoke call's webhooks (web: ``smoke_web``)."""
+    return f"{origin.rstrip('/')}/twilio/smoke/{hop}?{urlencode(query)}"
 
 
 def record_hop(store: Store, probe: str, hop: str, **detail: Any) -> None:
@@ -126,13 +132,13 @@ class _Run:
         self.out(f"  +{elapsed:5.1f} s  {LABEL[hop]:<26} {detail}".rstrip())
 
     def run(self) -> SmokeResult:
-        urls = self.gw.urls
+        origin = self.gw.urls.origin
         self.out(f"Test call to {self.phone} (room {self.room}); answer it, listen, press 1 when asked.")
         try:
             self.sid = self.gw.telephony.place_call(
                 to=self.phone,
-                url=urls("/twilio/smoke/answer", probe=self.probe),
-                status_callback=urls("/twilio/smoke/status", probe=self.probe),
+                url=hop_url(origin, "answer", probe=self.probe),
+                status_callback=hop_url(origin, "status", probe=self.probe),
                 timeout_s=RING_S,
             )
         except Exception as exc:

@@ -36,7 +36,7 @@ def _record(hop: str, **detail) -> None:
 @twiml_view("empty")  # a phone is on the line: never an error page
 def answer():
     _record("voice_webhook", answered_by=form("AnsweredBy") or None)
-    heard_url = _gw().urls("/twilio/smoke/heard", probe=_probe())
+    heard_url = smoke.hop_url(_gw().urls.origin, "heard", probe=_probe())
     return twiml.smoke_announcement(text=smoke.ANNOUNCEMENT, heard_url=heard_url)
 
 
@@ -46,7 +46,7 @@ def answer():
 def heard():
     """Requested by the <Redirect> after the announcement: it has been said in full."""
     _record("whisper_heard")
-    gather_url = _gw().urls("/twilio/smoke/gather", probe=_probe())
+    gather_url = smoke.hop_url(_gw().urls.origin, "gather", probe=_probe())
     return twiml.smoke_prompt(prompt=smoke.PROMPT, gather_url=gather_url)
 
 
@@ -63,8 +63,8 @@ def gather():
     return twiml.smoke_bridge(
         room_token=smoke.TOKEN_PREFIX + probe,
         sip=SipTarget(s.livekit_sip_host, s.livekit_sip_username, s.livekit_sip_password),
-        action_url=gw.urls("/twilio/smoke/dial-action", probe=probe),
-        sip_status_url=gw.urls("/twilio/smoke/status", probe=probe, leg="sip"),
+        action_url=smoke.hop_url(gw.urls.origin, "dial-action", probe=probe),
+        sip_status_url=smoke.hop_url(gw.urls.origin, "status", probe=probe, leg="sip"),
         message=smoke.BRIDGING,
         timeout_s=smoke.SIP_RING_S,
     )

@@ -29,7 +29,7 @@ from gateway.domain.machine import IllegalTransition
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import LIVE_LEG_STATES, live_legs
-from gateway.services.ports import Gateway, LegOutcomes
+from gateway.services.ports import Dest, Gateway, LegOutcomes
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
 
@@ -156,7 +156,7 @@ class AgentLegs:
             return
         verdict = self.routing.route(session, call)
         if verdict == "queued":  # from ringback into the line: greeting, place, music
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/queue"})
+            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.QUEUE})
         elif verdict == "nobody":
             self.routing.to_voicemail(session, call, "nobody answered")
 
@@ -263,7 +263,7 @@ class AgentLegs:
         else:
             document = twiml.whisper_offer(
                 announcement=f"Incoming call from {spoken_number(call.from_number)}.",
-                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id),
+                gather_url=self.gw.urls(Dest.LEG_GATHER, leg=leg.id),
                 timeout_s=L.GATHER_TIMEOUT_S,
             )
         self._whisper_served(leg.id, document, OFFER)
@@ -300,7 +300,7 @@ class AgentLegs:
             opening = "I did not hear a key." if verdict == "silence" else "Sorry, that key does nothing here."
             document = twiml.whisper_retry(
                 message=f"{opening} {twiml.whisper_prompt()}",
-                gather_url=self.gw.urls("/twilio/leg/gather", leg=leg.id, again=1),
+                gather_url=self.gw.urls(Dest.LEG_GATHER, leg=leg.id, again=1),
                 timeout_s=L.GATHER_TIMEOUT_S,
             )
             self._whisper_served(leg.id, document, AGAIN)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import twiml
 from gateway.adapters.store.models import Call, Leg
-from gateway.services.ports import Gateway
+from gateway.services.ports import Dest, Gateway
 from twiml.documents import SipTarget
 
 APOLOGY = "We're sorry, no one is available to take your call right now."
@@ -27,8 +27,8 @@ class Answers:
         return twiml.bridge_to_room(
             room_token=self.gw.room_token(call.room),
             sip=self.sip_target(),
-            action_url=urls("/twilio/dial-action", call=call.id, room=call.room, gen=call.bridge_gen or 0),
-            sip_status_url=urls("/twilio/sip-status", call=call.id),
+            action_url=urls(Dest.DIAL_ACTION, call=call.id, room=call.room, gen=call.bridge_gen or 0),
+            sip_status_url=urls(Dest.SIP_STATUS, call=call.id),
             timeout_s=int(s.queue_timeout_s) + 10,
             headers={"X-GW-Call": call.id},
         )
@@ -38,7 +38,7 @@ class Answers:
         return twiml.bridge_to_room(
             room_token=self.gw.room_token(leg.room),
             sip=self.sip_target(),
-            action_url=urls("/twilio/leg/dial-action", leg=leg.id),  # (no <Sip> progress: nothing to learn)
+            action_url=urls(Dest.LEG_DIAL_ACTION, leg=leg.id),  # (no <Sip> progress: nothing to learn)
             timeout_s=60,
             caller_id=leg.phone,
             headers={"X-GW-Leg": leg.id},
@@ -47,7 +47,7 @@ class Answers:
     def hold(self, call_id: str, first: bool = True, message: str | None = None) -> str:
         return twiml.hold(
             music_url=self.gw.settings.hold_music_url,
-            loop_url=self.gw.urls("/twilio/hold", call=call_id, loop=1),
+            loop_url=self.gw.urls(Dest.HOLD, call=call_id, loop=1),
             message=(message or HOLD_FIRST) if first else None,
             reassurance=REASSURANCE,
         )
@@ -56,5 +56,5 @@ class Answers:
         voicemail = self.gw.settings.voicemail_enabled and call_id
         return twiml.apology(
             message=message or (APOLOGY_TECHNICAL if technical else APOLOGY),
-            voicemail_action_url=self.gw.urls("/twilio/voicemail", call=call_id) if voicemail else None,
+            voicemail_action_url=self.gw.urls(Dest.VOICEMAIL, call=call_id) if voicemail else None,
         )

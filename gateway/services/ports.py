@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlencode
 
 from gateway.adapters.store import Store
 from gateway.config import Settings
@@ -91,16 +91,42 @@ class LiveKitHealth:
         return self.down_until > time.time()
 
 
-class Urls:
-    """Absolute public URLs for Twilio callbacks, built from PUBLIC_BASE_URL."""
+class Dest(StrEnum):
+    """Where Twilio goes next: one of our webhooks, named by what it is for, never by its path.
 
-    def __init__(self, origin: str):
-        self.origin = origin.rstrip("/")
+    The services name these (a callback URL in TwiML, a redirect job); ``web/twilio_hooks.py``
+    maps each to the view that answers it (``ENDPOINTS``) and ``web/urls.py`` builds the URL.
+    """
 
-    def __call__(self, path: str, **query: Any) -> str:
-        url = self.origin + path
-        clean = {k: v for k, v in query.items() if v is not None}
-        return url + ("?" + urlencode(clean) if clean else "")
+    # The caller's call.
+    BRIDGE = "bridge"  # into the call's room (<Dial><Sip>)
+    HOLD = "hold"  # music while a transfer is under way
+    QUEUE = "queue"  # a team's waiting line
+    QUEUE_CHOICE = "queue_choice"  # a key or words from a waiting caller
+    APOLOGY = "apology"  # nobody can take the call (voicemail when offered)
+    GOODBYE = "goodbye"  # the agent ended the call
+    VOICEMAIL = "voicemail"  # the recording's callback
+    DIAL_ACTION = "dial_action"  # the caller's <Dial> ended
+    SIP_STATUS = "sip_status"  # the caller's <Sip> leg's progress
+    TRANSCRIPTION = "transcription"  # real-time transcription callbacks
+    SMS_STATUS = "sms_status"  # delivery of the summary's SMS
+    # An agent's phone leg.
+    LEG_ANSWER = "leg_answer"  # answered: the whisper, or the bridge
+    LEG_GATHER = "leg_gather"  # the key the agent pressed
+    LEG_BRIDGE = "leg_bridge"  # into a room (<Dial><Sip>)
+    LEG_DIAL_ACTION = "leg_dial_action"  # the leg's <Dial> ended
+    LEG_STATUS = "leg_status"  # the leg's call progress
+
+
+class Urls(Protocol):
+    """Absolute public URLs (PUBLIC_BASE_URL) of the destinations Twilio is sent to."""
+
+    @property
+    def origin(self) -> str: ...
+    def __call__(self, dest: Dest, **query: Any) -> str: ...
+    def destination(self, name: str) -> Dest:
+        """A destination by its name, or by the path a job stored by an earlier release names."""
+        ...
 
 
 @dataclass

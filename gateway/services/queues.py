@@ -24,7 +24,7 @@ from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, AgentTeam, Call, QueueEntry, Team, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import queues as Q
-from gateway.services.ports import Gateway
+from gateway.services.ports import Dest, Gateway
 
 HISTORY = 20  # finished calls of a team the estimate averages
 STILL_WAITING = "Thank you for waiting. Your call is important to us; please stay on the line."
@@ -241,7 +241,7 @@ class Queues:
     # ----------------------------------------------------- what callers hear
     def waiting_twiml(self, call_id: str, first: bool) -> str | None:
         """One pass of the queue's hold loop: (the greeting, on entry,) the caller's place and the
-        estimated wait, the team's music, a reassurance, and back (``/twilio/queue``) for the next
+        estimated wait, the team's music, a reassurance, and back (``Dest.QUEUE``) for the next
         pass, where the place is announced again. None if the caller is not waiting."""
         heard = self.waiting_message(call_id)
         if heard is None:
@@ -250,11 +250,11 @@ class Queues:
         voicemail = self.gw.settings.voicemail_enabled
         return twiml.hold(
             music_url=music,
-            loop_url=self.gw.urls("/twilio/queue", call=call_id, loop=1),
+            loop_url=self.gw.urls(Dest.QUEUE, call=call_id, loop=1),
             message=f"{greeting} {announcement}" if first else announcement,
             reassurance=STILL_WAITING,
             # A key (or "voicemail") at any moment of the pass: the caller leaves a message instead.
-            choices_url=self.gw.urls("/twilio/queue/choice", call=call_id) if voicemail else None,
+            choices_url=self.gw.urls(Dest.QUEUE_CHOICE, call=call_id) if voicemail else None,
             choices_prompt=VOICEMAIL_CHOICE if voicemail and first else None,
         )
 

@@ -22,7 +22,7 @@ from gateway.domain import queues as Q
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs
 from gateway.services.lookups import live_legs
-from gateway.services.ports import Gateway
+from gateway.services.ports import Dest, Gateway
 from gateway.services.queues import Queues
 
 
@@ -98,7 +98,7 @@ class Routing:
         """Redirect the caller (REST) into ``room`` (default: the call's room) as a new generation."""
         gen = (call.bridge_gen or 0) + 1
         self.store.compare_and_set(session, call, room=room or call.room, caller_identity=None, bridge_gen=gen)
-        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/bridge", "gen": gen})
+        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.BRIDGE, "gen": gen})
         self.expect_in_room(session, call.id, room or call.room)
 
     def expect_in_room(self, session: Session, call_id: str, room: str, gone: str | None = None) -> None:
@@ -117,7 +117,7 @@ class Routing:
         route a caller who is leaving to another agent, or into the queue)."""
         if not call.redirecting:
             self.store.compare_and_set(session, call, redirecting=True)
-        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/goodbye"})
+        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.GOODBYE})
 
     def to_voicemail(self, session: Session, call: Call, reason: str) -> None:
         """Nobody (left) to take the call: the caller is redirected to the apology/voicemail."""
@@ -130,7 +130,7 @@ class Routing:
             return
         if outcome.changed:
             self.store.record(session, call.id, "no_agent", reason=reason)
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "path": "/twilio/apology"})
+            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.APOLOGY})
             for leg in live_legs(session, call.id):
                 self.legs.end_leg(session, leg, "cancel", "caller sent to voicemail")
 

@@ -19,7 +19,7 @@ from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.domain.summary import Summary
 from gateway.services.lookups import existing
-from gateway.services.ports import Gateway, ProviderErrors
+from gateway.services.ports import Dest, Gateway, ProviderErrors
 
 # What a summary is made from: the call's facts, its transcript as (speaker, text), A's notes.
 SummaryInputs = tuple[dict[str, object], list[tuple[str, str]], list[str]]
@@ -157,7 +157,7 @@ class Summaries:
         body = S.sms_body(transfer.summary, source_name, link)
         message_id = new_id("msg")
         try:
-            sid = self.gw.telephony.send_sms(to=to, body=body, status_callback=self.gw.urls("/twilio/sms-status"))
+            sid = self.gw.telephony.send_sms(to=to, body=body, status_callback=self.gw.urls(Dest.SMS_STATUS))
             status, error = "sent", None
         except Exception as exc:
             sid, status, error = None, "failed", str(exc)[:200]
@@ -186,7 +186,7 @@ class Summaries:
             return transfer, (source.name if source else "an agent")
 
         transfer, source_name = self.store.read(read)
-        gather_url = self.gw.urls("/twilio/leg/gather", leg=leg.id)
+        gather_url = self.gw.urls(Dest.LEG_GATHER, leg=leg.id)
         if transfer is None or T.TRANSFER.is_terminal(transfer.state):
             return twiml.agent_taken("This transfer is no longer needed. Goodbye.")
         if transfer.summary is None:
@@ -194,7 +194,7 @@ class Summaries:
             if waited < timedelta(seconds=self.gw.settings.summary_deadline_s + 2):
                 return twiml.whisper_wait(
                     message=f"Transfer from {source_name}. One moment, preparing the summary.",
-                    retry_url=self.gw.urls("/twilio/leg/answer", leg=leg.id, wait=1),
+                    retry_url=self.gw.urls(Dest.LEG_ANSWER, leg=leg.id, wait=1),
                 )
             announcement: str | list[tuple[str, str]] = f"Transfer from {source_name}."
         else:

@@ -21,7 +21,7 @@ from gateway.domain import transfers as T
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs, dial_payload
 from gateway.services.lookups import LIVE_LEG_STATES, existing
-from gateway.services.ports import Gateway
+from gateway.services.ports import Dest, Gateway
 from gateway.services.routing import Routing
 
 
@@ -49,7 +49,7 @@ class TransferMoves:
         )
         session.add(consult)
         if consult.kind == "phone":
-            self.store.enqueue(session, "redirect_leg", {"leg_id": consult.id, "path": "/twilio/leg/bridge"})
+            self.store.enqueue(session, "redirect_leg", {"leg_id": consult.id, "dest": Dest.LEG_BRIDGE})
         elif self.gw.settings.use_move_participant:
             # LiveKit Cloud only: move A's media session instead of A reconnecting with a new token.
             self.store.enqueue(

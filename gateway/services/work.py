@@ -24,7 +24,7 @@ from gateway.services.caller import Caller
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
 from gateway.services.lookups import existing
-from gateway.services.ports import Gateway, LiveKitHealth, ProviderErrors
+from gateway.services.ports import Dest, Gateway, LiveKitHealth, ProviderErrors
 from gateway.services.room_events import RoomEvents
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
@@ -127,7 +127,7 @@ class ProviderWork:
             self.gw.telephony.start_transcription(
                 call.twilio_sid,
                 name=transcription_name(call.id),
-                status_callback_url=self.gw.urls("/twilio/transcription", call=call.id),
+                status_callback_url=self.gw.urls(Dest.TRANSCRIPTION, call=call.id),
             )
         except ProviderError as exc:
             if exc.code != 21220:
@@ -151,8 +151,8 @@ class ProviderWork:
             leg_id, to, for_transfer = leg.id, leg.phone, bool(leg.transfer_id)
         sid = gw.telephony.place_call(
             to=to,
-            url=gw.urls("/twilio/leg/answer", leg=leg_id),
-            status_callback=gw.urls("/twilio/leg/status", leg=leg_id),
+            url=gw.urls(Dest.LEG_ANSWER, leg=leg_id),
+            status_callback=gw.urls(Dest.LEG_STATUS, leg=leg_id),
             timeout_s=int(gw.settings.ring_timeout_s),
             machine_detection=for_transfer,
         )
@@ -175,7 +175,8 @@ class ProviderWork:
             self.gw.telephony.hangup(leg.twilio_sid)
 
     def redirect_caller(self, p: dict[str, Any]) -> None:
-        bridging = p["path"] == "/twilio/bridge"
+        dest = self.gw.urls.destination(p.get("dest") or p["path"])  # ("path": a job of an earlier release)
+        bridging = dest == Dest.BRIDGE
 
         def claim(session: Session) -> tuple[str, bool] | None:
             call = session.get(Call, p["call_id"], populate_existing=True)
@@ -191,26 +192,27 @@ class ProviderWork:
         if not claimed:
             return
         sid, was_connected = claimed
-        if p["path"] in CONVERSATION_OVER and was_connected and self.gw.settings.transcription_enabled:
+        if dest in CONVERSATION_OVER and was_connected and self.gw.settings.transcription_enabled:
             # The conversation is over: stop the call's transcription by name, before the caller
             # hears goodbye or the apology, rather than transcribe that and the voicemail too.
             try:
                 self.gw.telephony.stop_transcription(sid, transcription_name(p["call_id"]))
             except ProviderError as exc:  # never a reason to keep the caller from the next TwiML
                 log.warning("stopping the transcription of %s failed: %s", p["call_id"], exc)
-        self.gw.telephony.redirect(sid, self.gw.urls(p["path"], call=p["call_id"]))
+        self.gw.telephony.redirect(sid, self.gw.urls(dest, call=p["call_id"]))
 
     def redirect_leg(self, p: dict[str, Any]) -> None:
         leg = self._load(Leg, p["leg_id"])
         if leg is None or leg.state not in (L.ACCEPTED, L.JOINED) or not leg.twilio_sid:
             return
-        self.gw.telephony.redirect(leg.twilio_sid, self.gw.urls(p["path"], leg=leg.id))
+        dest = self.gw.urls.destination(p.get("dest") or p["path"])
+        self.gw.telephony.redirect(leg.twilio_sid, self.gw.urls(dest, leg=leg.id))
 
     def hold_caller(self, p: dict[str, Any]) -> None:
         call = self._load(Call, p["call_id"])
         if call is None or call.state != C.ON_HOLD:
             return
-        self.gw.telephony.redirect(call.twilio_sid, self.gw.urls("/twilio/hold", call=call.id))
+        self.gw.telephony.redirect(call.twilio_sid, self.gw.urls(Dest.HOLD, call=call.id))
         self.transfer_events.on_caller_held(p["transfer_id"])
 
     # ----------------------------------------------------------- retention
@@ -277,7 +279,7 @@ class ProviderWork:
                 self.routing.to_voicemail(session, call, "LiveKit unavailable")
 
 
-CONVERSATION_OVER = ("/twilio/goodbye", "/twilio/apology")
+CONVERSATION_OVER = (Dest.GOODBYE, Dest.APOLOGY)
 
 
 def transcription_name(call_id: str) -> str:

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
 
 import twiml
+from gateway.services.ports import Dest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -34,6 +35,27 @@ TWIML_VIEWS = {
     "leg_gather",
     "leg_bridge",
     "leg_dial_action",
+}
+
+
+# The view that answers each destination the services name (web/urls.py builds their URLs).
+ENDPOINTS: dict[Dest, str] = {
+    Dest.BRIDGE: "twilio.bridge",
+    Dest.HOLD: "twilio.hold",
+    Dest.QUEUE: "twilio.queue",
+    Dest.QUEUE_CHOICE: "twilio.queue_choice",
+    Dest.APOLOGY: "twilio.apology",
+    Dest.GOODBYE: "twilio.goodbye",
+    Dest.VOICEMAIL: "twilio.voicemail",
+    Dest.DIAL_ACTION: "twilio.dial_action",
+    Dest.SIP_STATUS: "twilio.sip_status",
+    Dest.TRANSCRIPTION: "twilio.transcription",
+    Dest.SMS_STATUS: "twilio.sms_status",
+    Dest.LEG_ANSWER: "twilio.leg_answer",
+    Dest.LEG_GATHER: "twilio.leg_gather",
+    Dest.LEG_BRIDGE: "twilio.leg_bridge",
+    Dest.LEG_DIAL_ACTION: "twilio.leg_dial_action",
+    Dest.LEG_STATUS: "twilio.leg_status",
 }
 
 
