@@ -20,7 +20,7 @@ from gateway.domain import queues as Q
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import active_transfer, call_by_sid, live_legs
-from gateway.services.ports import Gateway, LegOutcomes, LiveKitHealth
+from gateway.services.ports import Dest, Gateway, LegOutcomes, LiveKitHealth
 from gateway.services.routing import Routing
 from gateway.services.teams import TeamService
 
@@ -134,7 +134,7 @@ class Caller:
             prompt = "Sorry, I didn't catch that. " + prompt.removeprefix("Thank you for calling. ")
         return twiml.menu(
             prompt=prompt,
-            action_url=self.gw.urls("/twilio/menu", call=call_id, attempt=attempt),
+            action_url=self.gw.urls(Dest.MENU, call=call_id, attempt=attempt),
             hints=Q.menu_hints(teams),
         )
 

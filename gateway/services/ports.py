@@ -99,6 +99,7 @@ class Dest(StrEnum):
     """
 
     # The caller's call.
+    MENU = "menu"  # the caller's choice of team (a key or a name)
     BRIDGE = "bridge"  # into the call's room (<Dial><Sip>)
     HOLD = "hold"  # music while a transfer is under way
     QUEUE = "queue"  # a team's waiting line

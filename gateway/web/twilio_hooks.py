@@ -40,6 +40,7 @@ TWIML_VIEWS = {
 
 # The view that answers each destination the services name (web/urls.py builds their URLs).
 ENDPOINTS: dict[Dest, str] = {
+    Dest.MENU: "twilio.menu",
     Dest.BRIDGE: "twilio.bridge",
     Dest.HOLD: "twilio.hold",
     Dest.QUEUE: "twilio.queue",
