@@ -85,6 +85,10 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
 
     init_console(app)
 
+    from gateway.web import board
+
+    app.register_blueprint(board.bp)
+
     @app.before_request
     def _guard_and_start():
         # Refuse before any handler runs: Werkzeug only enforces MAX_CONTENT_LENGTH when a

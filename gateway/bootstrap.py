@@ -22,10 +22,12 @@ from gateway.metrics import Metrics
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.agents import AgentService
 from gateway.services.answers import Answers
+from gateway.services.board import Board
 from gateway.services.caller import Caller
 from gateway.services.event_webhooks import EventWebhooks
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
+from gateway.services.listen_in import ListenIn
 from gateway.services.ports import Gateway, LiveKitHealth
 from gateway.services.queues import Queues
 from gateway.services.records import Records
@@ -64,6 +66,8 @@ class Services:
     sandbox: Any | None = None
     startup_error: str | None = None  # set when the app was built but cannot serve (database down)
     event_webhooks: EventWebhooks | None = None
+    board: Board | None = None
+    listen_in: ListenIn | None = None
     _started_pid: int | None = None
 
     @property
@@ -178,4 +182,8 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         runner=runner,
         metrics=metrics,
         event_webhooks=event_webhooks,
+        board=Board(store, settings.service_level_s),
+        listen_in=ListenIn(
+            store, rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")
+        ),
     )

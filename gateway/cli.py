@@ -54,10 +54,19 @@ def register(app: Flask) -> None:
     @click.option("--browser/--no-browser", default=True, help="Answers in the browser console.")
     @click.option("--status", default="offline", type=click.Choice(["available", "busy", "offline"]))
     @click.option("--team", "teams", multiple=True, help="A team the agent serves (repeat; default: default).")
-    def add(agent_id, name, phone, browser, status, teams):
-        """Add an agent and print its credential (shown once)."""
+    @click.option("--supervisor", is_flag=True, help="A supervisor: also sees the board and may listen in.")
+    def add(agent_id, name, phone, browser, status, teams, supervisor):
+        """Add an agent (or a supervisor) and print its credential (shown once)."""
         try:
-            credential = _services().agents.add(agent_id, name, phone, browser, status, teams=list(teams) or None)
+            credential = _services().agents.add(
+                agent_id,
+                name,
+                phone,
+                browser,
+                status,
+                teams=list(teams) or None,
+                role="supervisor" if supervisor else "agent",
+            )
         except (InvalidAgent, InvalidTeam) as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"added {agent_id}; credential (keep it secret, shown once):\n{credential}")
@@ -76,7 +85,8 @@ def register(app: Flask) -> None:
             channels = ", ".join(
                 c for c, on in (("browser", a["browser"]), ("phone " + mask_phone(a["phone"]), a["phone"])) if on
             )
-            click.echo(f"{a['id']:<20} {a['name']:<24} {a['status']:<10} {channels:<24} {','.join(a['teams'])}")
+            role = " (supervisor)" if a["role"] == "supervisor" else ""
+            click.echo(f"{a['id']:<20} {a['name']:<24} {a['status']:<10} {channels:<24} {','.join(a['teams'])}{role}")
 
     @agents.command("set-teams")
     @click.argument("agent_id")

@@ -50,6 +50,11 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ),
     ("SUMMARY_DEADLINE_S", False, "Seconds to wait for OpenAI before the local summary is used. Default: 3."),
     ("INTRO_TIMEOUT_S", False, "Seconds after Connect before agent A is dropped automatically. Default: 60."),
+    (
+        "SERVICE_LEVEL_S",
+        False,
+        "The board's service level: the share of callers answered within this many seconds. Default: 20.",
+    ),
     ("HOLD_MUSIC_URL", False, "Audio played to a held caller."),
     (
         "TRANSCRIPTION_ENABLED",
@@ -109,6 +114,7 @@ class Settings:
     queue_timeout_s: float = 120.0
     summary_deadline_s: float = 3.0
     intro_timeout_s: float = 60.0
+    service_level_s: float = 20.0
     hold_music_url: str = DEFAULT_HOLD_MUSIC
     transcription_enabled: bool = False
     voicemail_enabled: bool = True
@@ -259,6 +265,7 @@ def load(env: Mapping[str, str]) -> Settings:
         ("QUEUE_TIMEOUT_S", "queue_timeout_s", 10),
         ("SUMMARY_DEADLINE_S", "summary_deadline_s", 0.1),
         ("INTRO_TIMEOUT_S", "intro_timeout_s", 1),
+        ("SERVICE_LEVEL_S", "service_level_s", 1),
         ("RETENTION_HOURS", "retention_hours", 0),
         ("JOB_LEASE_S", "job_lease_s", 1),
     ):

@@ -172,5 +172,26 @@ class LiveKitRooms:
             .to_jwt()
         )
 
+    def listen_token(self, *, identity: str, name: str, room: str, ttl_s: int) -> str:
+        """A supervisor's token for one room: subscribe only (no audio, video or data of its own),
+        hidden (the others are not told it is there: LiveKit's ``hidden`` grant), short-lived."""
+        return (
+            api.AccessToken(self.api_key, self.api_secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_ttl(datetime.timedelta(seconds=ttl_s))
+            .with_grants(
+                api.VideoGrants(
+                    room_join=True,
+                    room=room,
+                    can_subscribe=True,
+                    can_publish=False,
+                    can_publish_data=False,
+                    hidden=True,
+                )
+            )
+            .to_jwt()
+        )
+
     def webhook_receiver(self) -> api.WebhookReceiver:
         return api.WebhookReceiver(api.TokenVerifier(self.api_key, self.api_secret))

@@ -17,9 +17,12 @@ declining an offer, missing it, or having handed it on does not. The rule, per a
 - be in a room: only an agent whose leg in that room is live (``may_be_in_room``); anyone else is
   removed when LiveKit reports them joined.
 
-Roles: every agent is an ``agent``; ``supervisor`` and ``admin`` see every call. Nothing in
-the directory stores a role yet: an actor carries one, so a role column can be added later
-without touching this rule.
+- the board (live picture, the day's figures, the export) and listen-in: supervisors and admins
+  only; listen-in only while the call is live. A listener is in the call's room hidden, subscribe
+  only (``may_listen_in``, ``is_listener``).
+
+Roles: every agent is an ``agent``; ``supervisor`` and ``admin`` see every call. The directory
+stores an agent's role (``agents add … --supervisor``); an actor carries it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from typing import Any
 
 AGENT, SUPERVISOR, ADMIN = "agent", "supervisor", "admin"
 ROLES = (AGENT, SUPERVISOR, ADMIN)
+DIRECTORY_ROLES = (AGENT, SUPERVISOR)  # what an agent in the directory may be
+# A listener's LiveKit identity: the prefix cannot begin an agent id (AGENT_ID: letters, digits).
+LISTENER_PREFIX = "listen:"
 OVERSEERS = frozenset({SUPERVISOR, ADMIN})
 
 
@@ -85,6 +91,25 @@ def may(actor: Actor, action: Action, facts: CallFacts) -> bool:
     if action is Action.TRANSFER:
         return facts.live and owner_now
     return False
+
+
+def may_see_board(actor: Actor) -> bool:
+    """The supervisor's board, the day's figures and their export."""
+    return actor.oversees
+
+
+def may_listen_in(actor: Actor, facts: CallFacts) -> bool:
+    """Listen to a call (hidden, subscribe only): an overseer, while the call is live."""
+    return actor.oversees and facts.live
+
+
+def listener_identity(supervisor_id: str) -> str:
+    return f"{LISTENER_PREFIX}{supervisor_id}"
+
+
+def listener_of(identity: str) -> str | None:
+    """The supervisor a listener identity stands for, or None for anyone else."""
+    return identity[len(LISTENER_PREFIX) :] or None if identity.startswith(LISTENER_PREFIX) else None
 
 
 def allowed_actions(actor: Actor, facts: CallFacts) -> list[str]:

@@ -9,6 +9,8 @@ from datetime import datetime
 
 AVAILABLE, BUSY, OFFLINE = "available", "busy", "offline"
 STATUSES = (AVAILABLE, BUSY, OFFLINE)
+AGENT_ROLE, SUPERVISOR_ROLE = "agent", "supervisor"
+ROLES = (AGENT_ROLE, SUPERVISOR_ROLE)
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
@@ -45,6 +47,11 @@ def validate_agent(agent_id: str, name: str, phone: str | None, browser: bool) -
 def validate_status(status: str) -> None:
     if status not in STATUSES:
         raise InvalidAgent(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+
+
+def validate_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidAgent(f"role must be one of {', '.join(ROLES)}, got {role!r}")
 
 
 def pick_agent(agents: Iterable[AgentView], exclude: Sequence[str] = ()) -> AgentView | None:

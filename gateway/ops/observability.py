@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from flask import g, request
@@ -316,7 +316,64 @@ class _Combined:
             yield from source.collect()
 
 
-def exposition(store: Store) -> tuple[bytes, str]:
+class BoardCollector:
+    """The supervisor board's figures of the day (services/board.py), per team and overall
+    (team="all"): what a wallboard or a BI tool scrapes."""
+
+    def __init__(self, board: Any):
+        self.board = board
+
+    def collect(self) -> Iterable:
+        try:
+            figures = self.board.figures()
+        except Exception:
+            log.warning("metrics: reading the board's figures failed", exc_info=True)
+            return
+        calls = GaugeMetricFamily(
+            "gateway_board_calls_today",
+            "Calls since UTC midnight by team and outcome (offered, answered, abandoned, voicemail, in_progress).",
+            labels=["team", "outcome"],
+        )
+        level = GaugeMetricFamily(
+            "gateway_board_service_level",
+            "Today's share of callers answered within SERVICE_LEVEL_S (of those whose wait is over).",
+            labels=["team"],
+        )
+        wait = GaugeMetricFamily(
+            "gateway_board_average_wait_seconds", "Today's average wait to answer.", labels=["team"]
+        )
+        handle = GaugeMetricFamily(
+            "gateway_board_average_handle_seconds", "Today's average handle time (connected to end).", labels=["team"]
+        )
+        transfers = GaugeMetricFamily(
+            "gateway_board_transfers_today",
+            "Transfers initiated today by team and outcome.",
+            labels=["team", "outcome"],
+        )
+        connect = GaugeMetricFamily(
+            "gateway_board_transfer_connect_median_seconds",
+            "Today's median time from transfer initiated to B connected.",
+            labels=["team"],
+        )
+        scopes = [("all", figures["overall"]), *sorted(figures["teams"].items())]
+        for team, f in scopes:
+            for outcome in ("offered", "answered", "abandoned", "voicemail", "in_progress"):
+                calls.add_metric([team, outcome], f[outcome])
+            for family, value in (
+                (level, f["service_level"]),
+                (wait, f["average_wait_s"]),
+                (handle, f["average_handle_s"]),
+            ):
+                if value is not None:
+                    family.add_metric([team], value)
+            for outcome, n in f["transfers"]["by_outcome"].items():
+                transfers.add_metric([team, outcome], n)
+            if f["transfers"]["median_initiate_to_connected_s"] is not None:
+                connect.add_metric([team], f["transfers"]["median_initiate_to_connected_s"])
+        yield from (calls, level, wait, handle, transfers, connect)
+
+
+def exposition(store: Store, board: Any = None) -> tuple[bytes, str]:
     """The /metrics body. Under gunicorn with PROMETHEUS_MULTIPROC_DIR set the counters and
     histograms come from every worker's files, not just this process."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -324,4 +381,5 @@ def exposition(store: Store) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(counters)
     else:
         counters = REGISTRY
-    return generate_latest(_Combined(counters, StoreCollector(store))), CONTENT_TYPE_LATEST
+    sources = [counters, StoreCollector(store)] + ([BoardCollector(board)] if board is not None else [])
+    return generate_latest(_Combined(*sources)), CONTENT_TYPE_LATEST

@@ -136,5 +136,5 @@ def metrics():
                 401,
                 {"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    body, content_type = observability.exposition(_services().gw.store)
+    body, content_type = observability.exposition(_services().gw.store, _services().board)
     return Response(body, content_type=content_type)

@@ -27,7 +27,10 @@ project:
   ringing timeout or a removal while ringing, BYE when an answered call is
   removed or its room deleted).
 * Browser joins (``POST /_sim/rtc/join``) validated the way the server
-  validates a client's access token.
+  validates a client's access token. A participant whose token has the ``hidden`` grant is in the
+  room (ListParticipants and webhooks, which are server-side, include it) but never shown to the
+  other participants' clients (``seen_by``, ``GET /_sim/rooms/<room>/seen-by/<identity>``), and, like
+  any participant that cannot publish, does not make a ringing SIP call answered.
 * Signed webhooks delivered in order from one sender thread, with LiveKit's
   retry policy (connection errors, 429 and 5xx). Webhooks are server configuration, not API
   (self-hosted ``webhook:`` in the server config, LiveKit Cloud in the project settings):
@@ -459,6 +462,15 @@ class FakeLiveKit:
             r = self._rooms.get(room)
             return [self._participant_dict(p) for p in r.participants.values()] if r else []
 
+    def seen_by(self, room: str, identity: str) -> list[str]:
+        """The other participants ``identity``'s client is told about (its participant list and
+        ParticipantConnected events): everyone in the room but itself and hidden participants."""
+        with self._lock:
+            r = self._rooms.get(room)
+            if r is None or identity not in r.participants:
+                return []
+            return sorted(i for i, p in r.participants.items() if i != identity and not p.permission.hidden)
+
     def join_log(self) -> list[dict]:
         with self._lock:
             return [dict(e) for e in self._join_log]
@@ -551,6 +563,8 @@ class FakeLiveKit:
         if parts == ["rtc", "leave"] and method == "POST":
             ok = self.rtc_leave(body.get("room", ""), body.get("identity", ""))
             return _json({"ok": True}) if ok else _json({"error": "participant not found"}, 404)
+        if len(parts) == 4 and parts[0] == "rooms" and parts[2] == "seen-by" and method == "GET":
+            return _json({"participants": self.seen_by(unquote(parts[1]), unquote(parts[3]))})
         if parts == ["rooms"] and method == "GET":
             return _json(self.rooms())
         if parts == ["log"] and method == "GET":
@@ -1090,6 +1104,7 @@ class FakeLiveKit:
             participant.permission.can_publish = video.can_publish
             participant.permission.can_subscribe = video.can_subscribe
             participant.permission.can_publish_data = video.can_publish_data
+            participant.permission.hidden = bool(video.hidden)
             self._join_locked(target, participant)
             return 200, {"participant_sid": participant.sid, "identity": claims.identity, "room": target.info.name}
 
@@ -1158,6 +1173,10 @@ class FakeLiveKit:
         room.participants[participant.identity] = participant
         room.close_at = None
         self._emit_locked("participant_joined", room, participant)
+        if participant.permission.hidden or (
+            participant.kind == _KIND.STANDARD and not participant.permission.can_publish
+        ):
+            return  # nobody the caller could hear: a ringing SIP call is not answered by it
         for session in self._sessions.values():
             if (
                 session.status == "ringing"
@@ -1253,6 +1272,7 @@ class FakeLiveKit:
             "attributes": dict(p.attributes),
             "name": p.name,
             "metadata": p.metadata,
+            "hidden": p.permission.hidden,
         }
 
     def _room_dict(self, room: _Room) -> dict:

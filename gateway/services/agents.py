@@ -40,10 +40,13 @@ class AgentService:
         browser: bool,
         status: str = rules.OFFLINE,
         teams: list[str] | None = None,
+        role: str = rules.AGENT_ROLE,
     ) -> str:
-        """Create an agent in ``teams`` (default: the default team); returns its credential (shown once)."""
+        """Create an agent in ``teams`` (default: the default team); returns its credential (shown once).
+        ``role`` supervisor: also sees the board and may listen in (domain/access.py)."""
         rules.validate_agent(agent_id, name, phone, browser)
         rules.validate_status(status)
+        rules.validate_role(role)
         teams = Q.validate_team_list(teams or [Q.DEFAULT_TEAM])
         secret = f"{agent_id}.{secrets.token_urlsafe(24)}"
 
@@ -57,6 +60,7 @@ class AgentService:
                     phone=phone,
                     browser=browser,
                     status=status,
+                    role=role,
                     secret_hash=_hash(secret),
                 )
             )
@@ -205,6 +209,7 @@ def as_dict(agent: Agent) -> dict[str, Any]:
         "phone": agent.phone,
         "browser": agent.browser,
         "status": agent.status,
+        "role": agent.role or rules.AGENT_ROLE,
         "idle_since": agent.idle_since.isoformat() + "Z" if agent.idle_since else None,
         "not_responding": agent.not_responding,
     }

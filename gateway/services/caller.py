@@ -81,6 +81,7 @@ class Caller:
         # caller waits in the team's line; with nobody signed in at all they hear so at once.
         if self.routing.route(session, call, tried=()) == "nobody":
             self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
+            self.store.record(session, call.id, "no_agent", reason="nobody staffed")
         else:
             queues = self.routing.queues
             self.store.enqueue(

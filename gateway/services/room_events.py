@@ -22,6 +22,7 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.legs import Legs
+from gateway.services.listen_in import listener_entitled
 from gateway.services.lookups import LIVE_LEG_STATES, active_transfer, live_legs
 from gateway.services.ports import LegOutcomes, Rooms
 from gateway.services.routing import Routing
@@ -141,6 +142,8 @@ class RoomEvents:
             self._leg_joined(session, leg, room)
             self._maybe_connected(session, leg.call_id, room)
         elif kind == "standard":
+            if listener_entitled(session, room, identity):
+                return  # a supervisor listening in: neither an agent nor the caller; nothing changes
             self._not_entitled_joined(session, room, identity)
         elif kind == "sip":
             self._caller_joined(session, room, identity, attributes)

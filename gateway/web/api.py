@@ -588,6 +588,7 @@ def admin_add_agent():
         browser,
         field(data, "status", required=False, max_len=16) or "offline",
         teams=string_list(data, "teams"),
+        role=field(data, "role", required=False, max_len=16) or "agent",
     )
     return jsonify(agent=svc().agents.get(data["id"], with_teams=True), credential=credential), 201
 

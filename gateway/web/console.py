@@ -495,17 +495,27 @@ def sandbox_rtc_join():
         identity = jwt.decode(token, options={"verify_signature": False}).get("sub")
     except jwt.PyJWTError:
         identity = None
-    if identity != g.agent["id"]:
+    if identity not in _own_identities():
         raise api.ApiError(403, "that token is not yours")
     return _fake_livekit("/_sim/rtc/join", {"token": token})
+
+
+def _own_identities() -> set[str]:
+    """The LiveKit identities the signed-in agent may use: its own, and a supervisor's listener."""
+    actor = access.Actor.of(g.agent)
+    return {actor.id} | ({access.listener_identity(actor.id)} if access.may_see_board(actor) else set())
 
 
 @bp.post("/console/sandbox/rtc/leave")
 @api.agent_required
 def sandbox_rtc_leave():
     _sandbox_only()
-    room = api.field(api.body(), "room", max_len=128)
-    reply, status = _fake_livekit("/_sim/rtc/leave", {"room": room, "identity": g.agent["id"]})
+    data = api.body()
+    room = api.field(data, "room", max_len=128)
+    identity = api.field(data, "identity", required=False, max_len=60) or g.agent["id"]
+    if identity not in _own_identities():
+        raise api.ApiError(403, "that participant is not you")
+    reply, status = _fake_livekit("/_sim/rtc/leave", {"room": room, "identity": identity})
     if status == 404:
         # Already out (the server moved or removed the agent, or the room closed): livekit-client's
         # Room.disconnect() resolves quietly then too, so the console sees no error for it.

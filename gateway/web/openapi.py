@@ -21,6 +21,10 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 AGENT: list[dict[str, list[str]]] = [{"agentCredential": []}, {"consoleSession": []}]
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 TWILIO: list[dict[str, list[str]]] = [{"twilioSignature": []}]
+NOT_A_SUPERVISOR = (
+    "the board and listen-in are for supervisors; ask an admin to add you as one "
+    "(flask --app gateway agents add <id> --name <name> --supervisor)"
+)
 
 
 def _json_body(properties: dict, required: tuple = ()) -> dict:
@@ -192,6 +196,11 @@ AGENT_FIELDS = {
     "phone": {"type": "string"},
     "browser": {"type": "boolean"},
     "status": {"type": "string", "enum": ["available", "busy", "offline"]},
+    "role": {
+        "type": "string",
+        "enum": ["agent", "supervisor"],
+        "description": "supervisor: also sees the board (/board, /api/supervisor/…) and may listen in",
+    },
 }
 TRANSFER_STATES = [*T.ACTIVE, *T.TERMINAL]  # the domain's states, in the order a transfer moves
 STATUS = {"status": {"type": "string", "enum": ["available", "busy", "offline"]}}
@@ -233,6 +242,7 @@ SCHEMAS: dict[str, dict] = {
             "phone": NULLABLE_STRING,
             "browser": {"type": "boolean"},
             "status": {"type": "string", "enum": ["available", "busy", "offline"]},
+            "role": {"type": "string", "enum": ["agent", "supervisor"]},
             "idle_since": TIME,
             "not_responding": {
                 "oneOf": [_ref("NotResponding"), {"type": "null"}],
@@ -240,7 +250,7 @@ SCHEMAS: dict[str, dict] = {
             },
             "teams": {"type": "array", "items": {"type": "string"}, "description": "Admin replies only"},
         },
-        required=("id", "name", "phone", "browser", "status", "idle_since", "not_responding"),
+        required=("id", "name", "phone", "browser", "status", "role", "idle_since", "not_responding"),
     ),
     "NotResponding": _obj(
         {
@@ -364,6 +374,120 @@ SCHEMAS: dict[str, dict] = {
         }
     ),
 }
+
+SECONDS = {"type": ["number", "null"], "description": "seconds; null when there is nothing to average"}
+COUNT = {"type": "integer", "minimum": 0}
+CALL_FIGURES = {
+    "offered": COUNT | {"description": "Calls that arrived today"},
+    "answered": COUNT | {"description": "An agent was connected with the caller"},
+    "abandoned": COUNT | {"description": "The caller hung up before an answer or a voicemail prompt"},
+    "voicemail": COUNT | {"description": "Sent to the apology and voicemail, never answered"},
+    "in_progress": COUNT | {"description": "Ringing or waiting now"},
+    "answered_within_threshold": COUNT,
+    "service_level": {
+        "type": ["number", "null"],
+        "description": "answered within the threshold / (answered + abandoned + voicemail); null with none",
+    },
+    "average_wait_s": SECONDS | {"description": "Arrival to the agent connected, answered calls"},
+    "average_handle_s": SECONDS | {"description": "Connected to the end, answered calls that ended"},
+}
+SCHEMAS["CallFigures"] = _obj(CALL_FIGURES)
+SCHEMAS["TransferFigures"] = _obj(
+    {
+        "total": COUNT,
+        "by_outcome": _obj(
+            {
+                k: COUNT
+                for k in ("completed", "declined", "no_answer", "cancelled", "abandoned", "failed", "in_progress")
+            }
+        ),
+        "median_initiate_to_connected_s": SECONDS | {"description": "Initiate to B in the consult room (median)"},
+    }
+)
+SCHEMAS["Figures"] = _obj(CALL_FIGURES | {"transfers": _ref("TransferFigures")})
+SCHEMAS["DayFigures"] = _obj(
+    {
+        "day_start": TIME | {"description": "UTC midnight: the figures count from here"},
+        "now": TIME,
+        "service_level_threshold_s": {"type": "number", "description": "SERVICE_LEVEL_S"},
+        "overall": _ref("Figures"),
+        "teams": {"type": "object", "additionalProperties": _ref("Figures"), "description": "By team id"},
+        "channels": {"type": "object", "additionalProperties": _ref("CallFigures"), "description": "phone, web"},
+        "intervals": {
+            "type": "array",
+            "description": "Answered and abandoned calls per 15 minutes of arrival, from day_start",
+            "items": _obj({"start": TIME, "answered": COUNT, "abandoned": COUNT}),
+        },
+        "waiting": {
+            "type": "array",
+            "description": "Callers waiting in line at each minute of the last hour",
+            "items": _obj({"at": TIME, "waiting": COUNT}),
+        },
+    }
+)
+SCHEMAS["BoardLive"] = _obj(
+    {
+        "at": TIME,
+        "teams": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "waiting": COUNT,
+                    "longest_wait_s": {"type": "number"},
+                    "callbacks_pending": COUNT,
+                    "agents": _obj({k: COUNT for k in ("available", "on_call", "not_responding", "offline")}),
+                }
+            ),
+        },
+        "calls": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "id": {"type": "string"},
+                    "caller": {"type": "string", "description": "Masked: the last four digits"},
+                    "team": {"type": "string"},
+                    "channel": {"type": "string"},
+                    "agent_id": NULLABLE_STRING,
+                    "agent": NULLABLE_STRING,
+                    "state": {
+                        "type": "string",
+                        "enum": ["queued", "ringing", "talking", "on hold", "in transfer", "voicemail"],
+                    },
+                    "in_state_s": {"type": "number", "description": "Since the call's last change"},
+                    "waited_s": {"type": "number", "description": "Since the call arrived"},
+                }
+            ),
+        },
+        "transfers": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "id": {"type": "string"},
+                    "call_id": {"type": "string"},
+                    "state": {"type": "string", "enum": list(T.ACTIVE)},
+                    "mode": {"type": "string", "enum": ["warm", "cold"]},
+                    "from_agent": NULLABLE_STRING,
+                    "to": NULLABLE_STRING,
+                    "elapsed_s": {"type": "number"},
+                }
+            ),
+        },
+    }
+)
+SCHEMAS["ListenGrant"] = _obj(
+    {
+        "call_id": {"type": "string"},
+        "room": {"type": "string"},
+        "identity": {"type": "string", "description": "listen:<supervisor id>"},
+        "token": {
+            "type": "string",
+            "description": "LiveKit token: this room only, subscribe only, hidden, no data, 60 s to join",
+        },
+        "url": {"type": "string"},
+    }
+)
 
 
 def _list_of(key: str, name: str) -> dict:
@@ -711,6 +835,49 @@ PATHS = {
             extra=("403", "404", "409"),
             errors={"404": "unknown team"},
         ),
+    },
+    "/api/supervisor/board": {
+        "get": _api(
+            "The supervisor's board: teams, calls and transfers in progress, and the day's figures (supervisors)",
+            tag="supervisor",
+            extra=("403",),
+            reply=_obj({"live": _ref("BoardLive"), "figures": _ref("DayFigures")}),
+            errors={"403": NOT_A_SUPERVISOR},
+        )
+    },
+    "/api/supervisor/figures": {
+        "get": _api(
+            "The day's figures, overall, per team and per channel (supervisors)",
+            tag="supervisor",
+            extra=("403",),
+            reply=_obj({"figures": _ref("DayFigures")}),
+            errors={"403": NOT_A_SUPERVISOR},
+        )
+    },
+    "/api/supervisor/export.csv": {
+        "get": {
+            **_api("Today's calls and transfers as CSV, one row each (supervisors)", tag="supervisor", extra=("403",)),
+            "responses": {
+                "200": {"description": "CSV (text/csv), header row first", "content": {"text/csv": {}}},
+                "401": _error("401"),
+                "403": _error("403", NOT_A_SUPERVISOR),
+            },
+        }
+    },
+    "/api/supervisor/calls/{call_id}/listen": {
+        "post": _api(
+            "Listen to a live call: a hidden, subscribe-only LiveKit token for its room (supervisors)",
+            status="201",
+            tag="supervisor",
+            params=("call_id",),
+            extra=("403", "404", "409"),
+            reply=_ref("ListenGrant"),
+            errors={
+                "403": NOT_A_SUPERVISOR,
+                "404": "unknown call",
+                "409": "the caller is not talking with an agent now (queued); listen again once the call is connected",
+            },
+        )
     },
     "/healthz": {"get": _op("Process alive", tag="ops")},
     "/readyz": {

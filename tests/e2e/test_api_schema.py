@@ -10,7 +10,7 @@ import re
 import jsonschema_rs
 import requests
 
-from tests.conftest import World
+from tests.conftest import AgentClient, World
 from tests.e2e.test_transfer import caller_back_with_a, connect_call, consult_room_for, transfer_state, wait_joined
 
 ADMIN = {"Authorization": "Bearer admin-test-token"}
@@ -38,7 +38,12 @@ class Checked:
         responses = self.document["paths"][path][method]["responses"]
         status = str(response.status_code)
         assert status in responses, f"{method.upper()} {url} answered {status}, not documented: {response.text[:200]}"
-        schema = responses[status]["content"]["application/json"]["schema"]
+        content = responses[status]["content"]
+        if "application/json" not in content:  # the CSV export: its documented media type
+            assert response.headers["Content-Type"].split(";")[0] in content, response.headers["Content-Type"]
+            self.seen.add((path, method, status))
+            return response
+        schema = content["application/json"]["schema"]
         validator = jsonschema_rs.validator_for({**schema, "components": self.document["components"]})
         errors = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(response.json())]
         assert not errors, f"{method.upper()} {url} {status}: {errors} in {response.text[:400]}"
@@ -105,6 +110,21 @@ def test_every_reply_validates_against_the_documented_schema(world):
     assert check(alice.get("/api/rooms")).status_code == 200
     assert check(alice.post("/api/rooms/join", {"room": offer["room"]})).status_code == 200
     assert check(dave.post("/api/rooms/join", {"room": offer["room"]})).status_code == 403
+
+    # A supervisor's board, figures, export and listen-in; an agent is refused them.
+    sup = admin("POST", "/api/admin/agents", json={"id": "sue", "name": "Sue", "role": "supervisor"})
+    assert sup.status_code == 201 and sup.json()["agent"]["role"] == "supervisor"
+    sue = AgentClient(world, "sue", sup.json()["credential"])
+    board = check(sue.get("/api/supervisor/board")).json()
+    assert [c["state"] for c in board["live"]["calls"]] == ["talking"]
+    assert check(sue.get("/api/supervisor/figures")).json()["figures"]["overall"]["offered"] == 1
+    assert check(sue.get("/api/supervisor/export.csv")).status_code == 200
+    assert check(alice.get("/api/supervisor/board")).status_code == 403
+    assert check(alice.get("/api/supervisor/figures")).status_code == 403
+    assert check(alice.get("/api/supervisor/export.csv")).status_code == 403
+    assert check(sue.post(f"/api/supervisor/calls/{call_id}/listen")).status_code == 201
+    assert check(alice.post(f"/api/supervisor/calls/{call_id}/listen")).status_code == 403
+    assert check(sue.post("/api/supervisor/calls/call_unknown/listen")).status_code == 404
 
     # The CallSid a CRM knows finds the call; another agent learns nothing of it.
     by_sid = check(alice.get(f"/api/calls?twilio_sid={call.sid}")).json()["calls"]

@@ -28,6 +28,9 @@ NOT_API = {
     "/console/sandbox/rtc/join",
     "/console/sandbox/rtc/leave",
     "/favicon.ico",
+    "/board",
+    "/board/assets/<path:filename>",
+    "/api/supervisor/events",
 }
 
 

@@ -28,6 +28,8 @@ class Agent(Base):
     # console says so until the agent sets a status again.
     not_responding: Mapped[dict | None] = mapped_column(JSON)
     secret_hash: Mapped[str] = mapped_column(String(128))
+    # agent | supervisor (domain/access.py): a supervisor also sees the board and may listen in.
+    role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -56,7 +58,11 @@ class Call(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
-    __table_args__ = (Index("ix_calls_state", "state"), Index("ix_calls_room", "room"))
+    __table_args__ = (
+        Index("ix_calls_state", "state"),
+        Index("ix_calls_room", "room"),
+        Index("ix_calls_created", "created_at"),
+    )
 
 
 class Leg(Base):
@@ -105,7 +111,7 @@ class Transfer(Base):
     offered_at: Mapped[datetime | None] = mapped_column(DateTime)  # the target first rung
     target_joined_at: Mapped[datetime | None] = mapped_column(DateTime)  # the target first in the consult room
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
-    __table_args__ = (Index("ix_transfers_call", "call_id"),)
+    __table_args__ = (Index("ix_transfers_call", "call_id"), Index("ix_transfers_created", "created_at"))
 
 
 class TimelineEntry(Base):
@@ -117,7 +123,7 @@ class TimelineEntry(Base):
     kind: Mapped[str] = mapped_column(String(48))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    __table_args__ = (Index("ix_timeline_call", "call_id", "id"),)
+    __table_args__ = (Index("ix_timeline_call", "call_id", "id"), Index("ix_timeline_kind_at", "kind", "at"))
 
 
 class Job(Base):
@@ -242,6 +248,7 @@ class QueueEntry(Base):
     __table_args__ = (
         Index("ix_queue_line", "team_id", "state", "priority", "enqueued_at"),
         Index("ix_queue_call", "call_id"),
+        Index("ix_queue_enqueued", "enqueued_at"),
     )
 
 

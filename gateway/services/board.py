@@ -1,0 +1,337 @@
+"""The supervisor's board: loads today's rows (indexed queries, nothing older than the day) and
+the live picture, and hands them to the pure rules in domain/board.py; the day's CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.adapters.store import Store
+from gateway.adapters.store.models import Agent, AgentTeam, Call, Leg, QueueEntry, Team, TimelineEntry, Transfer, utcnow
+from gateway.domain import board as B
+from gateway.domain import calls as C
+from gateway.domain import legs as L
+from gateway.domain import queues as Q
+from gateway.domain import transfers as T
+from gateway.domain.agents import mask_phone
+from gateway.services.lookups import LIVE_LEG_STATES
+
+# Timeline kinds that mean the caller was sent to the apology and voicemail.
+VOICEMAIL_KINDS = ("no_agent", "livekit_unavailable", "voicemail_left")
+TARGET_CONNECTED = "transfer_target_accepted"  # B in the consult room (as /metrics counts it)
+# How far back a caller still waiting in the last hour may have come: beyond any team's maximum
+# wait (at most 2 h); live entries older than that are read on their own.
+WAIT_LOOKBACK = timedelta(hours=3)
+
+
+def day_start(now: datetime) -> datetime:
+    """The start of the board's day: UTC midnight."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.isoformat(timespec="seconds") + "Z" if dt else None
+
+
+def _channel(call: Any) -> str:
+    return getattr(call, "channel", None) or "phone"
+
+
+class Board:
+    def __init__(self, store: Store, service_level_s: float = B.DEFAULT_SERVICE_LEVEL_S):
+        self.store, self.service_level_s = store, service_level_s
+
+    # ------------------------------------------------------------ the day
+    def _today(self, s: Session, since: datetime) -> tuple[list[Call], list[Transfer], set[str], dict[str, datetime]]:
+        calls = list(s.execute(select(Call).where(Call.created_at >= since).order_by(Call.created_at)).scalars())
+        transfers = list(
+            s.execute(select(Transfer).where(Transfer.created_at >= since).order_by(Transfer.created_at)).scalars()
+        )
+        voicemail = set(
+            s.execute(
+                select(TimelineEntry.call_id).where(TimelineEntry.kind.in_(VOICEMAIL_KINDS), TimelineEntry.at >= since)
+            ).scalars()
+        )
+        connected: dict[str, datetime] = {}
+        for transfer_id, at in s.execute(
+            select(TimelineEntry.transfer_id, TimelineEntry.at)
+            .where(TimelineEntry.kind == TARGET_CONNECTED, TimelineEntry.at >= since)
+            .order_by(TimelineEntry.id)
+        ).all():
+            if transfer_id:
+                connected.setdefault(transfer_id, at)
+        return calls, transfers, voicemail, connected
+
+    def figures(self, now: datetime | None = None) -> dict[str, Any]:
+        now = now or utcnow()
+        since = day_start(now)
+
+        def work(s: Session) -> dict[str, Any]:
+            calls, transfers, voicemail, connected = self._today(s, since)
+            team_of = {c.id: c.team_id or Q.DEFAULT_TEAM for c in calls}
+            # A transfer started today of a call that arrived yesterday: its team is read on its own.
+            missing = {t.call_id for t in transfers} - set(team_of)
+            if missing:
+                team_of |= {
+                    cid: team or Q.DEFAULT_TEAM
+                    for cid, team in s.execute(select(Call.id, Call.team_id).where(Call.id.in_(missing))).all()
+                }
+            oldest = now - timedelta(seconds=B.WAITING_WINDOW_S) - WAIT_LOOKBACK
+            waits = [
+                B.WaitRow(team, enqueued, ended)
+                for team, enqueued, ended in s.execute(
+                    select(QueueEntry.team_id, QueueEntry.enqueued_at, QueueEntry.ended_at).where(
+                        QueueEntry.enqueued_at >= oldest, QueueEntry.kind != "callback"
+                    )
+                ).all()
+            ]
+            waits += [
+                B.WaitRow(team, enqueued, None)
+                for team, enqueued in s.execute(
+                    select(QueueEntry.team_id, QueueEntry.enqueued_at).where(
+                        QueueEntry.state.in_(Q.LIVE),
+                        QueueEntry.enqueued_at < oldest,
+                        QueueEntry.kind != "callback",
+                    )
+                ).all()
+            ]
+            teams = list(s.execute(select(Team.id)).scalars())
+            return B.day_figures(
+                [
+                    B.CallRow(
+                        c.id,
+                        team_of[c.id],
+                        c.created_at,
+                        c.connected_at,
+                        c.ended_at,
+                        voicemail=c.id in voicemail,
+                        channel=_channel(c),
+                    )
+                    for c in calls
+                ],
+                [
+                    B.TransferRow(
+                        t.id, team_of.get(t.call_id, Q.DEFAULT_TEAM), t.state, t.created_at, connected.get(t.id)
+                    )
+                    for t in transfers
+                ],
+                waits,
+                day_start=since,
+                now=now,
+                service_level_s=self.service_level_s,
+                teams=teams,
+            )
+
+        figures: dict[str, Any] = _jsonable(self.store.read(work))
+        return figures
+
+    # ------------------------------------------------------------ live
+    def live(self, now: datetime | None = None) -> dict[str, Any]:
+        """What is happening now: teams (waiting, agents by state), calls and transfers in progress."""
+        now = now or utcnow()
+
+        def work(s: Session) -> dict[str, Any]:
+            teams = {t.id: t.name for t in s.execute(select(Team)).scalars()}
+            agents = list(s.execute(select(Agent).order_by(Agent.id)).scalars())
+            memberships: dict[str, list[str]] = {}
+            for agent_id, team_id in s.execute(select(AgentTeam.agent_id, AgentTeam.team_id)).all():
+                memberships.setdefault(agent_id, []).append(team_id)
+            busy_agents = set(
+                s.execute(select(Leg.agent_id).where(Leg.state.in_(LIVE_LEG_STATES), Leg.agent_id.isnot(None)))
+                .scalars()
+                .all()
+            )
+            rows = [
+                B.AgentRow(
+                    a.id,
+                    a.status,
+                    tuple(memberships.get(a.id, ())),
+                    on_call=a.id in busy_agents,
+                    not_responding=a.status == "offline" and a.not_responding is not None,
+                    role=a.role or "agent",
+                )
+                for a in agents
+            ]
+            waiting = s.execute(
+                select(QueueEntry.team_id, QueueEntry.kind, QueueEntry.enqueued_at).where(QueueEntry.state.in_(Q.LIVE))
+            ).all()
+            calls = list(s.execute(select(Call).where(Call.state.in_(C.LIVE_STATES))).scalars())
+            ids = [c.id for c in calls]
+            last_change: dict[str, datetime] = {}
+            ringing: set[str] = set()
+            active: dict[str, Transfer] = {}
+            if ids:
+                last_change = dict(
+                    s.execute(
+                        select(TimelineEntry.call_id, func.max(TimelineEntry.at))
+                        .where(TimelineEntry.call_id.in_(ids))
+                        .group_by(TimelineEntry.call_id)
+                    ).all()
+                )
+                ringing = set(
+                    s.execute(select(Leg.call_id).where(Leg.call_id.in_(ids), Leg.state == L.RINGING)).scalars()
+                )
+            active = {
+                t.call_id: t
+                for t in s.execute(
+                    select(Transfer).where(Transfer.active_call_id.isnot(None), Transfer.state.in_(T.ACTIVE))
+                ).scalars()
+            }
+            names = {a.id: a.name for a in agents}
+            live_calls = []
+            for c in sorted(calls, key=lambda c: c.created_at):
+                row = B.LiveCall(
+                    c.id,
+                    c.team_id or Q.DEFAULT_TEAM,
+                    mask_phone(c.from_number),
+                    c.agent_id,
+                    c.state,
+                    ringing=c.id in ringing,
+                    in_transfer=c.id in active,
+                    since=last_change.get(c.id, c.created_at),
+                    channel=_channel(c),
+                )
+                live_calls.append(
+                    {
+                        "id": c.id,
+                        "caller": row.caller,
+                        "team": row.team,
+                        "channel": row.channel,
+                        "agent_id": c.agent_id,
+                        "agent": names.get(c.agent_id or "", c.agent_id),
+                        "state": B.board_state(row),
+                        "in_state_s": round(max(0.0, (now - row.since).total_seconds()), 1),
+                        "waited_s": round(max(0.0, (now - c.created_at).total_seconds()), 1),
+                    }
+                )
+            transfers = [
+                {
+                    "id": t.id,
+                    "call_id": t.call_id,
+                    "state": t.state,
+                    "mode": t.mode,
+                    "from_agent": names.get(t.source_agent_id, t.source_agent_id),
+                    "to": names.get(t.target_agent_id or "", t.target_agent_id) or mask_phone(t.target_number),
+                    "elapsed_s": round(max(0.0, (now - t.created_at).total_seconds()), 1),
+                }
+                for t in sorted(active.values(), key=lambda t: t.created_at)
+            ]
+            team_rows = B.team_board(teams, waiting, rows, now)
+            return {
+                "at": iso(now),
+                "teams": [{"id": tid, "name": teams.get(tid, tid)} | row for tid, row in sorted(team_rows.items())],
+                "calls": live_calls,
+                "transfers": transfers,
+            }
+
+        return self.store.read(work)
+
+    # ------------------------------------------------------------ export
+    def export_csv(self, now: datetime | None = None) -> str:
+        """Today's calls and transfers, one row each (what a supervisor pastes into a spreadsheet).
+        Caller numbers are masked, as everywhere outside the call itself."""
+        now = now or utcnow()
+        since = day_start(now)
+
+        def work(s: Session) -> str:
+            calls, transfers, voicemail, connected = self._today(s, since)
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(EXPORT_COLUMNS)
+            for c in calls:
+                row = B.CallRow(
+                    c.id, c.team_id or Q.DEFAULT_TEAM, c.created_at, c.connected_at, c.ended_at, c.id in voicemail
+                )
+                wait = (c.connected_at - c.created_at).total_seconds() if c.connected_at else None
+                handle = (c.ended_at - c.connected_at).total_seconds() if c.connected_at and c.ended_at else None
+                writer.writerow(
+                    [
+                        "call",
+                        c.id,
+                        "",
+                        row.team,
+                        _channel(c),
+                        mask_phone(c.from_number),
+                        c.agent_id or "",
+                        iso(c.created_at),
+                        iso(c.connected_at) or "",
+                        iso(c.ended_at) or "",
+                        B.outcome(row),
+                        _num(wait),
+                        _num(handle),
+                        c.end_reason or "",
+                    ]
+                )
+            team_of = {c.id: c.team_id or Q.DEFAULT_TEAM for c in calls}
+            for t in transfers:
+                b_at = connected.get(t.id)
+                writer.writerow(
+                    [
+                        "transfer",
+                        t.id,
+                        t.call_id,
+                        team_of.get(t.call_id, ""),
+                        t.mode,
+                        mask_phone(t.target_number) if t.target_number else t.target_agent_id or "",
+                        t.source_agent_id,
+                        iso(t.created_at),
+                        iso(b_at) or "",
+                        iso(t.ended_at) or "",
+                        t.state if t.state in B.TRANSFER_OUTCOMES else "in_progress",
+                        _num((b_at - t.created_at).total_seconds() if b_at else None),
+                        "",
+                        t.end_reason or "",
+                    ]
+                )
+            return out.getvalue()
+
+        return self.store.read(work)
+
+
+EXPORT_COLUMNS = (
+    "record",  # call | transfer
+    "id",
+    "call_id",  # a transfer's call
+    "team",
+    "channel",  # a call's channel (phone, web); a transfer's mode (warm, cold)
+    "caller_or_target",  # masked caller number; a transfer's target agent or masked number
+    "agent",  # the call's agent; the transferring agent
+    "started_at",
+    "connected_at",  # the agent connected; B connected
+    "ended_at",
+    "outcome",  # answered, abandoned, voicemail, in_progress; a transfer's outcome
+    "wait_s",  # arrival to answer; initiate to B connected
+    "handle_s",
+    "end_reason",
+)
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{max(0.0, value):.1f}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def flatten(figures: dict[str, Any]) -> Iterable[tuple[str, str, float]]:
+    """(scope, name, value) of every number in the day's figures: /metrics' gauges."""
+    scopes = [("overall", figures["overall"])] + [(t, f) for t, f in figures["teams"].items()]
+    for scope, f in scopes:
+        for name in ("offered", "answered", "abandoned", "voicemail", "answered_within_threshold"):
+            yield scope, name, float(f[name])
+        for name in ("service_level", "average_wait_s", "average_handle_s"):
+            if f[name] is not None:
+                yield scope, name, float(f[name])

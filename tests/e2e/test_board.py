@@ -1,0 +1,162 @@
+"""The supervisor's board and listen-in end to end: simulator → gateway → LiveKit double.
+
+Who may see the board, what its figures say after real calls, the CSV a supervisor exports, and
+a listener that is in the call's room but invisible to the caller's side, never taken for an agent."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+
+import jwt
+import requests
+
+from tests.conftest import AgentClient
+
+
+def supervisor(world, agent_id: str = "sam") -> AgentClient:
+    credential = world.services.agents.add(agent_id, "Sam", None, True, "offline", role="supervisor")
+    return AgentClient(world, agent_id, credential)
+
+
+def connected_call(world, agent, from_="+15557654321"):
+    call = world.call(from_)
+    offer = agent.wait_offer()
+    room = agent.accept_and_join(offer["call_id"])["room"]
+    call.wait_current("bridged", timeout=8)
+    world.wait(lambda: world.db_call(call.sid)["state"] == "connected", what="call connected")
+    return call, offer["call_id"], room
+
+
+def test_an_agent_is_refused_the_board_and_listen_in_with_what_to_do(world):
+    alice = world.add_agent("alice")
+    for path in ("/api/supervisor/board", "/api/supervisor/figures", "/api/supervisor/export.csv"):
+        reply = alice.get(path)
+        assert reply.status_code == 403, path
+        assert "--supervisor" in reply.json()["error"]
+    call, call_id, _ = connected_call(world, alice)
+    reply = alice.post(f"/api/supervisor/calls/{call_id}/listen")
+    assert reply.status_code == 403 and "supervisors" in reply.json()["error"]
+    assert "listen_in" not in world.timeline(call_id)
+    page = alice.get("/board")
+    assert page.status_code == 403 and "for supervisors" in page.text
+    assert requests.get(world.url + "/api/supervisor/board", timeout=5).status_code == 401
+    call.hangup()
+
+
+def test_the_board_shows_a_live_call_and_the_days_figures_move_when_calls_end(world):
+    sam = supervisor(world)
+    alice = world.add_agent("alice")
+    empty = sam.get("/api/supervisor/board").json()
+    assert empty["live"]["calls"] == [] and empty["figures"]["overall"]["offered"] == 0
+
+    call, call_id, _ = connected_call(world, alice, "+15557654321")
+    live = sam.get("/api/supervisor/board").json()["live"]
+    row = next(c for c in live["calls"] if c["id"] == call_id)
+    assert row["caller"] == "…4321" and row["state"] == "talking" and row["agent"] == "Alice"
+    default = next(t for t in live["teams"] if t["id"] == "default")
+    assert default["agents"]["on_call"] == 1
+    call.hangup()
+    world.wait(lambda: world.db_call(call.sid)["state"] == "ended", what="call ended")
+
+    # A second caller rings Alice and hangs up before anyone answers: abandoned.
+    second = world.call("+15550009999")
+    alice.wait_offer()
+    second.hangup()
+    world.wait(lambda: world.db_call(second.sid)["state"] == "ended", what="second call ended")
+
+    figures = sam.get("/api/supervisor/figures").json()["figures"]
+    overall = figures["overall"]
+    assert (overall["offered"], overall["answered"], overall["abandoned"], overall["in_progress"]) == (2, 1, 1, 0)
+    assert overall["service_level"] == 0.5  # the answer came within 20 s; the abandoned call counts against
+    assert overall["average_wait_s"] is not None and overall["average_handle_s"] is not None
+    assert figures["teams"]["default"]["offered"] == 2
+    assert sum(slot["answered"] + slot["abandoned"] for slot in figures["intervals"]) == 2
+    assert sam.get("/api/supervisor/board").json()["live"]["calls"] == []
+
+    export = sam.get("/api/supervisor/export.csv")
+    assert export.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert [(r["record"], r["caller_or_target"], r["outcome"]) for r in rows] == [
+        ("call", "…4321", "answered"),
+        ("call", "…9999", "abandoned"),
+    ]
+    assert "+1555" not in export.text  # numbers leave masked
+
+    metrics = requests.get(world.url + "/metrics", timeout=5).text
+    assert 'gateway_board_calls_today{outcome="answered",team="default"} 1.0' in metrics
+    assert 'gateway_board_calls_today{outcome="abandoned",team="all"} 1.0' in metrics
+
+
+def test_listen_in_grant_is_one_room_subscribe_only_hidden_and_short(world):
+    sam = supervisor(world)
+    alice = world.add_agent("alice")
+    call, call_id, room = connected_call(world, alice)
+
+    reply = sam.post(f"/api/supervisor/calls/{call_id}/listen")
+    assert reply.status_code == 201, reply.text
+    grant = reply.json()
+    claims = jwt.decode(
+        grant["token"], world.settings.livekit_api_secret, algorithms=["HS256"], options={"verify_aud": False}
+    )
+    video = claims["video"]
+    assert grant["room"] == room and video["room"] == room and video["roomJoin"] is True
+    assert video["canSubscribe"] is True and video["canPublish"] is False and video["canPublishData"] is False
+    assert video["hidden"] is True
+    assert not any(video.get(k) for k in ("roomAdmin", "roomCreate", "roomList", "roomRecord"))
+    assert claims["sub"] == grant["identity"] == "listen:sam"
+    assert claims["exp"] - claims["nbf"] <= 60
+    entry = next(e for e in world.services.views.timeline(call_id) if e["kind"] == "listen_in")
+    assert entry["agent_id"] == "sam" and entry["detail"]["room"] == room
+
+    # The supervisor joins: in the room for LiveKit, invisible to the caller's side and to Alice.
+    joined = requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": grant["token"]}, timeout=5)
+    assert joined.status_code == 200, joined.text
+    world.settle()
+    assert "listen:sam" in world.participants(room)
+    caller = f"sip_{call.from_}"
+    seen = requests.get(f"{world.livekit.url}/_sim/rooms/{room}/seen-by/{caller}", timeout=5).json()
+    assert seen["participants"] == ["alice"]
+    assert world.livekit.seen_by(room, "alice") == [caller]
+    # The gateway took it for nobody: not removed, no agent joined, the call carries on with Alice.
+    time.sleep(0.3)
+    world.settle()
+    kinds = world.timeline(call_id)
+    assert "participant_removed" not in kinds
+    assert kinds.count("agent_joined") == 1
+    db = world.db_call(call.sid)
+    assert db["state"] == "connected" and db["agent_id"] == "alice"
+    assert "listen:sam" in world.participants(room)
+    assert call.current.startswith("bridged")
+
+    # The supervisor leaves: nothing happens to the call either.
+    requests.post(world.livekit.url + "/_sim/rtc/leave", json={"room": room, "identity": "listen:sam"}, timeout=5)
+    world.settle()
+    assert world.db_call(call.sid)["state"] == "connected"
+    call.hangup()
+    world.wait(lambda: world.db_call(call.sid)["state"] == "ended", what="call ended")
+    assert sam.post(f"/api/supervisor/calls/{call_id}/listen").status_code == 409
+
+
+def test_a_listener_identity_without_a_listen_in_is_removed(world):
+    """A token naming a listener is only honoured for a supervisor who asked to listen to that call."""
+    alice = world.add_agent("alice")
+    call, call_id, room = connected_call(world, alice)
+    forged = world.services.gw.rooms.listen_token(identity="listen:alice", name="x", room=room, ttl_s=60)
+    assert requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": forged}, timeout=5).status_code == 200
+    world.wait(lambda: "listen:alice" not in world.participants(room), what="the stranger removed")
+    assert "participant_removed" in world.timeline(call_id)
+    assert world.db_call(call.sid)["state"] == "connected"
+    call.hangup()
+
+
+def test_listen_in_waits_for_a_connected_call(world):
+    sam = supervisor(world)
+    world.add_agent("alice")
+    call = world.call()
+    call_id = world.wait(lambda: world.services.views.calls_by_twilio_sid(call.sid, None), what="call")[0]["id"]
+    reply = sam.post(f"/api/supervisor/calls/{call_id}/listen")
+    assert reply.status_code == 409 and "once the call is connected" in reply.json()["error"]
+    assert sam.post("/api/supervisor/calls/call_nope/listen").status_code == 404
+    call.hangup()
