@@ -85,7 +85,8 @@ class Legs:
 
     def release_agent(self, session: Session, agent_id: str | None, *, missed: Leg | None = None) -> None:
         """An agent with no live leg left becomes available again; after ``missed`` (a ring they
-        missed, or a waiting caller they declined) they are set offline and told why: "not
+        missed, a waiting caller they declined, or a caller returned to them from a failed
+        transfer whom they never came back for) they are set offline and told why: "not
         responding", so the line does not keep ringing someone who is not there."""
         if not agent_id:
             return
@@ -99,7 +100,7 @@ class Legs:
                 self.agent_free(session, agent)
             return
         call = session.get(Call, missed.call_id)
-        reason = "declined" if missed.state == L.DECLINED else "missed"
+        reason = "returned" if missed.transfer_id else "declined" if missed.state == L.DECLINED else "missed"
         now = utcnow()
         why = {
             "call_id": missed.call_id,
@@ -110,8 +111,9 @@ class Legs:
         self.store.compare_and_set(session, agent, status=agent_rules.OFFLINE, idle_since=now, not_responding=why)
         self.store.record(session, missed.call_id, "agent_not_responding", agent_id=agent_id, reason=reason)
 
-    def end_leg(self, session: Session, leg: Leg, event: str, reason: str) -> bool:
-        """Move a leg to a terminal state and undo its provider side (hang up / remove)."""
+    def end_leg(self, session: Session, leg: Leg, event: str, reason: str, *, not_responding: bool = False) -> bool:
+        """Move a leg to a terminal state and undo its provider side (hang up / remove).
+        ``not_responding``: the agent was not there to take the caller (set offline, told why)."""
         was = leg.state
         try:
             outcome = self.store.transition(session, leg, L.LEG, event, end_reason=reason, ended_at=utcnow())
@@ -137,7 +139,8 @@ class Legs:
             channel=leg.kind,
             reason=reason,
         )
-        self.release_agent(session, leg.agent_id, missed=leg if self._not_responding(session, leg, event) else None)
+        missed = not_responding or self._not_responding(session, leg, event)
+        self.release_agent(session, leg.agent_id, missed=leg if missed else None)
         return True
 
     @staticmethod

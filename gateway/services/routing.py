@@ -32,11 +32,18 @@ class Routing:
         self.store: Store = gw.store
 
     def route(
-        self, session: Session, call: Call, *, room: str | None = None, tried: Iterable[str] | None = None
+        self,
+        session: Session,
+        call: Call,
+        *,
+        room: str | None = None,
+        tried: Iterable[str] | None = None,
+        priority: int = Q.PRIORITY_CALLER,
     ) -> str:
         """Where a caller with nobody on the line goes: "ringing" (a free member of the team is
         offered the call), "queued" (nobody free: the caller waits in the team's line), or
-        "nobody" (no member signed in at all: the caller's next step is for the caller to decide)."""
+        "nobody" (no member signed in at all: the caller's next step is for the caller to decide).
+        ``priority``: a caller who was already answered once waits ahead of first-time callers."""
         team_id = call.team_id or Q.DEFAULT_TEAM
         self.queues.lock_teams(session, [team_id])  # see services.queues: arrivals and frees take turns
         if self.ring_next_agent(session, call, room=room, tried=tried):
@@ -44,7 +51,7 @@ class Routing:
         if not self.queues.staffed(session, team_id):
             return "nobody"
         self.store.transition(session, call, C.CALL, "enqueue")
-        self.queues.enqueue(session, call, team_id=team_id)
+        self.queues.enqueue(session, call, team_id=team_id, priority=priority)
         return "queued"
 
     def queue_offer_failed(self, session: Session, call: Call) -> None:

@@ -123,6 +123,20 @@ class TransferEvents:
 
         self.store.run(work)
 
+    def return_timeout(self, call_id: str, leg_id: str) -> None:
+        """The caller went back to A after a failed transfer: is A with them by now?"""
+
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id, populate_existing=True)
+            leg = session.get(Leg, leg_id, populate_existing=True)
+            if call is None or leg is None or call.state != C.BRIDGING or call.room != leg.room:
+                return  # connected, ended, or moved on (a new transfer, a hang-up)
+            if leg.state == L.JOINED or active_transfer(session, call_id) is not None:
+                return
+            self.moves.reroute_returned_caller(session, call, leg, leg.transfer_id or "")
+
+        self.store.run(work)
+
     def on_target_dialed(self, leg_id: str) -> None:
         def work(session: Session) -> None:
             leg = session.get(Leg, leg_id)

@@ -17,6 +17,7 @@ from gateway.adapters.store.models import Agent, Call, Leg, Transfer, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain import queues as Q
 from gateway.domain import transfers as T
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs, dial_payload
@@ -224,8 +225,37 @@ class TransferMoves:
         )
         if source is not None:
             self.bridge_caller(session, call, source.room, transfer)
+            # A's browser may be gone (closed, crashed): if A is not back with the caller within a
+            # ring's time, the caller is routed again rather than left ringing into voicemail.
+            self.store.enqueue(
+                session,
+                "return_timeout",
+                {"call_id": call.id, "leg_id": source.id, "transfer_id": transfer.id},
+                delay_s=self.gw.settings.ring_timeout_s,
+                timer_of=transfer.id,
+            )
             return
         self.route_held_caller(session, call, transfer.consult_room, prefer=transfer.source_agent_id)
+
+    def reroute_returned_caller(self, session: Session, call: Call, source_leg: Leg, transfer_id: str) -> None:
+        """The caller was sent back to A after a failed transfer and A never came back (no browser
+        in the room): A is set to Not responding, and the caller goes on hold and is routed again,
+        ahead of first-time callers if they have to wait in line."""
+        self.store.record(
+            session, call.id, "agent_not_back", transfer_id=transfer_id, agent_id=source_leg.agent_id, room=call.room
+        )
+        self.store.transition(session, call, C.CALL, "hold")
+        self.store.compare_and_set(session, call, caller_identity=None, agent_id=None)
+        if source_leg.state in LIVE_LEG_STATES:
+            self.legs.end_leg(session, source_leg, "cancel", "not back after the transfer", not_responding=True)
+        verdict = self.routing.route(session, call, room=call.room, priority=Q.PRIORITY_TRANSFER)
+        if verdict == "nobody":
+            self.routing.to_voicemail(session, call, "nobody available after the transfer")
+            return
+        self.store.record(session, call.id, "caller_rerouted", to="queue" if verdict == "queued" else "agent")
+        self.store.enqueue(
+            session, "redirect_caller", {"call_id": call.id, "dest": Dest.QUEUE if verdict == "queued" else Dest.HOLD}
+        )
 
     def route_held_caller(self, session: Session, call: Call, room: str, prefer: str | None = None) -> None:
         """The caller stays on hold while the next agent is rung; bridged when that agent joins."""

@@ -76,6 +76,7 @@ class ProviderWork:
             "summary_deadline": lambda p: self.summaries.summary_deadline(p["transfer_id"]),
             "send_sms": lambda p: self.summaries.send_sms(p["transfer_id"], p["to"]),
             "intro_timeout": lambda p: self.transfer_events.intro_timeout(p["transfer_id"]),
+            "return_timeout": lambda p: self.transfer_events.return_timeout(p["call_id"], p["leg_id"]),
             "purge_call_data": self.purge_call_data,
         }
         for kind, handler in handlers.items():

@@ -259,8 +259,11 @@ SCHEMAS: dict[str, dict] = {
             "at": TIME,
             "reason": {
                 "type": "string",
-                "enum": ["missed", "declined"],
-                "description": "missed: the offer rang out; declined: a caller waiting in line was declined",
+                "enum": ["missed", "declined", "returned"],
+                "description": (
+                    "missed: the offer rang out; declined: a caller waiting in line was declined; returned: "
+                    "a caller sent back after a failed transfer found nobody (the console was gone)"
+                ),
             },
         }
     ),

@@ -35,9 +35,12 @@ export async function refreshNotResponding() {
 
 function notRespondingText(why) {
   const when = hourMinute(why.at);
-  const what = why.reason === "declined" ? "declined a waiting call" : "missed a call";
-  return `You ${what} from ${why.caller || "a caller"}${when ? ` at ${when}` : ""} and were set to Not responding. ` +
-    "No calls are offered to you until you become available again.";
+  const caller = why.caller || "a caller";
+  const at = when ? ` at ${when}` : "";
+  const what = why.reason === "returned"
+    ? `The caller ${caller} came back to you after a transfer${at}, but your console was not there; you were set to Not responding.`
+    : `You ${why.reason === "declined" ? "declined a waiting call" : "missed a call"} from ${caller}${at} and were set to Not responding.`;
+  return `${what} No calls are offered to you until you become available again.`;
 }
 
 function renderNotResponding() {
