@@ -9,11 +9,9 @@ import logging
 
 from dotenv import load_dotenv
 from flask import Flask, jsonify, request
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 from gateway import config as config_module
-from gateway.bootstrap import Services, build
+from gateway.bootstrap import Services, for_environment
 
 log = logging.getLogger("gateway")
 # The twilio client logs every REST request and response at INFO: noise, and phone numbers.
@@ -25,18 +23,6 @@ def _has_nul(req) -> bool:
     return b"\x00" in body or b"\\u0000" in body or b"%00" in body
 
 
-def database_unreachable(url: str, exc: BaseException) -> str:
-    """One line an operator can act on (no SQL, no traceback, no password)."""
-    shown = make_url(url).render_as_string(hide_password=True)
-    from gateway.ops.checks import database_error
-
-    reason = database_error(exc)
-    return (
-        f"cannot start: the database {shown} is unreachable ({reason}); check DATABASE_URL and that the "
-        "database runs, then `flask --app gateway doctor`"
-    )
-
-
 def create_app(settings: config_module.Settings | None = None, *, services: Services | None = None) -> Flask:
     """Build the app. Background work (job runner, sandbox doubles) starts with the first
     request or ``services.start()``, so CLI commands and the gunicorn master start nothing."""
@@ -44,20 +30,7 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
         if settings is None:
             load_dotenv()
             settings = config_module.from_environment()
-        sandbox = None
-        if settings.sandbox:
-            from gateway.sandbox.runtime import Sandbox
-
-            sandbox = Sandbox(settings)
-            settings = sandbox.settings
-        try:
-            services = build(settings)
-        except DBAPIError as exc:
-            # Built without touching the database, so `flask doctor` (the tool for this moment)
-            # still runs; serving (gunicorn, python -m gateway) stops at start with this one line.
-            services = build(settings, migrate=False)
-            services.startup_error = database_unreachable(settings.database_url, exc)
-        services.sandbox = sandbox
+        services = for_environment(settings)
     settings = services.gw.settings
 
     app = Flask(__name__)
@@ -84,6 +57,10 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
     from gateway.web.console import init_console
 
     init_console(app)
+    if services.sandbox_controls is not None:  # sandbox mode (bootstrap decided): its routes exist only then
+        from gateway.web import sandbox as sandbox_controls
+
+        app.register_blueprint(sandbox_controls.bp)
 
     from gateway.web import board
 

@@ -1,7 +1,10 @@
 """The composition root: builds the store, adapters, services and job runner from Settings.
 
 The one place that decides between real providers and the sandbox doubles (which sit
-behind the very same adapters, reached over loopback HTTP).
+behind the very same adapters, reached over loopback HTTP): ``for_environment`` runs the
+doubles in this process when no provider credential is set (``run_settings`` says with which
+settings), and ``build`` adds the console's sandbox controls whenever the settings are a
+sandbox's (``create_app`` registers their routes only then).
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from gateway.adapters.event_http import EventPoster
 from gateway.adapters.livekit_rooms import LiveKitRooms
@@ -19,6 +25,7 @@ from gateway.adapters.store import Store
 from gateway.adapters.twilio_client import TwilioTelephony
 from gateway.config import Settings
 from gateway.metrics import Metrics
+from gateway.sandbox.controls import SandboxControls
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.agents import AgentService
 from gateway.services.answers import Answers
@@ -42,6 +49,9 @@ from gateway.services.views import Views
 from gateway.services.work import ProviderWork
 from gateway.web.urls import PublicUrls
 
+if TYPE_CHECKING:
+    from gateway.sandbox.runtime import Sandbox
+
 log = logging.getLogger(__name__)
 _start_lock = threading.Lock()
 
@@ -63,7 +73,8 @@ class Services:
     views: Views
     runner: JobRunner
     metrics: Metrics
-    sandbox: Any | None = None
+    sandbox: Sandbox | None = None  # the doubles this process runs (python -m gateway with nothing configured)
+    sandbox_controls: SandboxControls | None = None  # the console's sandbox controls: sandbox mode only
     startup_error: str | None = None  # set when the app was built but cannot serve (database down)
     event_webhooks: EventWebhooks | None = None
     board: Board | None = None
@@ -168,6 +179,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     event_webhooks = EventWebhooks(store, settings, EventPoster())
     event_webhooks.register(runner)
     return Services(
+        sandbox_controls=SandboxControls(settings) if settings.sandbox else None,
         gw=gw,
         answers=answers,
         caller=caller,
@@ -186,4 +198,47 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         listen_in=ListenIn(
             store, rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")
         ),
+    )
+
+
+def run_settings(settings: Settings) -> Settings:
+    """The settings the app runs with: in sandbox mode (no provider credentials at all), the
+    doubles' loopback ports and credentials (what ``doctor`` checks, too)."""
+    if not settings.sandbox:
+        return settings
+    from gateway.sandbox.runtime import Sandbox  # (the doubles' code is loaded in sandbox mode only)
+
+    return Sandbox(settings).settings
+
+
+def for_environment(settings: Settings) -> Services:
+    """The services ``create_app`` serves for settings read from the environment: the real
+    providers, or in sandbox mode the loopback doubles, run by this process once it starts."""
+    sandbox = None
+    if settings.sandbox:
+        from gateway.sandbox.runtime import Sandbox
+
+        sandbox = Sandbox(settings)
+        settings = sandbox.settings
+    try:
+        services = build(settings)
+    except DBAPIError as exc:
+        # Built without touching the database, so `flask doctor` (the tool for this moment)
+        # still runs; serving (gunicorn, python -m gateway) stops at start with this one line.
+        services = build(settings, migrate=False)
+        services.startup_error = database_unreachable(settings.database_url, exc)
+    if sandbox is not None:
+        services.sandbox = sandbox
+        services.sandbox_controls = SandboxControls(settings, sandbox)
+    return services
+
+
+def database_unreachable(url: str, exc: BaseException) -> str:
+    """One line an operator can act on (no SQL, no traceback, no password)."""
+    from gateway.ops.checks import database_error
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    return (
+        f"cannot start: the database {shown} is unreachable ({database_error(exc)}); check DATABASE_URL and that "
+        "the database runs, then `flask --app gateway doctor`"
     )

@@ -249,11 +249,9 @@ def run_checks(
     env = os.environ if env is None else env
     try:
         if settings is None:
-            settings = config.load(env)
-            if settings.sandbox:
-                from gateway.sandbox.runtime import Sandbox
+            from gateway.bootstrap import run_settings
 
-                settings = Sandbox(settings).settings
+            settings = run_settings(config.load(env))
         ops = ops or OpsSettings.from_env(env)
     except ConfigError as exc:
         return [Check("configuration", FAIL, str(exc), "set the variables named (see .env.example or app.json)")]

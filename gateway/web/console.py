@@ -1,4 +1,4 @@
-"""The agent console: the page, its assets, its event stream, and the sandbox helpers.
+"""The agent console: the page, its assets and its event stream (the sandbox controls: web/sandbox.py).
 
 ``init_console(app)`` registers everything here (idempotent). The page itself is plain
 ES modules under ``gateway/static/console/``; ``npm run build`` bundles them with
@@ -29,8 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import jwt
-import requests
 from flask import (
     Blueprint,
     Flask,
@@ -46,7 +44,6 @@ from flask import (
 )
 
 from gateway.domain import access
-from gateway.domain.agents import E164
 from gateway.web import api
 from gateway.web.throttle import STREAMS_PER_AGENT
 
@@ -185,11 +182,6 @@ def _current_agent() -> dict | None:
     except api.ApiError:
         return None
     return g.agent
-
-
-def _sandbox_only() -> None:
-    if not svc().gw.settings.sandbox:
-        raise api.ApiError(404, "not found")
 
 
 def _asset_version(relative: str) -> str:
@@ -419,108 +411,6 @@ def events():
 
         response.call_on_close(release)
     return response
-
-
-# ---------------------------------------------------------------- sandbox
-def _caller_number(data: dict) -> str:
-    number = data.get("from") or "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
-    if not isinstance(number, str) or not E164.match(number):
-        raise api.ApiError(400, "from must be an E.164 number like +15551234567")
-    return number
-
-
-@bp.post("/console/sandbox/call")
-@api.agent_required
-def sandbox_call():
-    """Place a simulated inbound call (sandbox only): the caller dials the gateway's number."""
-    _sandbox_only()
-    settings = svc().gw.settings
-    caller = _caller_number(api.body())
-    simulator = getattr(svc().sandbox, "twilio", None) if svc().sandbox is not None else None
-    if simulator is not None:
-        sid = simulator.place_inbound_call(from_=caller, to=settings.twilio_phone_number).sid
-    else:
-        try:
-            reply = requests.post(
-                settings.twilio_api_base_url + "/_sim/calls",
-                json={"from": caller, "to": settings.twilio_phone_number},
-                timeout=5,
-            )
-        except requests.RequestException as exc:
-            raise api.ApiError(502, f"the Twilio simulator is unreachable: {exc}") from None
-        if reply.status_code != 201:
-            raise api.ApiError(502, f"the Twilio simulator refused the call: {reply.text[:200]}")
-        sid = reply.json()["sid"]
-    ringing = _who_is_rung(sid)
-    return jsonify(sid=sid, ringing=ringing, **{"from": caller, "to": settings.twilio_phone_number}), 201
-
-
-def _who_is_rung(sid: str, wait_s: float = 3.0) -> list[dict]:
-    """The agents the new test call rings (routing decides it when the call's webhook arrives, a
-    moment after it is placed), so the console can say who, not only that a call was placed.
-    Empty when nobody is available yet (the caller waits in the queue)."""
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        calls = svc().views.calls_by_twilio_sid(sid, None)
-        if calls:
-            timeline = svc().views.timeline(calls[0]["id"])
-            rung = [e["agent_id"] for e in timeline if e["kind"] == "agent_ringing" and e["agent_id"]]
-            if rung or any(e["kind"] == "no_agent" for e in timeline):
-                agents = {a["id"]: a["name"] for a in svc().agents.list()}
-                return [{"id": a, "name": agents.get(a, a)} for a in dict.fromkeys(rung)]
-        time.sleep(0.05)
-    return []
-
-
-def _fake_livekit(path: str, payload: dict) -> tuple[Response, int]:
-    url = svc().gw.settings.livekit_url.rstrip("/") + path
-    try:
-        reply = requests.post(url, json=payload, timeout=5)
-    except requests.RequestException as exc:
-        raise api.ApiError(502, f"the sandbox LiveKit is unreachable: {exc}") from None
-    try:
-        data = reply.json()
-    except ValueError:
-        data = {"error": reply.text[:200]}
-    return jsonify(data), reply.status_code
-
-
-@bp.post("/console/sandbox/rtc/join")
-@api.agent_required
-def sandbox_rtc_join():
-    """Same-origin proxy to the fake LiveKit's browser join (it sends no CORS headers)."""
-    _sandbox_only()
-    token = api.field(api.body(), "token", max_len=4096)
-    try:
-        identity = jwt.decode(token, options={"verify_signature": False}).get("sub")
-    except jwt.PyJWTError:
-        identity = None
-    if identity not in _own_identities():
-        raise api.ApiError(403, "that token is not yours")
-    return _fake_livekit("/_sim/rtc/join", {"token": token})
-
-
-def _own_identities() -> set[str]:
-    """The LiveKit identities the signed-in agent may use: its own, and a supervisor's listener."""
-    actor = access.Actor.of(g.agent)
-    return {actor.id} | ({access.listener_identity(actor.id)} if access.may_see_board(actor) else set())
-
-
-@bp.post("/console/sandbox/rtc/leave")
-@api.agent_required
-def sandbox_rtc_leave():
-    _sandbox_only()
-    data = api.body()
-    room = api.field(data, "room", max_len=128)
-    identity = api.field(data, "identity", required=False, max_len=60) or g.agent["id"]
-    if identity not in _own_identities():
-        raise api.ApiError(403, "that participant is not you")
-    reply, status = _fake_livekit("/_sim/rtc/leave", {"room": room, "identity": identity})
-    if status == 404:
-        # Already out (the server moved or removed the agent, or the room closed): livekit-client's
-        # Room.disconnect() resolves quietly then too, so the console sees no error for it.
-        return jsonify(ok=True, already_left=True), 200
-    return reply, status
 
 
 # An inline icon: the browser's automatic /favicon.ico request gets a real answer, not a 404.

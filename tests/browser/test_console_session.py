@@ -7,6 +7,9 @@ import re
 import requests
 from playwright.sync_api import expect
 
+from gateway import create_app
+from gateway.bootstrap import build
+
 
 def test_wrong_credential_shows_an_error(world, console):
     world.add_agent("alice")
@@ -85,13 +88,16 @@ def test_cookie_writes_need_the_console_header(world, console):
 
 
 def test_sandbox_routes_answer_404_outside_sandbox(world, console):
+    """With real providers the sandbox controls are not registered at all (the composition root
+    decides): the same database and agent, served by an app built with real-mode settings."""
     alice = world.add_agent("alice")
-    settings = world.services.gw.settings
-    object.__setattr__(settings, "sandbox", False)
+    services = build(world.settings.with_overrides(sandbox=False, run_jobs=False))
+    real = create_app(services=services).test_client()
+    bearer = {"Authorization": f"Bearer {alice.credential}"}
     try:
         for path in ("/console/sandbox/call", "/console/sandbox/rtc/join", "/console/sandbox/rtc/leave"):
-            reply = alice.post(path, {"token": "x", "room": "r"})
+            reply = real.post(path, json={"token": "x", "room": "r"}, headers=bearer)
             assert reply.status_code == 404, (path, reply.text)
-        assert alice.get("/console/config").json()["media"] == "livekit"
+        assert real.get("/console/config", headers=bearer).get_json()["media"] == "livekit"
     finally:
-        object.__setattr__(settings, "sandbox", True)
+        services.stop()
