@@ -30,6 +30,7 @@ from gateway.services.agent_legs import AgentLegs
 from gateway.services.agents import AgentService
 from gateway.services.answers import Answers
 from gateway.services.board import Board
+from gateway.services.callbacks import Callbacks
 from gateway.services.caller import Caller
 from gateway.services.event_webhooks import EventWebhooks
 from gateway.services.jobs import JobRunner
@@ -63,6 +64,7 @@ class Services:
     gw: Gateway
     answers: Answers
     caller: Caller
+    callbacks: Callbacks
     legs: AgentLegs
     room_events: RoomEvents
     records: Records
@@ -176,6 +178,8 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     # or set themselves available (agents).
     legs.agent_free = queues.offer_next_to
     agents.on_available = queues.offer_next_to
+    callbacks = Callbacks(gw, queues, answers, caller.hangup)
+    callbacks.register(runner)
     event_webhooks = EventWebhooks(store, settings, EventPoster())
     event_webhooks.register(runner)
     return Services(
@@ -183,6 +187,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         gw=gw,
         answers=answers,
         caller=caller,
+        callbacks=callbacks,
         legs=agent_legs,
         room_events=room_events,
         records=Records(store),

@@ -48,6 +48,11 @@ VARIABLES: list[tuple[str, bool, str]] = [
         False,
         "Longest wait in a team's queue before voicemail (a team's --max-wait overrides it). Default: 120.",
     ),
+    (
+        "CALLBACK_RETRY_S",
+        False,
+        "Seconds before a callback the caller did not answer is tried once more (then it is missed). Default: 60.",
+    ),
     ("SUMMARY_DEADLINE_S", False, "Seconds to wait for OpenAI before the local summary is used. Default: 3."),
     ("INTRO_TIMEOUT_S", False, "Seconds after Connect before agent A is dropped automatically. Default: 60."),
     (
@@ -112,6 +117,7 @@ class Settings:
     secret_key: str = "sandbox-not-secret"
     ring_timeout_s: float = 20.0
     queue_timeout_s: float = 120.0
+    callback_retry_s: float = 60.0
     summary_deadline_s: float = 3.0
     intro_timeout_s: float = 60.0
     service_level_s: float = 20.0
@@ -263,6 +269,7 @@ def load(env: Mapping[str, str]) -> Settings:
     for name, attr, minimum in (
         ("RING_TIMEOUT_S", "ring_timeout_s", 5),
         ("QUEUE_TIMEOUT_S", "queue_timeout_s", 10),
+        ("CALLBACK_RETRY_S", "callback_retry_s", 1),
         ("SUMMARY_DEADLINE_S", "summary_deadline_s", 0.1),
         ("INTRO_TIMEOUT_S", "intro_timeout_s", 1),
         ("SERVICE_LEVEL_S", "service_level_s", 1),

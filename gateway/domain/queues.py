@@ -211,5 +211,40 @@ def menu_choice(teams: Sequence[TeamView], digits: str, speech: str) -> str | No
     return None
 
 
+# ------------------------------------------------------- choices while waiting
+# A key or words during the hold loop: 1 / "voicemail" leaves a message; 2 / "call me back" asks
+# for a callback that keeps the caller's place (they hang up; when their turn comes, the agent is
+# offered the callback first, then we dial them). An unanswered callback is tried once more after
+# CALLBACK_RETRY_S, then recorded as missed.
+VOICEMAIL, CALLBACK = "voicemail", "callback"
+CALLBACK_ATTEMPTS = 2
+VOICEMAIL_CHOICE = "To leave a message instead, press 1 or say voicemail at any time."
+CALLBACK_CHOICE = "To be called back instead, keeping your place in line, press 2 or say call me back."
+CALLBACK_CONFIRMED = (
+    "Of course. We will call you back at this number when it is your turn, and you keep your place "
+    "in line. You can hang up now. Goodbye."
+)
+CALLBACK_AGENT_GONE = (
+    "We're sorry, the agent who was to take your call is no longer free. You keep your place in line, "
+    "and we will call you back shortly. Goodbye."
+)
+
+
+def waiting_choice(digits: str, speech: str) -> str | None:
+    """What a waiting caller asked for: VOICEMAIL, CALLBACK, or None (keep waiting)."""
+    words = (speech or "").lower()
+    if digits == "1" or any(w in words for w in ("voicemail", "message")):
+        return VOICEMAIL
+    if digits == "2" or any(w in words for w in ("call me back", "callback", "call back")):
+        return CALLBACK
+    return None
+
+
+def callback_greeting(team_name: str | None) -> str:
+    """What a caller we call back hears on answering, before the agent."""
+    who = f" from {team_name}" if team_name and team_name.lower() != "default" else ""
+    return f"Hello, this is the call back you asked for{who}. Connecting you to an agent now."
+
+
 NOBODY_STAFFED = "We're sorry, there is no one available to take your call at the moment."
 QUEUE_TIMED_OUT = "We're sorry, all of our agents are still busy."

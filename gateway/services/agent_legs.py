@@ -262,7 +262,11 @@ class AgentLegs:
             document = self.summaries.whisper_twiml(leg)
         else:
             document = twiml.whisper_offer(
-                announcement=f"Incoming call from {spoken_number(call.from_number)}.",
+                announcement=(
+                    f"Callback for {spoken_number(call.from_number)}. Accept, and we dial them."
+                    if self.routing.queues.is_callback(call.id)
+                    else f"Incoming call from {spoken_number(call.from_number)}."
+                ),
                 gather_url=self.gw.urls(Dest.LEG_GATHER, leg=leg.id),
                 timeout_s=L.GATHER_TIMEOUT_S,
             )

@@ -22,9 +22,10 @@ class Answers:
         s = self.gw.settings
         return SipTarget(host=s.livekit_sip_host, username=s.livekit_sip_username, password=s.livekit_sip_password)
 
-    def bridge(self, call: Call) -> str:
+    def bridge(self, call: Call, greeting: str | None = None) -> str:
         urls, s = self.gw.urls, self.gw.settings
         return twiml.bridge_to_room(
+            greeting=greeting,
             room_token=self.gw.room_token(call.room),
             sip=self.sip_target(),
             action_url=urls(Dest.DIAL_ACTION, call=call.id, room=call.room, gen=call.bridge_gen or 0),

@@ -287,22 +287,29 @@ class Caller:
 
     def queue_choice(self, call_id: str, digits: str, speech: str) -> str:
         """A waiting caller pressed a key or spoke during the hold loop: 1 or "voicemail"/"message"
-        leaves the line for voicemail; anything else, back to waiting (same place)."""
-        wants_voicemail = digits == "1" or any(w in speech.lower() for w in ("voicemail", "message"))
+        leaves the line for voicemail; 2 or "call me back" turns their place into a callback (they
+        may hang up); anything else, back to waiting (same place)."""
+        choice = Q.waiting_choice(digits, speech)
+        if choice is None or (choice == Q.VOICEMAIL and not self.gw.settings.voicemail_enabled):
+            return self.queue_for(call_id, first=False)
 
         def work(session: Session) -> bool:
             call = session.get(Call, call_id, populate_existing=True)
-            if call is None or call.state != C.QUEUED or not wants_voicemail:
+            if call is None or call.state != C.QUEUED:
                 return False
+            if choice == Q.CALLBACK:
+                return self.routing.queues.request_callback(session, call)
             entry = self.routing.queues.live_entry(session, call.id)
             if entry is not None:  # out of the line first: an agent freed below is not offered them
                 self.routing.queues.end(session, entry, "leave", "caller chose voicemail")
             self.routing.to_voicemail_now(session, call, "caller chose voicemail")
             return True
 
-        if self.store.run(work):
-            return self.answers.apology(call_id, message="Of course.")
-        return self.queue_for(call_id, first=False)
+        if not self.store.run(work):
+            return self.queue_for(call_id, first=False)
+        if choice == Q.CALLBACK:
+            return twiml.goodbye(Q.CALLBACK_CONFIRMED)
+        return self.answers.apology(call_id, message="Of course.")
 
     def apology_for(self, call_id: str | None) -> str:
         """The apology a caller is redirected to: why nobody came, then voicemail."""
@@ -355,6 +362,11 @@ class Caller:
     def hangup(self, session: Session, call: Call, reason: str) -> None:
         if call.end_reason == C.AGENT_ENDED:
             reason = C.AGENT_ENDED  # the caller's line closes after the goodbye the agent caused
+        entry = self.routing.queues.live_entry(session, call.id)
+        if entry is not None and entry.kind == Q.CALLBACK and call.state == C.QUEUED and reason.startswith("caller "):
+            # They asked to be called back: the line ends, their place in the queue does not.
+            self.store.record(session, call.id, "caller_left_for_callback", team=entry.team_id)
+            return
         outcome = self.store.transition(session, call, C.CALL, "hangup", end_reason=reason, ended_at=utcnow())
         if not outcome.changed:
             return
@@ -383,6 +395,8 @@ class Caller:
             entry = self.routing.queues.live_entry(session, call.id)
             if entry is not None and entry.state == Q.OFFERED:
                 return  # being offered right now: should the offer fail, the caller's wait is checked then
+            if entry is not None and entry.kind == Q.CALLBACK:
+                return  # a callback keeps its place however long the line is
             if call.state in (C.BRIDGING, C.QUEUED):
                 self.routing.to_voicemail(session, call, "queue timeout")
 

@@ -112,6 +112,9 @@ class Dest(StrEnum):
     SIP_STATUS = "sip_status"  # the caller's <Sip> leg's progress
     TRANSCRIPTION = "transcription"  # real-time transcription callbacks
     SMS_STATUS = "sms_status"  # delivery of the summary's SMS
+    # A caller we call back (services.callbacks).
+    CALLBACK_ANSWER = "callback_answer"  # they picked up: greeting, then the bridge
+    CALLBACK_STATUS = "callback_status"  # the dial's final status
     # An agent's phone leg.
     LEG_ANSWER = "leg_answer"  # answered: the whisper, or the bridge
     LEG_GATHER = "leg_gather"  # the key the agent pressed

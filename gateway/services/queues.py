@@ -28,7 +28,6 @@ from gateway.services.ports import Dest, Gateway
 
 HISTORY = 20  # finished calls of a team the estimate averages
 STILL_WAITING = "Thank you for waiting. Your call is important to us; please stay on the line."
-VOICEMAIL_CHOICE = "To leave a message instead, press 1 or say voicemail at any time."
 
 
 class Offers(Protocol):
@@ -238,6 +237,37 @@ class Queues:
         self.store.record(session, call_id, "queue_offer_failed", agent_id=agent_id, team=entry.team_id)
         return entry
 
+    # ---------------------------------------------------------- callbacks
+    def request_callback(self, session: Session, call: Call) -> bool:
+        """The waiting caller asked to be called back: their entry keeps its place (same arrival
+        time and priority) as a callback, to their number, and they may hang up."""
+        entry = self.live_entry(session, call.id)
+        if entry is None or entry.state != Q.WAITING or not Q.E164.match(call.from_number or ""):
+            return False
+        if entry.kind != Q.CALLBACK:
+            self.store.compare_and_set(session, entry, kind=Q.CALLBACK, callback_number=call.from_number)
+            self.store.record(
+                session, call.id, "callback_requested", team=entry.team_id, position=self.position(session, entry)
+            )
+        return True
+
+    def is_callback(self, call_id: str) -> bool:
+        """Is this call a caller waiting to be called back (their entry a callback)?"""
+        return self.store.read(
+            lambda session: (entry := self.live_entry(session, call_id)) is not None and entry.kind == Q.CALLBACK
+        )
+
+    def start_callback(self, session: Session, entry: QueueEntry, agent_id: str | None, attempt: int = 1) -> None:
+        """The agent who accepted the callback is in the room: dial the caller (services.callbacks).
+        Once per offer and attempt, however often the agent's arrival is reported."""
+        self.store.enqueue(
+            session,
+            "dial_callback",
+            {"call_id": entry.call_id, "attempt": attempt, "offer": entry.offers},
+            delay_s=self.gw.settings.callback_retry_s if attempt > 1 else 0.0,
+            dedupe_key=f"callback:{entry.id}:{entry.offers}:{attempt}",
+        )
+
     # ----------------------------------------------------- what callers hear
     def waiting_twiml(self, call_id: str, first: bool) -> str | None:
         """One pass of the queue's hold loop: (the greeting, on entry,) the caller's place and the
@@ -246,30 +276,39 @@ class Queues:
         heard = self.waiting_message(call_id)
         if heard is None:
             return None
-        greeting, announcement, music = heard
-        voicemail = self.gw.settings.voicemail_enabled
+        greeting, announcement, music, callback = heard
+        choices = [Q.VOICEMAIL_CHOICE] if self.gw.settings.voicemail_enabled else []
+        if callback:
+            choices.append(Q.CALLBACK_CHOICE)
         return twiml.hold(
             music_url=music,
             loop_url=self.gw.urls(Dest.QUEUE, call=call_id, loop=1),
             message=f"{greeting} {announcement}" if first else announcement,
             reassurance=STILL_WAITING,
-            # A key (or "voicemail") at any moment of the pass: the caller leaves a message instead.
-            choices_url=self.gw.urls(Dest.QUEUE_CHOICE, call=call_id) if voicemail else None,
-            choices_prompt=VOICEMAIL_CHOICE if voicemail and first else None,
+            # A key (or words) at any moment of the pass: a message or a callback instead.
+            choices_url=self.gw.urls(Dest.QUEUE_CHOICE, call=call_id) if choices else None,
+            choices_prompt=" ".join(choices) if choices and first else None,
         )
 
-    def waiting_message(self, call_id: str) -> tuple[str, str, str] | None:
-        """(greeting, announcement, music URL) for a caller in line, or None if not waiting."""
+    def waiting_message(self, call_id: str) -> tuple[str, str, str, bool] | None:
+        """(greeting, announcement, music URL, callback possible) for a caller in line, or None."""
 
-        def work(session: Session) -> tuple[str, str, str] | None:
+        def work(session: Session) -> tuple[str, str, str, bool] | None:
             entry = self.live_entry(session, call_id)
-            if entry is None:
+            if entry is None or entry.kind == Q.CALLBACK:
                 return None
             team = self.team(session, entry.team_id)
             place = self.position(session, entry)
             staffed = self.staffed(session, entry.team_id)
             estimate = Q.estimate_wait_s(place, staffed, self.handle_times(session, entry.team_id))
-            return Q.greeting(team.name if team else None), Q.queue_announcement(place, estimate), self.music_url(team)
+            call = session.get(Call, call_id)
+            callback = call is not None and bool(Q.E164.match(call.from_number or ""))
+            return (
+                Q.greeting(team.name if team else None),
+                Q.queue_announcement(place, estimate),
+                self.music_url(team),
+                callback,
+            )
 
         return self.store.read(work)
 

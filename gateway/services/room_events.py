@@ -20,6 +20,7 @@ from gateway.adapters.store.models import Call, Leg, utcnow
 from gateway.domain import access
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain import queues as Q
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.legs import Legs
 from gateway.services.listen_in import listener_entitled
@@ -217,6 +218,11 @@ class RoomEvents:
         ):
             return
         entry = self.routing.queues.live_entry(session, call.id)
+        if entry is not None and entry.kind == Q.CALLBACK:
+            # The caller is off the line: the agent is here, so now we dial them (services.callbacks).
+            if entry.state == Q.OFFERED:
+                self.routing.queues.start_callback(session, entry, leg.agent_id)
+            return
         if entry is not None:  # a waiting caller's agent is in the room: answered
             self.routing.queues.end(session, entry, "answered", "agent joined")
         self.store.transition(session, call, C.CALL, "rebridge")

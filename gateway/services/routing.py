@@ -62,7 +62,9 @@ class Routing:
             return
         team = self.queues.team(session, entry.team_id)
         self.queues.lock_teams(session, [entry.team_id])
-        if (utcnow() - entry.enqueued_at).total_seconds() >= self.queues.max_wait_s(team):
+        if entry.kind == Q.CALLBACK:
+            self.queues.dispatch(session, entry.team_id)  # a callback keeps its place, whoever is staffed
+        elif (utcnow() - entry.enqueued_at).total_seconds() >= self.queues.max_wait_s(team):
             self.queues.end(session, entry, "timeout", "max wait reached")
             self.to_voicemail(session, call, "queue timeout")
         elif not self.queues.staffed(session, entry.team_id):

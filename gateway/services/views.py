@@ -9,7 +9,17 @@ from sqlalchemy import CompoundSelect, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Agent, Call, Leg, Note, TimelineEntry, TranscriptLine, Transfer, utcnow
+from gateway.adapters.store.models import (
+    Agent,
+    Call,
+    Leg,
+    Note,
+    QueueEntry,
+    TimelineEntry,
+    TranscriptLine,
+    Transfer,
+    utcnow,
+)
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import transfers as T
@@ -220,6 +230,12 @@ class Views:
                     "room": leg.room,
                     "kind": "transfer" if leg.transfer_id else "call",
                     "waiting_s": round((utcnow() - call.created_at).total_seconds(), 1),
+                    # A caller who asked to be called back: accepting dials them (services.callbacks).
+                    "callback": not leg.transfer_id
+                    and s.execute(
+                        select(QueueEntry.id).where(QueueEntry.active_call_id == call.id, QueueEntry.kind == "callback")
+                    ).first()
+                    is not None,
                 }
                 if leg.transfer_id:
                     t = existing(s, Transfer, leg.transfer_id)

@@ -342,6 +342,10 @@ SCHEMAS: dict[str, dict] = {
             "room": {"type": "string"},
             "kind": {"type": "string", "enum": ["call", "transfer"]},
             "waiting_s": {"type": "number"},
+            "callback": {
+                "type": "boolean",
+                "description": "A caller who asked to be called back: accepting dials them and bridges them in",
+            },
             "transfer": {"$ref": "#/components/schemas/Transfer"},
             "from_agent": {"type": "string", "description": "Name of the transferring agent"},
         },
@@ -933,9 +937,32 @@ PATHS = {
     },
     "/twilio/queue/choice": {
         "post": _twiml(
-            "A waiting caller's key or words: 1 or 'voicemail' leaves a message, anything else keeps waiting",
+            "A waiting caller's key or words: 1 or 'voicemail' leaves a message, 2 or 'call me back' asks for a "
+            "callback that keeps their place, anything else keeps waiting",
             query=("call",),
             fields={"Digits": {"type": "string"}, "SpeechResult": {"type": "string"}},
+        )
+    },
+    "/twilio/menu": {
+        "post": _twiml(
+            "The caller's answer to a number's menu of teams: a key, a team's name, or nothing (asked again)",
+            query=("call", "attempt"),
+            fields={"Digits": {"type": "string"}, "SpeechResult": {"type": "string"}},
+        )
+    },
+    "/twilio/callback/answer": {
+        "post": _twiml(
+            "A caller we call back answered: greeting, then bridged to the agent waiting for them",
+            query=("call", "attempt"),
+            fields=CALL_FIELDS,
+        )
+    },
+    "/twilio/callback/status": {
+        "post": _twiml(
+            "Our callback's final status: unanswered is tried once more, then missed",
+            query=("call", "attempt"),
+            fields=CALL_FIELDS,
+            required=("CallSid", "CallStatus"),
         )
     },
     "/twilio/bridge": {"post": _twiml("Bridge the caller into the call's current room", query=("call",))},

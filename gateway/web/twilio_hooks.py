@@ -52,6 +52,8 @@ ENDPOINTS: dict[Dest, str] = {
     Dest.SIP_STATUS: "twilio.sip_status",
     Dest.TRANSCRIPTION: "twilio.transcription",
     Dest.SMS_STATUS: "twilio.sms_status",
+    Dest.CALLBACK_ANSWER: "twilio.callback_answer",
+    Dest.CALLBACK_STATUS: "twilio.callback_status",
     Dest.LEG_ANSWER: "twilio.leg_answer",
     Dest.LEG_GATHER: "twilio.leg_gather",
     Dest.LEG_BRIDGE: "twilio.leg_bridge",
@@ -224,6 +226,30 @@ def menu():
     except ValueError:
         attempt = 1
     return _services().caller.menu_choice(request.args.get("call", ""), form("Digits"), form("SpeechResult"), attempt)
+
+
+def _attempt() -> int:
+    try:
+        return int(request.args.get("attempt", "1"))
+    except ValueError:
+        return 1
+
+
+@bp.post("/callback/answer")
+@signed
+@twiml_view()
+def callback_answer():
+    """The caller we call back picked up: greeting, then into the room where their agent waits."""
+    return _services().callbacks.answered(request.args.get("call", ""), form("CallSid"), _attempt())
+
+
+@bp.post("/callback/status")
+@signed
+def callback_status():
+    """Our callback's final status (no answer, busy, failed; or completed after the conversation)."""
+    required("CallSid", "CallStatus")
+    _services().callbacks.status(request.args.get("call", ""), form("CallSid"), _attempt(), form("CallStatus"))
+    return Response(status=204)
 
 
 @bp.post("/bridge")

@@ -60,6 +60,7 @@ function renderOffers() {
         offers.known.add(offer.leg_id);
         announce(offer.kind === "transfer"
           ? `Incoming transfer from ${offer.from_agent}, caller ${offer.caller}.`
+          : offer.callback ? `Callback for ${offer.caller}: accept and we dial them.`
           : `Incoming call from ${offer.caller}.`, true);
         if (offer.kind === "transfer") loadPreview(offer);
       }
@@ -101,6 +102,7 @@ function buildOffer(offer) {
   return h("li", { class: `offer offer-${offer.kind}`, dataset: { leg: offer.leg_id, call: offer.call_id } },
     h("h3", { id: headingId }, isTransfer
       ? `Transfer from ${offer.from_agent} — caller ${offer.caller}`
+      : offer.callback ? `Callback for ${offer.caller} — accept and we dial them`
       : `Incoming call from ${offer.caller}`),
     h("p", { class: "wait" }, "Waiting ", h("span", { class: "wait-time" }, "0:00")),
     isTransfer ? h("div", { class: "preview" },
