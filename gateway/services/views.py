@@ -27,6 +27,8 @@ from gateway.domain.access import CallFacts
 from gateway.domain.agents import mask_phone
 from gateway.services.lookups import existing
 
+# Timeline entries only supervisors see: a listen-in is silent monitoring, not told to the agent.
+SUPERVISOR_ONLY_KINDS = ("listen_in",)
 # Leg states that mean the agent took part in the call (accepted, and maybe joined and left since).
 TOOK_PART = (L.ACCEPTED, L.JOINED, L.LEFT)
 
@@ -180,6 +182,7 @@ class Views:
                 .where(
                     TimelineEntry.id > after_id,
                     or_(TimelineEntry.call_id.in_(call_ids), TimelineEntry.agent_id == agent_id),
+                    TimelineEntry.kind.notin_(SUPERVISOR_ONLY_KINDS),
                 )
                 .order_by(TimelineEntry.id)
                 .limit(limit)

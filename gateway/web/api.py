@@ -20,7 +20,7 @@ from gateway.domain.access import Action
 from gateway.domain.agents import E164, InvalidAgent
 from gateway.domain.queues import InvalidTeam
 from gateway.services.errors import Refusal, ServiceError
-from gateway.services.views import transfer_dict
+from gateway.services.views import SUPERVISOR_ONLY_KINDS, transfer_dict
 from gateway.web import throttle as limits
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -325,7 +325,10 @@ def call_detail(call_id):
 @agent_required
 def call_timeline(call_id):
     authorize(call_id, Action.VIEW)
-    return jsonify(timeline=svc().views.timeline(call_id))
+    entries = svc().views.timeline(call_id)
+    if not access.Actor.of(g.agent).oversees:
+        entries = [e for e in entries if e["kind"] not in SUPERVISOR_ONLY_KINDS]
+    return jsonify(timeline=entries)
 
 
 @bp.get("/calls/<call_id>/transcript")

@@ -109,6 +109,9 @@ def test_listen_in_grant_is_one_room_subscribe_only_hidden_and_short(world):
     assert claims["exp"] - claims["nbf"] <= 60
     entry = next(e for e in world.services.views.timeline(call_id) if e["kind"] == "listen_in")
     assert entry["agent_id"] == "sam" and entry["detail"]["room"] == room
+    # On the timeline supervisors read; the agent's console is not told (silent monitoring).
+    assert "listen_in" in [e["kind"] for e in sam.get(f"/api/calls/{call_id}/timeline").json()["timeline"]]
+    assert "listen_in" not in [e["kind"] for e in alice.get(f"/api/calls/{call_id}/timeline").json()["timeline"]]
 
     # The supervisor joins: in the room for LiveKit, invisible to the caller's side and to Alice.
     joined = requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": grant["token"]}, timeout=5)

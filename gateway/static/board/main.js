@@ -192,14 +192,14 @@ function axes() {
   ];
 }
 
-function drawChart(key, el, data, series) {
+function drawChart(key, el, data, series, xRange) {
   const options = {
     width: chartWidth(el),
     height: 180,
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(2, max)] } },
+    scales: { x: xRange ? { time: true, range: xRange } : { time: true }, y: { range: (u, min, max) => [0, Math.max(2, max)] } },
     axes: axes(),
     series: [{}, ...series],
-    legend: { show: true },
+    legend: { show: true, live: false },
     cursor: { drag: { x: false, y: false } },
   };
   if (charts[key]) charts[key].destroy();
@@ -208,19 +208,20 @@ function drawChart(key, el, data, series) {
 
 function renderCharts(figures) {
   const slots = figures.intervals.slice(-16); // the last four hours of quarter-hours
-  const xs = slots.map((s) => Date.parse(s.start) / 1000);
-  const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.35, 40], align: 0 }) : undefined;
+  const xs = slots.map((s) => Date.parse(s.start) / 1000 + 450); // the middle of each quarter-hour
+  // Side by side in each quarter-hour: answered to the left of its start, abandoned to the right.
+  const bars = (align) => uPlot.paths.bars({ size: [0.4, 30], align });
   drawChart("intervals", $("chart-intervals"), [xs, slots.map((s) => s.answered), slots.map((s) => s.abandoned)], [
-    { label: "Answered", stroke: colour("--ok"), fill: colour("--ok"), paths: bars },
-    { label: "Abandoned", stroke: colour("--danger"), fill: colour("--danger"), paths: bars, dash: [4, 2] },
-  ]);
+    { label: "Answered", stroke: colour("--ok"), fill: colour("--ok"), paths: bars(-1), points: { show: false } },
+    { label: "Abandoned", stroke: colour("--danger"), fill: colour("--danger"), paths: bars(1), points: { show: false } },
+  ], () => [xs[0] - 450, xs[xs.length - 1] + 450]);
   const answered = slots.reduce((n, s) => n + s.answered, 0);
   const abandoned = slots.reduce((n, s) => n + s.abandoned, 0);
   $("chart-intervals-summary").textContent =
     `Last ${slots.length} quarter-hours: ${answered} answered, ${abandoned} abandoned.`;
   const points = figures.waiting;
   drawChart("waiting", $("chart-waiting"), [points.map((p) => Date.parse(p.at) / 1000), points.map((p) => p.waiting)], [
-    { label: "Waiting", stroke: colour("--accent"), width: 2, fill: "transparent" },
+    { label: "Waiting", stroke: colour("--accent"), width: 2, points: { show: false } },
   ]);
   const most = Math.max(0, ...points.map((p) => p.waiting));
   const now = points.length ? points[points.length - 1].waiting : 0;
