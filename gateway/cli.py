@@ -113,7 +113,7 @@ def register(app: Flask) -> None:
     @click.argument("status", type=click.Choice(["available", "busy", "offline"]))
     def set_status(agent_id, status):
         try:
-            _services().agents.set_status(agent_id, status)
+            _services().agents.set_status(agent_id, status, by="admin")
         except InvalidAgent as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{agent_id} is {status}")

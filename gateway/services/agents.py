@@ -117,8 +117,9 @@ class AgentService:
 
         self.store.run(work)
 
-    def set_status(self, agent_id: str, status: str) -> dict[str, Any]:
-        """Presence set by the agent or an admin. Busy-on-a-call is kept by the gateway itself."""
+    def set_status(self, agent_id: str, status: str, *, by: str = "agent") -> dict[str, Any]:
+        """Presence set by the agent (or ``by`` an admin). Busy-on-a-call is kept by the gateway
+        itself. A change is an ``agent_status`` entry in the agent's activity (no call's timeline)."""
         rules.validate_status(status)
 
         def work(session: Session) -> dict[str, Any]:
@@ -132,6 +133,15 @@ class AgentService:
                 raise rules.InvalidAgent("you are on a call; you become available when it ends")
             if agent.status != status or agent.not_responding is not None:
                 # Any status the agent sets answers the "not responding" notice.
+                self.store.record(
+                    session,
+                    NO_CALL,
+                    "agent_status",
+                    agent_id=agent_id,
+                    status=status,
+                    was="not_responding" if agent.not_responding is not None else agent.status,
+                    by=by,
+                )
                 changes: dict[str, object] = {"status": status, "not_responding": None}
                 if status == rules.AVAILABLE:
                     changes["idle_since"] = utcnow()
@@ -196,6 +206,10 @@ class AgentService:
         if agent is None or not hmac.compare_digest(agent.secret_hash, _hash(secret)):
             return None
         return as_dict(agent)
+
+
+# The call id of timeline entries about an agent alone (presence): the agent's activity, no call's.
+NO_CALL = ""
 
 
 def end_all_sessions(session: Session, agent_id: str) -> None:

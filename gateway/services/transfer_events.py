@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Call, Leg, Transfer
+from gateway.adapters.store.models import Call, Leg, Transfer, utcnow
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import transfers as T
@@ -46,6 +46,8 @@ class TransferEvents:
         transfer = self.moves.fresh(session, leg.transfer_id)
         if transfer is None or leg.agent_id == transfer.source_agent_id:
             return
+        if transfer.target_joined_at is None:
+            self.store.compare_and_set(session, transfer, target_joined_at=utcnow())
         if transfer.state in (T.INITIATED, T.CONSULTING, T.TARGET_RINGING):
             self.on_target_accepted(session, leg)
         if transfer.mode == "cold" and transfer.state == T.TARGET_ACCEPTED:

@@ -107,7 +107,9 @@ class TransferMoves:
             self.store.record(session, call.id, "target_ringing", transfer_id=transfer.id, channels=["phone"])
             legs = [leg]
         transfer.target_leg_id = legs[0].id
-        self.store.compare_and_set(session, transfer, target_leg_id=legs[0].id)
+        self.store.compare_and_set(
+            session, transfer, target_leg_id=legs[0].id, offered_at=transfer.offered_at or utcnow()
+        )
         if all(leg_.kind == "browser" for leg_ in legs):
             self.apply(session, transfer, "target_dialed")
 

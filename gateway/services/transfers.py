@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Agent, Call, Leg, Note, Transfer
+from gateway.adapters.store.models import Agent, Call, Leg, Note, Transfer, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
@@ -68,6 +68,7 @@ class TransferService:
                 active_call_id=call.id,
                 consult_room=self.gw.room_name("x" + new_id("")[1:]),
                 notes=S.redact(notes.strip()) if notes else None,
+                created_at=utcnow(),  # now, not at the commit: offered_at (set before it) follows it
             )
             # Inserted with the rest at commit, where the unique active_call_id refuses a concurrent
             # second transfer (IntegrityError below): until then its changes are plain attributes.

@@ -69,6 +69,8 @@ def transfer_dict(t: Transfer, target_joined: bool = False) -> dict[str, Any]:
         "notes": t.notes,  # A's transfer notes, shown on B's offer card
         "end_reason": t.end_reason,
         "created_at": iso(t.created_at),
+        "offered_at": iso(t.offered_at),
+        "target_joined_at": iso(t.target_joined_at),
         "ended_at": iso(t.ended_at),
         "active": t.state in T.ACTIVE,
         "allowed_actions": T.allowed_actions(t.state, target_joined),

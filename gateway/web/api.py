@@ -687,4 +687,4 @@ def admin_remove_agent(agent_id):
 def admin_set_status(agent_id):
     if svc().agents.get(agent_id) is None:
         raise ApiError(404, "unknown agent")
-    return jsonify(agent=svc().agents.set_status(agent_id, field(body(), "status", max_len=16)))
+    return jsonify(agent=svc().agents.set_status(agent_id, field(body(), "status", max_len=16), by="admin"))

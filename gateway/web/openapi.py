@@ -1073,6 +1073,9 @@ DOCUMENT = {
                         "description": "Why it ended (declined, no_answer, caller_hangup, cancelled, a failure)",
                     },
                     "created_at": TIME,
+                    "offered_at": TIME | {"description": "When the target was first rung (console and/or phone)"},
+                    "target_joined_at": TIME
+                    | {"description": "When the target was first in the consult room (null if never)"},
                     "ended_at": TIME,
                     "active": {"type": "boolean", "description": "Not yet in a final state."},
                     "allowed_actions": {

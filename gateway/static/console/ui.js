@@ -129,6 +129,7 @@ export function describeEvent(e, names = {}) {
     case "call_owner_changed": return `The call now belongs to ${e.agent_id ? who(e.agent_id) : d.target || "the number"}`;
     case "call_ended": return `Call ended${d.reason ? ` (${d.reason})` : ""}`;
     case "agent_ended_call": return `${who(e.agent_id)} ended the call`;
+    case "agent_status": return `${who(e.agent_id)} set to ${statusLabel(d.status)}${d.by === "admin" ? " by an admin" : ""}${d.was === "not_responding" ? " (was Not responding)" : ""}`;
     case "agent_not_back": return `${who(e.agent_id)} did not come back for the caller`;
     case "caller_rerouted": return `Caller routed again${d.to === "queue" ? " (waiting in line, at the front)" : ""}`;
     case "agent_not_responding": return `${who(e.agent_id)} ${{ declined: "declined the call", returned: "was not there for the returned caller" }[d.reason] || "missed the call"} and was set to Not responding`;
