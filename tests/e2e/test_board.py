@@ -163,3 +163,34 @@ def test_listen_in_waits_for_a_connected_call(world):
     assert reply.status_code == 409 and "once the call is connected" in reply.json()["error"]
     assert sam.post("/api/supervisor/calls/call_nope/listen").status_code == 404
     call.hangup()
+
+
+def test_a_transfer_in_progress_and_its_outcome_on_the_board(world):
+    from tests.e2e.test_transfer import connect_call as answered_call
+    from tests.e2e.test_transfer import start_warm, transfer_state
+
+    sam = supervisor(world)
+    alice, bob = world.add_agent("alice"), world.add_agent("bob")
+    call, call_id = answered_call(world, alice)
+    transfer = start_warm(world, alice, call_id, {"target_agent_id": "bob"})
+
+    def on_board():
+        return next((t for t in sam.get("/api/supervisor/board").json()["live"]["transfers"]), None)
+
+    row = world.wait(on_board, what="the transfer on the board")
+    assert (row["id"], row["from_agent"], row["to"], row["mode"]) == (transfer["id"], "Alice", "Bob", "warm")
+    assert row["state"] in ("initiated", "consulting", "target_ringing")
+    live_call = next(c for c in sam.get("/api/supervisor/board").json()["live"]["calls"] if c["id"] == call_id)
+    assert live_call["state"] == "in transfer"
+
+    bob.wait_offer("transfer")
+    assert bob.post(f"/api/transfers/{transfer['id']}/decline").status_code == 200
+    world.wait(lambda: transfer_state(world, transfer["id"]) == "declined", what="declined")
+    world.wait(lambda: not sam.get("/api/supervisor/board").json()["live"]["transfers"], what="off the board")
+    transfers = sam.get("/api/supervisor/figures").json()["figures"]["overall"]["transfers"]
+    assert transfers["total"] == 1 and transfers["by_outcome"]["declined"] == 1
+    rows = list(csv.DictReader(io.StringIO(sam.get("/api/supervisor/export.csv").text)))
+    assert [
+        (r["record"], r["outcome"], r["agent"], r["caller_or_target"]) for r in rows if r["record"] == "transfer"
+    ] == [("transfer", "declined", "alice", "bob")]
+    call.hangup()
