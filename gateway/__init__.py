@@ -47,9 +47,10 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
 
     hardening.install(app, public_origin=settings.public_origin)
 
-    from gateway.web import api, livekit_hooks, openapi, twilio_hooks
+    from gateway.web import api, livekit_hooks, openapi, twilio_hooks, web_calls
 
     app.register_blueprint(twilio_hooks.bp)
+    app.register_blueprint(web_calls.bp)
     app.register_blueprint(livekit_hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)

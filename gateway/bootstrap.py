@@ -47,6 +47,7 @@ from gateway.services.transfer_events import TransferEvents
 from gateway.services.transfer_moves import TransferMoves
 from gateway.services.transfers import TransferService
 from gateway.services.views import Views
+from gateway.services.web_calls import WebCallers
 from gateway.services.work import ProviderWork
 from gateway.web.urls import PublicUrls
 
@@ -81,6 +82,7 @@ class Services:
     event_webhooks: EventWebhooks | None = None
     board: Board | None = None
     listen_in: ListenIn | None = None
+    web_callers: WebCallers | None = None
     _started_pid: int | None = None
 
     @property
@@ -158,8 +160,16 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     agent_legs = AgentLegs(gw, legs, routing, answers, summaries, transfer_events)
     caller = Caller(gw, legs, routing, answers, transfer_events, livekit)
     room_events = RoomEvents(
-        store, legs, agent_legs, routing, transfer_events, rooms=gw.rooms, transcribe=settings.transcription_enabled
+        store,
+        legs,
+        agent_legs,
+        routing,
+        transfer_events,
+        rooms=gw.rooms,
+        transcribe=settings.transcription_enabled,
+        end_call=caller.hangup,
     )
+    web_callers = WebCallers(gw, routing, caller)
     runner = JobRunner(store, threads=settings.job_threads, lease_s=settings.job_lease_s)
     ProviderWork(
         gw,
@@ -172,6 +182,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         livekit=livekit,
         provider_errors=metrics.provider_error,
         room_events=room_events,
+        web_callers=web_callers,
     ).register(runner)
     agents = AgentService(store)
     # Free agents take the next caller at once: when their call ends (legs) and when they sign in
@@ -203,6 +214,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         listen_in=ListenIn(
             store, rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")
         ),
+        web_callers=web_callers,
     )
 
 

@@ -86,6 +86,18 @@ VARIABLES: list[tuple[str, bool, str]] = [
         False,
         "Seconds a worker holds a job before another may take it over (crash recovery). Default: 30.",
     ),
+    (
+        "WEB_CALL_ORIGINS",
+        False,
+        "Comma-separated origins (https://shop.example) whose pages may embed the Call us button and "
+        "create web calls (CORS, frame-ancestors). Default: the gateway's own origin only.",
+    ),
+    ("WEB_CALLS_MAX", False, "Most web calls live at once; beyond it POST /api/web-calls answers 429. Default: 20."),
+    (
+        "WEB_CALL_CONTEXT_SECRET",
+        False,
+        "Shared secret a website signs caller context with (HMAC-SHA256); unsigned context is ignored.",
+    ),
 ]
 
 DEFAULT_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
@@ -137,6 +149,9 @@ class Settings:
     event_webhook_secret: str = ""
     # First retry of a failed event delivery after this many seconds, doubling each time.
     event_webhook_retry_base_s: float = 5.0
+    web_call_origins: tuple[str, ...] = ()
+    web_calls_max: int = 20
+    web_call_context_secret: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_overrides(self, **changes) -> Settings:
@@ -171,6 +186,14 @@ def _url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     if parsed.scheme not in schemes or not parsed.netloc:
         raise ConfigError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _origin(raw: str) -> str:
+    """An origin as browsers send it: scheme://host[:port], nothing after."""
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc or parsed.path not in ("", "/") or parsed.query:
+        raise ConfigError(f"WEB_CALL_ORIGINS: {raw!r} is not an origin such as https://shop.example")
+    return f"{parsed.scheme}://{parsed.netloc}".lower()
 
 
 def normalise_database_url(url: str) -> str:
@@ -295,6 +318,12 @@ def load(env: Mapping[str, str]) -> Settings:
                 "missing configuration: EVENT_WEBHOOK_SECRET (signs the events EVENT_WEBHOOK_URLS receive)"
             )
         values["event_webhook_secret"] = get("EVENT_WEBHOOK_SECRET")
+    if get("WEB_CALL_ORIGINS"):
+        values["web_call_origins"] = tuple(_origin(o.strip()) for o in get("WEB_CALL_ORIGINS").split(",") if o.strip())
+    if get("WEB_CALLS_MAX"):
+        values["web_calls_max"] = int(_number("WEB_CALLS_MAX", get("WEB_CALLS_MAX"), minimum=0))
+    if get("WEB_CALL_CONTEXT_SECRET"):
+        values["web_call_context_secret"] = get("WEB_CALL_CONTEXT_SECRET")
     if get("PORT"):
         values["port"] = int(_number("PORT", get("PORT"), minimum=1))
     if sandbox and "public_base_url" not in values:

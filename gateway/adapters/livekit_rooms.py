@@ -193,5 +193,27 @@ class LiveKitRooms:
             .to_jwt()
         )
 
+    def caller_token(self, *, identity: str, name: str, room: str, ttl_s: int = 60) -> str:
+        """A web caller's token: join one room, publish the microphone only, subscribe; no data
+        messages to others, no admin grants; short-lived (the gateway issues it once per move)."""
+        return (
+            api.AccessToken(self.api_key, self.api_secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_ttl(datetime.timedelta(seconds=ttl_s))
+            .with_grants(
+                api.VideoGrants(
+                    room_join=True,
+                    room=room,
+                    can_publish=True,
+                    can_publish_sources=["microphone"],
+                    can_subscribe=True,
+                    can_publish_data=False,
+                    can_update_own_metadata=False,
+                )
+            )
+            .to_jwt()
+        )
+
     def webhook_receiver(self) -> api.WebhookReceiver:
         return api.WebhookReceiver(api.TokenVerifier(self.api_key, self.api_secret))

@@ -297,20 +297,19 @@ class Queues:
             entry = self.live_entry(session, call_id)
             if entry is None or entry.kind == Q.CALLBACK:
                 return None
-            team = self.team(session, entry.team_id)
-            place = self.position(session, entry)
-            staffed = self.staffed(session, entry.team_id)
-            estimate = Q.estimate_wait_s(place, staffed, self.handle_times(session, entry.team_id))
             call = session.get(Call, call_id)
             callback = call is not None and bool(Q.E164.match(call.from_number or ""))
-            return (
-                Q.greeting(team.name if team else None),
-                Q.queue_announcement(place, estimate),
-                self.music_url(team),
-                callback,
-            )
+            return (*self.heard(session, entry), callback)
 
         return self.store.read(work)
+
+    def heard(self, session: Session, entry: QueueEntry) -> tuple[str, str, str]:
+        """(greeting, announcement, music URL) for this entry: what a caller in line is told."""
+        team = self.team(session, entry.team_id)
+        place = self.position(session, entry)
+        staffed = self.staffed(session, entry.team_id)
+        estimate = Q.estimate_wait_s(place, staffed, self.handle_times(session, entry.team_id))
+        return Q.greeting(team.name if team else None), Q.queue_announcement(place, estimate), self.music_url(team)
 
     def handle_times(self, session: Session, team_id: str) -> list[float]:
         since = utcnow() - timedelta(days=1)

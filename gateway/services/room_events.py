@@ -9,18 +9,20 @@ To react to a new LiveKit event, add it to ``livekit_event`` and a method here.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from livekit.protocol.models import ParticipantInfo
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Call, Leg, utcnow
+from gateway.adapters.store.models import Call, Leg, WebJoin, utcnow
 from gateway.domain import access
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
+from gateway.domain import web_calls as W
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.legs import Legs
 from gateway.services.listen_in import listener_entitled
@@ -41,9 +43,12 @@ class RoomEvents:
         transfers: LegOutcomes,
         rooms: Rooms | None = None,
         transcribe: bool = False,
+        end_call: Callable[[Session, Call, str], None] | None = None,
     ):
         self.store, self.legs, self.agent_legs, self.routing = store, legs, agent_legs, routing
         self.transfers, self.rooms, self.transcribe = transfers, rooms, transcribe
+        # Ends a call whose web caller left (Caller.hangup): a web caller has no line that stays.
+        self.end_call = end_call
 
     # ------------------------------------------------------- reconciling
     def reconcile_room(self, call_id: str, room: str, round_: int = 0, gone: str | None = None) -> None:
@@ -89,6 +94,9 @@ class RoomEvents:
         leg = self._leg_for_participant(session, room, identity, kind, attributes)
         if leg is not None:
             return leg.state == L.JOINED
+        if W.is_web_identity(identity):
+            join = session.get(WebJoin, identity)
+            return join is None or join.joined_at is not None
         if kind == "sip" and call.room == room:
             return call.caller_identity == identity
         return True  # a browser we never offered this room, or a SIP leg of another call: webhooks handle it
@@ -142,6 +150,8 @@ class RoomEvents:
         if leg is not None:
             self._leg_joined(session, leg, room)
             self._maybe_connected(session, leg.call_id, room)
+        elif kind == "standard" and W.is_web_identity(identity):
+            self._web_caller_joined(session, room, identity)
         elif kind == "standard":
             if listener_entitled(session, room, identity):
                 return  # a supervisor listening in: neither an agent nor the caller; nothing changes
@@ -207,6 +217,58 @@ class RoomEvents:
         self.store.record(session, call.id, "caller_joined", room=room, verified=verified)
         self._maybe_connected(session, call.id, room)
 
+    def _web_caller_joined(self, session: Session, room: str, identity: str) -> None:
+        """A web caller joined with a token the gateway gave: the first join with it, into the room
+        it was given for, while the call is in that room, is the caller; anything else is removed
+        (a token used twice, kept past its move, or for a call that ended)."""
+        join = session.get(WebJoin, identity, populate_existing=True)
+        call = session.get(Call, join.call_id, populate_existing=True) if join is not None else None
+        refused = (
+            "unknown token"
+            if join is None or call is None
+            else "token already used"
+            if join.joined_at is not None
+            else "call ended"
+            if call.state == C.ENDED
+            else "not this call's room now"
+            if join.room != room or call.room != room
+            else None
+        )
+        if refused is not None:
+            self.store.enqueue(
+                session,
+                "remove_participant",
+                {"room": room, "identity": identity, "call_id": call.id if call else None},
+            )
+            if call is not None:
+                self.store.record(session, call.id, "participant_removed", room=room, identity=identity, why=refused)
+            return
+        assert join is not None and call is not None
+        self.store.compare_and_set(session, join, joined_at=utcnow())
+        self.store.cancel_timers(session, "web_join_deadline", join.id)
+        self.store.compare_and_set(session, call, caller_identity=identity)
+        self.store.record(session, call.id, "caller_joined", room=room, channel=W.CHANNEL_WEB)
+        self._maybe_connected(session, call.id, room)
+
+    def _web_caller_left(self, session: Session, room: str, identity: str) -> None:
+        """A web caller left a room. The page's newest session leaving the call's room (or the room
+        it waits on hold in) is the caller hanging up; an older one left behind by a move is not."""
+        join = session.get(WebJoin, identity, populate_existing=True)
+        if join is None or join.joined_at is None or join.left_at is not None:
+            return
+        self.store.compare_and_set(session, join, left_at=utcnow())
+        call = session.get(Call, join.call_id, populate_existing=True)
+        if call is None or call.state == C.ENDED:
+            return
+        newest = session.execute(select(func.max(WebJoin.gen)).where(WebJoin.call_id == call.id)).scalar()
+        if call.caller_identity == identity:
+            self.store.compare_and_set(session, call, caller_identity=None)
+        if join.gen != newest or not (room == call.room or call.state == C.ON_HOLD):
+            self.store.record(session, call.id, "caller_left_room", room=room)
+            return
+        if self.end_call is not None:
+            self.end_call(session, call, "web caller hung up")
+
     def _bridge_held_caller(self, session: Session, leg: Leg) -> None:
         """A held caller being re-routed: the agent is in the room now, so bring the caller in."""
         call = session.get(Call, leg.call_id, populate_existing=True)
@@ -261,6 +323,9 @@ class RoomEvents:
         leg = self._leg_for_participant(session, room, identity, kind, attributes, joined_only=True)
         if leg is not None:
             self.agent_legs.leg_left(session, leg, "left the room")
+            return
+        if kind == "standard" and W.is_web_identity(identity):
+            self._web_caller_left(session, room, identity)
             return
         call = (
             session.execute(select(Call).where(Call.room == room, Call.caller_identity == identity)).scalars().first()

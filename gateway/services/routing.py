@@ -19,6 +19,7 @@ from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
+from gateway.domain import web_calls as W
 from gateway.domain.machine import IllegalTransition
 from gateway.services.legs import Legs
 from gateway.services.lookups import live_legs
@@ -106,9 +107,19 @@ class Routing:
     def send_caller_to_bridge(self, session: Session, call: Call, room: str | None = None) -> None:
         """Redirect the caller (REST) into ``room`` (default: the call's room) as a new generation."""
         gen = (call.bridge_gen or 0) + 1
-        self.store.compare_and_set(session, call, room=room or call.room, caller_identity=None, bridge_gen=gen)
+        target = room or call.room
+        if call.channel == W.CHANNEL_WEB:
+            # No redirect: the caller page follows the call's state. A caller already in that room
+            # (they wait in it while queued) stays; otherwise the page asks for a token for it.
+            stays = target == call.room and bool(call.caller_identity)
+            changes = {} if stays else {"caller_identity": None}
+            self.store.compare_and_set(session, call, room=target, bridge_gen=gen, **changes)
+            if not stays:
+                self.expect_in_room(session, call.id, target)
+            return
+        self.store.compare_and_set(session, call, room=target, caller_identity=None, bridge_gen=gen)
         self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.BRIDGE, "gen": gen})
-        self.expect_in_room(session, call.id, room or call.room)
+        self.expect_in_room(session, call.id, target)
 
     def expect_in_room(self, session: Session, call_id: str, room: str, gone: str | None = None) -> None:
         """Someone should join ``room`` (or ``gone`` leave it) in a moment: LiveKit's webhook will

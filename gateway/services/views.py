@@ -50,7 +50,23 @@ def call_dict(call: Call) -> dict[str, Any]:
         "connected_at": iso(call.connected_at),
         "ended_at": iso(call.ended_at),
         "end_reason": call.end_reason,
+        "channel": call.channel or "phone",
+        "facts": call.facts,
     }
+
+
+def web_context(call: Call) -> dict[str, Any] | None:
+    """A web call's verified context (the website signed it), or None."""
+    return (call.facts or {}).get("context") if call.channel == "web" else None
+
+
+def caller_label(call: Call) -> str:
+    """Who the caller is, as an agent's offer names them: the number, or for a web call its
+    verified name (else "web caller")."""
+    if call.channel != "web":
+        return call.from_number
+    context = web_context(call) or {}
+    return str(context.get("name") or "web caller")
 
 
 def transfer_dict(t: Transfer, target_joined: bool = False) -> dict[str, Any]:
@@ -231,7 +247,9 @@ class Views:
                 offer: dict[str, Any] = {
                     "leg_id": leg.id,
                     "call_id": call.id,
-                    "caller": call.from_number,
+                    "caller": caller_label(call),
+                    "channel": call.channel or "phone",
+                    "context": web_context(call),
                     "room": leg.room,
                     "kind": "transfer" if leg.transfer_id else "call",
                     "waiting_s": round((utcnow() - call.created_at).total_seconds(), 1),

@@ -19,6 +19,7 @@ from gateway.adapters.twilio_client import ProviderError
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.agents import mask_phone
+from gateway.domain.web_calls import CHANNEL_WEB
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.caller import Caller
 from gateway.services.jobs import JobRunner
@@ -29,6 +30,7 @@ from gateway.services.room_events import RoomEvents
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
 from gateway.services.transfer_events import TransferEvents
+from gateway.services.web_calls import WebCallers
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,13 @@ class ProviderWork:
         livekit: LiveKitHealth,
         provider_errors: ProviderErrors,
         room_events: RoomEvents,
+        web_callers: WebCallers,
     ):
         self.gw, self.store = gw, gw.store
         self.legs, self.routing, self.caller, self.agent_legs = legs, routing, caller, agent_legs
         self.transfer_events, self.summaries = transfer_events, summaries
         self.livekit, self.provider_errors = livekit, provider_errors
-        self.room_events = room_events
+        self.room_events, self.web_callers = room_events, web_callers
 
     def register(self, runner: JobRunner) -> None:
         handlers = {
@@ -78,6 +81,7 @@ class ProviderWork:
             "intro_timeout": lambda p: self.transfer_events.intro_timeout(p["transfer_id"]),
             "return_timeout": lambda p: self.transfer_events.return_timeout(p["call_id"], p["leg_id"]),
             "purge_call_data": self.purge_call_data,
+            "web_join_deadline": lambda p: self.web_callers.join_deadline(p["call_id"], p["gen"]),
         }
         for kind, handler in handlers.items():
             runner.register(kind, handler)
@@ -122,8 +126,8 @@ class ProviderWork:
     def start_transcription(self, p: dict[str, Any]) -> None:
         """One named real-time transcription per call, by REST on the answered call."""
         call = self.store.peek(Call, p["call_id"])
-        if call is None or call.state == C.ENDED:
-            return
+        if call is None or call.state == C.ENDED or call.channel == CHANNEL_WEB:
+            return  # (a web call has no Twilio leg to transcribe: its summary uses the agents' notes)
         try:
             self.gw.telephony.start_transcription(
                 call.twilio_sid,
@@ -177,6 +181,10 @@ class ProviderWork:
 
     def redirect_caller(self, p: dict[str, Any]) -> None:
         dest = self.gw.urls.destination(p.get("dest") or p["path"])  # ("path": a job of an earlier release)
+        web = self.store.peek(Call, p["call_id"])
+        if web is not None and web.channel == CHANNEL_WEB:
+            self.web_callers.redirected(p["call_id"], dest)  # no Twilio leg: the page follows
+            return
         bridging = dest == Dest.BRIDGE
 
         def claim(session: Session) -> tuple[str, bool] | None:
@@ -213,7 +221,8 @@ class ProviderWork:
         call = self._load(Call, p["call_id"])
         if call is None or call.state != C.ON_HOLD:
             return
-        self.gw.telephony.redirect(call.twilio_sid, self.gw.urls(Dest.HOLD, call=call.id))
+        if call.channel != CHANNEL_WEB:  # a web caller's page plays the hold music when it sees on_hold
+            self.gw.telephony.redirect(call.twilio_sid, self.gw.urls(Dest.HOLD, call=call.id))
         self.transfer_events.on_caller_held(p["transfer_id"])
 
     # ----------------------------------------------------------- retention

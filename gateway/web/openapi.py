@@ -310,6 +310,11 @@ SCHEMAS: dict[str, dict] = {
             "connected_at": TIME,
             "ended_at": TIME,
             "end_reason": NULLABLE_STRING,
+            "channel": {"type": "string", "enum": ["phone", "web"], "description": "How the caller reached us"},
+            "facts": {
+                "type": ["object", "null"],
+                "description": "What is known beyond the number: a web call's verified context under `context`",
+            },
         }
     ),
     "TimelineEntry": _obj(
@@ -339,6 +344,12 @@ SCHEMAS: dict[str, dict] = {
             "leg_id": {"type": "string"},
             "call_id": {"type": "string"},
             "caller": NULLABLE_STRING,
+            "channel": {"type": "string", "enum": ["phone", "web"], "description": "web: a call from the caller page"},
+            "context": {
+                "type": ["object", "null"],
+                "description": "A web call's context, verified (signed by the website); null otherwise",
+                "additionalProperties": {"type": "string"},
+            },
             "room": {"type": "string"},
             "kind": {"type": "string", "enum": ["call", "transfer"]},
             "waiting_s": {"type": "number"},
@@ -349,7 +360,7 @@ SCHEMAS: dict[str, dict] = {
             "transfer": {"$ref": "#/components/schemas/Transfer"},
             "from_agent": {"type": "string", "description": "Name of the transferring agent"},
         },
-        required=("leg_id", "call_id", "caller", "room", "kind", "waiting_s"),
+        required=("leg_id", "call_id", "caller", "channel", "context", "room", "kind", "waiting_s"),
     ),
     "JoinToken": _obj(
         {
@@ -517,7 +528,122 @@ TWILIO_SID_QUERY = {
     ),
 }
 
+WEB_CALLER: list[dict[str, list[str]]] = [{"webCallAccess": []}]
+WEB_STATES = ["queued", "connecting", "ringing", "connected", "on_hold", "ended"]
+CALLER_TOKEN = {
+    "room": {"type": "string"},
+    "identity": {"type": "string", "description": "webcaller-<call id>-<generation>: one join, then removed if reused"},
+    "token": {
+        "type": "string",
+        "description": "LiveKit token: this room only; publish the microphone only, subscribe, no data; 60 s to join",
+    },
+    "expires_in": {"type": "integer", "const": 60},
+}
+WEB_CALL_STATUS = _obj(
+    {
+        "call_id": {"type": "string"},
+        "state": {"type": "string", "enum": WEB_STATES},
+        "position": {"type": ["integer", "null"], "description": "Place in the team's line while queued"},
+        "message": {"type": "string", "description": "What the page shows and says now"},
+        "join": {"type": "boolean", "description": "Ask POST …/join for a token: the call moved to a room"},
+        "room": NULLABLE_STRING,
+        "hold_music_url": {"type": ["string", "null"], "description": "Played by the page while queued or on hold"},
+        "transfer": {"type": "boolean", "description": "On hold for a transfer (only while on_hold)"},
+    },
+    required=("call_id", "state", "position", "message", "join", "room", "hold_music_url"),
+)
+WEB_CALL_429 = {
+    "description": "Rate limit (per address, all addresses) or WEB_CALLS_MAX reached: wait Retry-After seconds",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {
+        "application/json": {
+            "schema": ERROR,
+            "example": {"error": "too many attempts (web calls per address); try again in 412 s"},
+        }
+    },
+}
+
+
+def _web(summary: str, reply: dict, *, status: str = "200", body=None, created: bool = False) -> dict:
+    """The web-call endpoints: JSON errors, CORS for WEB_CALL_ORIGINS, 403 for other origins."""
+    security = [] if created else WEB_CALLER
+    errors = {
+        "403": "web calls from https://elsewhere.example are not allowed: the site's origin must be listed in "
+        "the gateway's WEB_CALL_ORIGINS",
+        "404": "unknown web call",
+        "409": "a token for this room was given already (each is single use)",
+    }
+    op = _api(
+        summary,
+        status=status,
+        params=() if created else ("call_id",),
+        body=body,
+        security=security,
+        tag="web calls",
+        extra=("403",) if created else ("403", "404", "409"),
+        reply=reply,
+        errors={**errors, "401": "this web call's access token is required (Authorization: Bearer <access>)"},
+    )
+    if created:
+        op["responses"]["429"] = WEB_CALL_429
+        op["responses"]["503"] = {
+            "description": "Nobody of the team is signed in: try later (Retry-After)",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            "content": {
+                "application/json": {
+                    "schema": ERROR,
+                    "example": {
+                        "error": "nobody can take calls right now; please try again later, or call us by phone"
+                    },
+                }
+            },
+        }
+    return op
+
+
 PATHS = {
+    "/api/web-calls": {
+        "post": _web(
+            "Place a web call (the caller page, or a site in WEB_CALL_ORIGINS): a token for its room, the call's "
+            "access token for status, join and hang up",
+            _obj(
+                {
+                    "call_id": {"type": "string"},
+                    "state": {"type": "string", "enum": CALL_STATES},
+                    **CALLER_TOKEN,
+                    "access": {"type": "string", "description": "Bearer token for this call's other endpoints (4 h)"},
+                    "livekit_url": {"type": "string"},
+                    "media": {"type": "string", "enum": ["livekit", "sandbox"]},
+                    "context": {
+                        "type": "string",
+                        "enum": ["verified", "ignored", "none"],
+                        "description": "Whether the signed context was verified (ignored: unsigned, forged, expired)",
+                    },
+                    "poll_s": {"type": "number", "description": "How often to ask for the status"},
+                }
+            ),
+            status="201",
+            created=True,
+            body=_json_body(
+                {
+                    "team": {"type": "string", "maxLength": 40, "description": "The team (queue); default: default"},
+                    "context": {
+                        "type": "string",
+                        "maxLength": 4096,
+                        "description": "Caller context the website signed: base64url(JSON with exp).hex(HMAC-SHA256)",
+                    },
+                }
+            ),
+        )
+    },
+    "/api/web-calls/{call_id}": {"get": _web("Where the web caller is now (the page polls it)", WEB_CALL_STATUS)},
+    "/api/web-calls/{call_id}/join": {
+        "post": _web(
+            "A token for the room the call moved to (once per move)",
+            _obj({**CALLER_TOKEN, "livekit_url": {"type": "string"}}),
+        )
+    },
+    "/api/web-calls/{call_id}/hangup": {"post": _web("The web caller hangs up", WEB_CALL_STATUS)},
     "/api/auth/login": {
         "post": _api(
             "Sign in with the credential the CLI issued (sets the console session)",
@@ -1095,6 +1221,11 @@ DOCUMENT = {
             "consoleSession": {"type": "apiKey", "in": "cookie", "name": "session"},
             "adminToken": {"type": "http", "scheme": "bearer", "description": "ADMIN_TOKEN"},
             "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"},
+            "webCallAccess": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The `access` token POST /api/web-calls gave for that call",
+            },
         },
     },
 }

@@ -11,9 +11,10 @@ import jwt
 from flask import Blueprint, current_app, g, jsonify
 
 from gateway.domain import access
+from gateway.domain import web_calls as web_rules
 from gateway.domain.agents import E164
 from gateway.sandbox.controls import SandboxControls, SandboxUnreachable
-from gateway.web import api
+from gateway.web import api, web_calls
 
 bp = Blueprint("sandbox", __name__)
 
@@ -104,5 +105,38 @@ def rtc_leave():
     if status == 404:
         # Already out (the server moved or removed the agent, or the room closed): livekit-client's
         # Room.disconnect() resolves quietly then too, so the console sees no error for it.
+        return jsonify(ok=True, already_left=True), 200
+    return jsonify(reply), status
+
+
+# ------------------------------------------------------------------ the web caller's media
+# The caller page in sandbox mode joins the LiveKit double through these, as the console does;
+# who may call: only with the web call's access token (web/web_calls.py), for that call's identity.
+@bp.post("/call/sandbox/rtc/join")
+def web_caller_join():
+    token = api.field(api.body(), "token", max_len=4096)
+    try:
+        identity = jwt.decode(token, options={"verify_signature": False}).get("sub") or ""
+    except jwt.PyJWTError:
+        identity = ""
+    parsed = web_rules.parse_identity(identity)
+    if parsed is None:
+        raise api.ApiError(403, "that is not a web caller's token")
+    web_calls.authorized(parsed[0])
+    data, status = controls().rtc_join(token)
+    return jsonify(data), status
+
+
+@bp.post("/call/sandbox/rtc/leave")
+def web_caller_leave():
+    data = api.body()
+    identity = api.field(data, "identity", max_len=128)
+    room = api.field(data, "room", max_len=128)
+    parsed = web_rules.parse_identity(identity)
+    if parsed is None:
+        raise api.ApiError(403, "that is not a web caller's identity")
+    web_calls.authorized(parsed[0])
+    reply, status = controls().rtc_leave(room, identity)
+    if status == 404:
         return jsonify(ok=True, already_left=True), 200
     return jsonify(reply), status

@@ -1,4 +1,4 @@
-"""Failure throttles: sign-in, agent Bearer and admin tokens, summary resends.
+"""Failure throttles: sign-in, agent Bearer and admin tokens, summary resends; web calls placed.
 
 Counted per process, in memory (a fixed window per key): with W workers a guesser gets at most
 W times the budget, still far too few tries against a 192-bit credential, and no database write
@@ -31,6 +31,8 @@ BEARER_PER_AGENT = Limit("credential per agent", 10, 300)
 ADMIN_PER_ADDRESS = Limit("admin token per address", 10, 300)
 RESEND_PER_TRANSFER = Limit("summary resends per transfer", 3, 600)
 RESEND_PER_AGENT = Limit("summary resends per agent", 10, 3600)
+WEB_CALLS_PER_ADDRESS = Limit("web calls per address", 5, 600)
+WEB_CALLS_ALL = Limit("web calls from all addresses", 60, 60)
 STREAMS_PER_AGENT = 3  # open console event streams per agent, per process
 
 

@@ -194,8 +194,38 @@ def test_every_reply_validates_against_the_documented_schema(world):
     assert left.status_code == 200, left.text
     assert check(alice.post("/api/rooms/nowhere/leave")).status_code == 404
 
+    # A web call: placed (and refused from an origin not allowed), followed, joined once, hung up.
+    world.add_agent("webby")
+    refused = http.post(world.url + "/api/web-calls", json={}, headers={"Origin": "https://elsewhere.example"})
+    assert check(refused).status_code == 403
+    placed = check(http.post(world.url + "/api/web-calls", json={"context": "unsigned"}, timeout=5))
+    assert placed.status_code == 201, placed.text
+    web = requests.Session()
+    web.headers["Authorization"] = f"Bearer {placed.json()['access']}"
+    web_call = f"{world.url}/api/web-calls/{placed.json()['call_id']}"
+    assert check(http.get(web_call, timeout=5)).status_code == 401
+    assert check(web.get(web_call, timeout=5)).status_code == 200
+    assert check(web.post(web_call + "/join", timeout=5)).status_code == 409  # the first token is not used yet
+    assert check(web.get(world.url + "/api/web-calls/call_unknown", timeout=5)).status_code == 403
+    assert check(web.post(web_call + "/hangup", timeout=5)).json()["state"] == "ended"
+    moved = check(http.post(world.url + "/api/web-calls", json={}, timeout=5))
+    mover = requests.Session()
+    mover.headers["Authorization"] = f"Bearer {moved.json()['access']}"
+    requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": moved.json()["token"]}, timeout=5)
+    # The call moves to another room (as a completed transfer moves it): the page asks for a token there.
+    world.store.run(lambda s: _move_web_call(s, moved.json()["call_id"]))
+    rejoined = check(mover.post(f"{world.url}/api/web-calls/{moved.json()['call_id']}/join", timeout=5))
+    assert rejoined.status_code == 200, rejoined.text
+
     operations = {(p, m) for p, ops in check.document["paths"].items() if p.startswith("/api/") for m in ops}
     reached = {(p, m) for p, m, _ in check.seen}
     succeeded = {(p, m) for p, m, status in check.seen if status.startswith("2")}
     assert operations - {("/api/events", "get")} <= reached, operations - reached
     assert operations - SUCCESS_NOT_REACHED <= succeeded, operations - SUCCESS_NOT_REACHED - succeeded
+
+
+def _move_web_call(session, call_id: str) -> None:
+    from gateway.adapters.store.models import Call
+
+    call = session.get(Call, call_id)
+    call.room, call.caller_identity, call.bridge_gen = call.room + "_next", None, (call.bridge_gen or 0) + 1

@@ -31,6 +31,11 @@ NOT_API = {
     "/board",
     "/board/assets/<path:filename>",
     "/api/supervisor/events",
+    "/call",
+    "/call/button.js",
+    "/call/assets/<path:filename>",
+    "/call/sandbox/rtc/join",
+    "/call/sandbox/rtc/leave",
 }
 
 

@@ -54,6 +54,10 @@ class Call(Base):
     end_reason: Mapped[str | None] = mapped_column(String(64))
     # The team (queue) the call is for: from the number dialled, a menu choice or a transfer.
     team_id: Mapped[str | None] = mapped_column(String(40))
+    # How the caller reached us: "phone" (Twilio) or "web" (the caller page, straight into LiveKit).
+    channel: Mapped[str] = mapped_column(String(8), default="phone", server_default="phone")
+    # What is known about the caller beyond the number: a web call's verified context (domain/web_calls).
+    facts: Mapped[dict | None] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -62,6 +66,7 @@ class Call(Base):
         Index("ix_calls_state", "state"),
         Index("ix_calls_room", "room"),
         Index("ix_calls_created", "created_at"),
+        Index("ix_calls_channel_state", "channel", "state"),
     )
 
 
@@ -288,3 +293,21 @@ class EventDelivery(Base):
         Index("ix_event_deliveries_call_url", "call_id", "url", "state", "id"),
         Index("ix_event_deliveries_event", "event_id"),
     )
+
+
+class WebJoin(Base):
+    """One LiveKit token given to a web caller: for one room, one bridge generation, one join.
+    ``id`` is the identity the token carries (``webcaller-<call id>-<gen>``); a second join with it
+    is removed, and the token is never issued twice for a generation (the unique key)."""
+
+    __tablename__ = "web_joins"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    room: Mapped[str] = mapped_column(String(128))
+    gen: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    joined_at: Mapped[datetime | None] = mapped_column(DateTime)
+    left_at: Mapped[datetime | None] = mapped_column(DateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __table_args__ = (UniqueConstraint("call_id", "gen", name="uq_web_joins_call_gen"),)

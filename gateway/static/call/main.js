@@ -1,0 +1,398 @@
+// The caller page: place a web call, follow where the caller is, play hold music, mute, hang up.
+//
+// The gateway is the truth: the page polls GET /api/web-calls/<id> (with the call's access token)
+// and shows what it says — queued with a place in line, ringing, connected, on hold — and joins
+// a room when told to (POST …/join gives a one-use token for it). Media is livekit-client in
+// production; in sandbox mode the page joins the loopback LiveKit double through the gateway
+// (the double has no WebRTC), and still opens the microphone so refusals behave as for real.
+
+const $ = (id) => document.getElementById(id);
+
+const LABELS = {
+  idle: "Ready to call",
+  starting: "Starting the call…",
+  connecting: "Connecting…",
+  queued: "Waiting in line",
+  ringing: "Ringing",
+  connected: "Connected",
+  on_hold: "On hold",
+  ended: "Call ended",
+  failed: "Call failed",
+  "mic-refused": "Microphone needed",
+};
+
+function micMessage(err) {
+  const name = err && err.name;
+  if (name === "NotAllowedError" || name === "SecurityError" || name === "PermissionDeniedError") {
+    return "Your browser blocked the microphone, so we cannot hear you. Allow the microphone for this site (the icon in the address bar), then press Call again.";
+  }
+  if (name === "NotFoundError" || name === "OverconstrainedError") {
+    return "No microphone was found. Connect one (or use a phone), then press Call again.";
+  }
+  if (name === "NotReadableError") {
+    return "Your microphone is in use by another application. Close it, then press Call again.";
+  }
+  return `The microphone could not be opened (${(err && err.message) || err}). Press Call to try again.`;
+}
+
+class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function request(method, path, { body, access, keepalive = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (access) headers.Authorization = `Bearer ${access}`;
+  let reply;
+  try {
+    reply = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), keepalive });
+  } catch {
+    throw new ApiError(0, "We cannot reach the call service. Check your internet connection and try again.");
+  }
+  let data = null;
+  try { data = await reply.json(); } catch { data = null; }
+  if (!reply.ok) throw new ApiError(reply.status, (data && data.error) || `${reply.status} ${reply.statusText}`);
+  return data;
+}
+
+// ------------------------------------------------------------------ media
+/** The loopback LiveKit double: joining is handing the token to it through the gateway. */
+class SandboxMedia {
+  constructor(access, stream) {
+    this.access = access;
+    this.stream = stream;
+    this.session = null; // { room, identity }
+  }
+
+  async join(room, token) {
+    const reply = await request("POST", "/call/sandbox/rtc/join", { body: { token }, access: this.access });
+    const previous = this.session;
+    this.session = { room: reply.room, identity: reply.identity };
+    if (previous && previous.room !== reply.room) await this.leave(previous);
+  }
+
+  async leave(session = this.session) {
+    if (!session) return;
+    if (session === this.session) this.session = null;
+    await request("POST", "/call/sandbox/rtc/leave", { body: session, access: this.access }).catch(() => {});
+  }
+
+  setMuted(muted) { this.stream.getAudioTracks().forEach((t) => { t.enabled = !muted; }); }
+
+  async close() {
+    await this.leave();
+    this.stream.getTracks().forEach((t) => t.stop());
+  }
+}
+
+/** The real thing: one livekit-client Room per room the gateway puts the caller in. */
+class LiveKitMedia {
+  constructor(url, stream, onLost) {
+    this.url = url;
+    this.stream = stream;
+    this.onLost = onLost;
+    this.room = null;
+    this.muted = false;
+    this.elements = new Set();
+  }
+
+  async join(roomName, token) {
+    const { Room, RoomEvent, Track } = await import("livekit-client");
+    const room = new Room({ adaptiveStream: false, dynacast: false });
+    room
+      .on(RoomEvent.TrackSubscribed, (track) => {
+        if (track.kind !== Track.Kind.Audio) return;
+        const element = track.attach();
+        element.hidden = true;
+        document.body.append(element);
+        this.elements.add(element);
+      })
+      .on(RoomEvent.TrackUnsubscribed, (track) => track.detach().forEach((e) => { e.remove(); this.elements.delete(e); }))
+      .on(RoomEvent.Disconnected, () => { if (this.room === room) this.onLost(); });
+    await room.connect(this.url, token);
+    await room.localParticipant.setMicrophoneEnabled(!this.muted);
+    const previous = this.room;
+    this.room = room;
+    if (previous) await previous.disconnect();
+    this.stream.getTracks().forEach((t) => t.stop()); // livekit-client holds its own microphone track now
+  }
+
+  setMuted(muted) {
+    this.muted = muted;
+    this.room?.localParticipant.setMicrophoneEnabled(!muted).catch(() => {});
+  }
+
+  async close() {
+    const room = this.room;
+    this.room = null;
+    if (room) await room.disconnect();
+    this.elements.forEach((e) => e.remove());
+    this.stream.getTracks().forEach((t) => t.stop());
+  }
+}
+
+// ------------------------------------------------------------------ hold music and words
+class Hold {
+  constructor(element) {
+    this.element = element;
+    this.synth = null;
+    this.playing = false;
+  }
+
+  start(url) {
+    if (this.playing) return;
+    this.playing = true;
+    if (url) {
+      this.element.src = url;
+      this.element.play().catch(() => this.fallback());
+      this.element.onerror = () => this.fallback();
+    } else {
+      this.fallback();
+    }
+  }
+
+  /** A soft two-note tune made in the browser, when the music cannot be played. */
+  fallback() {
+    if (!this.playing || this.synth) return;
+    try {
+      const context = new AudioContext();
+      const gain = context.createGain();
+      gain.gain.value = 0.04;
+      gain.connect(context.destination);
+      const notes = [392, 440, 494, 440];
+      let step = 0;
+      const tick = () => {
+        const osc = context.createOscillator();
+        osc.frequency.value = notes[step++ % notes.length];
+        osc.connect(gain);
+        osc.start();
+        osc.stop(context.currentTime + 0.8);
+      };
+      tick();
+      this.synth = { context, timer: setInterval(tick, 1000) };
+    } catch {
+      this.synth = null;
+    }
+  }
+
+  stop() {
+    this.playing = false;
+    this.element.pause();
+    this.element.removeAttribute("src");
+    if (this.synth) {
+      clearInterval(this.synth.timer);
+      this.synth.context.close().catch(() => {});
+      this.synth = null;
+    }
+  }
+}
+
+function say(text) {
+  try {
+    if (!("speechSynthesis" in window) || !text) return;
+    window.speechSynthesis.cancel();
+    window.speechSynthesis.speak(new SpeechSynthesisUtterance(text));
+  } catch {
+    /* announcements are a courtesy: the words are on the page too */
+  }
+}
+
+// ------------------------------------------------------------------ the call
+const page = {
+  call: null, // { id, access, poll_s, media }
+  media: null,
+  timer: null,
+  muted: false,
+  lastState: "idle",
+  lastMessage: "",
+  joining: false,
+  hold: new Hold($("hold-music")),
+};
+
+function options() {
+  // The button script passes the team and the website's signed context in the fragment
+  // (never sent to any server's logs); a plain link may use ?team=.
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const query = new URLSearchParams(window.location.search);
+  const team = fragment.get("team") || query.get("team") || undefined;
+  const context = fragment.get("context") || undefined;
+  return { team, context };
+}
+
+function show(state, message, { position = null } = {}) {
+  document.body.dataset.state = state;
+  $("state").textContent = LABELS[state] || state;
+  if (message !== undefined) $("message").textContent = message;
+  $("position").hidden = position === null || position === undefined;
+  if (position !== null && position !== undefined) $("position-number").textContent = String(position);
+  const live = !["idle", "ended", "failed", "mic-refused"].includes(state);
+  $("call").hidden = live;
+  $("call").disabled = state === "starting";
+  $("hangup").hidden = !live;
+  $("mute").hidden = !live || state === "starting";
+  $("level-row").hidden = !live;
+  if (["queued", "on_hold"].includes(state) && page.lastState !== state) say(message);
+  page.lastState = state;
+}
+
+function fail(state, message) {
+  $("error").textContent = message;
+  show(state, state === "mic-refused" ? "We need your microphone to put the call through." : "The call could not continue.");
+  $("call").hidden = false;
+  $("call").textContent = "Call again";
+  $("call").focus();
+}
+
+function meter(stream) {
+  try {
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 512;
+    context.createMediaStreamSource(stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const timer = setInterval(() => {
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const s of samples) sum += s * s;
+      $("level").value = page.muted ? 0 : Math.min(1, Math.sqrt(sum / samples.length) * 4);
+    }, 100);
+    return () => { clearInterval(timer); context.close().catch(() => {}); };
+  } catch {
+    return () => {};
+  }
+}
+
+async function startCall() {
+  $("error").textContent = "";
+  show("starting", "Asking your browser for the microphone…");
+  let stream;
+  try {
+    if (!navigator.mediaDevices?.getUserMedia) throw Object.assign(new Error("this browser cannot use a microphone here (a secure https page is needed)"), { name: "SecurityError" });
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    fail("mic-refused", micMessage(err));
+    return;
+  }
+  const stopMeter = meter(stream);
+  show("starting", "Placing your call…");
+  let created;
+  try {
+    created = await request("POST", "/api/web-calls", { body: options() });
+  } catch (err) {
+    stream.getTracks().forEach((t) => t.stop());
+    stopMeter();
+    const why = err.status === 429 ? `${err.message}` : err.status === 503 ? err.message : `We could not place the call: ${err.message}`;
+    fail("failed", why);
+    return;
+  }
+  page.call = { id: created.call_id, access: created.access, poll: (created.poll_s || 1) * 1000, stopMeter };
+  $("context-note").hidden = created.context !== "verified";
+  page.media = created.media === "sandbox"
+    ? new SandboxMedia(created.access, stream)
+    : new LiveKitMedia(created.livekit_url, stream, () => mediaLost());
+  try {
+    show("connecting", "Connecting your call…");
+    await page.media.join(created.room, created.token);
+  } catch (err) {
+    await mediaFailed(err);
+    return;
+  }
+  $("hangup").focus();
+  poll();
+}
+
+async function mediaFailed(err) {
+  const message = `The audio connection failed (${(err && err.message) || err}). Check your connection or firewall, then call again.`;
+  await endCall({ tell: true });
+  fail("failed", message);
+}
+
+async function mediaLost() {
+  if (!page.call) return;
+  await mediaFailed(new Error("the connection to the media server was lost"));
+}
+
+async function poll() {
+  const call = page.call;
+  if (!call) return;
+  let status;
+  try {
+    status = await request("GET", `/api/web-calls/${encodeURIComponent(call.id)}`, { access: call.access });
+  } catch (err) {
+    if (page.call !== call) return;
+    $("error").textContent = err.status ? err.message : "Reconnecting to the call service…";
+    page.timer = setTimeout(poll, call.poll * 2);
+    return;
+  }
+  if (page.call !== call) return;
+  $("error").textContent = "";
+  apply(status);
+  if (status.state === "ended") return;
+  if (status.join && !page.joining) {
+    page.joining = true;
+    try {
+      const token = await request("POST", `/api/web-calls/${encodeURIComponent(call.id)}/join`, { access: call.access });
+      await page.media.join(token.room, token.token);
+    } catch (err) {
+      if (err.status !== 409) { page.joining = false; await mediaFailed(err); return; }
+    }
+    page.joining = false;
+  }
+  page.timer = setTimeout(poll, call.poll);
+}
+
+function apply(status) {
+  if (["queued", "on_hold"].includes(status.state)) page.hold.start(status.hold_music_url);
+  else page.hold.stop();
+  show(status.state, status.message, { position: status.state === "queued" ? status.position : null });
+  if (status.state === "ended") {
+    finish();
+    $("call").hidden = false;
+    $("call").textContent = "Call again";
+  }
+}
+
+async function finish() {
+  clearTimeout(page.timer);
+  page.hold.stop();
+  const call = page.call;
+  page.call = null;
+  call?.stopMeter?.();
+  const media = page.media;
+  page.media = null;
+  await media?.close().catch(() => {});
+}
+
+async function endCall({ tell = true, keepalive = false } = {}) {
+  const call = page.call;
+  if (!call) return;
+  if (tell) {
+    await request("POST", `/api/web-calls/${encodeURIComponent(call.id)}/hangup`, { access: call.access, keepalive }).catch(() => {});
+  }
+  await finish();
+}
+
+async function hangUp() {
+  $("hangup").disabled = true;
+  await endCall();
+  $("hangup").disabled = false;
+  show("ended", "You ended the call.");
+  $("call").textContent = "Call again";
+  $("call").focus();
+}
+
+function toggleMute() {
+  page.muted = !page.muted;
+  page.media?.setMuted(page.muted);
+  $("mute").setAttribute("aria-pressed", String(page.muted));
+  $("mute").textContent = page.muted ? "Unmute" : "Mute";
+}
+
+$("call").addEventListener("click", startCall);
+$("hangup").addEventListener("click", hangUp);
+$("mute").addEventListener("click", toggleMute);
+window.addEventListener("pagehide", () => { if (page.call) endCall({ keepalive: true }); });
+document.body.dataset.ready = "true";

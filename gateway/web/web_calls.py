@@ -1,0 +1,233 @@
+"""Callers from the web: the caller page (``GET /call``), its button script, and the web-call API.
+
+Who may call what:
+- ``POST /api/web-calls``: anyone, from the gateway's own pages or an origin in WEB_CALL_ORIGINS
+  (a browser's ``Origin`` is checked; CORS answers only those), within the per-address and global
+  rate limits and WEB_CALLS_MAX live web calls. The reply carries the call's *access token*.
+- ``GET /api/web-calls/<id>``, ``POST …/join``, ``POST …/hangup`` (and, in sandbox mode, the
+  media proxy ``/call/sandbox/rtc/*`` in web/sandbox.py):
+  only with that call's access token (``Authorization: Bearer <access>``), signed by the gateway
+  (SECRET_KEY) for that call id and valid four hours.
+- ``GET /call`` and ``GET /call/button.js``: public; ``/call`` may be framed only by the gateway
+  itself and WEB_CALL_ORIGINS (CSP ``frame-ancestors``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from gateway.domain import web_calls as W
+from gateway.services.errors import ServiceError
+from gateway.services.web_calls import NobodyAvailable, WebCallers
+from gateway.web import api
+from gateway.web import throttle as limits
+from gateway.web.console import _asset_version, _livekit_origins
+
+bp = Blueprint("web_calls", __name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+CALL_BUNDLE = "vendor/call/main.js"
+CALL_SOURCE = "call/main.js"
+CALL_STYLE = "call/call.css"
+
+
+def svc():
+    return current_app.extensions["gateway"]
+
+
+def web_callers() -> WebCallers:
+    return svc().web_callers
+
+
+@bp.errorhandler(api.ApiError)
+def _api_error(exc):
+    return _cors(jsonify(error=str(exc))), exc.status, getattr(exc, "headers", {})
+
+
+@bp.errorhandler(NobodyAvailable)
+def _nobody(exc):
+    return _cors(jsonify(error=str(exc))), 503, {"Retry-After": "60"}
+
+
+@bp.errorhandler(ServiceError)
+def _refused(exc):
+    return _cors(jsonify(error=str(exc))), api.status_of(exc)
+
+
+# ------------------------------------------------------------------ origins
+def allowed_origins() -> list[str]:
+    settings = svc().gw.settings
+    own = request.host_url.rstrip("/").lower()
+    return list(dict.fromkeys([settings.public_origin.lower(), own, *settings.web_call_origins]))
+
+
+def _origin_ok() -> bool:
+    origin = request.headers.get("Origin")
+    return origin is None or origin.lower() in allowed_origins()
+
+
+def _cors(response: Response) -> Response:
+    """CORS for an allowed origin only: a page elsewhere gets no readable answer."""
+    origin = request.headers.get("Origin")
+    if origin and origin.lower() in allowed_origins():
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _require_origin() -> None:
+    if not _origin_ok():
+        raise api.ApiError(
+            403,
+            f"web calls from {request.headers.get('Origin')} are not allowed: "
+            "the site's origin must be listed in the gateway's WEB_CALL_ORIGINS",
+        )
+
+
+@bp.route("/api/web-calls", methods=["OPTIONS"])
+@bp.route("/api/web-calls/<call_id>", methods=["OPTIONS"])
+@bp.route("/api/web-calls/<call_id>/<action>", methods=["OPTIONS"])
+def preflight(call_id: str | None = None, action: str | None = None):
+    _require_origin()
+    response = _cors(Response(status=204))
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+# ------------------------------------------------------------------ access tokens
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="web-call-access")
+
+
+def access_token(call_id: str) -> str:
+    return _serializer().dumps(call_id)
+
+
+def authorized(call_id: str) -> None:
+    token = api.bearer()
+    if not token:
+        raise api.ApiError(401, "this web call's access token is required (Authorization: Bearer <access>)")
+    try:
+        granted = _serializer().loads(token, max_age=W.ACCESS_MAX_AGE_S)
+    except SignatureExpired:
+        raise api.ApiError(401, "this web call's access token has expired; place a new call") from None
+    except BadSignature:
+        raise api.ApiError(401, "invalid access token for this web call") from None
+    if granted != call_id:
+        raise api.ApiError(403, "that access token is for another call")
+
+
+# ------------------------------------------------------------------ the API
+@bp.post("/api/web-calls")
+def create_web_call():
+    _require_origin()
+    settings = svc().gw.settings
+    data = api.body()
+    team = api.field(data, "team", required=False, max_len=40)
+    context = data.get("context")
+    checks = ((limits.WEB_CALLS_PER_ADDRESS, api.address()), (limits.WEB_CALLS_ALL, "all"))
+    api.check_throttle(*checks)
+    if web_callers().live_count() >= settings.web_calls_max:
+        raise api.ApiError(
+            429,
+            f"too many web calls at once (at most {settings.web_calls_max}); "
+            "try again in a minute, or call us by phone",
+            {"Retry-After": "30"},
+        )
+    for limit, key in checks:
+        api.throttles().hit(limit, key)
+    facts, why = W.verify_context(context, settings.web_call_context_secret, now=time.time())
+    reply = web_callers().create(team_id=team, facts=facts, context=why, origin=request.headers.get("Origin"))
+    reply |= {
+        "access": access_token(reply["call_id"]),
+        "livekit_url": svc().livekit_client_url,
+        "media": "sandbox" if settings.sandbox else "livekit",
+        "context": "verified" if facts else ("none" if why == "none" else "ignored"),
+        "poll_s": W.STATUS_POLL_S,
+    }
+    return _cors(jsonify(reply)), 201
+
+
+@bp.get("/api/web-calls/<call_id>")
+def web_call_status(call_id):
+    _require_origin()
+    authorized(call_id)
+    return _cors(jsonify(web_callers().status(call_id)))
+
+
+@bp.post("/api/web-calls/<call_id>/join")
+def web_call_join(call_id):
+    _require_origin()
+    authorized(call_id)
+    reply = web_callers().join(call_id) | {"livekit_url": svc().livekit_client_url}
+    return _cors(jsonify(reply))
+
+
+@bp.post("/api/web-calls/<call_id>/hangup")
+def web_call_hangup(call_id):
+    _require_origin()
+    authorized(call_id)
+    return _cors(jsonify(web_callers().hangup(call_id)))
+
+
+# ------------------------------------------------------------------ the page
+def _bundle_built() -> bool:
+    return (STATIC_DIR / CALL_BUNDLE).is_file()
+
+
+@bp.get("/call")
+def page():
+    settings = svc().gw.settings
+    entry = CALL_BUNDLE if _bundle_built() else CALL_SOURCE
+    html = render_template(
+        "call.html",
+        sandbox=settings.sandbox,
+        script_url=url_for("web_calls.asset", filename=entry, v=_asset_version(entry)),
+        style_url=url_for("web_calls.asset", filename=CALL_STYLE, v=_asset_version(CALL_STYLE)),
+    )
+    response = Response(html, mimetype="text/html")
+    ancestors = " ".join(["'self'", *settings.web_call_origins])
+    music = _music_origin(settings.hold_music_url)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' blob: mediastream: {music}; "
+        f"connect-src 'self' {' '.join(_livekit_origins(settings.livekit_url))}; "
+        f"worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}; form-action 'none'"
+    )
+    # (Browsers follow frame-ancestors when present; SAMEORIGIN is for those that only know this header.)
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Permissions-Policy"] = "microphone=(self)"
+    return response
+
+
+@bp.get("/call/assets/<path:filename>")
+def asset(filename):
+    if not filename.startswith(("call/", "vendor/call/")):
+        raise api.ApiError(404, "not found")
+    max_age = 86400 if request.args.get("v") else 0
+    return send_from_directory(STATIC_DIR, filename, max_age=max_age)
+
+
+def _music_origin(url: str) -> str:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme in ("http", "https") and parsed.netloc else ""
+
+
+@bp.get("/call/button.js")
+def button_script():
+    """The embeddable "Call us" button: a website includes this script; it adds a button that opens
+    the caller page in a dialog (an iframe this origin allows), passing the site's signed context."""
+    origin = svc().gw.settings.public_origin
+    body = render_template("call_button.js", gateway_origin=origin)
+    response = Response(body, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response

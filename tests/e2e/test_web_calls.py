@@ -1,0 +1,258 @@
+"""Callers from the web, end to end over HTTP: the page's API, the LiveKit double, the same queues,
+routing and warm transfer as a phone call. Asserted on what the caller's page is told and who is
+in which room."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import requests
+
+from gateway.domain import web_calls as W
+from tests.conftest import World
+from tests.e2e.test_transfer import consult_room_for, transfer_state, wait_joined
+
+SECRET = "shop-shared-secret"
+
+
+class WebCaller:
+    """What the caller page does: create the call, join with the token, follow the status."""
+
+    def __init__(self, world: World, origin: str | None = None, **body):
+        self.world = world
+        headers = {"Origin": origin} if origin else {}
+        self.reply = requests.post(world.url + "/api/web-calls", json=body, headers=headers, timeout=10)
+        self.data = self.reply.json()
+        self.call_id = self.data.get("call_id")
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {self.data.get('access')}"
+        self.room: str | None = None
+        self.identity: str | None = None
+
+    def join(self, token: str) -> requests.Response:
+        reply = requests.post(self.world.livekit.url + "/_sim/rtc/join", json={"token": token}, timeout=5)
+        if reply.status_code == 200:
+            old = (self.room, self.identity)
+            self.room, self.identity = reply.json()["room"], reply.json()["identity"]
+            if old[0] and old[0] != self.room:  # the page joins the new room first, then leaves the old one
+                requests.post(
+                    self.world.livekit.url + "/_sim/rtc/leave", json={"room": old[0], "identity": old[1]}, timeout=5
+                )
+        return reply
+
+    def leave(self) -> None:
+        requests.post(
+            self.world.livekit.url + "/_sim/rtc/leave", json={"room": self.room, "identity": self.identity}, timeout=5
+        )
+
+    def status(self) -> dict:
+        reply = self.http.get(f"{self.world.url}/api/web-calls/{self.call_id}", timeout=5)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def follow(self) -> dict:
+        """One poll: join when the status says so (as the page does)."""
+        status = self.status()
+        if status["join"]:
+            token = self.http.post(f"{self.world.url}/api/web-calls/{self.call_id}/join", timeout=5)
+            assert token.status_code == 200, token.text
+            assert self.join(token.json()["token"]).status_code == 200
+            status = self.status()
+        return status
+
+    def wait_state(self, state: str, timeout: float = 10) -> dict:
+        return self.world.wait(
+            lambda: (s := self.follow())["state"] == state and s,
+            timeout,
+            f"page state {state}",
+            explain=lambda: f"{self.status()}; timeline {self.world.timeline(self.call_id)}",
+        )
+
+
+def test_web_caller_answered_then_warm_transferred_with_hold_and_completed(world):
+    alice, bob = world.add_agent("alice"), world.add_agent("bob")
+    caller = WebCaller(world, origin=world.url)
+    assert caller.reply.status_code == 201, caller.reply.text
+    assert caller.data["media"] == "sandbox" and caller.data["context"] == "none"
+    assert caller.join(caller.data["token"]).status_code == 200
+    assert caller.wait_state("ringing")["message"]
+
+    offer = alice.wait_offer()
+    assert offer["call_id"] == caller.call_id and offer["channel"] == "web"
+    alice.accept_and_join(caller.call_id)
+    caller.wait_state("connected")
+    call_room = caller.room
+    assert world.participants(call_room) == sorted(["alice", caller.identity])
+    # A phone-less call: nothing was asked of Twilio for it.
+    assert world.services.views.call(caller.call_id)["channel"] == "web"
+
+    notes = "Web caller Maria Lopez, order 5521 arrived damaged, wants a replacement."
+    reply = alice.post(
+        "/api/transfer/initiate", {"call_id": caller.call_id, "target_agent_id": "bob", "mode": "warm", "notes": notes}
+    )
+    assert reply.status_code == 202, reply.text
+    transfer = reply.json()["transfer"]
+    held = caller.wait_state("on_hold")
+    assert held["message"] == W.HOLD_ANNOUNCEMENT and held["hold_music_url"]
+    consult_room_for(world, alice, transfer)
+    # Nobody else stays in the caller's room while they are on hold; the consult room is private.
+    world.wait(lambda: world.participants(call_room) == [caller.identity], what="caller alone on hold")
+    accepted = bob.post(f"/api/transfers/{transfer['id']}/accept")
+    assert accepted.status_code == 200, accepted.text
+    bob.join(accepted.json()["token"])
+    wait_joined(world, caller.call_id, "bob", transfer["consult_room"])
+    assert caller.status()["state"] == "on_hold"
+    assert caller.identity not in world.participants(transfer["consult_room"])
+
+    summary = world.wait(lambda: world.services.views.transfer(transfer["id"])["summary"], what="summary")
+    assert "5521" in str(summary) or "Maria" in str(summary)  # notes alone make the summary
+
+    done = alice.post(f"/api/transfers/{transfer['id']}/complete")
+    assert done.status_code == 200, done.text
+    caller.wait_state("connected")
+    room = transfer["consult_room"]
+    assert caller.room == room
+    world.wait(lambda: world.participants(room) == sorted(["alice", "bob", caller.identity]), what="three-way")
+    assert alice.post(f"/api/transfers/{transfer['id']}/leave").status_code == 200
+    world.wait(lambda: world.participants(room) == sorted(["bob", caller.identity]), what="A dropped")
+    world.wait(lambda: transfer_state(world, transfer["id"]) == "completed", what="completed")
+    world.wait(lambda: call_room not in world.livekit.rooms(), what="the old room deleted")
+
+    assert caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/hangup").status_code == 200
+    world.wait(lambda: caller.status()["state"] == "ended", what="ended")
+    world.wait(lambda: room not in world.livekit.rooms(), what="the room deleted")
+
+
+def test_web_caller_waits_in_the_queue_with_a_position_then_is_answered(world):
+    alice = world.add_agent("alice", status="offline")
+    world.add_agent("zed", status="busy")  # signed in, not free: callers wait in line
+    first, second = WebCaller(world), WebCaller(world)
+    for caller in (first, second):
+        assert caller.reply.status_code == 201, caller.reply.text
+        assert caller.join(caller.data["token"]).status_code == 200
+    assert first.wait_state("queued")["position"] == 1
+    status = second.wait_state("queued")
+    assert status["position"] == 2 and "2" in status["message"] and status["hold_music_url"]
+    world.services.agents.set_status("alice", "available")
+    offer = alice.wait_offer()
+    assert offer["call_id"] == first.call_id
+    alice.accept_and_join(first.call_id)
+    first.wait_state("connected")
+    assert second.wait_state("queued")["position"] == 1
+
+
+def test_token_grants_one_room_microphone_only_no_data_short_lived(world):
+    world.add_agent("alice")
+    caller = WebCaller(world)
+    claims = jwt.decode(caller.data["token"], options={"verify_signature": False})
+    video = claims["video"]
+    assert video["room"] == caller.data["room"] and video["roomJoin"] is True
+    assert video["canPublish"] is True and video["canPublishSources"] == ["microphone"]
+    assert video["canSubscribe"] is True and video["canPublishData"] is False
+    assert not any(video.get(k) for k in ("roomAdmin", "roomCreate", "roomList", "roomRecord", "ingressAdmin"))
+    assert claims["exp"] - claims["nbf"] <= 60 and claims["exp"] - time.time() <= 60
+    assert claims["sub"] == caller.data["identity"]
+
+
+def test_a_caller_token_is_single_use(world):
+    world.add_agent("alice")
+    caller = WebCaller(world)
+    assert caller.join(caller.data["token"]).status_code == 200
+    caller.wait_state("ringing")
+    # The same token used again (a copy): LiveKit lets it in, the gateway takes it out at once.
+    requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": caller.data["token"]}, timeout=5)
+    world.wait(lambda: caller.identity not in world.participants(caller.room), what="the second join removed")
+    assert "participant_removed" in world.timeline(caller.call_id)
+    # And no second token for the same room is given.
+    again = caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/join")
+    assert again.status_code == 409 and "error" in again.json()
+
+
+def test_unanswered_web_call_that_never_joins_is_given_up_and_its_room_deleted(make_world):
+    world = make_world()
+    world.add_agent("alice")
+    caller = WebCaller(world)
+    assert caller.reply.status_code == 201
+    world.wait(lambda: caller.data["room"] in world.livekit.rooms(), what="room made")
+    # The deadline: the page never joined. (Run the timer now rather than wait 75 s.)
+    world.services.web_callers.join_deadline(caller.call_id, 0)
+    world.wait(lambda: caller.status()["state"] == "ended", what="given up")
+    assert "browser could not connect" in caller.status()["message"]
+    world.wait(lambda: caller.data["room"] not in world.livekit.rooms(), what="room deleted")
+
+
+def test_web_caller_closing_the_page_hangs_up(world):
+    alice = world.add_agent("alice")
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    alice.wait_offer()
+    alice.accept_and_join(caller.call_id)
+    caller.wait_state("connected")
+    caller.leave()
+    world.wait(lambda: caller.status()["state"] == "ended", what="caller gone")
+    assert caller.status()["message"] == "You ended the call."
+    world.wait(lambda: world.services.views.call(caller.call_id)["end_reason"] == "web caller hung up")
+
+
+def test_rate_limit_cap_and_origins(make_world):
+    world = make_world(web_call_origins=("https://shop.example",), web_calls_max=2)
+    world.add_agent("alice")
+    refused = WebCaller(world, origin="https://evil.example")
+    assert refused.reply.status_code == 403 and "WEB_CALL_ORIGINS" in refused.data["error"]
+    assert "Access-Control-Allow-Origin" not in refused.reply.headers
+    preflight = requests.options(
+        world.url + "/api/web-calls",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+        timeout=5,
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    allowed = WebCaller(world, origin="https://shop.example")
+    assert allowed.reply.status_code == 201, allowed.reply.text
+    assert allowed.reply.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert WebCaller(world).reply.status_code == 201
+    capped = WebCaller(world)
+    assert capped.reply.status_code == 429 and "at most 2" in capped.data["error"]
+    assert capped.reply.headers["Retry-After"]
+    page = requests.get(world.url + "/call", timeout=5)
+    assert "frame-ancestors 'self' https://shop.example" in page.headers["Content-Security-Policy"]
+
+
+def test_per_address_rate_limit(make_world):
+    world = make_world(web_calls_max=100)
+    world.add_agent("alice")
+    replies = [WebCaller(world).reply for _ in range(6)]
+    assert [r.status_code for r in replies[:5]] == [201] * 5
+    assert replies[5].status_code == 429 and "per address" in replies[5].json()["error"]
+    assert int(replies[5].headers["Retry-After"]) > 0
+
+
+def test_signed_context_is_shown_and_used_forged_and_expired_are_ignored(make_world):
+    world = make_world(web_call_context_secret=SECRET)
+    alice = world.add_agent("alice")
+    context = {"customer_id": "C-1001", "name": "Maria Lopez", "page": "/orders/5521", "note": "Damaged parcel"}
+    signed = WebCaller(world, context=W.sign_context(context, SECRET))
+    assert signed.data["context"] == "verified"
+    facts = world.services.views.call(signed.call_id)["facts"]
+    assert facts == {"context": context}
+    offer = alice.wait_offer()
+    assert offer["context"]["name"] == "Maria Lopez"
+
+    forged = WebCaller(world, context=W.sign_context({"name": "Admin"}, "not-the-secret"))
+    expired = WebCaller(world, context=W.sign_context({"name": "Old"}, SECRET, now=time.time() - 3600))
+    unsigned = WebCaller(world, context='{"name": "Trust me"}')
+    for caller, why in ((forged, "bad signature"), (expired, "expired"), (unsigned, "malformed")):
+        assert caller.reply.status_code == 201, caller.reply.text
+        assert caller.data["context"] == "ignored"
+        assert world.services.views.call(caller.call_id)["facts"] is None
+        ignored = [e for e in world.services.views.timeline(caller.call_id) if e["kind"] == "web_context_ignored"]
+        assert ignored and ignored[0]["detail"]["reason"] == why
+
+
+def test_status_needs_the_calls_own_access_token(world):
+    world.add_agent("alice")
+    one, other = WebCaller(world), WebCaller(world)
+    assert requests.get(f"{world.url}/api/web-calls/{one.call_id}", timeout=5).status_code == 401
+    stolen = other.http.get(f"{world.url}/api/web-calls/{one.call_id}", timeout=5)
+    assert stolen.status_code == 403 and stolen.json()["error"]
