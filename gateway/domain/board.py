@@ -17,7 +17,7 @@ Definitions (the README repeats them):
   of the calls whose wait is over (answered, abandoned or sent to voicemail); null with none.
 - transfers by outcome: the transfers initiated today, by their final state (completed, declined,
   no_answer, cancelled, abandoned, failed) or in_progress; median time from initiate to B connected
-  (B accepted in the consult room, as /metrics' gateway_transfer_target_seconds).
+  (B first in the consult room).
 - intervals: answered and abandoned per 15 minutes of arrival; waiting: callers in a team's line
   at each minute of the last hour.
 """

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +26,9 @@ from gateway.services.lookups import LIVE_LEG_STATES
 
 # Timeline kinds that mean the caller was sent to the apology and voicemail.
 VOICEMAIL_KINDS = ("no_agent", "livekit_unavailable", "voicemail_left")
-TARGET_CONNECTED = "transfer_target_accepted"  # B in the consult room (as /metrics counts it)
+# B connected: the transfer's target_joined_at (B first in the consult room); for transfers stored
+# before that column, the time B accepted, from the timeline (as /metrics counts it).
+TARGET_CONNECTED = "transfer_target_accepted"
 # How far back a caller still waiting in the last hour may have come: beyond any team's maximum
 # wait (at most 2 h); live entries older than that are read on their own.
 WAIT_LOOKBACK = timedelta(hours=3)
@@ -44,8 +48,24 @@ def _channel(call: Any) -> str:
 
 
 class Board:
+    # Every open board asks for the day's figures once a second: one read of today's rows serves
+    # them all for this long (per process).
+    figures_max_age_s = 3.0
+
     def __init__(self, store: Store, service_level_s: float = B.DEFAULT_SERVICE_LEVEL_S):
         self.store, self.service_level_s = store, service_level_s
+        self._lock = threading.Lock()
+        self._recent: tuple[float, dict[str, Any]] | None = None
+
+    def recent_figures(self) -> dict[str, Any]:
+        """The day's figures, read again at most every ``figures_max_age_s`` (the event streams)."""
+        with self._lock:
+            if self._recent is not None and time.monotonic() - self._recent[0] < self.figures_max_age_s:
+                return self._recent[1]
+        figures = self.figures()
+        with self._lock:
+            self._recent = (time.monotonic(), figures)
+        return figures
 
     # ------------------------------------------------------------ the day
     def _today(self, s: Session, since: datetime) -> tuple[list[Call], list[Transfer], set[str], dict[str, datetime]]:
@@ -117,7 +137,11 @@ class Board:
                 ],
                 [
                     B.TransferRow(
-                        t.id, team_of.get(t.call_id, Q.DEFAULT_TEAM), t.state, t.created_at, connected.get(t.id)
+                        t.id,
+                        team_of.get(t.call_id, Q.DEFAULT_TEAM),
+                        t.state,
+                        t.created_at,
+                        t.target_joined_at or connected.get(t.id),
                     )
                     for t in transfers
                 ],
@@ -270,7 +294,7 @@ class Board:
                 )
             team_of = {c.id: c.team_id or Q.DEFAULT_TEAM for c in calls}
             for t in transfers:
-                b_at = connected.get(t.id)
+                b_at = t.target_joined_at or connected.get(t.id)
                 writer.writerow(
                     [
                         "transfer",

@@ -200,7 +200,10 @@ def events():
     /api/supervisor/board) at the start and whenever anything on it changes."""
     board_service = svc().board
     return snapshot_stream(
-        g.agent["id"], lambda: {"live": board_service.live(), "figures": board_service.figures()}, "board", key=_steady
+        g.agent["id"],
+        lambda: {"live": board_service.live(), "figures": board_service.recent_figures()},
+        "board",
+        key=_steady,
     )
 
 
