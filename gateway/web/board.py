@@ -80,8 +80,11 @@ def page():
         ),
     )
     response = Response(html, status=200 if supervisor or agent is None else 403, mimetype="text/html")
+    # Listen-in connects to the configured LiveKit only (as the console does) and plays its audio.
+    livekit = " ".join(console_web._livekit_origins(svc().gw.settings.livekit_url))
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' blob: mediastream:; connect-src 'self' {livekit}; worker-src 'self' blob:; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     )
     response.headers["Cache-Control"] = "no-store"

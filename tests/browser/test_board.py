@@ -94,3 +94,13 @@ def test_an_agent_is_refused_the_board(world, console):
     expect(page.get_by_role("heading", name="This board is for supervisors")).to_be_visible()
     expect(page.locator("#refused-reason")).to_contain_text("--supervisor")
     assert page.request.get("/api/supervisor/board").status == 403
+
+
+def test_the_board_works_under_its_content_security_policy(world, console):
+    """Charts, the stream and the styles load with the page's own CSP (no inline script, no CDN):
+    the fixture fails the test on any JavaScript or CSP error."""
+    board = open_board(console, supervisor(world))
+    expect(board.page.locator("#chart-intervals canvas")).to_have_count(1)
+    expect(board.page.locator("#chart-waiting canvas")).to_have_count(1)
+    expect(board.page.locator("#export-link")).to_have_attribute("href", "/api/supervisor/export.csv")
+    assert "connect-src 'self'" in board.page.request.get("/board").headers["content-security-policy"]
