@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 FIELDS = ("reason", "key_facts", "tried", "mood", "next_step")
+# Facts a website vouched for (a web call's signed context) are named with this prefix.
+VERIFIED_PREFIX = "verified_"
 # A summary as stored and sent: the FIELDS above; reason, mood and next_step are strings, the others lists of them.
 Summary = dict[str, Any]
 
@@ -434,7 +436,11 @@ def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], no
         key_facts.append(value)
         if len(number) >= 3:
             seen_digits.add(number)
-    key_facts = key_facts[:8]
+    # A web call's context, verified by the website's signature, leads: who the caller is, where from.
+    vouched = [
+        f"{k[len(VERIFIED_PREFIX) :].replace('_', ' ')}: {v}" for k, v in facts.items() if k.startswith(VERIFIED_PREFIX)
+    ]
+    key_facts = [*vouched, *[k for k in key_facts if k not in vouched]][:8]
 
     # Tried: what A or the caller already did (statements, not suggestions or questions).
     tried: list[str] = []

@@ -39,11 +39,18 @@ class Summaries:
         notes = session.execute(select(Note.text).where(Note.call_id == call_id).order_by(Note.id)).scalars().all()
         agent = session.get(Agent, call.agent_id) if call.agent_id else None
         start = call.connected_at or call.created_at
-        facts = {
+        facts: dict[str, object] = {
             "caller_number": agent_rules.mask_phone(call.from_number),
             "minutes_on_call": round((utcnow() - start).total_seconds() / 60, 1),
             "agent": agent.name if agent else None,
         }
+        if call.channel == "web":
+            # No number and no Twilio transcription: what the website vouched for (signed context),
+            # then the agents' notes (and any transcript lines) are what the summary has.
+            del facts["caller_number"]
+            facts["channel"] = "web call from the website's caller page"
+            context = (call.facts or {}).get("context") or {}
+            facts |= {f"{S.VERIFIED_PREFIX}{name}": value for name, value in context.items()}
         return facts, [(line.speaker, line.text) for line in lines], list(notes)
 
     def summarize(self, transfer_id: str) -> None:

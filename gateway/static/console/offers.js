@@ -59,9 +59,9 @@ function renderOffers() {
       if (!offers.known.has(offer.leg_id)) {
         offers.known.add(offer.leg_id);
         announce(offer.kind === "transfer"
-          ? `Incoming transfer from ${offer.from_agent}, caller ${offer.caller}.`
+          ? `Incoming transfer from ${offer.from_agent}, ${offer.channel === "web" ? "web caller" : "caller"} ${offer.caller}.`
           : offer.callback ? `Callback for ${offer.caller}: accept and we dial them.`
-          : `Incoming call from ${offer.caller}.`, true);
+          : `Incoming ${offer.channel === "web" ? "web call" : "call"} from ${offer.caller}.`, true);
         if (offer.kind === "transfer") loadPreview(offer);
       }
     }
@@ -101,9 +101,10 @@ function buildOffer(offer) {
   decline.addEventListener("click", () => busy(decline, () => declineOffer(offer, error)));
   return h("li", { class: `offer offer-${offer.kind}`, dataset: { leg: offer.leg_id, call: offer.call_id } },
     h("h3", { id: headingId }, isTransfer
-      ? `Transfer from ${offer.from_agent} — caller ${offer.caller}`
+      ? `Transfer from ${offer.from_agent} — ${offer.channel === "web" ? "web caller" : "caller"} ${offer.caller}`
       : offer.callback ? `Callback for ${offer.caller} — accept and we dial them`
-      : `Incoming call from ${offer.caller}`),
+      : `Incoming ${offer.channel === "web" ? "web call" : "call"} from ${offer.caller}`),
+    offer.channel === "web" ? webContext(offer.context) : null,
     h("p", { class: "wait" }, "Waiting ", h("span", { class: "wait-time" }, "0:00")),
     isTransfer ? h("div", { class: "preview" },
       transferNotes(offer.transfer, offer.from_agent),
@@ -115,6 +116,20 @@ function buildOffer(offer) {
     h("div", { class: "controls" }, accept, decline),
     error,
   );
+}
+
+const CONTEXT_LABELS = { customer_id: "Customer id", name: "Name", email: "Email", page: "Page", order: "Order", note: "Note" };
+
+/** A web call's context, as the website signed it (the gateway verified the signature). */
+function webContext(context) {
+  if (!context) {
+    return h("p", { class: "web-context" }, "Web call from the website: no verified details about the caller.");
+  }
+  return h("div", { class: "web-context" },
+    h("p", {}, "Web call. Verified by the website:"),
+    h("dl", {}, ...Object.entries(context).flatMap(([key, value]) => [
+      h("dt", {}, CONTEXT_LABELS[key] || key), h("dd", {}, value),
+    ])));
 }
 
 async function loadPreview(offer) {
