@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, session, url_for
 
 from gateway.domain import access
 from gateway.services.errors import ServiceError
@@ -145,10 +145,12 @@ def snapshot_stream(
     event: str,
     *,
     key: Callable[[dict], object] = lambda s: s,
+    still_allowed: Callable[[], str | None] = lambda: None,
     every_s: float = 1.0,
 ) -> Response:
     """Server-sent events of ``read()``'s snapshot: sent at the start, whenever its ``key`` changes,
-    and at least every heartbeat (its clocks move on).
+    and at least every heartbeat (its clocks move on). ``still_allowed()`` is asked every few seconds:
+    a reason (signed out, no longer a supervisor) ends the stream with a ``signed_out`` event.
     Held and released through the console's stream budget (EventStreams), so boards count
     against the same per-worker and per-agent caps as consoles, and end when it drops them."""
     hub = console_web.streams()
@@ -166,10 +168,16 @@ def snapshot_stream(
 
     def generate() -> Iterator[str]:
         last = None
-        started = last_write = time.monotonic()
+        started = last_write = last_auth = time.monotonic()
         yield f"retry: {hub.brief_retry_ms if brief else hub.retry_ms}\n\n"
         while True:
             now = time.monotonic()
+            if now - last_auth >= hub.auth_check_s:
+                last_auth = now
+                reason = still_allowed()
+                if reason:
+                    yield console_web._sse("signed_out", {"reason": reason})
+                    return
             snapshot = read()
             changed = json.dumps(key(snapshot), sort_keys=True, default=str)
             if changed != last or now - last_write >= hub.heartbeat_s:
@@ -201,12 +209,26 @@ def snapshot_stream(
 def events():
     """The board as server-sent events: a ``board`` event (live picture and figures, as
     /api/supervisor/board) at the start and whenever anything on it changes."""
-    board_service = svc().board
+    board_service, agents, agent_id = svc().board, svc().agents, g.agent["id"]
+    sid = None if api.bearer() else session.get("sid")
+    fingerprint = agents.fingerprint(agent_id)
+
+    def still_allowed() -> str | None:
+        # As the console's stream: a cookie stream ends with its session, a Bearer one when the
+        # credential changes; and a board ends when its viewer is no longer a supervisor.
+        agent = agents.session_agent(sid) if sid is not None else agents.get(agent_id)
+        if agent is None or (sid is None and agents.fingerprint(agent_id) != fingerprint):
+            return "your session ended; sign in again"
+        if not access.may_see_board(access.Actor.of(agent)):
+            return NOT_A_SUPERVISOR
+        return None
+
     return snapshot_stream(
-        g.agent["id"],
+        agent_id,
         lambda: {"live": board_service.live(), "figures": board_service.recent_figures()},
         "board",
         key=_steady,
+        still_allowed=still_allowed,
     )
 
 

@@ -194,3 +194,26 @@ def test_a_transfer_in_progress_and_its_outcome_on_the_board(world):
         (r["record"], r["outcome"], r["agent"], r["caller_or_target"]) for r in rows if r["record"] == "transfer"
     ] == [("transfer", "declined", "alice", "bob")]
     call.hangup()
+
+
+def test_the_board_stream_sends_the_board_and_ends_when_the_supervisor_is_signed_out(world):
+    sam = supervisor(world)
+    stream = sam.http.get(world.url + "/api/supervisor/events", stream=True, timeout=10)
+    assert stream.status_code == 200 and stream.headers["Content-Type"].startswith("text/event-stream")
+    lines = stream.iter_lines(decode_unicode=True)
+    events = []
+    for line in lines:
+        if line.startswith("event: "):
+            events.append(line[7:])
+        if events == ["board"]:
+            break
+    world.services.agents.reset_secret("sam")  # the credential changes: the stream must end
+    started = time.monotonic()
+    for line in lines:
+        if line.startswith("event: "):
+            events.append(line[7:])
+        if line.startswith("data: ") and events[-1] == "signed_out":
+            assert "sign in again" in line
+            break
+    assert events[-1] == "signed_out" and time.monotonic() - started < 6
+    stream.close()

@@ -312,6 +312,12 @@ function connect() {
       stopListening().then(() => showListen("The call you were listening to has ended."));
     }
   });
+  source.addEventListener("signed_out", (event) => {
+    source.close();
+    setStream("reconnecting", "Live updates: stopped");
+    showListen(`The board stopped: ${JSON.parse(event.data).reason}. Reload after signing in again.`);
+    stopListening();
+  });
   source.addEventListener("error", () => setStream("reconnecting", "Live updates: reconnecting…"));
 }
 
