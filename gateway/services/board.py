@@ -43,8 +43,19 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="seconds") + "Z" if dt else None
 
 
-def _channel(call: Any) -> str:
-    return getattr(call, "channel", None) or "phone"
+def _channel(call: Call) -> str:
+    return call.channel or "phone"
+
+
+def caller_label(call: Call) -> str:
+    """Who calls, as the board and the export show it: a phone number's last four digits; a web
+    caller is not named (a wall screen is not the place for a customer's name)."""
+    return "web caller" if _channel(call) == "web" else mask_phone(call.from_number)
+
+
+def _turned_away(call: Call, voicemail: set[str]) -> bool:
+    """Sent to voicemail, or (a web call, which has none) turned away with nobody signed in."""
+    return call.id in voicemail or (call.connected_at is None and call.end_reason == "nobody staffed")
 
 
 class Board:
@@ -130,7 +141,7 @@ class Board:
                         c.created_at,
                         c.connected_at,
                         c.ended_at,
-                        voicemail=c.id in voicemail,
+                        voicemail=_turned_away(c, voicemail),
                         channel=_channel(c),
                     )
                     for c in calls
@@ -213,7 +224,7 @@ class Board:
                 row = B.LiveCall(
                     c.id,
                     c.team_id or Q.DEFAULT_TEAM,
-                    mask_phone(c.from_number),
+                    caller_label(c),
                     c.agent_id,
                     c.state,
                     ringing=c.id in ringing,
@@ -270,7 +281,12 @@ class Board:
             writer.writerow(EXPORT_COLUMNS)
             for c in calls:
                 row = B.CallRow(
-                    c.id, c.team_id or Q.DEFAULT_TEAM, c.created_at, c.connected_at, c.ended_at, c.id in voicemail
+                    c.id,
+                    c.team_id or Q.DEFAULT_TEAM,
+                    c.created_at,
+                    c.connected_at,
+                    c.ended_at,
+                    _turned_away(c, voicemail),
                 )
                 wait = (c.connected_at - c.created_at).total_seconds() if c.connected_at else None
                 handle = (c.ended_at - c.connected_at).total_seconds() if c.connected_at and c.ended_at else None
@@ -281,7 +297,7 @@ class Board:
                         "",
                         row.team,
                         _channel(c),
-                        mask_phone(c.from_number),
+                        caller_label(c),
                         c.agent_id or "",
                         iso(c.created_at),
                         iso(c.connected_at) or "",

@@ -217,3 +217,36 @@ def test_the_board_stream_sends_the_board_and_ends_when_the_supervisor_is_signed
             break
     assert events[-1] == "signed_out" and time.monotonic() - started < 6
     stream.close()
+
+
+def test_web_calls_carry_their_channel_and_a_listener_is_invisible_to_the_web_caller(world):
+    from tests.e2e.test_web_calls import WebCaller
+
+    sam = supervisor(world)
+    alice = world.add_agent("alice")
+    caller = WebCaller(world, origin=world.url)
+    assert caller.reply.status_code == 201, caller.reply.text
+    assert caller.join(caller.data["token"]).status_code == 200
+    alice.wait_offer()
+    room = alice.accept_and_join(caller.call_id)["room"]
+    caller.wait_state("connected")
+
+    row = next(c for c in sam.get("/api/supervisor/board").json()["live"]["calls"] if c["id"] == caller.call_id)
+    assert (row["channel"], row["caller"], row["state"]) == ("web", "web caller", "talking")
+    grant = sam.post(f"/api/supervisor/calls/{caller.call_id}/listen").json()
+    assert grant["room"] == room
+    assert requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": grant["token"]}, timeout=5).ok
+    world.settle()
+    assert "listen:sam" in world.participants(room)
+    assert world.livekit.seen_by(room, caller.identity) == ["alice"]  # the caller's page is not told
+    assert caller.status()["state"] == "connected"
+    assert "participant_removed" not in world.timeline(caller.call_id)
+
+    assert caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/hangup").status_code == 200
+    world.wait(lambda: caller.status()["state"] == "ended", what="ended")
+    world.wait(lambda: room not in world.livekit.rooms(), what="the room, and the listener with it, gone")
+    figures = sam.get("/api/supervisor/figures").json()["figures"]
+    assert figures["channels"]["web"]["offered"] == 1 and figures["channels"]["web"]["answered"] == 1
+    assert "phone" not in figures["channels"]
+    rows = list(csv.DictReader(io.StringIO(sam.get("/api/supervisor/export.csv").text)))
+    assert [(r["channel"], r["caller_or_target"], r["outcome"]) for r in rows] == [("web", "web caller", "answered")]
