@@ -29,6 +29,23 @@ VOICEMAIL_KINDS = ("no_agent", "livekit_unavailable", "voicemail_left")
 # B connected: the transfer's target_joined_at (B first in the consult room); for transfers stored
 # before that column, the time B accepted, from the timeline (as /metrics counts it).
 TARGET_CONNECTED = "transfer_target_accepted"
+# Timeline entries that say something about a call without changing where it is: the board's
+# "time in state" does not start again at each line transcribed or note taken.
+NOT_A_CHANGE = (
+    "transcript",
+    "note_added",
+    "summary_ready",
+    "sms_sent",
+    "listen_in",
+    "livekit_reconciled",
+    "provider_error",
+    "participant_removed",
+    "web_context_verified",
+    "web_context_ignored",
+    "web_token_issued",
+    "call_data_purged",
+    "agent_status",
+)
 # How far back a caller still waiting in the last hour may have come: beyond any team's maximum
 # wait (at most 2 h); live entries older than that are read on their own.
 WAIT_LOOKBACK = timedelta(hours=3)
@@ -205,7 +222,7 @@ class Board:
                 last_change = dict(
                     s.execute(
                         select(TimelineEntry.call_id, func.max(TimelineEntry.at))
-                        .where(TimelineEntry.call_id.in_(ids))
+                        .where(TimelineEntry.call_id.in_(ids), TimelineEntry.kind.notin_(NOT_A_CHANGE))
                         .group_by(TimelineEntry.call_id)
                     ).all()
                 )

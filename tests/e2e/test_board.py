@@ -250,3 +250,17 @@ def test_web_calls_carry_their_channel_and_a_listener_is_invisible_to_the_web_ca
     assert "phone" not in figures["channels"]
     rows = list(csv.DictReader(io.StringIO(sam.get("/api/supervisor/export.csv").text)))
     assert [(r["channel"], r["caller_or_target"], r["outcome"]) for r in rows] == [("web", "web caller", "answered")]
+
+
+def test_time_in_state_runs_on_while_the_caller_speaks(world):
+    """Transcript lines and notes are on the timeline, but the call's state has not changed."""
+    sam = supervisor(world)
+    alice = world.add_agent("alice")
+    call, call_id, _ = connected_call(world, alice)
+    time.sleep(1.2)
+    call.speak("My router keeps rebooting every evening.")
+    assert alice.post(f"/api/calls/{call_id}/notes", {"text": "router"}).status_code == 201
+    world.wait(lambda: "transcript" in world.timeline(call_id), what="transcribed")
+    row = next(c for c in sam.get("/api/supervisor/board").json()["live"]["calls"] if c["id"] == call_id)
+    assert row["state"] == "talking" and row["in_state_s"] >= 1.0
+    call.hangup()
