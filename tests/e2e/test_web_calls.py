@@ -256,3 +256,41 @@ def test_status_needs_the_calls_own_access_token(world):
     assert requests.get(f"{world.url}/api/web-calls/{one.call_id}", timeout=5).status_code == 401
     stolen = other.http.get(f"{world.url}/api/web-calls/{one.call_id}", timeout=5)
     assert stolen.status_code == 403 and stolen.json()["error"]
+
+
+def test_web_caller_cold_transferred_to_b_and_counted_by_channel_on_the_board(world):
+    from tests.conftest import AgentClient
+
+    carol = world.add_agent("carol")
+    alice, bob = world.add_agent("alice", status="offline"), world.add_agent("bob", status="offline")
+    credential = world.services.agents.add("sue", "Sue", None, True, "offline", role="supervisor")
+    sue = AgentClient(world, "sue", credential)
+    phone = world.call()  # a phone caller too (Carol takes it): the board counts both, by channel
+    carol.accept_and_join(carol.wait_offer()["call_id"])
+    phone.wait_current("bridged", timeout=8)
+    world.services.agents.set_status("alice", "available")
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    offer = world.wait(
+        lambda: next((o for o in alice.offers() if o["call_id"] == caller.call_id), None), what="web offer"
+    )
+    assert offer["channel"] == "web" and offer["caller"] == "web caller"
+    alice.accept_and_join(caller.call_id)
+    caller.wait_state("connected")
+
+    assert bob.post("/api/agents/me/status", {"status": "available"}).status_code == 200
+    reply = alice.post("/api/transfer/initiate", {"call_id": caller.call_id, "target_agent_id": "bob", "mode": "cold"})
+    assert reply.status_code == 202, reply.text
+    transfer = reply.json()["transfer"]
+    caller.wait_state("on_hold")
+    accepted = bob.wait_offer("transfer") and bob.post(f"/api/transfers/{transfer['id']}/accept")
+    assert accepted.status_code == 200, accepted.text
+    bob.join(accepted.json()["token"])
+    caller.wait_state("connected")
+    room = transfer["consult_room"]
+    world.wait(lambda: world.participants(room) == sorted(["bob", caller.identity]), what="caller with B")
+    world.wait(lambda: transfer_state(world, transfer["id"]) == "completed", what="completed")
+
+    figures = sue.get("/api/supervisor/figures").json()["figures"]
+    assert figures["channels"]["web"]["offered"] == 1 and figures["channels"]["phone"]["offered"] == 1
+    assert figures["channels"]["web"]["answered"] == 1

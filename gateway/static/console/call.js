@@ -90,7 +90,7 @@ async function syncCall() {
   call.transfers = detail.transfers;
   call.timeline = timeline.timeline;
   call.legs = mine.legs.filter((l) => l.call_id === call.id);
-  call.caller = detail.call.from;
+  call.caller = detail.call.channel === "web" ? `web caller${detail.call.facts?.context?.name ? ` ${detail.call.facts.context.name}` : ""}` : detail.call.from;
   session.agent = { ...session.agent, ...mine.agent };
   setOnCall(true);
 
