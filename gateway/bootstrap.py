@@ -155,7 +155,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     routing = Routing(gw, legs, queues)
     summaries = Summaries(gw, metrics.provider_error)
     moves = TransferMoves(gw, legs, routing)
-    transfers = TransferService(gw, moves)
+    transfers = TransferService(gw, moves, queues)
     transfer_events = TransferEvents(store, legs, moves)
     agent_legs = AgentLegs(gw, legs, routing, answers, summaries, transfer_events)
     caller = Caller(gw, legs, routing, answers, transfer_events, livekit)

@@ -5,16 +5,22 @@ requested) → target_accepted → conferenced (caller bridged into A and B's ro
 (A dropped). B may be reached before the consult room is ready, so initiated may go straight
 to target_ringing. Failure endings are terminal: cancelled, declined, no_answer, abandoned
 (the caller hung up), failed.
+
+A transfer to a team with a free member goes to that member as above. With nobody free it waits
+in team_busy (the caller still with A, who is told the expected wait) for A's choice: queued
+(terminal: the caller waits in the team's line at transfer priority, the summary waiting for
+whoever takes them; A is free) or cancelled (the caller stays with A).
 """
 
 from gateway.domain.machine import StateMachine
 
 INITIATED, CONSULTING, TARGET_RINGING, TARGET_ACCEPTED = "initiated", "consulting", "target_ringing", "target_accepted"
 CONFERENCED, COMPLETED = "conferenced", "completed"
+TEAM_BUSY, QUEUED = "team_busy", "queued"
 CANCELLED, DECLINED, NO_ANSWER, ABANDONED, FAILED = "cancelled", "declined", "no_answer", "abandoned", "failed"
 
-ACTIVE = (INITIATED, CONSULTING, TARGET_RINGING, TARGET_ACCEPTED, CONFERENCED)
-TERMINAL = (COMPLETED, CANCELLED, DECLINED, NO_ANSWER, ABANDONED, FAILED)
+ACTIVE = (INITIATED, TEAM_BUSY, CONSULTING, TARGET_RINGING, TARGET_ACCEPTED, CONFERENCED)
+TERMINAL = (COMPLETED, QUEUED, CANCELLED, DECLINED, NO_ANSWER, ABANDONED, FAILED)
 
 _transitions = {
     (INITIATED, "consult_ready"): CONSULTING,
@@ -27,8 +33,10 @@ _transitions = {
     (TARGET_ACCEPTED, "consult_ready"): TARGET_ACCEPTED,
     (TARGET_ACCEPTED, "connect"): CONFERENCED,
     (CONFERENCED, "source_left"): COMPLETED,
+    (INITIATED, "team_busy"): TEAM_BUSY,
+    (TEAM_BUSY, "queue"): QUEUED,
 }
-for _state in (INITIATED, CONSULTING, TARGET_RINGING, TARGET_ACCEPTED):
+for _state in (INITIATED, TEAM_BUSY, CONSULTING, TARGET_RINGING, TARGET_ACCEPTED):
     _transitions[(_state, "cancel")] = CANCELLED
 for _state in ACTIVE:
     _transitions[(_state, "caller_hangup")] = ABANDONED
@@ -45,7 +53,7 @@ RETURN_REASONS = {DECLINED: "declined", NO_ANSWER: "did not answer", CANCELLED: 
 # What an agent may ask for in each state, by the endpoint's name: the transferring agent
 # (A) connects, cancels and leaves; the target (B) accepts or declines while B's leg rings.
 # The console renders its buttons from this list rather than repeating these rules.
-SOURCE_ACTIONS = ("complete", "cancel", "leave")
+SOURCE_ACTIONS = ("complete", "queue", "cancel", "leave")
 TARGET_ACTIONS = ("accept", "decline")
 
 
@@ -55,6 +63,8 @@ def allowed_actions(state: str, target_joined: bool = False) -> list[str]:
     actions = []
     if state == TARGET_ACCEPTED and target_joined:
         actions.append("complete")
+    if state == TEAM_BUSY:
+        actions.append("queue")
     if (state, "cancel") in _transitions:
         actions.append("cancel")
     if state == CONFERENCED:
@@ -62,3 +72,15 @@ def allowed_actions(state: str, target_joined: bool = False) -> list[str]:
     if state == TARGET_RINGING:
         actions.extend(TARGET_ACTIONS)
     return actions
+
+
+def team_busy_notice(team_name: str, wait_s: float | None) -> str:
+    """What A is told when nobody in the team is free: the caller's expected wait in its line."""
+    if wait_s is None:
+        wait = "how long the caller would wait is not known yet"
+    elif wait_s < 60:
+        wait = "the caller would wait less than a minute"
+    else:
+        minutes = max(1, round(wait_s / 60))
+        wait = f"the caller would wait about {minutes} min"
+    return f"No one free in {team_name} — {wait}. Keep the caller in {team_name}'s queue, or cancel."

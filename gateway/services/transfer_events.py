@@ -85,6 +85,11 @@ class TransferEvents:
         if leg.agent_id == transfer.source_agent_id and (
             leg.transfer_id == transfer.id or leg.id == transfer.source_leg_id
         ):
+            if transfer.state == T.TEAM_BUSY:
+                # A left while choosing (the caller never left A): the transfer is off, and A's
+                # leaving is what it would be without one.
+                self.moves.apply(session, transfer, "cancel", end_reason="A left before choosing")
+                return False
             if transfer.state == T.CONFERENCED:
                 self.moves.drop_source(session, transfer, "A left")
             elif transfer.state == T.TARGET_ACCEPTED:

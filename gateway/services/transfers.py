@@ -6,20 +6,23 @@ process manager's (``transfer_events``); the moves both use are in ``transfer_mo
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Agent, Call, Leg, Note, Transfer, utcnow
+from gateway.adapters.store.models import Agent, Call, Leg, Note, QueueEntry, Team, Transfer, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain import queues as Q
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.services.errors import Refusal, ServiceError
-from gateway.services.ports import Gateway
+from gateway.services.lookups import LIVE_LEG_STATES, existing
+from gateway.services.ports import Dest, Gateway
+from gateway.services.queues import Queues
 from gateway.services.transfer_moves import TransferMoves
 
 
@@ -28,8 +31,8 @@ class TransferError(ServiceError):
 
 
 class TransferService:
-    def __init__(self, gw: Gateway, moves: TransferMoves):
-        self.gw, self.moves = gw, moves
+    def __init__(self, gw: Gateway, moves: TransferMoves, queues: Queues):
+        self.gw, self.moves, self.queues = gw, moves, queues
         self.store: Store = gw.store
 
     def get(self, transfer_id: str) -> Transfer | None:
@@ -45,16 +48,26 @@ class TransferService:
         target_number: str | None,
         mode: str,
         notes: str | None,
+        target_team: str | None = None,
     ) -> Transfer:
         if mode not in ("warm", "cold"):
             raise TransferError(Refusal.INVALID, "mode must be warm or cold")
-        if bool(target_agent_id) == bool(target_number):
-            raise TransferError(Refusal.INVALID, "give exactly one target: target_agent_id or target_number")
+        if sum(1 for t in (target_agent_id, target_number, target_team) if t) != 1:
+            raise TransferError(
+                Refusal.INVALID, "give exactly one target: target_agent_id, target_number or target_team"
+            )
         if target_number and not agent_rules.E164.match(target_number):
             raise TransferError(Refusal.INVALID, f"target_number {target_number!r} is not an E.164 number")
 
         def work(session: Session) -> Transfer:
+            nonlocal target_agent_id
             call, source_leg = self._transferable_call(session, call_id, agent_id)
+            team = None
+            if target_team:
+                # The team's first free member (longest idle), offered as any target is; none: A decides.
+                team = self._team_with_someone(session, target_team)
+                member = self.queues.free_agent(session, team.id, tried=[agent_id])
+                target_agent_id = member.id if member is not None else None
             target = self._available_target(session, target_agent_id, agent_id) if target_agent_id else None
             transfer = Transfer(
                 id=new_id("xfer"),
@@ -63,6 +76,7 @@ class TransferService:
                 source_leg_id=source_leg.id,
                 target_agent_id=target_agent_id,
                 target_number=target_number,
+                target_team=target_team,
                 mode=mode,
                 state=T.INITIATED,
                 active_call_id=call.id,
@@ -82,8 +96,12 @@ class TransferService:
                 transfer_id=transfer.id,
                 agent_id=agent_id,
                 mode=mode,
-                target=target_agent_id or agent_rules.mask_phone(target_number),
+                target=target_agent_id or agent_rules.mask_phone(target_number) or target_team,
+                **({"team": target_team} if target_team else {}),
             )
+            if team is not None and target is None:
+                self._team_busy(session, transfer, team)
+                return transfer
             self._start(session, transfer, call, target)
             return transfer
 
@@ -121,6 +139,75 @@ class TransferService:
         if call.state != C.CONNECTED:
             raise TransferError(Refusal.CONFLICT, f"the call is {call.state}, not connected")
         return call, source_leg
+
+    def _team_with_someone(self, session: Session, team_id: str) -> Team:
+        team = self.queues.team(session, team_id)
+        if team is None:
+            raise TransferError(Refusal.NOT_FOUND, f"unknown team {team_id!r}")
+        if not self.queues.staffed(session, team.id):
+            raise TransferError(Refusal.CONFLICT, f"no one in {team.name} is signed in")
+        return team
+
+    def _team_busy(self, session: Session, transfer: Transfer, team: Team) -> None:
+        """Nobody in the team is free: A hears how long the caller would wait, and chooses."""
+        ahead = session.scalar(
+            select(func.count()).where(
+                QueueEntry.team_id == team.id,
+                QueueEntry.state.in_(Q.LIVE),
+                QueueEntry.priority >= Q.PRIORITY_TRANSFER,
+            )
+        )
+        wait_s = Q.estimate_wait_s(
+            (ahead or 0) + 1, self.queues.staffed(session, team.id), self.queues.handle_times(session, team.id)
+        )
+        notice = T.team_busy_notice(team.name, wait_s)
+        self.moves.apply(session, transfer, "team_busy", end_reason=notice)
+        self.store.record(
+            session,
+            transfer.call_id,
+            "transfer_team_wait",
+            transfer_id=transfer.id,
+            team=team.id,
+            wait_s=round(wait_s) if wait_s is not None else None,
+        )
+
+    def queue(self, transfer_id: str, agent_id: str) -> Transfer:
+        """A keeps the caller in the busy team's line: on hold at transfer priority, the summary
+        made now for whoever takes them; A is free. The transfer ends as queued."""
+
+        def work(session: Session) -> Transfer:
+            transfer = self._owned(session, transfer_id, agent_id)
+            if transfer.state == T.QUEUED:
+                return transfer  # double click
+            if transfer.state != T.TEAM_BUSY or not transfer.target_team:
+                raise TransferError(Refusal.CONFLICT, f"cannot queue now: transfer is {transfer.state}")
+            call = existing(session, Call, transfer.call_id, fresh=True)
+            self.moves.apply(session, transfer, "queue", end_reason=f"queued in {transfer.target_team}")
+            self.store.enqueue(session, "summarize", {"transfer_id": transfer.id})
+            self.store.compare_and_set(session, call, team_id=transfer.target_team)
+            self.store.transition(session, call, C.CALL, "hold")
+            self.store.compare_and_set(session, call, caller_identity=None, agent_id=None)
+            source = (
+                session.get(Leg, transfer.source_leg_id, populate_existing=True) if transfer.source_leg_id else None
+            )
+            if source is not None and source.state in LIVE_LEG_STATES:
+                # A is done with this caller (free for the next one); their participant goes.
+                self.moves.legs.end_leg(session, source, "cancel", "caller queued in another team")
+            self.queues.lock_teams(session, [transfer.target_team])
+            self.store.transition(session, call, C.CALL, "enqueue")
+            self.queues.enqueue(
+                session,
+                call,
+                team_id=transfer.target_team,
+                priority=Q.PRIORITY_TRANSFER,
+                kind="transfer",
+                transfer_id=transfer.id,
+            )
+            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.QUEUE})
+            self.queues.dispatch(session, transfer.target_team)  # someone freed up meanwhile: at once
+            return transfer
+
+        return self.store.run(work)
 
     @staticmethod
     def _available_target(session: Session, target_agent_id: str, agent_id: str) -> Agent:
@@ -205,6 +292,9 @@ class TransferService:
         def work(session: Session) -> Transfer:
             transfer = self._owned(session, transfer_id, agent_id)
             if transfer.state == T.CANCELLED:
+                return transfer
+            if transfer.state == T.TEAM_BUSY:  # the caller never left A: nothing to undo
+                self.moves.apply(session, transfer, "cancel", end_reason="cancelled by agent: team busy")
                 return transfer
             if not self.moves.apply(session, transfer, "cancel", end_reason="cancelled by agent"):
                 raise TransferError(Refusal.CONFLICT, f"cannot cancel now: transfer is {transfer.state}")

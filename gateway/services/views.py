@@ -79,6 +79,9 @@ def transfer_dict(t: Transfer, target_joined: bool = False) -> dict[str, Any]:
         "source_agent_id": t.source_agent_id,
         "target_agent_id": t.target_agent_id,
         "target_number": t.target_number,
+        "target_team": t.target_team,
+        # Nobody free in the target team: what A is told (the caller's expected wait) while A chooses.
+        "notice": t.end_reason if t.state == T.TEAM_BUSY else None,
         "consult_room": t.consult_room,
         "summary": t.summary,
         "summary_source": t.summary_source,
@@ -253,13 +256,25 @@ class Views:
                     "room": leg.room,
                     "kind": "transfer" if leg.transfer_id else "call",
                     "waiting_s": round((utcnow() - call.created_at).total_seconds(), 1),
-                    # A caller who asked to be called back: accepting dials them (services.callbacks).
-                    "callback": not leg.transfer_id
-                    and s.execute(
-                        select(QueueEntry.id).where(QueueEntry.active_call_id == call.id, QueueEntry.kind == "callback")
-                    ).first()
-                    is not None,
+                    "callback": False,
                 }
+                entry = (
+                    None
+                    if leg.transfer_id
+                    else s.execute(
+                        select(QueueEntry.kind, QueueEntry.transfer_id).where(QueueEntry.active_call_id == call.id)
+                    ).first()
+                )
+                if entry is not None:
+                    # A caller who asked to be called back: accepting dials them (services.callbacks).
+                    offer["callback"] = entry.kind == "callback"
+                    queued = s.get(Transfer, entry.transfer_id) if entry.transfer_id else None
+                    if queued is not None:  # transferred to this team and waited: A's notes and summary
+                        source = s.get(Agent, queued.source_agent_id)
+                        offer.update(
+                            transfer=transfer_dict(queued),
+                            from_agent=source.name if source else queued.source_agent_id,
+                        )
                 if leg.transfer_id:
                     t = existing(s, Transfer, leg.transfer_id)
                     source = s.get(Agent, t.source_agent_id)

@@ -430,7 +430,8 @@ def initiate_transfer():
     target = field(data, "target", required=False, max_len=40)
     target_agent = field(data, "target_agent_id", required=False, max_len=40)
     target_number = field(data, "target_number", required=False, max_len=20)
-    if target and not (target_agent or target_number):
+    target_team = field(data, "target_team", required=False, max_len=40)
+    if target and not (target_agent or target_number or target_team):
         target_number, target_agent = (target, None) if target.startswith("+") else (None, target)
     call_id = field(data, "call_id", required=False, max_len=40)
     if not call_id and data.get("room"):
@@ -443,6 +444,7 @@ def initiate_transfer():
         call_id=call_id,
         target_agent_id=target_agent,
         target_number=target_number,
+        target_team=target_team,
         mode=field(data, "mode", required=False, max_len=8) or "warm",
         notes=field(data, "notes", required=False, max_len=2000),
     )
@@ -470,6 +472,14 @@ def complete_transfer(transfer_id):
 @agent_required
 def cancel_transfer(transfer_id):
     svc().transfers.cancel(transfer_id, g.agent["id"])
+    return jsonify(transfer=svc().views.transfer(transfer_id))
+
+
+@bp.post("/transfers/<transfer_id>/queue")
+@agent_required
+def queue_transfer(transfer_id):
+    """Nobody free in the target team: keep the caller in that team's queue (A is free)."""
+    svc().transfers.queue(transfer_id, g.agent["id"])
     return jsonify(transfer=svc().views.transfer(transfer_id))
 
 

@@ -187,6 +187,11 @@ TARGET = {
     "target": {"type": "string"},
     "target_agent_id": {"type": "string"},
     "target_number": {"type": "string", "pattern": r"^\+[1-9]\d{6,14}$"},
+    "target_team": {
+        "type": "string",
+        "description": "A team: its first free member is offered the caller with the summary; with nobody free the "
+        "transfer waits in team_busy (notice: the expected wait) for queue or cancel",
+    },
     "mode": {"type": "string", "enum": ["warm", "cold"]},
     "notes": {"type": "string", "maxLength": 2000},
 }
@@ -814,6 +819,13 @@ PATHS = {
                 "B has not joined the consult room",
             ),
             (
+                "queue",
+                "Nobody free in the target team (team_busy): keep the caller in its queue at transfer priority",
+                TRANSFER_REPLY,
+                "only the transferring agent may do this",
+                "cannot queue now: transfer is consulting",
+            ),
+            (
                 "cancel",
                 "Cancel; the caller returns",
                 TRANSFER_REPLY,
@@ -1190,6 +1202,11 @@ DOCUMENT = {
                     "source_agent_id": {"type": "string"},
                     "target_agent_id": NULLABLE_STRING,
                     "target_number": NULLABLE_STRING,
+                    "target_team": NULLABLE_STRING,
+                    "notice": {
+                        "type": ["string", "null"],
+                        "description": "In team_busy: 'No one free in Billing — the caller would wait about N min…'",
+                    },
                     "consult_room": NULLABLE_STRING,
                     "notes": {"type": ["string", "null"], "description": "The transferring agent's notes for B"},
                     "summary": {"oneOf": [_ref("Summary"), {"type": "null"}]},
@@ -1206,9 +1223,13 @@ DOCUMENT = {
                     "active": {"type": "boolean", "description": "Not yet in a final state."},
                     "allowed_actions": {
                         "type": "array",
-                        "items": {"type": "string", "enum": ["complete", "cancel", "leave", "accept", "decline"]},
+                        "items": {
+                            "type": "string",
+                            "enum": ["complete", "queue", "cancel", "leave", "accept", "decline"],
+                        },
                         "description": (
-                            "What the API accepts now: complete, cancel, leave (the transferring agent), "
+                            "What the API accepts now: complete, queue (team_busy), cancel, leave (the transferring "
+                            "agent), "
                             "accept, decline (the target). complete is listed once the target is in the "
                             "consult room. Clients render their controls from this instead of the states."
                         ),

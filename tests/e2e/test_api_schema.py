@@ -193,6 +193,15 @@ def test_every_reply_validates_against_the_documented_schema(world):
     left = check(alice.post(f"/api/rooms/{world.services.views.call(third_id)['room']}/leave"))
     assert left.status_code == 200, left.text
     assert check(alice.post("/api/rooms/nowhere/leave")).status_code == 404
+    # A transfer to a team with nobody free: A keeps the caller in that team's queue.
+    world.services.teams.add("billing", "Billing")
+    world.services.teams.set_agent_teams("dave", ["billing"])
+    world.services.agents.set_status("dave", "busy")
+    _fourth_call, fourth_id = connect_call(world, alice)
+    busy = check(alice.post("/api/transfer/initiate", {"call_id": fourth_id, "target_team": "billing"}))
+    assert busy.status_code == 202 and busy.json()["transfer"]["state"] == "team_busy", busy.text
+    queued = check(alice.post(f"/api/transfers/{busy.json()['transfer']['id']}/queue"))
+    assert queued.status_code == 200 and queued.json()["transfer"]["state"] == "queued", queued.text
 
     # A web call: placed (and refused from an origin not allowed), followed, joined once, hung up.
     world.add_agent("webby")

@@ -42,24 +42,30 @@ LEG_RULES = """
 """
 
 TRANSFER_RULES = """
-                     consult_ready  target_dialed   target_accepted  target_declined  target_no_answer  connect      source_left  target_left  cancel     caller_hangup  fail
-    initiated        consulting     target_ringing  -                -                -                 -            -            -            cancelled  abandoned      failed
-    consulting       -              target_ringing  -                -                -                 -            -            -            cancelled  abandoned      failed
-    target_ringing   =              =               target_accepted  declined         no_answer         -            -            -            cancelled  abandoned      failed
-    target_accepted  =              -               =                -                -                 conferenced  -            -            cancelled  abandoned      failed
-    conferenced      -              -               -                -                -                 =            completed    completed    -          completed      failed
-    completed        -              -               -                -                -                 -            =            =            -          -              -
-    cancelled        -              -               -                -                -                 -            -            -            =          -              -
-    declined         -              -               -                =                -                 -            -            -            -          -              -
-    no_answer        -              -               -                -                =                 -            -            -            -          -              -
-    abandoned        -              -               -                -                -                 -            -            -            -          -              -
-    failed           -              -               -                -                -                 -            -            -            -          -              =
+                     consult_ready  target_dialed   target_accepted  target_declined  target_no_answer  connect      source_left  target_left  cancel     caller_hangup  fail    team_busy  queue
+    initiated        consulting     target_ringing  -                -                -                 -            -            -            cancelled  abandoned      failed  team_busy  -
+    team_busy        -              -               -                -                -                 -            -            -            cancelled  abandoned      failed  =          queued
+    consulting       -              target_ringing  -                -                -                 -            -            -            cancelled  abandoned      failed  -          -
+    target_ringing   =              =               target_accepted  declined         no_answer         -            -            -            cancelled  abandoned      failed  -          -
+    target_accepted  =              -               =                -                -                 conferenced  -            -            cancelled  abandoned      failed  -          -
+    conferenced      -              -               -                -                -                 =            completed    completed    -          completed      failed  -          -
+    completed        -              -               -                -                -                 -            =            =            -          -              -       -          -
+    queued           -              -               -                -                -                 -            -            -            -          -              -       -          =
+    cancelled        -              -               -                -                -                 -            -            -            =          -              -       -          -
+    declined         -              -               -                =                -                 -            -            -            -          -              -       -          -
+    no_answer        -              -               -                -                =                 -            -            -            -          -              -       -          -
+    abandoned        -              -               -                -                -                 -            -            -            -          -              -       -          -
+    failed           -              -               -                -                -                 -            -            -            -          -              =       -          -
 """
 
 RULES = {
     "call": (CALL, CALL_RULES, {"ended"}),
     "leg": (LEG, LEG_RULES, {"declined", "no_answer", "busy", "failed", "cancelled", "left"}),
-    "transfer": (TRANSFER, TRANSFER_RULES, {"completed", "cancelled", "declined", "no_answer", "abandoned", "failed"}),
+    "transfer": (
+        TRANSFER,
+        TRANSFER_RULES,
+        {"completed", "queued", "cancelled", "declined", "no_answer", "abandoned", "failed"},
+    ),
 }
 
 
@@ -113,7 +119,7 @@ def test_the_domain_constants_name_the_same_states():
     assert {"bridging", "connected", "on_hold", "queued", "voicemail"} == C.LIVE_STATES
     assert set(L.TERMINAL) == RULES["leg"][2]
     assert set(T.TERMINAL) == RULES["transfer"][2]
-    assert T.ACTIVE == ("initiated", "consulting", "target_ringing", "target_accepted", "conferenced")
+    assert T.ACTIVE == ("initiated", "team_busy", "consulting", "target_ringing", "target_accepted", "conferenced")
     # What A's console says when the caller comes back instead of going on to B.
     assert T.RETURN_REASONS == {
         "declined": "declined",
@@ -262,11 +268,13 @@ def test_an_event_that_leads_elsewhere_or_an_unknown_state_is_refused():
 # (state, B in the consult room?) -> the console's buttons, in the order the API lists them.
 ACTIONS = {
     "initiated": (["cancel"], ["cancel"]),
+    "team_busy": (["queue", "cancel"], ["queue", "cancel"]),  # nobody free in the team: A chooses
     "consulting": (["cancel"], ["cancel"]),
     "target_ringing": (["cancel", "accept", "decline"], ["cancel", "accept", "decline"]),
     "target_accepted": (["cancel"], ["complete", "cancel"]),  # connect only once B is in the room
     "conferenced": (["leave"], ["leave"]),
     "completed": ([], []),
+    "queued": ([], []),
     "cancelled": ([], []),
     "declined": ([], []),
     "no_answer": ([], []),
@@ -285,7 +293,7 @@ def test_allowed_actions_in_each_transfer_state(state):
 
 def test_every_transfer_state_has_its_actions_listed():
     assert set(ACTIONS) == TRANSFER.states
-    assert T.SOURCE_ACTIONS == ("complete", "cancel", "leave") and T.TARGET_ACTIONS == ("accept", "decline")
+    assert T.SOURCE_ACTIONS == ("complete", "queue", "cancel", "leave") and T.TARGET_ACTIONS == ("accept", "decline")
 
 
 # ------------------------------------------------------------------ how long a person on a phone needs

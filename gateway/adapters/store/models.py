@@ -101,6 +101,7 @@ class Transfer(Base):
     source_leg_id: Mapped[str | None] = mapped_column(String(40))
     target_agent_id: Mapped[str | None] = mapped_column(String(40))
     target_number: Mapped[str | None] = mapped_column(String(20))
+    target_team: Mapped[str | None] = mapped_column(String(40))  # a transfer to a team: its member, or its line
     target_leg_id: Mapped[str | None] = mapped_column(String(40))
     mode: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(20))

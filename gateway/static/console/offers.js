@@ -103,6 +103,7 @@ function buildOffer(offer) {
     h("h3", { id: headingId }, isTransfer
       ? `Transfer from ${offer.from_agent} — ${offer.channel === "web" ? "web caller" : "caller"} ${offer.caller}`
       : offer.callback ? `Callback for ${offer.caller} — accept and we dial them`
+      : offer.transfer ? `Call from ${offer.caller}, transferred by ${offer.from_agent} to your team`
       : `Incoming ${offer.channel === "web" ? "web call" : "call"} from ${offer.caller}`),
     offer.channel === "web" ? webContext(offer.context) : null,
     h("p", { class: "wait" }, "Waiting ", h("span", { class: "wait-time" }, "0:00")),

@@ -17,7 +17,8 @@ export function latestTransfer(call) {
   return mine[mine.length - 1] || null;
 }
 
-const targetName = (t) => (t.target_agent_id ? nameOf(t.target_agent_id) : t.target_number || "the number");
+const targetName = (t) => (t.target_agent_id ? nameOf(t.target_agent_id)
+  : t.target_number || (t.target_team ? `team ${t.target_team}` : "the number"));
 
 /** What the agent reads once their part in the call is over. */
 export function outcomeText(call) {
@@ -85,7 +86,7 @@ function renderProgress(call, t) {
 
   const allowed = new Set(source ? t.allowed_actions : []);
   for (const [action, button] of Object.entries(actionButtons())) {
-    show(button, source);
+    show(button, source && (action !== "queue" || allowed.has("queue")));
     setEnabled(button, allowed.has(action));
     button.dataset.transfer = t.id;
   }
@@ -108,6 +109,8 @@ function hint(call, t, source, allowed) {
   }
   return {
     initiated: `Reaching ${who}… The caller is on hold.`,
+    team_busy: t.notice || `No one free in ${t.target_team}.`,
+    queued: `The caller waits in ${t.target_team}'s queue, ahead of new callers; you are free for the next call.`,
     consulting: `Reaching ${who}… The caller is on hold.`,
     target_ringing: `Ringing ${who}… The caller is on hold. You can cancel.`,
     target_accepted: allowed.has("complete")
@@ -123,7 +126,9 @@ function hint(call, t, source, allowed) {
   }[t.state] || "";
 }
 
-const actionButtons = () => ({ complete: $("transfer-connect"), cancel: $("transfer-cancel"), leave: $("transfer-leave") });
+const actionButtons = () => ({
+  complete: $("transfer-connect"), queue: $("transfer-queue"), cancel: $("transfer-cancel"), leave: $("transfer-leave"),
+});
 
 /**
  * Each change of a transfer's stage is announced once: when B has joined and A should press
@@ -183,6 +188,7 @@ function onTargetKindChange() {
   const kind = document.querySelector("input[name=target-kind]:checked").value;
   show("target-agent-field", kind === "agent");
   show("target-number-field", kind === "number");
+  show("target-team-field", kind === "team");
 }
 
 async function onTransferSubmit(event, call, sync, apply) {
@@ -204,6 +210,14 @@ async function onTransferSubmit(event, call, sync, apply) {
       return;
     }
     body.target_agent_id = agentId;
+  } else if (kind === "team") {
+    const team = $("transfer-team").value.trim().toLowerCase();
+    if (!team) {
+      errorEl.textContent = "Enter the team's id, for example billing.";
+      $("transfer-team").focus();
+      return;
+    }
+    body.target_team = team;
   } else {
     const value = number.value.replace(/[\s().-]/g, "");
     if (!E164.test(value)) {
@@ -240,7 +254,10 @@ async function onTransferAction(event, sync, apply) {
   await busy(button, async () => {
     try {
       const reply = await api.transferAction(button.dataset.transfer, action);
-      announce({ complete: "Connecting the caller…", cancel: "Cancelling the transfer…", leave: "Leaving the call…" }[action]);
+      announce({
+        complete: "Connecting the caller…", queue: "Keeping the caller in the team's queue…",
+        cancel: "Cancelling the transfer…", leave: "Leaving the call…",
+      }[action]);
       apply(reply.transfer);
     } catch (err) {
       setText("transfer-hint", `Could not ${action === "complete" ? "connect" : action}: ${errorText(err)}`);

@@ -107,6 +107,7 @@ const TRANSFER_STATES = {
   target_accepted: "Accepted", conferenced: "Caller connected to both", completed: "Completed",
   cancelled: "Cancelled", declined: "Declined", no_answer: "No answer",
   abandoned: "Caller hung up", failed: "Failed",
+  team_busy: "No one free in the team", queued: "Caller kept in the team's queue",
 };
 export const transferStateLabel = (state) => TRANSFER_STATES[state] || state;
 
@@ -146,6 +147,15 @@ export function describeEvent(e, names = {}) {
     case "bridge_lost": return "The caller's connection to the room was lost";
     case "livekit_unavailable": return "Media server unavailable";
     case "transfer_target_ringing": return "Transfer target ringing";
+    case "transfer_team_busy": return "No one free in the target team; the transferring agent chooses";
+    case "transfer_queued": return "Caller kept in the target team's queue";
+    case "callback_requested": return `Caller asked to be called back (place ${d.position ?? "kept"})`;
+    case "caller_left_for_callback": return "Caller hung up to wait for the callback";
+    case "callback_dialled": return `Calling the caller back (try ${d.attempt})`;
+    case "callback_unanswered": return `Callback not answered (try ${d.attempt})`;
+    case "callback_answered": return "Caller answered the callback";
+    case "callback_missed": return "Callback missed: not answered twice";
+    case "menu_chosen": return `Caller chose ${d.team} (${d.by})`;
     case "transfer_target_accepted": return "Transfer accepted by the target";
     case "transfer_conferenced": return "Caller connected with both agents";
     case "transfer_consulting": return "Agents consulting; caller on hold";
