@@ -67,6 +67,10 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
 
     app.register_blueprint(board.bp)
 
+    from gateway.web import integrations
+
+    app.register_blueprint(integrations.bp)
+
     @app.before_request
     def _guard_and_start():
         # Refuse before any handler runs: Werkzeug only enforces MAX_CONTENT_LENGTH when a

@@ -29,6 +29,7 @@ from gateway.sandbox.controls import SandboxControls
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.agents import AgentService
 from gateway.services.answers import Answers
+from gateway.services.api_keys import ApiKeys
 from gateway.services.board import Board
 from gateway.services.callbacks import Callbacks
 from gateway.services.caller import Caller
@@ -80,6 +81,7 @@ class Services:
     sandbox_controls: SandboxControls | None = None  # the console's sandbox controls: sandbox mode only
     startup_error: str | None = None  # set when the app was built but cannot serve (database down)
     event_webhooks: EventWebhooks | None = None
+    api_keys: ApiKeys | None = None
     board: Board | None = None
     listen_in: ListenIn | None = None
     web_callers: WebCallers | None = None
@@ -210,6 +212,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         runner=runner,
         metrics=metrics,
         event_webhooks=event_webhooks,
+        api_keys=ApiKeys(store),
         board=Board(store, settings.service_level_s),
         listen_in=ListenIn(
             store, rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")

@@ -279,3 +279,51 @@ def register(app: Flask) -> None:
             event_id=event_id, call_id=call_id, since=start, failed_only=failed_only, url=url
         )
         click.echo(f"queued {count} deliveries; a running gateway sends them (see `webhooks log`)")
+
+    @app.cli.group("api-keys")
+    def api_keys_group():
+        """Server-to-server credentials for integrators (Authorization: Bearer GWK_…)."""
+
+    @api_keys_group.command("add")
+    @click.argument("name")
+    @click.option(
+        "--scope",
+        type=click.Choice(["read", "write"]),
+        default="read",
+        show_default=True,
+        help="read: calls, transfers, the delivery log; write: also the admin API and replay.",
+    )
+    def api_keys_add(name, scope):
+        """Make a key and print it (stdout; shown once, stored only as a digest)."""
+        from gateway.services.api_keys import InvalidApiKey
+
+        try:
+            record, key = _services().api_keys.add(name, scope)
+        except InvalidApiKey as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"added {record['id']} ({scope}) for {name}; the key is shown once, keep it secret:", err=True)
+        click.echo(key)
+
+    @api_keys_group.command("list")
+    @click.option("--json", "as_json", is_flag=True)
+    def api_keys_list(as_json):
+        """Every key: id, name, scope, made, revoked (never the key itself)."""
+        rows = _services().api_keys.list()
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            revoked = f"revoked {r['revoked_at']}" if r["revoked_at"] else "live"
+            click.echo(f"{r['id']}  {r['scope']:<5}  {r['created_at']}  {revoked:<28}  {r['name']}")
+
+    @api_keys_group.command("revoke")
+    @click.argument("key_id")
+    def api_keys_revoke(key_id):
+        """Revoke a key by its id (key_…): refused from the next request on."""
+        from gateway.services.api_keys import InvalidApiKey
+
+        try:
+            record = _services().api_keys.revoke(key_id)
+        except InvalidApiKey as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"revoked {record['id']} ({record['name']})")

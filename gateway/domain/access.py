@@ -33,7 +33,8 @@ from enum import StrEnum
 from typing import Any
 
 AGENT, SUPERVISOR, ADMIN = "agent", "supervisor", "admin"
-ROLES = (AGENT, SUPERVISOR, ADMIN)
+INTEGRATION = "integration"  # an API key (a CRM's back end): views and reads every call, acts on none
+ROLES = (AGENT, SUPERVISOR, ADMIN, INTEGRATION)
 DIRECTORY_ROLES = (AGENT, SUPERVISOR)  # what an agent in the directory may be
 # A listener's LiveKit identity: the prefix cannot begin an agent id (AGENT_ID: letters, digits).
 LISTENER_PREFIX = "listen:"
@@ -79,6 +80,8 @@ class CallFacts:
 def may(actor: Actor, action: Action, facts: CallFacts) -> bool:
     if actor.oversees:
         return True
+    if actor.role == INTEGRATION:
+        return action in (Action.VIEW, Action.READ)
     owner_now = facts.owner == actor.id and (facts.live and actor.id in facts.on_call or not facts.live)
     in_transfer = actor.id in {facts.transfer_source, facts.transfer_target} - {None}
     reads = facts.owner == actor.id or in_transfer or (facts.live and actor.id in facts.on_call)

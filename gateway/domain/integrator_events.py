@@ -102,6 +102,103 @@ def event_for(
     return event_type, data
 
 
+def envelope(
+    *,
+    event_id: str,
+    event_type: str,
+    created_at: str | None,
+    call: dict[str, Any],
+    transfer_id: str | None,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON body of one event (what is signed and sent): described by ``event_schemas``."""
+    return {
+        "id": event_id,
+        "type": event_type,
+        "created_at": created_at,
+        "call": {key: call.get(key) for key in ("id", "twilio_sid", "from", "to")},
+        "transfer_id": transfer_id,
+        "data": data,
+    }
+
+
+# --- the documented shape of every event (/openapi.json: "webhooks" and components/schemas) ----------
+_STR_OR_NULL: dict[str, Any] = {"type": ["string", "null"]}
+_REASON = {
+    "reason": {
+        "type": ["string", "null"],
+        "enum": [*REASON_TYPES, None],
+        "description": "Why the transfer ended, for programs (null while it has not ended)",
+    },
+    "reason_text": {**_STR_OR_NULL, "description": "The same, in words"},
+}
+# The ``data`` of each event type, as ``event_for`` builds it.
+DATA_FIELDS: dict[str, dict[str, Any]] = {
+    "call.queued": {},
+    "call.answered": {"agent_id": {**_STR_OR_NULL, "description": "The agent who accepted the call"}},
+    "call.ended": {"reason": {**_STR_OR_NULL, "description": "How it ended, in words"}},
+    "call.voicemail_left": {},
+    "transfer.initiated": {
+        "mode": {"type": ["string", "null"], "enum": ["warm", "cold", None]},
+        "target": {**_STR_OR_NULL, "description": "The target agent's id, or the number (masked)"},
+        "agent_id": {**_STR_OR_NULL, "description": "The transferring agent"},
+    },
+    "transfer.offered": {
+        "agent_id": {**_STR_OR_NULL, "description": "The target agent (null: a phone number)"},
+        "channels": {"type": "array", "items": {"type": "string", "enum": ["browser", "phone"]}},
+    },
+    **{
+        t: _REASON
+        for t in EVENT_TYPES
+        if t.startswith("transfer.") and t not in ("transfer.initiated", "transfer.offered")
+    },
+    "summary.ready": {"source": {"type": ["string", "null"], "enum": ["openai", "fallback", None]}},
+}
+
+
+def schema_name(event_type: str) -> str:
+    """components/schemas name of an event type's body: call.ended -> CallEndedEvent."""
+    return "".join(part.capitalize() for part in event_type.replace(".", "_").split("_")) + "Event"
+
+
+def event_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of each event type's body, by ``schema_name``: every field always present and
+    nothing else (a field added to ``envelope`` or ``event_for`` but not here fails the tests)."""
+
+    def strict(properties: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+
+    call = strict(
+        {
+            "id": {"type": "string", "description": "The gateway's call id (call_…)"},
+            "twilio_sid": {**_STR_OR_NULL, "description": "The caller's Twilio CallSid"},
+            "from": _STR_OR_NULL,
+            "to": _STR_OR_NULL,
+        }
+    )
+    return {
+        schema_name(event_type): strict(
+            {
+                "id": {
+                    "type": "string",
+                    "description": "evt_…: the same on every retry and replay (deduplicate by it)",
+                },
+                "type": {"const": event_type},
+                "created_at": {"type": "string", "format": "date-time", "description": "UTC, ISO 8601 with a Z"},
+                "call": call,
+                "transfer_id": _STR_OR_NULL,
+                "data": strict(DATA_FIELDS[event_type]),
+            }
+        )
+        for event_type in EVENT_TYPES
+    }
+
+
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """HMAC-SHA256 over ``<timestamp>.<body>``, hex: what the signature header carries (v1=…)."""
     mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)

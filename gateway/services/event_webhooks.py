@@ -69,19 +69,19 @@ class EventWebhooks:
             call = calls[call_id]
             event_id = "evt_" + uuid.uuid4().hex[:20]
             body = json.dumps(
-                {
-                    "id": event_id,
-                    "type": event_type,
-                    "created_at": iso(entry["at"]),
-                    "call": {
+                E.envelope(
+                    event_id=event_id,
+                    event_type=event_type,
+                    created_at=iso(entry["at"]),
+                    call={
                         "id": call_id,
                         "twilio_sid": call.twilio_sid if call else None,
                         "from": call.from_number if call else None,
                         "to": call.to_number if call else None,
                     },
-                    "transfer_id": entry["transfer_id"],
-                    "data": data,
-                },
+                    transfer_id=entry["transfer_id"],
+                    data=data,
+                ),
                 separators=(",", ":"),
             )
             for url in self.urls:
@@ -180,9 +180,15 @@ class EventWebhooks:
         return delay
 
     # ------------------------------------------------------------ log and replay
-    def log(self, *, call_id: str | None = None, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def log(
+        self, *, call_id: str | None = None, state: str | None = None, limit: int = 50, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Deliveries newest first; ``before``: only those with a smaller id (the next page)."""
+
         def work(session: Session) -> list[dict[str, Any]]:
             query = select(EventDelivery).order_by(EventDelivery.id.desc()).limit(limit)
+            if before is not None:
+                query = query.where(EventDelivery.id < before)
             if call_id:
                 query = query.where(EventDelivery.call_id == call_id)
             if state:

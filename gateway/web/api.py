@@ -19,6 +19,7 @@ from gateway.domain import access
 from gateway.domain.access import Action
 from gateway.domain.agents import E164, InvalidAgent
 from gateway.domain.queues import InvalidTeam
+from gateway.services import api_keys
 from gateway.services.errors import Refusal, ServiceError
 from gateway.services.views import SUPERVISOR_ONLY_KINDS, transfer_dict
 from gateway.web import throttle as limits
@@ -172,6 +173,23 @@ def _authenticate_bearer(token: str) -> dict:
     return agent
 
 
+def _authenticate_key(token: str) -> dict:
+    keys = ((limits.BEARER_PER_ADDRESS, address()), (limits.BEARER_PER_AGENT, api_keys.key_id(token)))
+    check_throttle(*keys)
+    key = svc().api_keys.authenticate(token)
+    if key is None:
+        for limit, subject in keys:
+            throttles().hit(limit, subject)
+        raise ApiError(401, api_keys.UNKNOWN)
+    return key
+
+
+def presented_key() -> dict | None:
+    """The API key the request carries (401 if it is unknown or revoked), or None."""
+    token = bearer()
+    return _authenticate_key(token) if token and api_keys.looks_like_key(token) else None
+
+
 def current_agent() -> dict | None:
     """The agent a request speaks for (Bearer credential, or a live console session), or None."""
     token = bearer()
@@ -185,6 +203,8 @@ def current_agent() -> dict | None:
 def agent_required(view):
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
+        if presented_key() is not None:
+            raise ApiError(403, api_keys.NOT_AN_AGENT)
         agent = current_agent()
         if agent is None:
             raise ApiError(401, "sign in as an agent (Authorization: Bearer <credential>)")
@@ -194,9 +214,37 @@ def agent_required(view):
     return wrapper
 
 
-def admin_required(view):
+def reader_required(view):
+    """An agent (what they may see by the access rule) or an API key of either scope (every call)."""
+
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
+        key = presented_key()
+        if key is None:
+            return agent_required(view)(*args, **kwargs)
+        g.api_key = key
+        g.agent = {"id": key["id"], "name": key["name"], "role": access.INTEGRATION}
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def reader_id() -> str | None:
+    """The agent whose calls a list is limited to; None for an API key (every call)."""
+    return None if g.get("api_key") else g.agent["id"]
+
+
+def admin_required(view):
+    """ADMIN_TOKEN, or an API key: any scope reads (GET), a write key changes."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        key = presented_key()
+        if key is not None:
+            if request.method != "GET" and key["scope"] != api_keys.WRITE:
+                raise ApiError(403, api_keys.READ_ONLY)
+            g.api_key = key
+            return view(*args, **kwargs)
         expected = svc().gw.settings.admin_token
         token = bearer()
         if not expected:
@@ -272,7 +320,7 @@ def me():
 
 # ------------------------------------------------------------------ agents
 @bp.get("/agents")
-@agent_required
+@reader_required
 def agents_presence():
     return jsonify(
         agents=[
@@ -303,26 +351,26 @@ def my_missed_offers():
 
 # ------------------------------------------------------------------- calls
 @bp.get("/calls")
-@agent_required
+@reader_required
 def calls_today():
     twilio_sid = request.args.get("twilio_sid")
     if twilio_sid is not None:
         # A CRM's telephony integration knows the caller's CallSid, not the gateway's call id.
         if not TWILIO_CALL_SID.fullmatch(twilio_sid):
             raise ApiError(400, "twilio_sid must be a Twilio CallSid (CA followed by 32 hex digits)")
-        return jsonify(calls=svc().views.calls_by_twilio_sid(twilio_sid, g.agent["id"]))
-    return jsonify(calls=svc().views.calls_today(g.agent["id"]))
+        return jsonify(calls=svc().views.calls_by_twilio_sid(twilio_sid, reader_id()))
+    return jsonify(calls=svc().views.calls_today(reader_id()))
 
 
 @bp.get("/calls/<call_id>")
-@agent_required
+@reader_required
 def call_detail(call_id):
     call = authorize(call_id, Action.VIEW)
     return jsonify(call=call, transfers=viewable(svc().views.transfers_of_call(call_id), call_id))
 
 
 @bp.get("/calls/<call_id>/timeline")
-@agent_required
+@reader_required
 def call_timeline(call_id):
     authorize(call_id, Action.VIEW)
     entries = svc().views.timeline(call_id)
@@ -332,7 +380,7 @@ def call_timeline(call_id):
 
 
 @bp.get("/calls/<call_id>/transcript")
-@agent_required
+@reader_required
 def call_transcript(call_id):
     authorize(call_id, Action.READ)
     return jsonify(transcript=svc().views.transcript(call_id), notes=svc().views.notes(call_id))
@@ -452,7 +500,7 @@ def initiate_transfer():
 
 
 @bp.get("/transfers/<transfer_id>")
-@agent_required
+@reader_required
 def transfer_detail(transfer_id):
     transfer = svc().views.transfer(transfer_id)
     if transfer is None:

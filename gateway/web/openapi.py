@@ -11,15 +11,19 @@ from html import escape
 from flask import Blueprint, Response, jsonify
 
 from gateway.domain import calls as C
+from gateway.domain import integrator_events as E
 from gateway.domain import legs as L
 from gateway.domain import transfers as T
+from gateway.services import api_keys
 
 bp = Blueprint("openapi", __name__)
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 # Security requirement objects: each scheme's list of scopes (none here).
 AGENT: list[dict[str, list[str]]] = [{"agentCredential": []}, {"consoleSession": []}]
-ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}, {"apiKey": []}]  # a key: GET any scope, else write
+# Reads of call data: an agent (by the access rule), or an integrator's API key of either scope.
+READER: list[dict[str, list[str]]] = [*AGENT, {"apiKey": []}]
 TWILIO: list[dict[str, list[str]]] = [{"twilioSignature": []}]
 NOT_A_SUPERVISOR = (
     "the board and listen-in are for supervisors; ask an admin to add you as one "
@@ -133,9 +137,13 @@ def _api(
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
             "content": {"application/json": {"schema": ERROR}},
         }
+    if security is AGENT and "403" not in extra:
+        responses["403"] = _error("403", api_keys.NOT_AN_AGENT)  # an API key on an agent's endpoint
     for code in (c for c in extra if c != "429"):
         if code == "403" and admin:
-            responses[code] = _error(code, errors.get(code) or ADMIN_403)
+            refused = _error(code, errors.get(code) or ADMIN_403)
+            refused["description"] += "; or a read-only API key on a write"
+            responses[code] = refused
         else:
             responses[code] = _error(code, errors.get(code))
     if any(code in errors for code in ("502", "503")):
@@ -270,6 +278,21 @@ SCHEMAS: dict[str, dict] = {
                     "a caller sent back after a failed transfer found nobody (the console was gone)"
                 ),
             },
+        }
+    ),
+    "Delivery": _obj(
+        {
+            "id": {"type": "integer"},
+            "event_id": {"type": "string"},
+            "type": {"type": "string", "enum": list(E.EVENT_TYPES)},
+            "call_id": {"type": "string"},
+            "url": {"type": "string"},
+            "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+            "attempts": {"type": "integer"},
+            "last_status": {"type": ["integer", "null"], "description": "The receiver's last HTTP status"},
+            "last_error": NULLABLE_STRING,
+            "created_at": TIME,
+            "delivered_at": TIME,
         }
     ),
     "MissedOffer": _obj(
@@ -668,12 +691,74 @@ PATHS = {
             reply=_obj({"agent": _ref("Agent"), "legs": {"type": "array", "items": _ref("Leg")}}),
         )
     },
-    "/api/agents": {"get": _api("Agents with their presence", tag="agents", reply=_list_of("agents", "AgentPresence"))},
+    "/api/agents": {
+        "get": _api(
+            "Agents with their presence", tag="agents", security=READER, reply=_list_of("agents", "AgentPresence")
+        )
+    },
     "/api/agents/me/status": {
         "post": _api("Set my presence", tag="agents", body=_json_body(STATUS, ("status",)), reply=AGENT_REPLY)
     },
     "/api/agents/me/offers": {
         "get": _api("Calls and transfers ringing for me", tag="agents", reply=_list_of("offers", "Offer"))
+    },
+    "/api/webhooks/deliveries": {
+        "get": _api(
+            "Event webhook deliveries, newest first, a page at a time (the CLI's `webhooks log`)",
+            tag="integrations",
+            security=ADMIN,
+            extra=("403",),
+            query=(
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                },
+                {
+                    "name": "before",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "The next_before of the previous page",
+                },
+                {"name": "call_id", "in": "query", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "state",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                },
+            ),
+            reply=_obj(
+                {
+                    "deliveries": {"type": "array", "items": _ref("Delivery")},
+                    "next_before": {
+                        "type": ["integer", "null"],
+                        "description": "Pass as ?before= for the next page; null on the last page",
+                    },
+                }
+            ),
+            errors={"400": "limit must be a whole number from 1 to 200"},
+        )
+    },
+    "/api/webhooks/replay": {
+        "post": _api(
+            "Send chosen events again, same id and body (the CLI's `webhooks replay`); a write key or ADMIN_TOKEN",
+            status="202",
+            tag="integrations",
+            security=ADMIN,
+            extra=("403",),
+            body=_json_body(
+                {
+                    "event_id": {"type": "string", "description": "One event (evt_…)"},
+                    "call_id": {"type": "string", "description": "Every event of a call"},
+                    "failed_only": {"type": "boolean", "description": "Only deliveries that were given up on"},
+                }
+            ),
+            reply=_obj({"queued": {"type": "integer", "description": "Deliveries queued"}}),
+            errors={"400": "choose what to replay: event_id, call_id or failed_only"},
+        )
     },
     "/api/agents/me/missed": {
         "get": _api(
@@ -684,7 +769,8 @@ PATHS = {
     },
     "/api/calls": {
         "get": _api(
-            "Today's calls I took part in, or the call with a Twilio CallSid",
+            "Today's calls I took part in (an API key: every call), or the call with a Twilio CallSid",
+            security=READER,
             reply=_list_of("calls", "Call"),
             query=(TWILIO_SID_QUERY,),
             errors={"400": "twilio_sid must be a Twilio CallSid (CA followed by 32 hex digits)"},
@@ -693,6 +779,7 @@ PATHS = {
     "/api/calls/{call_id}": {
         "get": _api(
             "A call and its transfers",
+            security=READER,
             params=("call_id",),
             extra=("403", "404"),
             reply=_obj({"call": _ref("Call"), "transfers": {"type": "array", "items": _ref("Transfer")}}),
@@ -700,12 +787,17 @@ PATHS = {
     },
     "/api/calls/{call_id}/timeline": {
         "get": _api(
-            "A call's timeline", params=("call_id",), extra=("403", "404"), reply=_list_of("timeline", "TimelineEntry")
+            "A call's timeline",
+            security=READER,
+            params=("call_id",),
+            extra=("403", "404"),
+            reply=_list_of("timeline", "TimelineEntry"),
         )
     },
     "/api/calls/{call_id}/transcript": {
         "get": _api(
             "Live transcript and notes",
+            security=READER,
             params=("call_id",),
             extra=("403", "404"),
             reply=_obj(
@@ -792,6 +884,7 @@ PATHS = {
     "/api/transfers/{transfer_id}": {
         "get": _api(
             "A transfer with its summary and the actions allowed now",
+            security=READER,
             tag="transfers",
             params=("transfer_id",),
             extra=("403", "404"),
@@ -1190,9 +1283,24 @@ DOCUMENT = {
         "description": "Telephony-first warm transfers: Twilio calls bridged into LiveKit rooms.",
     },
     "paths": PATHS,
+    # Event webhooks (EVENT_WEBHOOK_URLS): one POST per event, signed; bodies as components/schemas.
+    "webhooks": {
+        event_type: {
+            "post": {
+                "summary": f"{event_type} (X-Gateway-Event header); sign and verify as the README says",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(E.schema_name(event_type))}},
+                },
+                "responses": {"2XX": {"description": "Received; anything else is retried with backoff"}},
+            }
+        }
+        for event_type in E.EVENT_TYPES
+    },
     "components": {
         "schemas": {
             **SCHEMAS,
+            **E.event_schemas(),
             "Transfer": _obj(
                 {
                     "id": {"type": "string"},
@@ -1239,6 +1347,15 @@ DOCUMENT = {
         },
         "securitySchemes": {
             "agentCredential": {"type": "http", "scheme": "bearer", "description": "Credential from `agents add`"},
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": (
+                    "An integrator's key (GWK_…) from `api-keys add NAME --scope read|write`: read keys read "
+                    "calls, transfers, presence and the webhook delivery log; write keys also use the admin "
+                    "API and replay. Keys never act as an agent (403). Revoked keys get 401."
+                ),
+            },
             "consoleSession": {"type": "apiKey", "in": "cookie", "name": "session"},
             "adminToken": {"type": "http", "scheme": "bearer", "description": "ADMIN_TOKEN"},
             "twilioSignature": {"type": "apiKey", "in": "header", "name": "X-Twilio-Signature"},

@@ -73,6 +73,9 @@ def test_every_reply_validates_against_the_documented_schema(world):
     assert admin("DELETE", "/api/admin/teams/billing").status_code == 200
     assert admin("DELETE", "/api/admin/teams/billing").status_code == 404
     assert admin("POST", "/api/rooms/create", json={"room": "standup"}).status_code == 201
+    assert admin("GET", "/api/webhooks/deliveries?limit=5").status_code == 200
+    assert admin("POST", "/api/webhooks/replay", json={"failed_only": True}).status_code == 202
+    assert admin("POST", "/api/webhooks/replay", json={}).status_code == 400
     assert check(http.get(world.url + "/api/admin/agents", timeout=5)).status_code == 401
 
     # Signing in and out with the console session.

@@ -312,3 +312,17 @@ class WebJoin(Base):
     left_at: Mapped[datetime | None] = mapped_column(DateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
     __table_args__ = (UniqueConstraint("call_id", "gen", name="uq_web_joins_call_gen"),)
+
+
+class ApiKey(Base):
+    """A server-to-server credential (a CRM's back end): the key is shown once, this row keeps its
+    digest. ``scope``: read (GET call data, the delivery log) or write (also the admin API and replay)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    scope: Mapped[str] = mapped_column(String(8))
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
