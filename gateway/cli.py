@@ -118,6 +118,17 @@ def register(app: Flask) -> None:
             raise click.ClickException(str(exc)) from None
         click.echo(f"{agent_id} is {status}")
 
+    @agents.command("set-role")
+    @click.argument("agent_id")
+    @click.argument("role", type=click.Choice(["agent", "supervisor"]))
+    def set_role(agent_id, role):
+        """Make an agent a supervisor (the board, listen-in) or an agent again."""
+        try:
+            _services().agents.set_role(agent_id, role)
+        except InvalidAgent as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{agent_id} is a {role}")
+
     @agents.command("reset-credential")
     @click.argument("agent_id")
     def reset(agent_id):

@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Agent, AgentSession, AgentTeam, Leg, utcnow
+from gateway.adapters.store.models import Agent, AgentSession, AgentTeam, Call, Leg, TimelineEntry, utcnow
 from gateway.domain import agents as rules
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
@@ -117,6 +117,23 @@ class AgentService:
 
         self.store.run(work)
 
+    def set_role(self, agent_id: str, role: str) -> dict[str, Any]:
+        """Make an agent a supervisor, or a supervisor an agent again. A supervisor made an agent
+        stops listening at once: its listeners leave every live call's room."""
+        rules.validate_role(role)
+
+        def work(session: Session) -> dict[str, Any]:
+            agent = session.get(Agent, agent_id)
+            if agent is None:
+                raise rules.InvalidAgent(f"no agent {agent_id!r}")
+            if agent.role != role:
+                self.store.compare_and_set(session, agent, role=role)
+                if role == rules.AGENT_ROLE:
+                    end_listening(self.store, session, agent_id)
+            return as_dict(agent)
+
+        return self.store.run(work)
+
     def set_status(self, agent_id: str, status: str, *, by: str = "agent") -> dict[str, Any]:
         """Presence set by the agent (or ``by`` an admin). Busy-on-a-call is kept by the gateway
         itself. A change is an ``agent_status`` entry in the agent's activity (no call's timeline)."""
@@ -210,6 +227,26 @@ class AgentService:
 
 # The call id of timeline entries about an agent alone (presence): the agent's activity, no call's.
 NO_CALL = ""
+
+
+def end_listening(store: Store, session: Session, agent_id: str) -> None:
+    """Take the agent's listener out of the rooms of the live calls it asked to listen to."""
+    since = utcnow() - timedelta(days=1)
+    rows = session.execute(
+        select(Call.id, Call.room)
+        .join(TimelineEntry, TimelineEntry.call_id == Call.id)
+        .where(
+            TimelineEntry.kind == "listen_in",
+            TimelineEntry.at >= since,
+            TimelineEntry.agent_id == agent_id,
+            Call.state != "ended",
+        )
+        .distinct()
+    ).all()
+    for call_id, room in rows:
+        store.enqueue(
+            session, "remove_participant", {"room": room, "identity": f"listen:{agent_id}", "call_id": call_id}
+        )
 
 
 def end_all_sessions(session: Session, agent_id: str) -> None:

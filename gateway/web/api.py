@@ -740,6 +740,14 @@ def admin_remove_agent(agent_id):
     return jsonify(ok=True)
 
 
+@bp.put("/admin/agents/<agent_id>/role")
+@admin_required
+def admin_set_role(agent_id):
+    if svc().agents.get(agent_id) is None:
+        raise ApiError(404, "unknown agent")
+    return jsonify(agent=svc().agents.set_role(agent_id, field(body(), "role", max_len=16)))
+
+
 @bp.post("/admin/agents/<agent_id>/status")
 @admin_required
 def admin_set_status(agent_id):

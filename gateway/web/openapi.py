@@ -1024,6 +1024,18 @@ PATHS = {
             errors={"404": "unknown agent"},
         )
     },
+    "/api/admin/agents/{agent_id}/role": {
+        "put": _api(
+            "Make an agent a supervisor (the board, listen-in) or an agent again; a demoted supervisor stops listening",
+            tag="admin",
+            security=ADMIN,
+            params=("agent_id",),
+            body=_json_body({"role": AGENT_FIELDS["role"]}, ("role",)),
+            extra=("403", "404"),
+            reply=AGENT_REPLY,
+            errors={"404": "unknown agent"},
+        )
+    },
     "/api/admin/agents/{agent_id}/teams": {
         "put": _api(
             "Replace the teams an agent serves",

@@ -69,6 +69,10 @@ def test_every_reply_validates_against_the_documented_schema(world):
     assert admin("GET", "/api/admin/agents").status_code == 200
     assert admin("PUT", "/api/admin/agents/carol/teams", json={"teams": ["billing"]}).status_code == 200
     assert admin("POST", "/api/admin/agents/carol/status", json={"status": "busy"}).status_code == 200
+    assert admin("PUT", "/api/admin/agents/carol/role", json={"role": "supervisor"}).json()["agent"]["role"] == (
+        "supervisor"
+    )
+    assert admin("PUT", "/api/admin/agents/carol/role", json={"role": "boss"}).status_code == 400
     assert admin("DELETE", "/api/admin/agents/carol").status_code == 200
     assert admin("DELETE", "/api/admin/teams/billing").status_code == 200
     assert admin("DELETE", "/api/admin/teams/billing").status_code == 404

@@ -264,3 +264,25 @@ def test_time_in_state_runs_on_while_the_caller_speaks(world):
     row = next(c for c in sam.get("/api/supervisor/board").json()["live"]["calls"] if c["id"] == call_id)
     assert row["state"] == "talking" and row["in_state_s"] >= 1.0
     call.hangup()
+
+
+def test_a_supervisor_made_an_agent_again_stops_listening_and_is_refused(world):
+    sam = supervisor(world)
+    alice = world.add_agent("alice")
+    call, call_id, room = connected_call(world, alice)
+    grant = sam.post(f"/api/supervisor/calls/{call_id}/listen").json()
+    assert requests.post(world.livekit.url + "/_sim/rtc/join", json={"token": grant["token"]}, timeout=5).ok
+    world.settle()
+    assert "listen:sam" in world.participants(room)
+
+    demoted = requests.put(
+        world.url + "/api/admin/agents/sam/role",
+        json={"role": "agent"},
+        headers={"Authorization": "Bearer admin-test-token"},
+        timeout=5,
+    )
+    assert demoted.status_code == 200 and demoted.json()["agent"]["role"] == "agent"
+    world.wait(lambda: "listen:sam" not in world.participants(room), what="the listener taken out")
+    assert sam.get("/api/supervisor/board").status_code == 403
+    assert world.db_call(call.sid)["state"] == "connected"
+    call.hangup()

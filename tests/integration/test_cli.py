@@ -38,6 +38,20 @@ def test_add_list_set_status_remove(runner):
     assert services.agents.get("alice") is None
 
 
+def test_a_supervisor_is_added_listed_and_made_an_agent_again(runner):
+    cli, services = runner
+    added = cli.invoke(args=["agents", "add", "sam", "--name", "Sam", "--supervisor"])
+    assert added.exit_code == 0, added.output
+    assert services.agents.get("sam")["role"] == "supervisor"
+    assert "(supervisor)" in cli.invoke(args=["agents", "list"]).output
+    assert cli.invoke(args=["agents", "add", "ann", "--name", "Ann"]).exit_code == 0
+    assert services.agents.get("ann")["role"] == "agent"
+    assert cli.invoke(args=["agents", "set-role", "sam", "agent"]).exit_code == 0
+    assert services.agents.get("sam")["role"] == "agent"
+    refused = cli.invoke(args=["agents", "set-role", "nobody", "supervisor"])
+    assert refused.exit_code != 0 and "no agent 'nobody'" in refused.output
+
+
 @pytest.mark.parametrize("phone", ["5550001111", "+0123", "+1555abc", "++15550001111"])
 def test_invalid_phone_numbers_are_refused(runner, phone):
     cli, services = runner
