@@ -265,6 +265,8 @@ class AgentLegs:
                 announcement=(
                     f"Callback for {spoken_number(call.from_number)}. Accept, and we dial them."
                     if self.routing.queues.is_callback(call.id)
+                    else "Incoming web call from the website."
+                    if call.channel == "web"
                     else f"Incoming call from {spoken_number(call.from_number)}."
                 ),
                 gather_url=self.gw.urls(Dest.LEG_GATHER, leg=leg.id),

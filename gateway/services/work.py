@@ -229,7 +229,8 @@ class ProviderWork:
     def purge_call_data(self, p: dict[str, Any]) -> None:
         """Nothing a caller said or that was written about them outlives the retention period: the
         transcript, notes, summaries, the SMS that carried them (body and number), the voicemail's
-        recording link, and the caller's number (masked to its last four digits, as in the logs)."""
+        recording link, the caller's number (masked to its last four digits, as in the logs) and what a
+        website said about a web caller (the call's facts)."""
         store: Store = self.store
 
         def work(session: Session) -> None:
@@ -244,6 +245,8 @@ class ProviderWork:
             call = session.get(Call, call_id)
             if call is not None and not call.from_number.startswith("…"):
                 store.compare_and_set(session, call, from_number=mask_phone(call.from_number))
+            if call is not None and call.facts:  # a web caller's verified context (name, email, page…)
+                store.compare_and_set(session, call, facts=None)
             store.record(session, call_id, "call_data_purged")
 
         store.run(work)

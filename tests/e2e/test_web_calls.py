@@ -294,3 +294,25 @@ def test_web_caller_cold_transferred_to_b_and_counted_by_channel_on_the_board(wo
     figures = sue.get("/api/supervisor/figures").json()["figures"]
     assert figures["channels"]["web"]["offered"] == 1 and figures["channels"]["phone"]["offered"] == 1
     assert figures["channels"]["web"]["answered"] == 1
+
+
+def test_what_the_website_said_about_the_caller_is_purged_with_the_calls_data(make_world):
+    world = make_world(web_call_context_secret=SECRET, retention_hours=0)
+    world.add_agent("alice")
+    caller = WebCaller(world, context=W.sign_context({"name": "Maria Lopez", "email": "maria@example.com"}, SECRET))
+    assert world.services.views.call(caller.call_id)["facts"]
+    assert caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/hangup").status_code == 200
+    world.wait(lambda: "call_data_purged" in world.timeline(caller.call_id), timeout=10, what="purge")
+    assert world.services.views.call(caller.call_id)["facts"] is None
+
+
+def test_a_web_caller_whose_wait_runs_out_is_told_nobody_could_take_the_call(world):
+    world.add_agent("zed", status="busy")  # signed in, not free
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    caller.wait_state("queued")
+    world.services.caller.queue_timeout(caller.call_id)  # the team's max wait is over (the timer, run now)
+    status = world.wait(lambda: (s := caller.status())["state"] == "ended" and s, what="ended")
+    assert "nobody could take your call" in status["message"]
+    world.wait(lambda: caller.room not in world.livekit.rooms(), what="room deleted")
+    assert world.services.views.call(caller.call_id)["end_reason"] == "queue timeout"

@@ -209,6 +209,7 @@ const page = {
   lastState: "idle",
   lastMessage: "",
   joining: false,
+  lost: false, // the media connection dropped (see mediaLost)
   hold: new Hold($("hold-music")),
 };
 
@@ -288,6 +289,7 @@ async function startCall() {
     fail("failed", why);
     return;
   }
+  page.lost = false;
   page.call = { id: created.call_id, access: created.access, poll: (created.poll_s || 1) * 1000, stopMeter };
   $("context-note").hidden = created.context !== "verified";
   page.media = created.media === "sandbox"
@@ -310,9 +312,15 @@ async function mediaFailed(err) {
   fail("failed", message);
 }
 
+/** The media connection dropped. Not always a failure: the gateway deletes the room the caller is
+ *  leaving when it moves the call (a completed transfer). Ask where the call is now: a move is
+ *  followed by the next poll; a call the gateway ended because the caller vanished is reported
+ *  as the lost connection it was. */
 async function mediaLost() {
   if (!page.call) return;
-  await mediaFailed(new Error("the connection to the media server was lost"));
+  page.lost = true;
+  clearTimeout(page.timer);
+  poll();
 }
 
 async function poll() {
@@ -348,7 +356,11 @@ function apply(status) {
   if (["queued", "on_hold"].includes(status.state)) page.hold.start(status.hold_music_url);
   else page.hold.stop();
   show(status.state, status.message, { position: status.state === "queued" ? status.position : null });
+  if (status.join) page.lost = false; // the call moved: joining the next room, not a failure
   if (status.state === "ended") {
+    if (page.lost && status.message === "You ended the call.") {
+      $("error").textContent = "The audio connection was lost, so the call ended. Check your connection, then call again.";
+    }
     finish();
     $("call").hidden = false;
     $("call").textContent = "Call again";
