@@ -38,6 +38,13 @@ TAKE_OVER = click.option(
 )
 
 
+RELEASE_HELP = (
+    "The release phase (Procfile): apply the database migrations, then provision when provider credentials "
+    "are set (idempotent: a second run changes nothing; sandbox mode has nothing to provision). A failed "
+    "provisioning fails the release and says what to fix, so a deploy never serves calls it cannot route."
+)
+
+
 def _provision(settings: Settings, ops: OpsSettings, dry_run: bool, take_over_number: bool = False) -> int:
     if settings.sandbox:
         click.echo("sandbox mode: the sandbox sets up its loopback doubles itself when it starts; nothing to provision")
@@ -75,6 +82,21 @@ def register(app: Flask) -> None:
                 except InvalidTeam as exc:
                     raise click.ClickException(str(exc)) from None
                 click.echo(f"{number}'s callers go to: {', '.join(teams)}" + (" (a menu)" if len(teams) > 1 else ""))
+        ctx.exit(code)
+
+    @app.cli.command("release", help=RELEASE_HELP)
+    @click.pass_context
+    def release_command(ctx: click.Context) -> None:
+        services, ops = app_settings()
+        services.gw.store.migrate()
+        click.echo("release: the database is at the newest migration")
+        code = _provision(services.gw.settings, ops, dry_run=False)
+        if code:
+            click.echo(
+                "release: provisioning FAILED (above): fix it and deploy again, or run `flask --app gateway "
+                "provision` once it is fixed; /readyz and doctor say 'not provisioned' until then",
+                err=True,
+            )
         ctx.exit(code)
 
     @app.cli.command("doctor", help=DOCTOR_HELP)

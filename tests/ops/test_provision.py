@@ -284,3 +284,35 @@ def test_provision_command_takes_over_the_number(doubles, provider_settings):
     assert result.exit_code == 0, result.output
     assert "detached" in result.output and number(provider_settings).trunk_sid is None
     services.gw.store.engine.dispose()
+
+
+def test_the_release_phase_migrates_and_provisions_once_credentials_are_set(doubles, provider_settings):
+    services = build(provider_settings)
+    app = create_app(services=services)
+    init_app(app)
+    cli = app.test_cli_runner()
+
+    first = cli.invoke(args=["release"])
+    assert first.exit_code == 0, first.output
+    assert "newest migration" in first.output and "provisioning complete" in first.output
+    assert dispatch_rule(provider_settings).name  # callers now reach a room the gateway watches
+    before = len(doubles.livekit.twirp_log())
+    again = cli.invoke(args=["release"])  # every deploy runs it: the second changes nothing
+    assert again.exit_code == 0 and "unchanged" in again.output
+    assert methods_since(doubles, before) <= READS
+
+    doubles.livekit.inject_fault(method="ListSIPInboundTrunk", status=503, code="unavailable")
+    failed = cli.invoke(args=["release"])
+    assert failed.exit_code == 1 and "provisioning FAILED" in failed.stderr
+    services.gw.store.engine.dispose()
+
+
+def test_the_release_phase_in_sandbox_mode_only_migrates(doubles, provider_settings):
+    services = build(provider_settings.with_overrides(sandbox=True))
+    app = create_app(services=services)
+    init_app(app)
+    result = app.test_cli_runner().invoke(args=["release"])
+    assert result.exit_code == 0, result.output
+    assert "newest migration" in result.output and "nothing to provision" in result.output
+    assert not doubles.livekit.twirp_log()  # nothing asked of LiveKit
+    services.gw.store.engine.dispose()
