@@ -1,5 +1,7 @@
 """``python -m bench all`` (the figures, ~10 min) or ``python -m bench smoke`` (CI, < 30 s);
-``python -m bench summary`` measures transfer summaries on the evaluation corpus (seconds, no gateway).
+``python -m bench summary`` measures transfer summaries on the evaluation corpus (seconds, no gateway);
+``python -m bench consoles`` opens 500 consoles and 5 boards against the call path (~2 min; its own
+options, see ``python -m bench consoles --help``).
 
 Options: ``--only 1,3`` runs some targets; ``--strict`` makes smoke fail on a missed performance goal
 too (by default smoke fails only when something is broken: an error, a crash, a summary not delivered).
@@ -41,10 +43,15 @@ def _ensure_matplotlib(log) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["consoles"]:
+        from bench import streams
+
+        return streams.main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=["all", "smoke", "summary"])
+    parser.add_argument("mode", choices=["all", "smoke", "summary", "consoles"])
     parser.add_argument("--only", default="", help="comma-separated target numbers (1-5)")
     parser.add_argument("--strict", action="store_true", help="smoke: a missed goal fails the run too")
     parser.add_argument(

@@ -1,15 +1,29 @@
-"""``python -m bench.streams``: console event streams against the call path.
+"""``python -m bench consoles`` (or ``python -m bench.streams``): open consoles against the call path.
 
-Goal: with 500 console event streams open (``GET /api/events``), signed ``POST /twilio/voice``
-webhooks (a new CallSid each) keep p99 <= 50 ms. The gateway runs as deployed (gunicorn with
-gunicorn.conf.py, two gthread workers of 32 threads, Postgres, the loopback doubles); the streams
-and the webhooks come from this process (one asyncio loop). Each stream behaves as a browser's
-EventSource: it reads events, and when the server ends the stream it comes back after the
-``retry:`` the server asked for, with ``Last-Event-ID``. The webhooks are measured twice: with no
-console open (the baseline), then with all the streams open.
+Goal (issue 15, consoles at scale): with 500 consoles and 5 supervisor boards open, signed voice
+webhooks keep p99 <= 50 ms and every console gets its events within 1 s, each gunicorn worker
+keeping one store poller.
 
-Options: ``--streams 500 --agents 250 --rate 20 --seconds 30``; the database is ``BENCH_PG_DB``
-(default ``bench``) on ``BENCH_PG_ADMIN_URL``. Results: bench/STREAMS.md and bench/.runs/streams.json.
+The gateway runs as deployed (gunicorn with gunicorn.conf.py: two gthread workers of 32 threads,
+Postgres, the loopback doubles). The consoles run in a separate process (one asyncio loop): each
+behaves as a browser's EventSource on ``GET /api/events`` (it reads events, and when the server ends
+the stream it comes back after the ``retry:`` the server asked for, with ``Last-Event-ID``). The
+boards are five more streams; they read the board's stream when ``--board-path`` names it, else the
+console stream of a supervisor's account. This process sends the webhooks and the changes:
+
+- signed ``POST /twilio/voice`` at ``--rate`` per second, a new CallSid each, every agent offline
+  (the no-agent path), measured from this process; first with no console open (the baseline), then
+  with every console open;
+- meanwhile, once a second, one agent ("pulse") changes its status through the API: every console
+  must show it (a presence event). Delivery latency = arrival at the console minus the moment the
+  change was sent (same machine, wall clock), for every console and every change;
+- memory: each worker's resident set with no stream open and with every stream open; and the
+  workers' own count of open streams and store pollers (``/metrics``).
+
+Options: ``--consoles 500 --boards 5 --agents 250 --rate 20 --seconds 40``; the database is
+``BENCH_PG_DB`` (default ``bench``) on ``BENCH_PG_ADMIN_URL``. Keep runs under two minutes on a
+shared machine. Results: the consoles section of bench/RESULTS.md (``--out`` to write elsewhere) and
+bench/.runs/consoles.json.
 """
 
 from __future__ import annotations
@@ -17,11 +31,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
+import re
 import time
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import requests
 from twilio.request_validator import RequestValidator
 
 from bench import harness as H
@@ -29,6 +46,9 @@ from gateway.sandbox import runtime as sandbox
 
 HERE = Path(__file__).resolve().parent
 GOAL_P99_MS = 50.0
+GOAL_DELIVERY_S = 1.0
+PULSE = "pulse"
+SECTION_START, SECTION_END = "<!-- consoles -->", "<!-- /consoles -->"
 
 
 def pct(values: list[float], p: float) -> float:
@@ -38,119 +58,196 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+# ------------------------------------------------------------------ the consoles' process
 class Console:
-    """One EventSource: reconnects after the server's retry, with Last-Event-ID."""
+    """One EventSource: reconnects after the server's retry, with Last-Event-ID; notes when the
+    pulse agent's status changes in its presence events."""
 
-    def __init__(self, url: str, credential: str, counts: Counter):
-        self.url, self.credential, self.counts = url, credential, counts
+    def __init__(self, url: str, path: str, credential: str, counts: Counter):
+        self.url, self.path, self.credential, self.counts = url, path, credential, counts
         self.last_id: str | None = None
         self.retry_ms = 2000
-        self.open = False
+        self.ready = False
+        self.pulse_status: str | None = None
+        self.changes: list[tuple[str, float]] = []  # (pulse's new status, wall-clock arrival)
+
+    def on_event(self, event: str, data: str) -> None:
+        self.counts[event] += 1
+        if event == "ready":
+            self.ready = True
+        elif event == "presence":
+            status = next((a["status"] for a in json.loads(data)["agents"] if a["id"] == PULSE), None)
+            if status != self.pulse_status:
+                if self.pulse_status is not None:
+                    self.changes.append((status, time.time()))
+                self.pulse_status = status
 
     async def run(self, http: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            headers = {"Authorization": f"Bearer {self.credential}"}
+            headers = {"Authorization": f"Bearer {self.credential}", "Accept": "text/event-stream"}
             if self.last_id:
                 headers["Last-Event-ID"] = self.last_id
+            event, data = "message", ""
             try:
-                async with http.get(self.url + "/api/events", headers=headers) as reply:
+                async with http.get(self.url + self.path, headers=headers) as reply:
                     self.counts[f"status {reply.status}"] += 1
                     if reply.status != 200:
                         await asyncio.sleep(float(reply.headers.get("Retry-After", "5")))
                         continue
-                    self.open = True
                     async for raw in reply.content:
-                        line = raw.decode().rstrip("\n")
-                        if line.startswith("retry:"):
+                        line = raw.decode().rstrip("\r\n")
+                        if not line:
+                            if data:
+                                self.on_event(event, data)
+                            event, data = "message", ""
+                        elif line.startswith("retry:"):
                             self.retry_ms = int(line[6:].strip())
                         elif line.startswith("id:"):
                             self.last_id = line[3:].strip()
                         elif line.startswith("event:"):
-                            self.counts[line[6:].strip()] += 1
+                            event = line[6:].strip()
+                        elif line.startswith("data:"):
+                            data += line[5:].strip()
                         if stop.is_set():
                             break
             except (TimeoutError, aiohttp.ClientError):
                 self.counts["stream errors"] += 1
-            finally:
-                self.open = False
             if not stop.is_set():
                 await asyncio.sleep(self.retry_ms / 1000)
 
 
-async def voice_load(http, url: str, rate: float, seconds: float, prefix: str) -> tuple[list[float], Counter]:
+async def _consoles(url: str, streams: list[tuple[str, str]], conn) -> None:
+    counts: Counter = Counter()
+    stop = asyncio.Event()
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=20, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+        consoles = [Console(url, path, credential, counts) for path, credential in streams]
+        runners = [asyncio.create_task(c.run(http, stop)) for c in consoles]
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.25)
+            ready = sum(c.ready for c in consoles)
+            if await loop.run_in_executor(None, conn.poll, 0):
+                break
+            conn.send(("ready", ready))
+        conn.recv()
+        stop.set()
+        for r in runners:
+            r.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    conn.send(("done", {"counts": dict(counts), "changes": [c.changes for c in consoles]}))
+
+
+def consoles_process(url: str, streams: list[tuple[str, str]], conn) -> None:
+    asyncio.run(_consoles(url, streams, conn))
+
+
+# ------------------------------------------------------------------ this process
+async def voice_load(url: str, rate: float, seconds: float, prefix: str) -> tuple[list[float], Counter]:
     validator = RequestValidator(sandbox.AUTH_TOKEN)
     latencies: list[float] = []
     statuses: Counter = Counter()
-    tasks = []
+    timeout = aiohttp.ClientTimeout(total=20)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http:
+        forms = []
+        for i in range(int(rate * seconds)):
+            form = {
+                "CallSid": f"CA{prefix}{i:030d}"[:34],
+                "From": f"+1555{i % 10_000_000:07d}",
+                "To": sandbox.PHONE_NUMBER,
+            }
+            forms.append((form, validator.compute_signature(url + "/twilio/voice", form)))
 
-    async def one(i: int) -> None:
-        form = {"CallSid": f"CA{prefix}{i:030d}"[:34], "From": f"+1555{i % 10_000_000:07d}", "To": sandbox.PHONE_NUMBER}
-        signature = validator.compute_signature(url + "/twilio/voice", form)
-        started = time.perf_counter()
-        try:
-            async with http.post(url + "/twilio/voice", data=form, headers={"X-Twilio-Signature": signature}) as r:
-                await r.read()
-                statuses[r.status] += 1
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            statuses[type(exc).__name__] += 1
-            return
-        latencies.append(time.perf_counter() - started)
+        async def one(form: dict, signature: str) -> None:
+            started = time.perf_counter()
+            try:
+                async with http.post(url + "/twilio/voice", data=form, headers={"X-Twilio-Signature": signature}) as r:
+                    await r.read()
+                    statuses[r.status] += 1
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                statuses[type(exc).__name__] += 1
+                return
+            latencies.append(time.perf_counter() - started)
 
-    start = time.perf_counter()
-    n = int(rate * seconds)
-    for i in range(n):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*tasks)
+        tasks = []
+        start = time.perf_counter()
+        for i, (form, signature) in enumerate(forms):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(form, signature)))
+        await asyncio.gather(*tasks)
     return latencies, statuses
 
 
-async def scenario(url: str, credentials: list[str], streams: int, rate: float, seconds: float) -> dict:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
-        hooks = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20), connector=aiohttp.TCPConnector(limit=0))
-        async with hooks:
-            base_lat, base_status = await voice_load(hooks, url, rate, seconds / 2, "b")
-            counts: Counter = Counter()
-            stop = asyncio.Event()
-            consoles = [Console(url, credentials[i % len(credentials)], counts) for i in range(streams)]
-            runners = [asyncio.create_task(c.run(http, stop)) for c in consoles]
-            await asyncio.sleep(8)  # every console connected (and the brief ones polling)
-            held = sum(c.open for c in consoles)
-            lat, status = await voice_load(hooks, url, rate, seconds, "s")
-            held_end = sum(c.open for c in consoles)
-            stop.set()
-            for r in runners:
-                r.cancel()
-            await asyncio.gather(*runners, return_exceptions=True)
-    return {
-        "baseline": {"latencies": base_lat, "statuses": dict(base_status)},
-        "with_streams": {"latencies": lat, "statuses": dict(status)},
-        "streams_open_at_start": held,
-        "streams_open_at_end": held_end,
-        "stream_events": dict(counts),
-    }
+async def pulses(url: str, credential: str, seconds: float) -> list[tuple[str, float]]:
+    """The pulse agent changes its status once a second; (new status, wall-clock time sent)."""
+    sent = []
+    headers = {"Authorization": f"Bearer {credential}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
+        end = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < end:
+            n += 1
+            status = "busy" if n % 2 else "offline"
+            at = time.time()
+            async with http.post(url + "/api/agents/me/status", json={"status": status}, headers=headers) as r:
+                if r.status == 200:
+                    sent.append((status, at))
+            await asyncio.sleep(1.0)
+    return sent
+
+
+def delivery_latencies(sent: list[tuple[str, float]], received: list[list[tuple[str, float]]]) -> tuple[list, int]:
+    """Per console, the k-th change it saw is the k-th change sent (the console was open before the
+    first one). Returns the latencies and how many (console, change) pairs never arrived."""
+    latencies, missing = [], 0
+    for changes in received:
+        for k, (status, at) in enumerate(sent):
+            if k < len(changes) and changes[k][0] == status:
+                latencies.append(changes[k][1] - at)
+            else:
+                missing += 1
+    return latencies, missing
+
+
+def workers_view(url: str) -> dict:
+    """The workers' open streams and pollers from /metrics (each scrape reaches one worker)."""
+    seen: dict[str, dict] = {}
+    for _ in range(12):
+        try:
+            text = requests.get(url + "/metrics", timeout=5).text
+        except requests.RequestException:
+            continue
+        figures = dict(re.findall(r"^(gateway_console_stream[^ ]*) ([0-9.e+-]+)$", text, re.M))
+        seen[json.dumps(figures, sort_keys=True)] = figures
+    return {"scrapes": list(seen.values())}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.streams", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench consoles", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--consoles", "--streams", type=int, default=500, dest="consoles")
+    parser.add_argument("--boards", type=int, default=5)
+    parser.add_argument("--board-path", default="", help="the board's stream, once there is one (default: /api/events)")
     parser.add_argument("--agents", type=int, default=250)
     parser.add_argument("--rate", type=float, default=20.0, help="voice webhooks per second")
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=40.0, help="the measurement with every console open")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(f"[consoles {time.monotonic() - started:6.1f}s] {message}", flush=True)
 
     database = H.fresh_database()
     world = H.World()
     port = H.free_port()
     env = world.env(port, database, dict(item.split("=", 1) for item in args.env))
-    server = H.Gunicorn("gateway:create_app()", env, "streams").start()
+    server = H.Gunicorn("gateway:create_app()", env, "consoles").start()
+    child = None
     try:
         from gateway.adapters.store import Store
         from gateway.config import normalise_database_url
@@ -160,58 +257,131 @@ def main(argv=None) -> int:
         agents = AgentService(store)
         # Offline agents: every call takes the no-agent path, so what varies is only the streams.
         credentials = [agents.add(f"agent{i:03d}", f"Agent {i}", None, True, "offline") for i in range(args.agents)]
+        pulse = agents.add(PULSE, "Pulse", None, True, "offline")
+        boards = [agents.add(f"board{i}", f"Board {i}", None, True, "offline") for i in range(args.boards)]
         store.engine.dispose()
-        offset = server.log_offset()
-        result = asyncio.run(scenario(server.url, credentials, args.streams, args.rate, args.seconds))
-        server_side = [s for m, p, code, s in server.access(offset) if p == "/twilio/voice"]
+        log(f"gateway up; {args.agents} agents; baseline: voice webhooks at {args.rate:g}/s, no console open")
+        rss_idle = server.rss_mb()
+        base_lat, base_status = asyncio.run(voice_load(server.url, args.rate, 12, "b"))
+
+        streams = [("/api/events", credentials[i % len(credentials)]) for i in range(args.consoles)]
+        streams += [(args.board_path or "/api/events", b) for b in boards]
+        ctx = mp.get_context("spawn")
+        here, there = ctx.Pipe()
+        child = ctx.Process(target=consoles_process, args=(server.url, streams, there), daemon=True)
+        child.start()
+        deadline = time.monotonic() + 60
+        ready = 0
+        while ready < len(streams) and time.monotonic() < deadline:
+            if here.poll(1):
+                _kind, ready = here.recv()
+        log(f"{ready} of {len(streams)} streams open; load with every console open for {args.seconds:g} s")
+        time.sleep(2)  # presence settles in every console
+        rss_open = server.rss_mb()
+        view_open = workers_view(server.url)
+
+        async def loaded():
+            return await asyncio.gather(
+                voice_load(server.url, args.rate, args.seconds, "s"), pulses(server.url, pulse, args.seconds - 2)
+            )
+
+        (lat, status), sent = asyncio.run(loaded())
+        time.sleep(3)  # the last change reaches every console
+        here.send("stop")
+        result = None
+        while result is None:
+            kind, payload = here.recv()
+            if kind == "done":
+                result = payload
+        child.join(timeout=20)
+        log("done; stopping the gateway")
     finally:
+        if child is not None and child.is_alive():
+            child.terminate()
         server.stop()
         world.stop()
 
-    base = result["baseline"]["latencies"]
-    loaded = result["with_streams"]["latencies"]
-    p99 = pct(loaded, 99) * 1000
-    passed = p99 <= GOAL_P99_MS and set(result["with_streams"]["statuses"]) == {200}
+    delivered, missing = delivery_latencies(sent, result["changes"])
+    p99 = pct(lat, 99) * 1000
+    d99 = pct(delivered, 99)
+    passed = p99 <= GOAL_P99_MS and set(status) == {200} and d99 <= GOAL_DELIVERY_S and not missing
     summary = {
-        "goal": f"with {args.streams} console streams open, signed voice webhooks p99 <= {GOAL_P99_MS:g} ms",
+        "goal": f"{args.consoles} consoles + {args.boards} boards open: signed voice webhooks p99 <= "
+        f"{GOAL_P99_MS:g} ms, every console's events within {GOAL_DELIVERY_S:g} s",
         "passed": passed,
-        "streams": args.streams,
+        "consoles": args.consoles,
+        "boards": args.boards,
+        "board_path": args.board_path or "/api/events",
         "agents": args.agents,
         "rate": args.rate,
-        "baseline_ms": {"p50": pct(base, 50) * 1000, "p99": pct(base, 99) * 1000, "n": len(base)},
-        "with_streams_ms": {
-            "p50": pct(loaded, 50) * 1000,
-            "p99": p99,
-            "max": max(loaded, default=0) * 1000,
-            "n": len(loaded),
+        "streams_ready": ready,
+        "baseline_ms": {"p50": pct(base_lat, 50) * 1000, "p99": pct(base_lat, 99) * 1000, "n": len(base_lat)},
+        "with_consoles_ms": {"p50": pct(lat, 50) * 1000, "p99": p99, "max": max(lat, default=0) * 1000, "n": len(lat)},
+        "statuses": {str(k): v for k, v in status.items()},
+        "baseline_statuses": {str(k): v for k, v in base_status.items()},
+        "delivery_s": {
+            "p50": pct(delivered, 50),
+            "p99": d99,
+            "max": max(delivered, default=float("nan")),
+            "n": len(delivered),
+            "missing": missing,
+            "changes": len(sent),
         },
-        "server_side_ms_all_voice": {"p50": pct(server_side, 50) * 1000, "p99": pct(server_side, 99) * 1000},
-        "statuses": result["with_streams"]["statuses"],
-        "streams_held_at_start": result["streams_open_at_start"],
-        "streams_held_at_end": result["streams_open_at_end"],
-        "stream_events": result["stream_events"],
+        "rss_mb_idle": rss_idle,
+        "rss_mb_open": rss_open,
+        "workers": view_open,
+        "stream_events": result["counts"],
         "extra_env": args.env,
         "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "cpus": mp.cpu_count(),
     }
     H.RUNS.mkdir(parents=True, exist_ok=True)
-    (H.RUNS / "streams.json").write_text(json.dumps(summary, indent=1))
-    b, w = summary["baseline_ms"], summary["with_streams_ms"]
-    text = (
-        "# Console streams vs the call path (`python -m bench.streams`)\n\n"
-        f"Goal: {summary['goal']}. Gateway as deployed (gunicorn.conf.py: 2 gthread workers x 32 threads, "
-        f"8 per worker reserved for webhooks), Postgres, loopback doubles; {args.streams} EventSource-like "
-        f"streams from {args.agents} agents; voice webhooks at {args.rate:g}/s (new CallSid each, no agent "
-        "available), measured from the client.\n\n"
-        "| | p50 | p99 | n |\n|---|---|---|---|\n"
-        f"| no console open | {b['p50']:.1f} ms | {b['p99']:.1f} ms | {b['n']} |\n"
-        f"| {args.streams} streams open | {w['p50']:.1f} ms | {w['p99']:.1f} ms (max {w['max']:.1f}) | {w['n']} |\n\n"
-        f"Result: **{'PASS' if passed else 'FAIL'}**. Webhook statuses {summary['statuses']}; streams holding a "
-        f"thread when the load began {summary['streams_held_at_start']} (the rest served brief streams); "
-        f"stream events {summary['stream_events']}.\n"
-    )
-    (HERE / "STREAMS.md").write_text(text)
-    print(text)
+    (H.RUNS / "consoles.json").write_text(json.dumps(summary, indent=1))
+    write_results(Path(args.out), summary)
+    print(render(summary))
     return 0 if passed else 1
+
+
+def render(s: dict) -> str:
+    b, w, d = s["baseline_ms"], s["with_consoles_ms"], s["delivery_s"]
+    idle = sorted(s["rss_mb_idle"].values())
+    opened = sorted(s["rss_mb_open"].values())
+    per_worker = ", ".join(f"{i:.0f} -> {o:.0f} MB" for i, o in zip(idle, opened, strict=False))
+    scrapes = "; ".join(
+        ", ".join(f"{k.removeprefix('gateway_console_')}={float(v):g}" for k, v in sorted(f.items()))
+        for f in s["workers"]["scrapes"]
+    )
+    return (
+        f"{SECTION_START}\n## Consoles at scale (`python -m bench consoles`)\n\n"
+        f"Goal: {s['goal']}. Gateway as deployed (gunicorn.conf.py: 2 gthread workers x 32 threads, stream "
+        f"sockets handed to each worker's notifier), Postgres, loopback doubles, on this shared {s['cpus']}-core "
+        f"machine (load average at the end {' '.join(s['loadavg'])}: other work was running). "
+        f"{s['consoles']} consoles from {s['agents']} agents plus {s['boards']} boards ({s['board_path']}), "
+        "opened from a separate process as EventSources; voice webhooks at "
+        f"{s['rate']:g}/s (new CallSid each, no agent available) measured from the client; one agent's status "
+        "changed once a second, delivery timed to every console.\n\n"
+        "| | p50 | p99 | max | n |\n|---|---|---|---|---|\n"
+        f"| voice webhook, no console open | {b['p50']:.1f} ms | {b['p99']:.1f} ms | | {b['n']} |\n"
+        f"| voice webhook, {s['streams_ready']} streams open | {w['p50']:.1f} ms | **{w['p99']:.1f} ms** | "
+        f"{w['max']:.1f} ms | {w['n']} |\n"
+        f"| event delivery to each console | {d['p50'] * 1000:.0f} ms | **{d['p99'] * 1000:.0f} ms** | "
+        f"{d['max'] * 1000:.0f} ms | {d['n']} ({d['changes']} changes x consoles; {d['missing']} missing) |\n\n"
+        f"Memory per worker (resident, no stream -> every stream open): {per_worker}. "
+        f"Workers' own figures (/metrics, one line per worker scraped): {scrapes}.\n\n"
+        f"Result: **{'PASS' if s['passed'] else 'FAIL'}**. Webhook statuses {s['statuses']}; stream events "
+        f"{s['stream_events']}.\n{SECTION_END}\n"
+    )
+
+
+def write_results(path: Path, summary: dict) -> None:
+    section = render(summary)
+    text = path.read_text() if path.exists() else ""
+    if SECTION_START in text and SECTION_END in text:
+        before, rest = text.split(SECTION_START, 1)
+        text = before + section + rest.split(SECTION_END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + section
+    path.write_text(text)
 
 
 if __name__ == "__main__":

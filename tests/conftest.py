@@ -102,6 +102,9 @@ class World:
         self.store = self.services.gw.store
 
     def close(self) -> None:
+        console = self.app.extensions.get("console")
+        if console is not None:
+            console.shutdown()  # the streams' notifier stops polling this world's store
         self.services.stop()
         self.doubles.stop()
         self.server.shutdown()

@@ -204,6 +204,31 @@ class AgentService:
 
         return self.store.read(work)
 
+    def live_sessions(self, tokens: set[str]) -> set[str]:
+        """Which of these session tokens are still live (one query for every open console stream)."""
+        if not tokens:
+            return set()
+        by_hash = {_hash(t): t for t in tokens}
+
+        def work(s: Session) -> set[str]:
+            rows = s.execute(
+                select(AgentSession.id).where(AgentSession.id.in_(sorted(by_hash)), AgentSession.expires_at > utcnow())
+            ).scalars()
+            return {by_hash[h] for h in rows}
+
+        return self.store.read(work)
+
+    def fingerprints(self, agent_ids: set[str]) -> dict[str, str]:
+        """``fingerprint`` of several agents in one query; a removed agent is absent."""
+        if not agent_ids:
+            return {}
+
+        def work(s: Session) -> dict[str, str]:
+            rows = s.execute(select(Agent.id, Agent.secret_hash).where(Agent.id.in_(sorted(agent_ids))))
+            return {row.id: row.secret_hash[:16] for row in rows}
+
+        return self.store.read(work)
+
     def end_session(self, token: str) -> None:
         self.store.run(lambda s: s.execute(delete(AgentSession).where(AgentSession.id == _hash(token))))
 

@@ -212,6 +212,43 @@ class Views:
 
         return self.store.read(work)
 
+    def timeline_heads(self, after_id: int, limit: int = 1000) -> list[tuple[int, str, str | None]]:
+        """(id, call_id, agent_id) of the timeline entries after ``after_id``: what the console streams'
+        notifier reads once per tick for every open console of the process."""
+        return self.store.read(
+            lambda s: [
+                (row.id, row.call_id, row.agent_id)
+                for row in s.execute(
+                    select(TimelineEntry.id, TimelineEntry.call_id, TimelineEntry.agent_id)
+                    .where(TimelineEntry.id > after_id)
+                    .order_by(TimelineEntry.id)
+                    .limit(limit)
+                )
+            ]
+        )
+
+    def agents_concerned(self, call_ids: set[str]) -> set[str]:
+        """Agents whose console may have something new when these calls change: the owner, anyone with
+        a leg on them (offered, ringing, on the call, gone), either side of their transfers. Wider than
+        the access rule on purpose: each console then reads what it may see by that rule."""
+        if not call_ids:
+            return set()
+
+        def work(s: Session) -> set[str]:
+            ids = sorted(call_ids)
+            rows = s.execute(
+                select(Call.agent_id)
+                .where(Call.id.in_(ids))
+                .union(
+                    select(Leg.agent_id).where(Leg.call_id.in_(ids)),
+                    select(Transfer.source_agent_id).where(Transfer.call_id.in_(ids)),
+                    select(Transfer.target_agent_id).where(Transfer.call_id.in_(ids)),
+                )
+            ).scalars()
+            return {agent for agent in rows if agent}
+
+        return self.store.read(work)
+
     def last_event_id(self) -> int:
         return self.store.read(
             lambda s: s.execute(select(TimelineEntry.id).order_by(TimelineEntry.id.desc()).limit(1)).scalar() or 0

@@ -22,10 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,7 +41,7 @@ from flask import (
 
 from gateway.domain import access
 from gateway.web import api
-from gateway.web.throttle import STREAMS_PER_AGENT
+from gateway.web.streams import EventStreams, Stream, Tick, jittered, presence_of, sse
 
 log = logging.getLogger(__name__)
 
@@ -57,83 +53,6 @@ BUNDLE_ENTRY = "vendor/console/main.js"
 STYLESHEET = "console/console.css"
 CSRF_HEADER, CSRF_VALUE = "X-Requested-With", "console"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-class EventStreams:
-    """This process's open event streams, their timing, and the knobs tests turn.
-
-    ``drop()`` closes every open stream at its next tick (the browser reconnects with
-    Last-Event-ID); with ``refuse_for_s`` new streams are answered 503 for that long,
-    as during a deploy or a router hiccup.
-    """
-
-    poll_s = 0.5  # timeline and offers: an incoming call shows within half a second
-    presence_s = 1.5  # other agents' presence is less urgent (one query per stream per tick adds up)
-    heartbeat_s = 15.0
-    auth_check_s = 2.0
-    max_age_s = 300.0  # streams end now and then; the browser resumes where it was
-    retry_ms = 2000
-    lookback = 100  # ids re-read on every poll: a transaction may commit a lower id late
-
-    # Held streams per process. A held stream keeps a request thread for its whole life (gthread
-    # workers), so they may take only part of a worker's threads: the rest stay free for Twilio's
-    # and LiveKit's webhooks, however many consoles are open. gunicorn.conf.py sets it from the
-    # thread count (threads minus the webhooks' reserve).
-    max_open = 24
-    per_agent = STREAMS_PER_AGENT  # one agent (one credential) cannot take the budget for itself
-    brief_retry_ms = 4000  # a console over the budget is served brief streams and comes back after this
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self.generation = 0
-        self.refuse_until = 0.0
-        self.open = 0
-        self.by_agent: dict[str, int] = {}
-        self.closed = False
-
-    def reserve(self, agent_id: str) -> str:
-        """'held' (a slot is taken: release it), 'brief' (over budget), or 'refused' (agent's cap)."""
-        with self._lock:
-            if self.by_agent.get(agent_id, 0) >= self.per_agent:
-                return "refused"
-            if self.open >= self.max_open:
-                return "brief"
-            self.open += 1
-            self.by_agent[agent_id] = self.by_agent.get(agent_id, 0) + 1
-            return "held"
-
-    def release(self, agent_id: str) -> None:
-        with self._lock:
-            self.open -= 1
-            left = self.by_agent.get(agent_id, 1) - 1
-            if left > 0:
-                self.by_agent[agent_id] = left
-            else:
-                self.by_agent.pop(agent_id, None)
-
-    def drop(self, refuse_for_s: float = 0.0) -> None:
-        with self._lock:
-            self.generation += 1
-            self.refuse_until = time.monotonic() + refuse_for_s
-            self._wake.notify_all()
-
-    def shutdown(self) -> None:
-        """End every stream for good (tests' teardown, worker exit)."""
-        with self._lock:
-            self.closed = True
-            self.generation += 1
-            self._wake.notify_all()
-
-    def refusing(self) -> bool:
-        return self.closed or time.monotonic() < self.refuse_until
-
-    def sleep(self, seconds: float, generation: int) -> bool:
-        """Wait up to ``seconds``; False if the stream must end (dropped or shut down)."""
-        with self._lock:
-            if self.generation == generation:
-                self._wake.wait(seconds)
-            return self.generation == generation
 
 
 def init_console(app: Flask) -> EventStreams:
@@ -281,17 +200,11 @@ def config():
 
 
 # ---------------------------------------------------------- event stream
-def _sse(event: str, data, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+_sse = sse  # the SSE framing, under its old name
 
 
 def _presence(services) -> list[dict]:
-    return [
-        {k: a[k] for k in ("id", "name", "status", "browser")}
-        | {"phone": bool(a["phone"]), "not_responding": a["not_responding"] is not None}
-        for a in services.agents.list()
-    ]
+    return presence_of(services)
 
 
 def _offers_key(offers: list[dict]) -> str:
@@ -306,6 +219,79 @@ def _resume_point(services) -> tuple[int, bool]:
     return services.views.last_event_id(), False
 
 
+class ConsoleStream(Stream):
+    """An agent's console feed: timeline entries of the calls the agent may view (with ids, so a
+    browser resumes), offers and presence as snapshots when they change, a heartbeat when idle."""
+
+    def __init__(self, hub: EventStreams, services, agent_id: str, sid: str | None, after: int, resumed: bool):
+        super().__init__(hub, agent_id)
+        self.services = services
+        # A cookie stream ends when its session does (sign-out, reset, removal); a Bearer stream when
+        # the credential changes.
+        self.sid = sid
+        self.checks_credential = sid is None
+        self.fingerprint = services.agents.fingerprint(agent_id) if sid is None else None
+        self.after, self.floor, self.resumed = after, after, resumed
+        self.seen: set[int] = set()
+        self.offers_key: str | None = None
+        self.presence_key: str | None = None
+        self.retry_ms = hub.retry_ms
+        # One read at the first tick too: what happened between first() and the notifier taking over.
+        self.dirty = True
+
+    def refresh(self) -> list[str]:
+        """What is new for this agent: its timeline entries (by the access rule) and its offers."""
+        chunks = []
+        views = self.services.views
+        for entry in views.events_for_agent(self.agent_id, max(self.floor, self.after - self.hub.lookback)):
+            if entry["id"] in self.seen:
+                continue
+            self.seen.add(entry["id"])
+            self.after = max(self.after, entry["id"])
+            chunks.append(_sse("timeline", entry, entry["id"]))
+        if len(self.seen) > 4 * self.hub.lookback:
+            self.seen = {i for i in self.seen if i > self.after - self.hub.lookback}
+        offers = views.offers(self.agent_id)
+        key = _offers_key(offers)
+        if key != self.offers_key:
+            self.offers_key = key
+            chunks.append(_sse("offers", {"offers": offers}))
+        return chunks
+
+    def presence_chunk(self, agents: list[dict] | None, key: str | None, tick: Tick | None = None) -> list[str]:
+        if agents is None or key == self.presence_key:
+            return []
+        self.presence_key = key
+        return [tick.presence_event() if tick is not None else _sse("presence", {"agents": agents})]
+
+    def first(self) -> str:
+        # With an id, so even a browser that has had no timeline entry yet resumes from here.
+        ready = _sse("ready", {"agent": self.agent_id, "last_id": self.after, "resumed": self.resumed}, self.after)
+        agents = _presence(self.services)
+        chunks = [f"retry: {self.retry_ms}\n\n", ready, *self.refresh()]
+        chunks += self.presence_chunk(agents, json.dumps(agents, sort_keys=True))
+        return "".join(chunks)
+
+    def on_tick(self, tick: Tick) -> str:
+        if tick.sessions is not None and tick.fingerprints is not None:
+            if self.sid is not None and self.sid not in tick.sessions:
+                self.finish()
+                return _sse("signed_out", {"reason": "your session ended; sign in again"})
+            if self.sid is None and tick.fingerprints.get(self.agent_id) != self.fingerprint:
+                self.finish()
+                return _sse("signed_out", {"reason": "your credential changed; sign in again"})
+        chunks = []
+        if self.dirty or self.agent_id in tick.concerned:
+            self.dirty = False
+            chunks += self.refresh()
+        chunks += self.presence_chunk(tick.presence, tick.presence_key, tick)
+        if not chunks and tick.now - self.last_write >= self.hub.heartbeat_s:
+            chunks.append(": heartbeat\n\n")
+        if tick.now - self.started >= self.hub.max_age_s:
+            self.finish()
+        return "".join(chunks)
+
+
 @bp.get("/api/events")
 @api.agent_required
 def events():
@@ -314,103 +300,28 @@ def events():
         return jsonify(error="the event stream is restarting; retry shortly"), 503, {"Retry-After": "1"}
     services = svc()
     agent_id = g.agent["id"]
-    fingerprint = services.agents.fingerprint(agent_id)
-    # A cookie stream ends when its session does (sign-out, reset, removal); a Bearer stream when
-    # the credential changes.
     sid = None if api.bearer() else session.get("sid")
-
-    def still_signed_in() -> bool:
-        if sid is not None:
-            return services.agents.session_agent(sid) is not None
-        return services.agents.fingerprint(agent_id) == fingerprint
-
     after, resumed = _resume_point(services)
-    generation = hub.generation
-    mode = hub.reserve(agent_id)
+    mode = hub.reserve(agent_id, detached=hub.detachable(request.environ))
     if mode == "refused":
         return (
             jsonify(error=f"too many open event streams for this agent (max {hub.per_agent} per worker)"),
             429,
             {"Retry-After": "5"},
         )
-    brief = mode == "brief"
-
-    def generate() -> Iterator[str]:
-        nonlocal after
-        floor, seen = after, set()
-        offers_key = presence_key = None
-        started = last_write = last_auth = time.monotonic()
-        last_presence = 0.0
-        if brief:
-            # Over the budget: what is new now, then the stream ends and the browser's EventSource
-            # comes back after `retry` (with Last-Event-ID): polling, holding no thread meanwhile.
-            retry = hub.brief_retry_ms + secrets.randbelow(hub.brief_retry_ms // 2 + 1)
-            yield f"retry: {retry}\n\n"
-        else:
-            yield f"retry: {hub.retry_ms}\n\n"
-        # With an id, so even a browser that has had no timeline entry yet resumes from here.
-        yield _sse("ready", {"agent": agent_id, "last_id": after, "resumed": resumed}, after)
-        while True:
-            now = time.monotonic()
-            if now - last_auth >= hub.auth_check_s:
-                last_auth = now
-                if not still_signed_in():
-                    reason = "your session ended" if sid is not None else "your credential changed"
-                    yield _sse("signed_out", {"reason": f"{reason}; sign in again"})
-                    return
-            chunks = []
-            for entry in services.views.events_for_agent(agent_id, max(floor, after - hub.lookback)):
-                if entry["id"] in seen:
-                    continue
-                seen.add(entry["id"])
-                after = max(after, entry["id"])
-                chunks.append(_sse("timeline", entry, entry["id"]))
-            if len(seen) > 4 * hub.lookback:
-                seen = {i for i in seen if i > after - hub.lookback}
-            offers = services.views.offers(agent_id)
-            key = _offers_key(offers)
-            if key != offers_key:
-                offers_key = key
-                chunks.append(_sse("offers", {"offers": offers}))
-            if now - last_presence >= hub.presence_s:
-                last_presence = now
-                agents = _presence(services)
-                key = json.dumps(agents, sort_keys=True)
-                if key != presence_key:
-                    presence_key = key
-                    chunks.append(_sse("presence", {"agents": agents}))
-            if not chunks and now - last_write >= hub.heartbeat_s:
-                chunks.append(": heartbeat\n\n")
-            if chunks:
-                last_write = now
-                yield "".join(chunks)
-            if brief:
-                yield _sse("brief", {"retry_ms": retry})
-                return
-            if now - started >= hub.max_age_s:
-                return
-            if not hub.sleep(hub.poll_s, generation):
-                return
-
-    response = Response(
-        generate(),
-        mimetype="text/event-stream",
-        headers={
-            "Cache-Control": "no-cache, no-transform",
-            "X-Accel-Buffering": "no",
-        },
-    )
-    if not brief:
-        # On close, whether the stream ran or the client left before its first byte.
-        released: list[bool] = []
-
-        def release() -> None:
-            if not released:
-                released.append(True)
-                hub.release(agent_id)
-
-        response.call_on_close(release)
-    return response
+    stream = ConsoleStream(hub, services, agent_id, sid, after, resumed)
+    headers = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+    if mode == "brief":
+        # Over the budget: what is new now, then the stream ends and the browser's EventSource comes
+        # back after `retry` (with Last-Event-ID): polling, holding no thread meanwhile.
+        stream.retry_ms = jittered(hub.brief_retry_ms)
+        body = stream.first() + _sse("brief", {"retry_ms": stream.retry_ms})
+        return Response(body, mimetype="text/event-stream", headers=headers)
+    try:
+        return hub.respond(stream, mode, services, headers, on_close=lambda: hub.release(agent_id, mode))
+    except Exception:
+        hub.release(agent_id, mode)
+        raise
 
 
 # An inline icon: the browser's automatic /favicon.ico request gets a real answer, not a 404.
