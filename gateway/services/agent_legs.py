@@ -26,6 +26,7 @@ from gateway.adapters.store.models import Call, Leg
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.machine import IllegalTransition
+from gateway.services import job_types as J
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import LIVE_LEG_STATES, live_legs
@@ -33,7 +34,7 @@ from gateway.services.ports import Dest, Gateway, LegOutcomes
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
 
-WHISPER = "whisper_timeout"
+WHISPER = J.WhisperTimeout.kind
 ANSWER, OFFER, AGAIN = "answer", "offer", "again"
 WHISPER_PHASES = (ANSWER, OFFER, AGAIN)
 
@@ -81,7 +82,7 @@ class AgentLegs:
                 self.legs.end_leg(session, other, "cancel", "answered elsewhere")
                 if other.agent_id == leg.agent_id:
                     offer.append(other.id)
-        self.store.cancel_timers(session, "ring_timeout", *offer)
+        self.store.cancel_timers(session, J.RingTimeout.kind, *offer)
 
     def browser_accept(self, agent_id: str, call_id: str) -> Leg | None:
         def work(session: Session) -> Leg | None:
@@ -156,7 +157,7 @@ class AgentLegs:
             return
         verdict = self.routing.route(session, call)
         if verdict == "queued":  # from ringback into the line: greeting, place, music
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.QUEUE})
+            self.store.enqueue(session, J.RedirectCaller(call.id, Dest.QUEUE))
         elif verdict == "nobody":
             self.routing.to_voicemail(session, call, "nobody answered")
 
@@ -190,8 +191,7 @@ class AgentLegs:
         self.store.cancel_timers(session, WHISPER, *earlier)
         job = self.store.enqueue(
             session,
-            WHISPER,
-            {"leg_id": leg.id, "call_id": leg.call_id, "phase": phase},
+            J.WhisperTimeout(leg.id, phase, leg.call_id),
             delay_s=budget_s,
             dedupe_key=timer_key(WHISPER, subject),
             timer_of=subject,
@@ -379,9 +379,7 @@ class AgentLegs:
             )
             if leg is None:
                 return False
-            self.store.enqueue(
-                session, "remove_participant", {"room": room, "identity": leg.identity, "call_id": leg.call_id}
-            )
+            self.store.enqueue(session, J.RemoveParticipant(room, leg.identity or "", leg.call_id))
             self.leg_left(session, leg, "left from the console")
             return True
 

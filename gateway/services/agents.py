@@ -17,6 +17,7 @@ from gateway.adapters.store.models import Agent, AgentSession, AgentTeam, Call, 
 from gateway.domain import agents as rules
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
+from gateway.services import job_types as J
 from gateway.services.teams import TeamService
 
 
@@ -269,9 +270,7 @@ def end_listening(store: Store, session: Session, agent_id: str) -> None:
         .distinct()
     ).all()
     for call_id, room in rows:
-        store.enqueue(
-            session, "remove_participant", {"room": room, "identity": f"listen:{agent_id}", "call_id": call_id}
-        )
+        store.enqueue(session, J.RemoveParticipant(room, f"listen:{agent_id}", call_id))
 
 
 def end_all_sessions(session: Session, agent_id: str) -> None:

@@ -22,7 +22,9 @@ from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
+from gateway.services import job_types as J
 from gateway.services.answers import Answers
+from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner
 from gateway.services.ports import Dest, Gateway
 from gateway.services.queues import Queues
@@ -36,22 +38,23 @@ class Callbacks:
         self.store: Store = gw.store
 
     def register(self, runner: JobRunner) -> None:
-        runner.register("dial_callback", self.dial)
+        runner.register_jobs(self)
 
     # ------------------------------------------------------------------ dial
-    def dial(self, p: dict[str, Any]) -> None:
+    @handles(J.DialCallback)
+    def dial(self, job: J.DialCallback) -> None:
         """Dial the caller back (attempt 1 once the agent is in the room, attempt 2 after the delay)."""
-        attempt = int(p["attempt"])
+        attempt, call_id = job.attempt, job.call_id
 
         def claim(session: Session) -> str | None:
-            call = session.get(Call, p["call_id"], populate_existing=True)
+            call = session.get(Call, call_id, populate_existing=True)
             entry = self.queues.live_entry(session, call.id) if call is not None else None
             if (
                 call is None
                 or entry is None
                 or entry.kind != Q.CALLBACK
                 or entry.state != Q.OFFERED
-                or entry.offers != p.get("offer", entry.offers)
+                or entry.offers != (entry.offers if job.offer is None else job.offer)
                 or (entry.callback_attempts or 0) >= attempt  # dialled already (the job ran before a crash)
             ):
                 return None
@@ -65,13 +68,13 @@ class Callbacks:
         urls = self.gw.urls
         sid = self.gw.telephony.place_call(
             to=number,
-            url=urls(Dest.CALLBACK_ANSWER, call=p["call_id"], attempt=attempt),
-            status_callback=urls(Dest.CALLBACK_STATUS, call=p["call_id"], attempt=attempt),
+            url=urls(Dest.CALLBACK_ANSWER, call=call_id, attempt=attempt),
+            status_callback=urls(Dest.CALLBACK_STATUS, call=call_id, attempt=attempt),
             timeout_s=int(self.gw.settings.ring_timeout_s),
         )
 
         def save(session: Session) -> None:
-            call = session.get(Call, p["call_id"], populate_existing=True)
+            call = session.get(Call, call_id, populate_existing=True)
             if call is not None and call.state == C.QUEUED and call.twilio_sid != sid:
                 self.store.compare_and_set(session, call, twilio_sid=sid, dial_sid=None, caller_identity=None)
 

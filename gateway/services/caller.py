@@ -17,6 +17,7 @@ from gateway.adapters.store.models import Call, Leg, Team, TimelineEntry, Voicem
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
+from gateway.services import job_types as J
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import active_transfer, call_by_sid, live_legs
@@ -86,8 +87,7 @@ class Caller:
             queues = self.routing.queues
             self.store.enqueue(
                 session,
-                "queue_timeout",
-                {"call_id": call.id},
+                J.QueueTimeout(call.id),
                 delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
                 timer_of=call.id,
             )
@@ -382,10 +382,8 @@ class Caller:
             rooms.add(leg.room)
             self.legs.end_leg(session, leg, "cancel", "caller hung up")
         for room in sorted(rooms):
-            self.store.enqueue(session, "delete_room", {"room": room, "call_id": call.id}, dedupe_key=f"delete:{room}")
-        self.store.enqueue(
-            session, "purge_call_data", {"call_id": call.id}, delay_s=self.gw.settings.retention_hours * 3600
-        )
+            self.store.enqueue(session, J.DeleteRoom(room, call.id), dedupe_key=f"delete:{room}")
+        self.store.enqueue(session, J.PurgeCallData(call.id), delay_s=self.gw.settings.retention_hours * 3600)
 
     def queue_timeout(self, call_id: str) -> None:
         def work(session: Session) -> None:

@@ -26,6 +26,8 @@ from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call, EventDelivery, utcnow
 from gateway.config import Settings
 from gateway.domain import integrator_events as E
+from gateway.services import job_types as J
+from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner, RetryLater
 from gateway.services.views import iso
 
@@ -49,7 +51,7 @@ class EventWebhooks:
         self.urls = tuple(settings.event_webhook_urls)
 
     def register(self, runner: JobRunner) -> None:
-        runner.register("deliver_events", self.deliver)
+        runner.register_jobs(self)
         if self.urls:
             self.store.entry_listeners.append(self.on_entries)
 
@@ -100,12 +102,13 @@ class EventWebhooks:
             touched.add(call_id)
         for call_id in touched:
             for url in self.urls:
-                self.store.enqueue(session, "deliver_events", {"call_id": call_id, "url": url})
+                self.store.enqueue(session, J.DeliverEvents(call_id, url))
 
     # ------------------------------------------------------------ delivery
-    def deliver(self, payload: dict[str, Any]) -> None:
+    @handles(J.DeliverEvents)
+    def deliver(self, job: J.DeliverEvents) -> None:
         """Send the call's pending events to one URL, oldest first, until one fails."""
-        call_id, url = payload["call_id"], payload["url"]
+        call_id, url = job.call_id, job.url
         while True:
             claimed = self.store.run(lambda s: self._claim_next(s, call_id, url))
             if claimed is None:
@@ -255,7 +258,7 @@ class EventWebhooks:
                     )
                 )
             for key in {(r.call_id, r.url) for r in rows}:
-                self.store.enqueue(session, "deliver_events", {"call_id": key[0], "url": key[1]})
+                self.store.enqueue(session, J.DeliverEvents(*key))
             return len(rows)
 
         return self.store.run(work)

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.adapters.store.db import ClaimedJob, Store
 from gateway.adapters.twilio_client import ProviderError
+from gateway.services.job_types import KINDS, Job, handlers_of
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ LEASE_S = 30.0
 MAX_ATTEMPTS = 5
 # What a caller or an agent hears next (hold, a redirect, B's phone ringing): these run on a lane
 # of their own, so a backlog of summaries, room set-ups and clean-ups never delays them.
-URGENT_KINDS = frozenset({"hold_caller", "redirect_caller", "dial_leg", "redirect_leg", "hangup_leg"})
+URGENT_KINDS = frozenset(kind for kind, job_type in KINDS.items() if job_type.urgent)
 
 
 class RetryLater(Exception):
@@ -36,6 +37,10 @@ class RetryLater(Exception):
     def __init__(self, delay_s: float, reason: str = ""):
         super().__init__(reason)
         self.delay_s = delay_s
+
+
+def _typed(job_type: type[Job], handler: Callable[[Any], None]) -> Handler:
+    return lambda payload: handler(job_type.decode(payload))
 
 
 class JobRunner:
@@ -64,7 +69,14 @@ class JobRunner:
         self.store.job_listeners.append(self.kick)
 
     def register(self, kind: str, handler: Handler) -> None:
+        """A handler of the stored payload as it is (see ``register_jobs`` for typed jobs)."""
         self.handlers[kind] = handler
+
+    def register_jobs(self, owner: object) -> None:
+        """Each ``@handles(<job class>)`` method of ``owner`` handles that kind, given the job
+        decoded and validated from its row (services/job_types.py)."""
+        for job_type, handler in handlers_of(owner):
+            self.register(job_type.kind, _typed(job_type, handler))
 
     # ----------------------------------------------------------------- life
     def start(self) -> JobRunner:

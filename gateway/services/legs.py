@@ -9,7 +9,6 @@ undoes its provider side and frees the agent when it was their last live leg. Wh
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.machine import IllegalTransition
+from gateway.services import job_types as J
 from gateway.services.lookups import LIVE_LEG_STATES
 from gateway.services.ports import Gateway
 
@@ -51,11 +51,10 @@ class Legs:
         for leg in legs:
             session.add(leg)
             if leg.kind == "phone":
-                self.store.enqueue(session, "dial_leg", dial_payload(leg))
+                self.store.enqueue(session, dial_job(leg))
         self.store.enqueue(
             session,
-            "ring_timeout",
-            {"leg_ids": [leg_.id for leg_ in legs], "call_id": call.id},
+            J.RingTimeout(tuple(leg_.id for leg_ in legs), call.id),
             delay_s=self.gw.settings.ring_timeout_s,
             timer_of=legs[0].id,
         )
@@ -122,14 +121,12 @@ class Legs:
         if not outcome.changed:
             return False
         if leg.kind == "phone":
-            self.store.enqueue(session, "hangup_leg", {"leg_id": leg.id})
+            self.store.enqueue(session, J.HangupLeg(leg.id))
         elif event != "leave" and was in (L.ACCEPTED, L.JOINED):
             # Accepted means a token was issued: the browser may be in the room, or about to be.
             # Whatever ended the leg, its participant goes (a leg ending by "leave" has left already,
             # or the caller of leave removes it).
-            self.store.enqueue(
-                session, "remove_participant", {"room": leg.room, "identity": leg.identity, "call_id": leg.call_id}
-            )
+            self.store.enqueue(session, J.RemoveParticipant(leg.room, leg.identity or "", leg.call_id))
         self.store.record(
             session,
             leg.call_id,
@@ -157,6 +154,6 @@ class Legs:
         return call is not None and call.state == C.QUEUED
 
 
-def dial_payload(leg: Leg) -> dict[str, Any]:
-    """What the dial_leg job needs to place the leg's call without reading it back."""
-    return {"leg_id": leg.id, "to": leg.phone, "transfer": bool(leg.transfer_id)}
+def dial_job(leg: Leg) -> J.DialLeg:
+    """Dial the leg's phone, with what the job needs to place the call without reading it back."""
+    return J.DialLeg(leg.id, leg.phone, bool(leg.transfer_id))

@@ -24,6 +24,7 @@ from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, AgentTeam, Call, QueueEntry, Team, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import queues as Q
+from gateway.services import job_types as J
 from gateway.services.ports import Dest, Gateway
 
 HISTORY = 20  # finished calls of a team the estimate averages
@@ -262,8 +263,7 @@ class Queues:
         Once per offer and attempt, however often the agent's arrival is reported."""
         self.store.enqueue(
             session,
-            "dial_callback",
-            {"call_id": entry.call_id, "attempt": attempt, "offer": entry.offers},
+            J.DialCallback(entry.call_id, attempt, entry.offers),
             delay_s=self.gw.settings.callback_retry_s if attempt > 1 else 0.0,
             dedupe_key=f"callback:{entry.id}:{entry.offers}:{attempt}",
         )

@@ -23,6 +23,7 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.domain import web_calls as W
+from gateway.services import job_types as J
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.legs import Legs
 from gateway.services.listen_in import listener_entitled
@@ -80,8 +81,7 @@ class RoomEvents:
             if awaited and round_ + 1 < len(L.RECONCILE_AFTER_S):
                 self.store.enqueue(
                     session,
-                    "reconcile_room",
-                    {"call_id": call_id, "room": room, "round": round_ + 1, "gone": None},
+                    J.ReconcileRoom(call_id, room, round_ + 1),
                     delay_s=L.RECONCILE_AFTER_S[round_ + 1],
                 )
 
@@ -182,7 +182,7 @@ class RoomEvents:
             if other.id != leg.id and other.state == L.RINGING and other.agent_id == leg.agent_id:
                 self.legs.end_leg(session, other, "cancel", "answered elsewhere")
                 offer.append(other.id)
-        self.store.cancel_timers(session, "ring_timeout", *offer)
+        self.store.cancel_timers(session, J.RingTimeout.kind, *offer)
         if leg.transfer_id is None:
             self._bridge_held_caller(session, leg)
 
@@ -200,7 +200,7 @@ class RoomEvents:
         call_id = session.execute(
             select(Leg.call_id).where(Leg.room == room).order_by(Leg.created_at.desc()).limit(1)
         ).scalar()
-        self.store.enqueue(session, "remove_participant", {"room": room, "identity": identity, "call_id": call_id})
+        self.store.enqueue(session, J.RemoveParticipant(room, identity, call_id))
         if call_id:
             self.store.record(session, call_id, "participant_removed", room=room, identity=identity)
 
@@ -235,17 +235,13 @@ class RoomEvents:
             else None
         )
         if refused is not None:
-            self.store.enqueue(
-                session,
-                "remove_participant",
-                {"room": room, "identity": identity, "call_id": call.id if call else None},
-            )
+            self.store.enqueue(session, J.RemoveParticipant(room, identity, call.id if call else None))
             if call is not None:
                 self.store.record(session, call.id, "participant_removed", room=room, identity=identity, why=refused)
             return
         assert join is not None and call is not None
         self.store.compare_and_set(session, join, joined_at=utcnow())
-        self.store.cancel_timers(session, "web_join_deadline", join.id)
+        self.store.cancel_timers(session, J.WebJoinDeadline.kind, join.id)
         self.store.compare_and_set(session, call, caller_identity=identity)
         self.store.record(session, call.id, "caller_joined", room=room, channel=W.CHANNEL_WEB)
         self._maybe_connected(session, call.id, room)
@@ -304,13 +300,11 @@ class RoomEvents:
             else call.agent_id
         )
         if call.connected_at is None:
-            self.store.cancel_timers(session, "queue_timeout", call.id)  # connected: it never waits again
+            self.store.cancel_timers(session, J.QueueTimeout.kind, call.id)  # connected: it never waits again
             if self.transcribe:
                 # Once per call, now that it is answered (Twilio starts transcriptions only on calls
                 # in progress); the session is call-scoped and outlives every later re-bridge.
-                self.store.enqueue(
-                    session, "start_transcription", {"call_id": call.id}, dedupe_key=f"transcription:{call.id}"
-                )
+                self.store.enqueue(session, J.StartTranscription(call.id), dedupe_key=f"transcription:{call.id}")
         self.store.transition(
             session, call, C.CALL, "agent_joined", agent_id=owner, connected_at=call.connected_at or utcnow()
         )

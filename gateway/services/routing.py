@@ -21,6 +21,7 @@ from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.domain import web_calls as W
 from gateway.domain.machine import IllegalTransition
+from gateway.services import job_types as J
 from gateway.services.legs import Legs
 from gateway.services.lookups import live_legs
 from gateway.services.ports import Dest, Gateway
@@ -118,18 +119,13 @@ class Routing:
                 self.expect_in_room(session, call.id, target)
             return
         self.store.compare_and_set(session, call, room=target, caller_identity=None, bridge_gen=gen)
-        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.BRIDGE, "gen": gen})
+        self.store.enqueue(session, J.RedirectCaller(call.id, Dest.BRIDGE, gen))
         self.expect_in_room(session, call.id, target)
 
     def expect_in_room(self, session: Session, call_id: str, room: str, gone: str | None = None) -> None:
         """Someone should join ``room`` (or ``gone`` leave it) in a moment: LiveKit's webhook will
         say so, and if it does not, a look at the room's participants will (webhooks are hints)."""
-        self.store.enqueue(
-            session,
-            "reconcile_room",
-            {"call_id": call_id, "room": room, "round": 0, "gone": gone},
-            delay_s=L.RECONCILE_AFTER_S[0],
-        )
+        self.store.enqueue(session, J.ReconcileRoom(call_id, room, 0, gone), delay_s=L.RECONCILE_AFTER_S[0])
 
     def send_caller_to_goodbye(self, session: Session, call: Call) -> None:
         """The agent ended the call: the caller is redirected to goodbye. Marked as a redirect in
@@ -137,7 +133,7 @@ class Routing:
         route a caller who is leaving to another agent, or into the queue)."""
         if not call.redirecting:
             self.store.compare_and_set(session, call, redirecting=True)
-        self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.GOODBYE})
+        self.store.enqueue(session, J.RedirectCaller(call.id, Dest.GOODBYE))
 
     def to_voicemail(self, session: Session, call: Call, reason: str) -> None:
         """Nobody (left) to take the call: the caller is redirected to the apology/voicemail."""
@@ -150,7 +146,7 @@ class Routing:
             return
         if outcome.changed:
             self.store.record(session, call.id, "no_agent", reason=reason)
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.APOLOGY})
+            self.store.enqueue(session, J.RedirectCaller(call.id, Dest.APOLOGY))
             for leg in live_legs(session, call.id):
                 self.legs.end_leg(session, leg, "cancel", "caller sent to voicemail")
 

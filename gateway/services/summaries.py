@@ -18,6 +18,7 @@ from gateway.domain import agents as agent_rules
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.domain.summary import Summary
+from gateway.services import job_types as J
 from gateway.services.lookups import existing
 from gateway.services.ports import Dest, Gateway, ProviderErrors
 
@@ -100,7 +101,7 @@ class Summaries:
             if transfer is None or transfer.summary is not None:
                 return
             self.store.compare_and_set(session, transfer, summary=summary, summary_source=source)
-            self.store.cancel_timers(session, "summary_deadline", transfer.id)
+            self.store.cancel_timers(session, J.SummaryDeadline.kind, transfer.id)
             detail = {"source": source}
             if error:
                 detail["openai_error"] = error
@@ -114,12 +115,7 @@ class Summaries:
             )
             number = self.target_phone(session, transfer)
             if number and not T.TRANSFER.is_terminal(transfer.state):
-                self.store.enqueue(
-                    session,
-                    "send_sms",
-                    {"transfer_id": transfer.id, "to": number},
-                    dedupe_key=f"sms:{transfer.id}:{number}",
-                )
+                self.store.enqueue(session, J.SendSms(transfer.id, number), dedupe_key=f"sms:{transfer.id}:{number}")
 
         self.store.run(work)
 
@@ -147,7 +143,7 @@ class Summaries:
 
     def resend_sms(self, transfer_id: str, to: str) -> None:
         def work(session: Session) -> None:
-            self.store.enqueue(session, "send_sms", {"transfer_id": transfer_id, "to": to})
+            self.store.enqueue(session, J.SendSms(transfer_id, to))
 
         self.store.run(work)
 

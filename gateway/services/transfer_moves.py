@@ -20,7 +20,8 @@ from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.domain import transfers as T
 from gateway.domain.machine import IllegalTransition
-from gateway.services.legs import Legs, dial_payload
+from gateway.services import job_types as J
+from gateway.services.legs import Legs, dial_job
 from gateway.services.lookups import LIVE_LEG_STATES, existing
 from gateway.services.ports import Dest, Gateway
 from gateway.services.routing import Routing
@@ -50,24 +51,16 @@ class TransferMoves:
         )
         session.add(consult)
         if consult.kind == "phone":
-            self.store.enqueue(session, "redirect_leg", {"leg_id": consult.id, "dest": Dest.LEG_BRIDGE})
+            self.store.enqueue(session, J.RedirectLeg(consult.id, Dest.LEG_BRIDGE))
         elif self.gw.settings.use_move_participant:
             # LiveKit Cloud only: move A's media session instead of A reconnecting with a new token.
             self.store.enqueue(
                 session,
-                "move_participant",
-                {
-                    "room": source_leg.room,
-                    "identity": source_leg.identity,
-                    "destination": transfer.consult_room,
-                    "call_id": transfer.call_id,
-                },
+                J.MoveParticipant(source_leg.room, source_leg.identity or "", transfer.consult_room, transfer.call_id),
             )
         else:
             self.store.enqueue(
-                session,
-                "remove_participant",
-                {"room": source_leg.room, "identity": source_leg.identity, "call_id": transfer.call_id},
+                session, J.RemoveParticipant(source_leg.room, source_leg.identity or "", transfer.call_id)
             )
         self.store.record(
             session,
@@ -96,11 +89,10 @@ class TransferMoves:
                 identity=f"sip_{transfer.target_number}",
             )
             session.add(leg)
-            self.store.enqueue(session, "dial_leg", dial_payload(leg))
+            self.store.enqueue(session, dial_job(leg))
             self.store.enqueue(
                 session,
-                "ring_timeout",
-                {"leg_ids": [leg.id], "call_id": call.id},
+                J.RingTimeout((leg.id,), call.id),
                 delay_s=self.gw.settings.ring_timeout_s,
                 timer_of=leg.id,
             )
@@ -126,7 +118,7 @@ class TransferMoves:
             if T.TRANSFER.is_terminal(outcome.state):
                 self.store.compare_and_set(session, transfer, active_call_id=None, ended_at=utcnow())
                 if was == T.CONFERENCED:  # the introduction is over, however it ended
-                    self.store.cancel_timers(session, "intro_timeout", transfer.id)
+                    self.store.cancel_timers(session, J.IntroTimeout.kind, transfer.id)
                 extra["reason"] = transfer.end_reason
             self.store.record(session, transfer.call_id, f"transfer_{outcome.state}", transfer_id=transfer.id, **extra)
         return outcome.changed
@@ -150,9 +142,7 @@ class TransferMoves:
         self.routing.send_caller_to_bridge(session, call, room=room)
         self.store.record(session, call.id, "caller_bridging", transfer_id=transfer.id if transfer else None, room=room)
         if old_room != room:
-            self.store.enqueue(
-                session, "delete_room", {"room": old_room, "call_id": call.id}, dedupe_key=f"delete:{old_room}"
-            )
+            self.store.enqueue(session, J.DeleteRoom(old_room, call.id), dedupe_key=f"delete:{old_room}")
 
     def drop_source(self, session: Session, transfer: Transfer, reason: str) -> None:
         if not self.apply(session, transfer, "source_left", end_reason=reason):
@@ -231,8 +221,7 @@ class TransferMoves:
             # ring's time, the caller is routed again rather than left ringing into voicemail.
             self.store.enqueue(
                 session,
-                "return_timeout",
-                {"call_id": call.id, "leg_id": source.id, "transfer_id": transfer.id},
+                J.ReturnTimeout(call.id, source.id, transfer.id),
                 delay_s=self.gw.settings.ring_timeout_s,
                 timer_of=transfer.id,
             )
@@ -255,9 +244,7 @@ class TransferMoves:
             self.routing.to_voicemail(session, call, "nobody available after the transfer")
             return
         self.store.record(session, call.id, "caller_rerouted", to="queue" if verdict == "queued" else "agent")
-        self.store.enqueue(
-            session, "redirect_caller", {"call_id": call.id, "dest": Dest.QUEUE if verdict == "queued" else Dest.HOLD}
-        )
+        self.store.enqueue(session, J.RedirectCaller(call.id, Dest.QUEUE if verdict == "queued" else Dest.HOLD))
 
     def route_held_caller(self, session: Session, call: Call, room: str, prefer: str | None = None) -> None:
         """The caller stays on hold while the next agent is rung; bridged when that agent joins."""

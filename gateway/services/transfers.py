@@ -19,6 +19,7 @@ from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
+from gateway.services import job_types as J
 from gateway.services.errors import Refusal, ServiceError
 from gateway.services.lookups import LIVE_LEG_STATES, existing
 from gateway.services.ports import Dest, Gateway
@@ -183,7 +184,7 @@ class TransferService:
                 raise TransferError(Refusal.CONFLICT, f"cannot queue now: transfer is {transfer.state}")
             call = existing(session, Call, transfer.call_id, fresh=True)
             self.moves.apply(session, transfer, "queue", end_reason=f"queued in {transfer.target_team}")
-            self.store.enqueue(session, "summarize", {"transfer_id": transfer.id})
+            self.store.enqueue(session, J.Summarize(transfer.id))
             self.store.compare_and_set(session, call, team_id=transfer.target_team)
             self.store.transition(session, call, C.CALL, "hold")
             self.store.compare_and_set(session, call, caller_identity=None, agent_id=None)
@@ -203,7 +204,7 @@ class TransferService:
                 kind="transfer",
                 transfer_id=transfer.id,
             )
-            self.store.enqueue(session, "redirect_caller", {"call_id": call.id, "dest": Dest.QUEUE})
+            self.store.enqueue(session, J.RedirectCaller(call.id, Dest.QUEUE))
             self.queues.dispatch(session, transfer.target_team)  # someone freed up meanwhile: at once
             return transfer
 
@@ -223,19 +224,16 @@ class TransferService:
     def _start(self, session: Session, transfer: Transfer, call: Call, target: Agent | None) -> None:
         """Everything at once: summary, hold, consult room, B rung."""
         # Summary first: it runs while B is being reached, never after.
-        self.store.enqueue(session, "summarize", {"transfer_id": transfer.id})
+        self.store.enqueue(session, J.Summarize(transfer.id))
         self.store.enqueue(
             session,
-            "summary_deadline",
-            {"transfer_id": transfer.id},
+            J.SummaryDeadline(transfer.id),
             delay_s=self.gw.settings.summary_deadline_s,
             timer_of=transfer.id,
         )
         self.store.transition(session, call, C.CALL, "hold")
-        self.store.enqueue(session, "hold_caller", {"call_id": call.id, "transfer_id": transfer.id})
-        self.store.enqueue(
-            session, "create_room", {"call_id": call.id, "room": transfer.consult_room, "transfer_id": transfer.id}
-        )
+        self.store.enqueue(session, J.HoldCaller(call.id, transfer.id))
+        self.store.enqueue(session, J.CreateRoom(call.id, transfer.consult_room, transfer.id))
         # A stays with the caller until the caller is really on hold (see on_caller_held):
         # if Twilio cannot put the caller on hold, nobody has left them alone.
         self.moves.reach_target(session, transfer, call, target)
@@ -267,8 +265,7 @@ class TransferService:
             self.moves.connect_caller(session, transfer)
             self.store.enqueue(
                 session,
-                "intro_timeout",
-                {"transfer_id": transfer.id},
+                J.IntroTimeout(transfer.id),
                 delay_s=self.gw.settings.intro_timeout_s,
                 timer_of=transfer.id,
             )

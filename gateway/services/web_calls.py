@@ -27,6 +27,7 @@ from gateway.adapters.store.models import Call, Team, WebJoin, utcnow
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
 from gateway.domain import web_calls as W
+from gateway.services import job_types as J
 from gateway.services.caller import Caller
 from gateway.services.errors import Refusal, ServiceError
 from gateway.services.lookups import active_transfer
@@ -84,7 +85,7 @@ class WebCallers:
             elif context != "none":
                 self.store.record(session, call.id, "web_context_ignored", reason=context)
             session.flush()
-            self.store.enqueue(session, "create_room", {"call_id": call.id, "room": call.room})
+            self.store.enqueue(session, J.CreateRoom(call.id, call.room))
             if self.routing.route(session, call, tried=()) == "nobody":
                 self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
                 self.caller.hangup(session, call, "nobody staffed")
@@ -92,8 +93,7 @@ class WebCallers:
             queues = self.routing.queues
             self.store.enqueue(
                 session,
-                "queue_timeout",
-                {"call_id": call.id},
+                J.QueueTimeout(call.id),
                 delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
                 timer_of=call.id,
             )
@@ -123,8 +123,7 @@ class WebCallers:
         session.add(join)
         self.store.enqueue(
             session,
-            "web_join_deadline",
-            {"call_id": call.id, "gen": gen},
+            J.WebJoinDeadline(call.id, gen),
             delay_s=W.JOIN_TTL_S + W.JOIN_GRACE_S,
             timer_of=join.id,
         )

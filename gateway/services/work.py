@@ -1,8 +1,8 @@
 """Job handlers: the provider calls behind every state change, and the timers, run by the JobRunner.
 
-One method per job kind, registered in ``register``; ``on_error`` is what happens when a job
-gives up for good (each kind's fallback in a method of its own). A new job: a handler here,
-its kind in ``register``, and ``store.enqueue(session, "<kind>", payload)`` where it is needed.
+One method per job kind, marked ``@handles(<its job class>)`` (services/job_types.py); ``on_error``
+is what happens when a job gives up for good (with each kind's fallback). A new job: its
+dataclass in job_types.py, a handler here, and ``store.enqueue(session, <the job>)`` where needed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.agents import mask_phone
 from gateway.domain.web_calls import CHANNEL_WEB
+from gateway.services import job_types as J
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.caller import Caller
+from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner
 from gateway.services.legs import Legs
 from gateway.services.lookups import existing
@@ -58,45 +60,62 @@ class ProviderWork:
         self.room_events, self.web_callers = room_events, web_callers
 
     def register(self, runner: JobRunner) -> None:
-        handlers = {
-            "create_room": self.create_room,
-            "delete_room": self.delete_room,
-            "remove_participant": self.remove_participant,
-            "move_participant": self.move_participant,
-            "dial_leg": self.dial_leg,
-            "hangup_leg": self.hangup_leg,
-            "redirect_caller": self.redirect_caller,
-            "redirect_leg": self.redirect_leg,
-            "hold_caller": self.hold_caller,
-            "ring_timeout": lambda p: self.agent_legs.ring_timeout(p["leg_ids"]),
-            "whisper_timeout": lambda p: self.agent_legs.whisper_timeout(p["leg_id"], p["phase"]),
-            "start_transcription": self.start_transcription,
-            "reconcile_room": lambda p: self.room_events.reconcile_room(
-                p["call_id"], p["room"], p.get("round", 0), p.get("gone")
-            ),
-            "queue_timeout": lambda p: self.caller.queue_timeout(p["call_id"]),
-            "summarize": lambda p: self.summaries.summarize(p["transfer_id"]),
-            "summary_deadline": lambda p: self.summaries.summary_deadline(p["transfer_id"]),
-            "send_sms": lambda p: self.summaries.send_sms(p["transfer_id"], p["to"]),
-            "intro_timeout": lambda p: self.transfer_events.intro_timeout(p["transfer_id"]),
-            "return_timeout": lambda p: self.transfer_events.return_timeout(p["call_id"], p["leg_id"]),
-            "purge_call_data": self.purge_call_data,
-            "web_join_deadline": lambda p: self.web_callers.join_deadline(p["call_id"], p["gen"]),
-        }
-        for kind, handler in handlers.items():
-            runner.register(kind, handler)
+        runner.register_jobs(self)
         runner.on_error = self.on_error
+
+    # ------------------------------------------------------------ timers
+    @handles(J.RingTimeout)
+    def ring_timeout(self, job: J.RingTimeout) -> None:
+        self.agent_legs.ring_timeout(job.leg_ids)
+
+    @handles(J.WhisperTimeout)
+    def whisper_timeout(self, job: J.WhisperTimeout) -> None:
+        self.agent_legs.whisper_timeout(job.leg_id, job.phase)
+
+    @handles(J.ReconcileRoom)
+    def reconcile_room(self, job: J.ReconcileRoom) -> None:
+        self.room_events.reconcile_room(job.call_id, job.room, job.round, job.gone)
+
+    @handles(J.QueueTimeout)
+    def queue_timeout(self, job: J.QueueTimeout) -> None:
+        self.caller.queue_timeout(job.call_id)
+
+    @handles(J.IntroTimeout)
+    def intro_timeout(self, job: J.IntroTimeout) -> None:
+        self.transfer_events.intro_timeout(job.transfer_id)
+
+    @handles(J.ReturnTimeout)
+    def return_timeout(self, job: J.ReturnTimeout) -> None:
+        self.transfer_events.return_timeout(job.call_id, job.leg_id)
+
+    @handles(J.WebJoinDeadline)
+    def web_join_deadline(self, job: J.WebJoinDeadline) -> None:
+        self.web_callers.join_deadline(job.call_id, job.gen)
+
+    @handles(J.SummaryDeadline)
+    def summary_deadline(self, job: J.SummaryDeadline) -> None:
+        self.summaries.summary_deadline(job.transfer_id)
+
+    # --------------------------------------------------------- summaries
+    @handles(J.Summarize)
+    def summarize(self, job: J.Summarize) -> None:
+        self.summaries.summarize(job.transfer_id)
+
+    @handles(J.SendSms)
+    def send_sms(self, job: J.SendSms) -> None:
+        self.summaries.send_sms(job.transfer_id, job.to)
 
     def _load(self, model: type[Any], key: str) -> Any:  # the row's columns by name (Store.peek), or None
         return self.store.peek(model, key)  # a look before a provider call: no ORM session needed
 
     # ------------------------------------------------------------- LiveKit
-    def create_room(self, p: dict[str, Any]) -> None:
-        call = self._load(Call, p["call_id"])
+    @handles(J.CreateRoom)
+    def create_room(self, job: J.CreateRoom) -> None:
+        call = self._load(Call, job.call_id)
         if call is None or call.state == C.ENDED:
             return
-        room = p.get("room") or call.room
-        metadata = {"call_id": call.id, "twilio_call_sid": call.twilio_sid, "transfer_id": p.get("transfer_id")}
+        room = job.room or call.room
+        metadata = {"call_id": call.id, "twilio_call_sid": call.twilio_sid, "transfer_id": job.transfer_id}
         try:
             self.gw.rooms.create_room(
                 room,
@@ -109,23 +128,25 @@ class ProviderWork:
             raise
         self.livekit.recovered()
 
-    def delete_room(self, p: dict[str, Any]) -> None:
-        self.gw.rooms.delete_room(p["room"])
+    @handles(J.DeleteRoom)
+    def delete_room(self, job: J.DeleteRoom) -> None:
+        self.gw.rooms.delete_room(job.room)
 
-    def remove_participant(self, p: dict[str, Any]) -> None:
-        self.gw.rooms.remove_participant(p["room"], p["identity"])
-        if p.get("call_id"):  # LiveKit reports the leave by webhook; if it does not, a look will
-            self.store.run(
-                lambda session: self.routing.expect_in_room(session, p["call_id"], p["room"], gone=p["identity"])
-            )
+    @handles(J.RemoveParticipant)
+    def remove_participant(self, job: J.RemoveParticipant) -> None:
+        self.gw.rooms.remove_participant(job.room, job.identity)
+        if call_id := job.call_id:  # LiveKit reports the leave by webhook; if it does not, a look will
+            self.store.run(lambda session: self.routing.expect_in_room(session, call_id, job.room, gone=job.identity))
 
-    def move_participant(self, p: dict[str, Any]) -> None:
-        self.gw.rooms.move_participant(p["room"], p["identity"], p["destination"])
+    @handles(J.MoveParticipant)
+    def move_participant(self, job: J.MoveParticipant) -> None:
+        self.gw.rooms.move_participant(job.room, job.identity, job.destination)
 
     # -------------------------------------------------------------- Twilio
-    def start_transcription(self, p: dict[str, Any]) -> None:
+    @handles(J.StartTranscription)
+    def start_transcription(self, job: J.StartTranscription) -> None:
         """One named real-time transcription per call, by REST on the answered call."""
-        call = self.store.peek(Call, p["call_id"])
+        call = self.store.peek(Call, job.call_id)
         if call is None or call.state == C.ENDED or call.channel == CHANNEL_WEB:
             return  # (a web call has no Twilio leg to transcribe: its summary uses the agents' notes)
         try:
@@ -139,18 +160,19 @@ class ProviderWork:
                 raise
             # "Not in progress": LiveKit's answer may reach our webhook before Twilio has marked the
             # call answered, so try again shortly, unless the call has ended meanwhile.
-            current = self.store.peek(Call, p["call_id"])
+            current = self.store.peek(Call, job.call_id)
             if current is not None and current.state != C.ENDED:
                 raise ProviderError("twilio", "not_in_progress_yet", str(exc), retryable=True) from exc
 
-    def dial_leg(self, p: dict[str, Any]) -> None:
+    @handles(J.DialLeg)
+    def dial_leg(self, job: J.DialLeg) -> None:
         gw = self.gw
-        if p.get("_fresh") and "to" in p:
+        if job.fresh and job.to is not None:
             # Straight from the commit that created the leg: it is ringing and not dialled yet
             # (a withdrawal racing in is caught below, after the dial). No read on B's path.
-            leg_id, to, for_transfer = p["leg_id"], p["to"], p["transfer"]
+            leg_id, to, for_transfer = job.leg_id, job.to, job.transfer
         else:
-            leg = self._load(Leg, p["leg_id"])
+            leg = self._load(Leg, job.leg_id)
             if leg is None or leg.state != L.RINGING or leg.twilio_sid:
                 return
             leg_id, to, for_transfer = leg.id, leg.phone, bool(leg.transfer_id)
@@ -174,24 +196,26 @@ class ProviderWork:
         elif for_transfer:
             self.transfer_events.on_target_dialed(leg_id)
 
-    def hangup_leg(self, p: dict[str, Any]) -> None:
-        leg = self._load(Leg, p["leg_id"])
+    @handles(J.HangupLeg)
+    def hangup_leg(self, job: J.HangupLeg) -> None:
+        leg = self._load(Leg, job.leg_id)
         if leg is not None and leg.twilio_sid:
             self.gw.telephony.hangup(leg.twilio_sid)
 
-    def redirect_caller(self, p: dict[str, Any]) -> None:
-        dest = self.gw.urls.destination(p.get("dest") or p["path"])  # ("path": a job of an earlier release)
-        web = self.store.peek(Call, p["call_id"])
+    @handles(J.RedirectCaller)
+    def redirect_caller(self, job: J.RedirectCaller) -> None:
+        dest = self.gw.urls.destination(job.dest)
+        web = self.store.peek(Call, job.call_id)
         if web is not None and web.channel == CHANNEL_WEB:
-            self.web_callers.redirected(p["call_id"], dest)  # no Twilio leg: the page follows
+            self.web_callers.redirected(job.call_id, dest)  # no Twilio leg: the page follows
             return
         bridging = dest == Dest.BRIDGE
 
         def claim(session: Session) -> tuple[str, bool] | None:
-            call = session.get(Call, p["call_id"], populate_existing=True)
+            call = session.get(Call, job.call_id, populate_existing=True)
             if call is None or call.state == C.ENDED:
                 return None
-            if bridging and p.get("gen") is not None and (call.bridge_gen or 0) != p["gen"]:
+            if bridging and job.gen is not None and (call.bridge_gen or 0) != job.gen:
                 return None  # the caller already fetched a newer bridge (hold loop, or our earlier run)
             if bridging and not call.redirecting:
                 self.store.compare_and_set(session, call, redirecting=True)
@@ -205,28 +229,30 @@ class ProviderWork:
             # The conversation is over: stop the call's transcription by name, before the caller
             # hears goodbye or the apology, rather than transcribe that and the voicemail too.
             try:
-                self.gw.telephony.stop_transcription(sid, transcription_name(p["call_id"]))
+                self.gw.telephony.stop_transcription(sid, transcription_name(job.call_id))
             except ProviderError as exc:  # never a reason to keep the caller from the next TwiML
-                log.warning("stopping the transcription of %s failed: %s", p["call_id"], exc)
-        self.gw.telephony.redirect(sid, self.gw.urls(dest, call=p["call_id"]))
+                log.warning("stopping the transcription of %s failed: %s", job.call_id, exc)
+        self.gw.telephony.redirect(sid, self.gw.urls(dest, call=job.call_id))
 
-    def redirect_leg(self, p: dict[str, Any]) -> None:
-        leg = self._load(Leg, p["leg_id"])
+    @handles(J.RedirectLeg)
+    def redirect_leg(self, job: J.RedirectLeg) -> None:
+        leg = self._load(Leg, job.leg_id)
         if leg is None or leg.state not in (L.ACCEPTED, L.JOINED) or not leg.twilio_sid:
             return
-        dest = self.gw.urls.destination(p.get("dest") or p["path"])
-        self.gw.telephony.redirect(leg.twilio_sid, self.gw.urls(dest, leg=leg.id))
+        self.gw.telephony.redirect(leg.twilio_sid, self.gw.urls(self.gw.urls.destination(job.dest), leg=leg.id))
 
-    def hold_caller(self, p: dict[str, Any]) -> None:
-        call = self._load(Call, p["call_id"])
+    @handles(J.HoldCaller)
+    def hold_caller(self, job: J.HoldCaller) -> None:
+        call = self._load(Call, job.call_id)
         if call is None or call.state != C.ON_HOLD:
             return
         if call.channel != CHANNEL_WEB:  # a web caller's page plays the hold music when it sees on_hold
             self.gw.telephony.redirect(call.twilio_sid, self.gw.urls(Dest.HOLD, call=call.id))
-        self.transfer_events.on_caller_held(p["transfer_id"])
+        self.transfer_events.on_caller_held(job.transfer_id)
 
     # ----------------------------------------------------------- retention
-    def purge_call_data(self, p: dict[str, Any]) -> None:
+    @handles(J.PurgeCallData)
+    def purge_call_data(self, job: J.PurgeCallData) -> None:
         """Nothing a caller said or that was written about them outlives the retention period: the
         transcript, notes, summaries, the SMS that carried them (body and number), the voicemail's
         recording link, the caller's number (masked to its last four digits, as in the logs) and what a
@@ -234,7 +260,7 @@ class ProviderWork:
         store: Store = self.store
 
         def work(session: Session) -> None:
-            call_id = p["call_id"]
+            call_id = job.call_id
             session.execute(delete(TranscriptLine).where(TranscriptLine.call_id == call_id))
             session.execute(delete(Note).where(Note.call_id == call_id))
             session.execute(delete(Voicemail).where(Voicemail.call_id == call_id))
@@ -257,9 +283,9 @@ class ProviderWork:
         provider = getattr(exc, "provider", "gateway")
         self.provider_errors(provider, getattr(exc, "kind", type(exc).__name__))
         self.store.run(lambda session: self._record_failure(session, kind, payload, provider, exc))
-        if kind == "redirect_caller":
+        if kind == J.RedirectCaller.kind:
             self.caller.redirect_abandoned(payload["call_id"])
-        if kind == "hold_caller":
+        if kind == J.HoldCaller.kind:
             self.transfer_events.hold_failed(payload["transfer_id"], str(exc)[:120])
 
     def _record_failure(
@@ -275,17 +301,13 @@ class ProviderWork:
         if call_id is None:
             return
         self.store.record(session, call_id, "provider_error", job=kind, provider=provider, error=str(exc)[:200])
-        if kind == "dial_leg" and leg is not None and leg.state == L.RINGING:
+        if kind == J.DialLeg.kind and leg is not None and leg.state == L.RINGING:
             self.legs.end_leg(session, leg, "fail", "could not place the call")
             self.agent_legs.after_leg_failed(session, leg)
-        elif kind == "move_participant":
+        elif kind == J.MoveParticipant.kind:
             # Not LiveKit Cloud after all: fall back to the default path (A rejoins with a token).
-            self.store.enqueue(
-                session,
-                "remove_participant",
-                {"room": payload["room"], "identity": payload["identity"], "call_id": call_id},
-            )
-        elif kind == "create_room" and not payload.get("room"):
+            self.store.enqueue(session, J.RemoveParticipant(payload["room"], payload["identity"], call_id=call_id))
+        elif kind == J.CreateRoom.kind and not payload.get("room"):
             # (A caller's-room job stored before the dispatch rule made those rooms.)
             call = session.get(Call, call_id, populate_existing=True)
             if call is not None and call.state == C.BRIDGING and call.connected_at is None:

@@ -508,7 +508,9 @@ def test_a_repeated_bridge_redirect_does_not_drop_the_call(make_world):
     alice = world.add_agent("alice")
     call, call_id = connect_in_world(world, alice)
     # The redirect_caller job runs again (its first run reached Twilio, then the worker died).
-    world.store.run(lambda s: world.store.enqueue(s, "redirect_caller", {"call_id": call_id, "path": "/twilio/bridge"}))
+    world.store.run(
+        lambda s: world.store.enqueue_payload(s, "redirect_caller", {"call_id": call_id, "path": "/twilio/bridge"})
+    )
 
     def settled():
         entries = [e["kind"] for e in world.services.views.timeline(call_id)]

@@ -13,7 +13,7 @@ from gateway.services.jobs import JobRunner
 
 
 def enqueue(store, kind: str, payload: dict) -> None:
-    store.run(lambda s: store.enqueue(s, kind, payload))
+    store.run(lambda s: store.enqueue_payload(s, kind, payload))
 
 
 def test_committed_jobs_run_once_each(store):
@@ -65,7 +65,7 @@ def test_an_urgent_job_is_stored_leased_and_runs_with_no_claim(store):
     runner.register("dial_leg", lambda p: seen.append(p))
     runner.start()
     try:
-        job = store.run(lambda s: store.enqueue(s, "dial_leg", {"leg_id": "leg_1"}))
+        job = store.run(lambda s: store.enqueue_payload(s, "dial_leg", {"leg_id": "leg_1"}))
         assert runner.wait_idle(5)
     finally:
         runner.stop()
@@ -80,7 +80,7 @@ def test_a_leased_job_whose_process_died_is_taken_over_after_its_lease(store):
     dead = JobRunner(store, threads=2, poll_s=0.05, lease_s=0.5)
     dead.start()
     store.job_listeners.remove(dead.kick)  # it commits, then dies before its threads start the job
-    job = store.run(lambda s: store.enqueue(s, "hangup_leg", {"leg_id": "leg_2"}))
+    job = store.run(lambda s: store.enqueue_payload(s, "hangup_leg", {"leg_id": "leg_2"}))
     dead.stop()
     assert job_row(store, job.id).state == "running"
 
@@ -107,7 +107,7 @@ def test_a_leased_job_taken_over_while_it_waited_is_not_run_twice(store):
     ours.register("hangup_leg", lambda p: seen.append(p))
     ours.start()
     store.job_listeners.remove(ours.kick)
-    job = store.run(lambda s: store.enqueue(s, "hangup_leg", {"leg_id": "leg_3"}))
+    job = store.run(lambda s: store.enqueue_payload(s, "hangup_leg", {"leg_id": "leg_3"}))
     ours.stop()
     row = job_row(store, job.id)
     leased = ClaimedJob(row.id, row.kind, row.payload, row.attempts, row.locked_until)
@@ -128,9 +128,9 @@ def test_a_unit_that_loses_the_race_for_a_keyed_timer_runs_again_and_sees_the_wi
     runs: list[bool] = []
 
     def work(session) -> bool:
-        job = store.enqueue(session, "whisper_timeout", payload, delay_s=30, dedupe_key=key)
+        job = store.enqueue_payload(session, "whisper_timeout", payload, delay_s=30, dedupe_key=key)
         if not runs:  # the other webhook commits the same timer after this unit looked for it
-            store.run(lambda s: store.enqueue(s, "whisper_timeout", payload, delay_s=30, dedupe_key=key))
+            store.run(lambda s: store.enqueue_payload(s, "whisper_timeout", payload, delay_s=30, dedupe_key=key))
         runs.append(job is not None)
         return job is not None
 

@@ -31,7 +31,7 @@ def test_units_of_work_and_jobs_survive_connections_killed_under_the_pool(store,
     assert terminate_backends(database_url) >= 1
 
     assert store.read(lambda s: s.get(Agent, "agent_r").name) == "R"
-    store.run(lambda s: store.enqueue(s, "delete_room", {"room": "r"}))
+    store.run(lambda s: store.enqueue_payload(s, "delete_room", {"room": "r"}))
     terminate_backends(database_url)
     due = store.due_jobs(10)
     assert [kind for _, kind in due] == ["delete_room"]
