@@ -213,7 +213,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         metrics=metrics,
         event_webhooks=event_webhooks,
         api_keys=ApiKeys(store),
-        board=Board(store, settings.service_level_s),
+        board=Board(store, settings.service_level_s, settings.board_timezone),
         listen_in=ListenIn(
             store, rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")
         ),

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -59,6 +60,11 @@ VARIABLES: list[tuple[str, bool, str]] = [
         "SERVICE_LEVEL_S",
         False,
         "The board's service level: the share of callers answered within this many seconds. Default: 20.",
+    ),
+    (
+        "BOARD_TIMEZONE",
+        False,
+        "IANA time zone whose midnight starts the board's day (e.g. America/New_York). Default: UTC.",
     ),
     ("HOLD_MUSIC_URL", False, "Audio played to a held caller."),
     (
@@ -133,6 +139,7 @@ class Settings:
     summary_deadline_s: float = 3.0
     intro_timeout_s: float = 60.0
     service_level_s: float = 20.0
+    board_timezone: str = "UTC"
     hold_music_url: str = DEFAULT_HOLD_MUSIC
     transcription_enabled: bool = False
     voicemail_enabled: bool = True
@@ -301,6 +308,13 @@ def load(env: Mapping[str, str]) -> Settings:
     ):
         if get(name):
             values[attr] = _number(name, get(name), minimum=minimum)
+    if get("BOARD_TIMEZONE"):
+        zone = get("BOARD_TIMEZONE")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"BOARD_TIMEZONE must be an IANA time zone such as Europe/Paris, got {zone!r}") from None
+        values["board_timezone"] = zone
     if get("HOLD_MUSIC_URL"):
         values["hold_music_url"] = _url("HOLD_MUSIC_URL", get("HOLD_MUSIC_URL"), ("https", "http"))
     for name, attr in (

@@ -5,7 +5,8 @@ every definition below is tested from a fixed set of calls (tests/unit/test_boar
 
 Definitions (the README repeats them):
 
-- offered: every inbound call that arrived since the start of the day (UTC midnight).
+- offered: every inbound call that arrived since the start of the day (midnight in BOARD_TIMEZONE,
+  UTC by default).
 - answered: an agent was connected with the caller (the call has ``connected_at``).
 - voicemail: never answered, and the gateway sent the caller to the apology and voicemail
   (nobody signed in, the team's maximum wait, the caller's own choice, or a failure).

@@ -8,8 +8,9 @@ import io
 import threading
 import time
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -51,9 +52,12 @@ NOT_A_CHANGE = (
 WAIT_LOOKBACK = timedelta(hours=3)
 
 
-def day_start(now: datetime) -> datetime:
-    """The start of the board's day: UTC midnight."""
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def day_start(now: datetime, timezone: str = "UTC") -> datetime:
+    """The start of the board's day: midnight in ``timezone`` (BOARD_TIMEZONE), as naive UTC like
+    every stored time."""
+    local = now.replace(tzinfo=UTC).astimezone(ZoneInfo(timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.astimezone(UTC).replace(tzinfo=None)
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -80,8 +84,8 @@ class Board:
     # them all for this long (per process).
     figures_max_age_s = 3.0
 
-    def __init__(self, store: Store, service_level_s: float = B.DEFAULT_SERVICE_LEVEL_S):
-        self.store, self.service_level_s = store, service_level_s
+    def __init__(self, store: Store, service_level_s: float = B.DEFAULT_SERVICE_LEVEL_S, timezone: str = "UTC"):
+        self.store, self.service_level_s, self.timezone = store, service_level_s, timezone
         self._lock = threading.Lock()
         self._recent: tuple[float, dict[str, Any]] | None = None
 
@@ -118,7 +122,7 @@ class Board:
 
     def figures(self, now: datetime | None = None) -> dict[str, Any]:
         now = now or utcnow()
-        since = day_start(now)
+        since = day_start(now, self.timezone)
 
         def work(s: Session) -> dict[str, Any]:
             calls, transfers, voicemail, connected = self._today(s, since)
@@ -181,7 +185,12 @@ class Board:
             )
 
         figures: dict[str, Any] = _jsonable(self.store.read(work))
+        figures["timezone"] = self.timezone
         return figures
+
+    def local_date(self, now: datetime | None = None) -> str:
+        """Today's date where the board's day is counted (the export's file name)."""
+        return (now or utcnow()).replace(tzinfo=UTC).astimezone(ZoneInfo(self.timezone)).date().isoformat()
 
     # ------------------------------------------------------------ live
     def live(self, now: datetime | None = None) -> dict[str, Any]:
@@ -289,7 +298,7 @@ class Board:
         """Today's calls and transfers, one row each (what a supervisor pastes into a spreadsheet).
         Caller numbers are masked, as everywhere outside the call itself."""
         now = now or utcnow()
-        since = day_start(now)
+        since = day_start(now, self.timezone)
 
         def work(s: Session) -> str:
             calls, transfers, voicemail, connected = self._today(s, since)

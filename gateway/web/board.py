@@ -119,7 +119,7 @@ def figures():
 @supervisor_required
 def export():
     body = svc().board.export_csv()
-    day = svc().board.figures()["day_start"][:10]
+    day = svc().board.local_date()
     return Response(
         body,
         mimetype="text/csv",

@@ -453,7 +453,8 @@ SCHEMAS["TransferFigures"] = _obj(
 SCHEMAS["Figures"] = _obj(CALL_FIGURES | {"transfers": _ref("TransferFigures")})
 SCHEMAS["DayFigures"] = _obj(
     {
-        "day_start": TIME | {"description": "UTC midnight: the figures count from here"},
+        "day_start": TIME | {"description": "Midnight in BOARD_TIMEZONE (in UTC): the figures count from here"},
+        "timezone": {"type": "string", "description": "BOARD_TIMEZONE (IANA), UTC by default"},
         "now": TIME,
         "service_level_threshold_s": {"type": "number", "description": "SERVICE_LEVEL_S"},
         "overall": _ref("Figures"),

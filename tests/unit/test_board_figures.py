@@ -157,3 +157,21 @@ def test_a_live_call_reads_as_the_supervisor_would_say_it():
     assert B.board_state(live("connected")) == "talking"
     assert B.board_state(live("on_hold")) == "on hold"
     assert B.board_state(live("on_hold", in_transfer=True)) == "in transfer"
+
+
+def test_the_day_starts_at_midnight_where_the_board_is():
+    from gateway.config import ConfigError, load
+    from gateway.services.board import day_start
+
+    at_0300z = datetime(2026, 12, 7, 3, 0)
+    assert day_start(at_0300z) == datetime(2026, 12, 7, 0, 0)
+    # 22:00 the evening before in New York (UTC-5 in December): its day began at 05:00Z on the 6th.
+    assert day_start(at_0300z, "America/New_York") == datetime(2026, 12, 6, 5, 0)
+    assert day_start(at_0300z, "Europe/Paris") == datetime(2026, 12, 6, 23, 0)
+    assert load({"BOARD_TIMEZONE": "Europe/Paris"}).board_timezone == "Europe/Paris"
+    try:
+        load({"BOARD_TIMEZONE": "Mars/Olympus"})
+    except ConfigError as exc:
+        assert "IANA time zone" in str(exc)
+    else:
+        raise AssertionError("an unknown time zone was accepted")

@@ -81,7 +81,7 @@ function figuresRow(tr, [label, f]) {
 
 function renderFigures(figures) {
   const o = figures.overall;
-  $("today-since").textContent = `(since ${figures.day_start.slice(11, 16)} UTC)`;
+  $("today-since").textContent = `(since midnight, ${figures.timezone})`;
   $("tile-offered").textContent = o.offered;
   $("tile-answered").textContent = o.answered;
   $("tile-abandoned").textContent = o.abandoned;
