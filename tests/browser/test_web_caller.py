@@ -184,3 +184,52 @@ def test_only_allowed_origins_may_frame_the_page(world, browser):
     _in_thread(lambda: time.sleep(0.5))
     assert blocked, "the browser should refuse to frame /call for an origin not listed"
     context.close()
+
+
+def test_a_media_connection_that_fails_is_explained_and_the_call_ended(world, browser):
+    world.add_agent("alice")
+    context, page, _errors = _caller_page(browser, world)
+    # The media server cannot be reached from this browser (a firewall, a dropped network).
+    context.route("**/call/sandbox/rtc/join", lambda route: route.abort("connectionfailed"))
+    page.goto("/call")
+    page.get_by_role("button", name="Call").click()
+    expect(page.locator("#state")).to_have_text("Call failed")
+    expect(page.get_by_role("alert")).to_contain_text("The audio connection failed")
+    expect(page.get_by_role("button", name="Call again")).to_be_focused()
+    (call_id,) = _web_calls(world)
+    world.wait(lambda: world.services.views.call(call_id)["state"] == "ended", what="the call ended")
+    assert world.services.views.call(call_id)["end_reason"] == "web caller hung up"
+    context.close()
+
+
+def test_the_caller_page_passes_axe_at_every_step(world, browser):
+    from tests.browser.test_console_a11y import AXE, Audit
+
+    if not AXE.exists():
+        pytest.skip("axe-core is not installed (npm ci)")
+    world.add_agent("zed", status="busy")  # the caller waits in line first
+    alice = world.add_agent("alice", status="offline")
+    context, page, _errors = _caller_page(browser, world, bypass_csp=True)
+    audit = Audit()
+
+    class Caller:
+        label = "caller"
+
+    Caller.page = page
+    page.goto("/call")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    audit(Caller, "ready")
+    page.get_by_role("button", name="Call").click()
+    expect(page.locator("#state")).to_have_text("Waiting in line")
+    audit(Caller, "queued")
+    world.services.agents.set_status("alice", "available")
+    (call_id,) = _web_calls(world)
+    alice.accept_and_join(alice.wait_offer()["call_id"])
+    expect(page.locator("#state")).to_have_text("Connected")
+    audit(Caller, "connected")
+    page.get_by_role("button", name="Hang up").click()
+    expect(page.locator("#state")).to_have_text("Call ended")
+    audit(Caller, "ended")
+    assert not audit.found, audit.report()
+    assert world.services.views.call(call_id)["state"] == "ended"
+    context.close()
