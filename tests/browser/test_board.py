@@ -73,6 +73,8 @@ def test_a_supervisor_sees_a_caller_wait_and_leave_and_the_days_figures_change(w
     world.wait(lambda: "listen:sam" in world.participants(room), what="the supervisor in the room")
     assert world.livekit.seen_by(room, f"sip_{answered.from_}") == ["alice"]
     assert "listen_in" in world.timeline(offer["call_id"])
+    expect(page.locator("#tile-offered")).to_have_text("2")  # the figures catch up within seconds
+    expect(page.locator("#tile-answered")).to_have_text("1")
     board.shot("supervisor-board")
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):  # the README's picture, made on purpose only
         page.screenshot(path=str(DOCS_SHOT), full_page=True)
