@@ -128,6 +128,8 @@ class WebCallers:
             timer_of=join.id,
         )
         self.store.record(session, call.id, "web_token_issued", room=call.room, gen=gen)
+        # LiveKit's webhook says when the page has joined; should it be lost, a look at the room will.
+        self.routing.expect_in_room(session, call.id, call.room)
         return join
 
     def _token_reply(self, join: WebJoin) -> dict[str, Any]:

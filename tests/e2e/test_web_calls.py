@@ -316,3 +316,17 @@ def test_a_web_caller_whose_wait_runs_out_is_told_nobody_could_take_the_call(wor
     assert "nobody could take your call" in status["message"]
     world.wait(lambda: caller.room not in world.livekit.rooms(), what="room deleted")
     assert world.services.views.call(caller.call_id)["end_reason"] == "queue timeout"
+
+
+def test_with_no_livekit_webhooks_the_web_caller_is_still_seen_in_the_room(make_world):
+    """LiveKit sends no webhooks: the web caller's join is read from ListParticipants a few seconds
+    later, so the call connects instead of being given up for a page that never joined."""
+    world = make_world(ring_timeout_s=15.0)
+    world.livekit.webhooks_configured = False
+    alice = world.add_agent("alice")
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    alice.accept_and_join(alice.wait_offer()["call_id"])
+    caller.wait_state("connected", timeout=20)
+    assert "livekit_reconciled" in world.timeline(caller.call_id)
+    assert world.livekit.webhook_log() == []
