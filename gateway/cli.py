@@ -318,14 +318,15 @@ def register(app: Flask) -> None:
     @api_keys_group.command("list")
     @click.option("--json", "as_json", is_flag=True)
     def api_keys_list(as_json):
-        """Every key: id, name, scope, made, revoked (never the key itself)."""
+        """Every key: id, name, scope, made, revoked, last used (never the key itself)."""
         rows = _services().api_keys.list()
         if as_json:
             click.echo(json.dumps(rows, indent=2))
             return
         for r in rows:
             revoked = f"revoked {r['revoked_at']}" if r["revoked_at"] else "live"
-            click.echo(f"{r['id']}  {r['scope']:<5}  {r['created_at']}  {revoked:<28}  {r['name']}")
+            used = f"used {r['last_used_at']}" if r["last_used_at"] else "never used"
+            click.echo(f"{r['id']}  {r['scope']:<5}  {r['created_at']}  {revoked:<28}  {used:<25}  {r['name']}")
 
     @api_keys_group.command("revoke")
     @click.argument("key_id")

@@ -13,15 +13,17 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import ApiKey, utcnow
 
 READ, WRITE = "read", "write"
+LAST_USED_EVERY = timedelta(minutes=1)
 SCOPES = (READ, WRITE)
 PREFIX = "GWK_"
 KEY = re.compile(r"^GWK_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
@@ -101,6 +103,10 @@ class ApiKeys:
         row = self.store.peek(ApiKey, f"key_{match.group(1)}")  # on every API request: no ORM session
         if row is None or row.revoked_at is not None or not hmac.compare_digest(row.secret_hash, _hash(token)):
             return None
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
+            # At most one write a minute per key: enough for `api-keys list` to say which keys are in use.
+            self.store.run(lambda s: s.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)))
         return {"id": row.id, "name": row.name, "scope": row.scope}
 
 
@@ -110,5 +116,10 @@ def as_dict(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "scope": key.scope,
         "created_at": key.created_at.isoformat(timespec="seconds") + "Z",
-        "revoked_at": key.revoked_at.isoformat(timespec="seconds") + "Z" if key.revoked_at else None,
+        "revoked_at": _iso(key.revoked_at),
+        "last_used_at": _iso(key.last_used_at),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None

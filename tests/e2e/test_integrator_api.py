@@ -107,6 +107,7 @@ def test_a_crm_reads_with_a_key_is_refused_writes_and_loses_access_when_revoked(
         listed = cli.invoke(args=["api-keys", "list", "--json"])
         rows = json.loads(listed.stdout)
         assert {r["name"] for r in rows} == {"crm-sync", "crm-admin"} and "GWK_" not in listed.stdout
+        assert all(r["last_used_at"] for r in rows)  # both were used: an admin sees which keys are live
         read_id = next(r["id"] for r in rows if r["name"] == "crm-sync")
         assert cli.invoke(args=["api-keys", "revoke", read_id]).exit_code == 0
         gone = reader.get("/api/calls")
