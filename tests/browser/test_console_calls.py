@@ -202,6 +202,10 @@ def test_a_missed_offer_says_so_and_one_click_makes_the_agent_available_again(wo
     expect(page.locator("#offers-heading")).to_be_focused()
     assert world.services.agents.get("alice")["status"] == "available"
     assert world.services.agents.get("alice")["not_responding"] is None
+    # Her own activity lists both presence changes: the gateway's and hers.
+    activity = page.locator("#activity")
+    expect(activity).to_contain_text("Alice missed the call and was set to Not responding")
+    expect(activity).to_contain_text("Alice set to Available (was Not responding)")
     expect(b.page.locator("#team")).to_contain_text("Alice — Available")
 
     # And the next caller is offered to her.
