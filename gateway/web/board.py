@@ -2,15 +2,13 @@
 the day's CSV export, its event stream, and listen-in.
 
 Every endpoint here is for supervisors (and admins): an agent signed in gets 403 with what to do
-about it. The board's live updates use the console's event-stream machinery (``snapshot_stream``
-is the one place that knows it), so a change of that machinery changes one function here.
+about it. The board's live updates are a stream on the consoles' machinery (web/streams.py: one
+store poller per process, no request thread per stream under gthread), ``BoardStream``.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, session, url_for
 
@@ -19,6 +17,7 @@ from gateway.services.errors import ServiceError
 from gateway.web import api
 from gateway.web import console as console_web
 from gateway.web.openapi import NOT_A_SUPERVISOR
+from gateway.web.streams import EventStreams, Stream, Tick, jittered, sse
 
 bp = Blueprint("board", __name__, template_folder="../templates")
 
@@ -139,69 +138,63 @@ def listen(call_id):
 
 
 # ----------------------------------------------------------- event stream
-def snapshot_stream(
-    owner: str,
-    read: Callable[[], dict],
-    event: str,
-    *,
-    key: Callable[[dict], object] = lambda s: s,
-    still_allowed: Callable[[], str | None] = lambda: None,
-    every_s: float = 1.0,
-) -> Response:
-    """Server-sent events of ``read()``'s snapshot: sent at the start, whenever its ``key`` changes,
-    and at least every heartbeat (its clocks move on). ``still_allowed()`` is asked every few seconds:
-    a reason (signed out, no longer a supervisor) ends the stream with a ``signed_out`` event.
-    Held and released through the console's stream budget (EventStreams), so boards count
-    against the same per-worker and per-agent caps as consoles, and end when it drops them."""
-    hub = console_web.streams()
-    if hub.refusing():
-        return jsonify(error="the event stream is restarting; retry shortly"), 503, {"Retry-After": "1"}  # type: ignore[return-value]
-    generation = hub.generation
-    mode = hub.reserve(owner)
-    if mode == "refused":
-        return (  # type: ignore[return-value]
-            jsonify(error=f"too many open event streams for this agent (max {hub.per_agent} per worker)"),
-            429,
-            {"Retry-After": "5"},
-        )
-    brief = mode == "brief"
+class BoardStream(Stream):
+    """A supervisor's board feed on the process's one notifier (web/streams.py), as the consoles':
+    under gunicorn's gthread worker it holds no request thread. A ``board`` event (live picture and
+    figures) at the start, whenever the store changed and the board with it, and every heartbeat
+    (its clocks move on). It ends with ``signed_out`` when the session ends, the credential changes
+    or the viewer is no longer a supervisor."""
 
-    def generate() -> Iterator[str]:
-        last = None
-        started = last_write = last_auth = time.monotonic()
-        yield f"retry: {hub.brief_retry_ms if brief else hub.retry_ms}\n\n"
-        while True:
-            now = time.monotonic()
-            if now - last_auth >= hub.auth_check_s:
-                last_auth = now
-                reason = still_allowed()
-                if reason:
-                    yield console_web._sse("signed_out", {"reason": reason})
-                    return
-            snapshot = read()
-            changed = json.dumps(key(snapshot), sort_keys=True, default=str)
-            if changed != last or now - last_write >= hub.heartbeat_s:
-                last = changed
-                last_write = now
-                yield console_web._sse(event, snapshot)
-            if brief or now - started >= hub.max_age_s or not hub.sleep(every_s, generation):
-                return
+    # One read of the board per notifier tick serves every open board (same picture for all).
+    _shared: tuple[float, dict] | None = None
 
-    response = Response(
-        generate(),
-        mimetype="text/event-stream",
-        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
-    )
-    if not brief:
-        released: list[bool] = []
+    def __init__(self, hub: EventStreams, services, agent_id: str, sid: str | None):
+        super().__init__(hub, agent_id)
+        self.services = services
+        self.sid = sid
+        self.checks_credential = sid is None
+        self.fingerprint = services.agents.fingerprint(agent_id) if sid is None else None
+        self.key: str | None = None
+        self.retry_ms = hub.retry_ms
 
-        def release() -> None:
-            if not released:
-                released.append(True)
-                hub.release(owner)
+    def snapshot(self, fresh: bool = False) -> dict:
+        board = self.services.board
+        return {"live": board.live(), "figures": board.figures() if fresh else board.recent_figures()}
 
-        response.call_on_close(release)
-    return response
+    def event(self, snapshot: dict) -> str:
+        self.key = json.dumps(_steady(snapshot), sort_keys=True, default=str)
+        return sse("board", snapshot)
+
+    def first(self) -> str:
+        return f"retry: {self.retry_ms}\n\n" + self.event(self.snapshot())
+
+    def signed_out(self, tick: Tick) -> str | None:
+        if tick.sessions is None or tick.fingerprints is None:
+            return None  # not an auth tick
+        if self.sid is not None and self.sid not in tick.sessions:
+            return "your session ended; sign in again"
+        if self.sid is None and tick.fingerprints.get(self.agent_id) != self.fingerprint:
+            return "your credential changed; sign in again"
+        agent = self.services.agents.get(self.agent_id)
+        if agent is None or not access.may_see_board(access.Actor.of(agent)):
+            return NOT_A_SUPERVISOR
+        return None
+
+    def on_tick(self, tick: Tick) -> str:
+        reason = self.signed_out(tick)
+        if reason:
+            self.finish()
+            return sse("signed_out", {"reason": reason})
+        heartbeat = tick.now - self.last_write >= self.hub.heartbeat_s
+        if not (tick.changed or heartbeat):
+            return ""  # nothing new in the store: the board is as it was
+        shared = BoardStream._shared
+        if shared is None or shared[0] != tick.now:
+            shared = BoardStream._shared = (tick.now, self.snapshot(fresh=tick.changed))
+        snapshot = shared[1]
+        if heartbeat or json.dumps(_steady(snapshot), sort_keys=True, default=str) != self.key:
+            return self.event(snapshot)
+        return ""
 
 
 @bp.get("/api/supervisor/events")
@@ -209,27 +202,28 @@ def snapshot_stream(
 def events():
     """The board as server-sent events: a ``board`` event (live picture and figures, as
     /api/supervisor/board) at the start and whenever anything on it changes."""
-    board_service, agents, agent_id = svc().board, svc().agents, g.agent["id"]
-    sid = None if api.bearer() else session.get("sid")
-    fingerprint = agents.fingerprint(agent_id)
-
-    def still_allowed() -> str | None:
-        # As the console's stream: a cookie stream ends with its session, a Bearer one when the
-        # credential changes; and a board ends when its viewer is no longer a supervisor.
-        agent = agents.session_agent(sid) if sid is not None else agents.get(agent_id)
-        if agent is None or (sid is None and agents.fingerprint(agent_id) != fingerprint):
-            return "your session ended; sign in again"
-        if not access.may_see_board(access.Actor.of(agent)):
-            return NOT_A_SUPERVISOR
-        return None
-
-    return snapshot_stream(
-        agent_id,
-        lambda: {"live": board_service.live(), "figures": board_service.recent_figures()},
-        "board",
-        key=_steady,
-        still_allowed=still_allowed,
-    )
+    hub = console_web.streams()
+    if hub.refusing():
+        return jsonify(error="the event stream is restarting; retry shortly"), 503, {"Retry-After": "1"}
+    services, agent_id = svc(), g.agent["id"]
+    mode = hub.reserve(agent_id, detached=hub.detachable(request.environ))
+    if mode == "refused":
+        return (
+            jsonify(error=f"too many open event streams for this agent (max {hub.per_agent} per worker)"),
+            429,
+            {"Retry-After": "5"},
+        )
+    stream = BoardStream(hub, services, agent_id, None if api.bearer() else session.get("sid"))
+    headers = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+    if mode == "brief":
+        # Over the budget: the board now, then the browser's EventSource comes back after `retry`.
+        stream.retry_ms = jittered(hub.brief_retry_ms)
+        return Response(stream.first(), mimetype="text/event-stream", headers=headers)
+    try:
+        return hub.respond(stream, mode, services, headers, on_close=lambda: hub.release(agent_id, mode))
+    except Exception:
+        hub.release(agent_id, mode)
+        raise
 
 
 TICKING = frozenset({"at", "now", "in_state_s", "waited_s", "elapsed_s", "longest_wait_s"})

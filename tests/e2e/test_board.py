@@ -286,3 +286,60 @@ def test_a_supervisor_made_an_agent_again_stops_listening_and_is_refused(world):
     assert sam.get("/api/supervisor/board").status_code == 403
     assert world.db_call(call.sid)["state"] == "connected"
     call.hangup()
+
+
+def test_boards_served_by_gunicorn_hold_no_thread_and_see_a_caller_arrive(database_url):
+    """Five boards on one gthread worker of six threads, on the consoles' notifier: each is shown the
+    caller ringing in, the voice webhook is answered, and no board holds a request thread."""
+    import socket
+
+    from twilio.request_validator import RequestValidator
+
+    from gateway.adapters.store import Store
+    from gateway.sandbox.runtime import Doubles
+    from gateway.services.agents import AgentService
+    from tests.security.test_streams import Gunicorn, RawStream, _metric
+
+    doubles = Doubles().start()
+    store = Store(database_url)
+    store.migrate()
+    agents = AgentService(store)
+    agents.add("ann", "Ann", None, True, "available")
+    boards_credentials = [agents.add(f"sup{i}", f"Sup {i}", None, True, "offline", role="supervisor") for i in range(5)]
+    server = Gunicorn(
+        database_url, doubles, GUNICORN_THREADS="6", WEBHOOK_THREADS_RESERVED="2", CONSOLE_STREAM_DETACH="1"
+    )
+    port = int(server.url.rsplit(":", 1)[1])
+    boards = []
+    try:
+        for credential in boards_credentials:
+            board = RawStream.__new__(RawStream)
+            board.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+            board.sock.sendall(
+                (
+                    f"GET /api/supervisor/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    f"Accept: text/event-stream\r\nAuthorization: Bearer {credential}\r\n\r\n"
+                ).encode()
+            )
+            board.received = b""
+            boards.append(board)
+        assert all(b.until(b"event: board") for b in boards), "every board was served"
+
+        form = {"CallSid": "CA" + "5" * 32, "From": "+15557654321", "To": server.settings.twilio_phone_number}
+        signature = RequestValidator(server.settings.twilio_auth_token).compute_signature(
+            server.url + "/twilio/voice", form
+        )
+        voice = requests.post(
+            server.url + "/twilio/voice", data=form, headers={"X-Twilio-Signature": signature}, timeout=(3, 15)
+        )
+        assert voice.status_code == 200 and "<Response>" in voice.text
+        assert all(b.until(b"\\u20264321") for b in boards), "every board shows the caller (…4321)"
+        metrics = requests.get(server.url + "/metrics", timeout=10).text
+        assert _metric(metrics, 'gateway_console_streams{transport="socket"}') == 5
+        assert _metric(metrics, "gateway_console_stream_pollers") == 1
+    finally:
+        for board in boards:
+            board.close()
+        server.stop()
+        doubles.stop()
+        store.engine.dispose()
