@@ -39,6 +39,10 @@ class WebCallError(ServiceError):
     """A web call request the rules refuse (``kind``: why)."""
 
 
+class TooManyWebCalls(ServiceError):
+    """WEB_CALLS_MAX web calls are live already: nothing was recorded."""
+
+
 class NobodyAvailable(ServiceError):
     """Nobody of the team is signed in: the call was recorded and ended at once."""
 
@@ -49,12 +53,11 @@ class WebCallers:
         self.store: Store = gw.store
 
     # ----------------------------------------------------------------- create
-    def live_count(self) -> int:
-        return self.store.read(
-            lambda s: s.execute(
-                select(func.count()).select_from(Call).where(Call.channel == W.CHANNEL_WEB, Call.state != C.ENDED)
-            ).scalar_one()
-        )
+    @staticmethod
+    def _live(session: Session) -> int:
+        return session.execute(
+            select(func.count()).select_from(Call).where(Call.channel == W.CHANNEL_WEB, Call.state != C.ENDED)
+        ).scalar_one()
 
     def create(
         self, *, team_id: str | None, facts: dict[str, str] | None, context: str, origin: str | None
@@ -65,6 +68,15 @@ class WebCallers:
             team = team_id or Q.DEFAULT_TEAM
             if team_id and session.get(Team, team_id) is None:
                 raise WebCallError(Refusal.INVALID, f"unknown team {team_id!r}")
+            # Counted under the team's lock (arrivals of a team take turns, services.queues), so two
+            # callers at the same moment cannot both take the last place.
+            self.routing.queues.lock_teams(session, [team])
+            cap = self.gw.settings.web_calls_max
+            if self._live(session) >= cap:
+                raise TooManyWebCalls(
+                    Refusal.CONFLICT,
+                    f"too many web calls at once (at most {cap}); try again in a minute, or call us by phone",
+                )
             call_id = new_id("call")
             call = Call(
                 id=call_id,

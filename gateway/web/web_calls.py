@@ -22,7 +22,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from gateway.domain import web_calls as W
 from gateway.services.errors import ServiceError
-from gateway.services.web_calls import NobodyAvailable, WebCallers
+from gateway.services.web_calls import NobodyAvailable, TooManyWebCalls, WebCallers
 from gateway.web import api
 from gateway.web import throttle as limits
 from gateway.web.console import _asset_version, _livekit_origins
@@ -45,6 +45,11 @@ def web_callers() -> WebCallers:
 @bp.errorhandler(api.ApiError)
 def _api_error(exc):
     return _cors(jsonify(error=str(exc))), exc.status, getattr(exc, "headers", {})
+
+
+@bp.errorhandler(TooManyWebCalls)
+def _too_many(exc):
+    return _cors(jsonify(error=str(exc))), 429, {"Retry-After": "30"}
 
 
 @bp.errorhandler(NobodyAvailable)
@@ -132,13 +137,6 @@ def create_web_call():
     context = data.get("context")
     checks = ((limits.WEB_CALLS_PER_ADDRESS, api.address()), (limits.WEB_CALLS_ALL, "all"))
     api.check_throttle(*checks)
-    if web_callers().live_count() >= settings.web_calls_max:
-        raise api.ApiError(
-            429,
-            f"too many web calls at once (at most {settings.web_calls_max}); "
-            "try again in a minute, or call us by phone",
-            {"Retry-After": "30"},
-        )
     for limit, key in checks:
         api.throttles().hit(limit, key)
     facts, why = W.verify_context(context, settings.web_call_context_secret, now=time.time())

@@ -233,3 +233,35 @@ def test_the_caller_page_passes_axe_at_every_step(world, browser):
     assert not audit.found, audit.report()
     assert world.services.views.call(call_id)["state"] == "ended"
     context.close()
+
+
+def test_the_call_us_button_opens_the_caller_page_in_a_dialog(world, browser):
+    world.add_agent("alice")
+    context = browser.new_context(permissions=["microphone"], viewport=PHONE)
+    context.set_default_timeout(TIMEOUT_MS)
+    shop = (
+        "<!doctype html><title>Shop</title><h1>Order 5521</h1>"
+        '<script src="/call/button.js" data-team="default" data-label="Call us" async></script>'
+    )
+    context.route(world.url + "/shop", lambda route: route.fulfill(body=shop, content_type="text/html"))
+    page = context.new_page()
+    page.goto(world.url + "/shop")
+    button = page.get_by_role("button", name="Call us")
+    expect(button).to_have_attribute("aria-expanded", "false")
+    button.focus()
+    page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Call us")
+    expect(dialog).to_be_visible()
+    assert page.locator("iframe").get_attribute("allow") == "microphone; autoplay"
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("button", name="Call").click()
+    expect(frame.locator("#state")).to_have_text("Ringing")
+    (call_id,) = _web_calls(world)
+    assert world.services.views.call(call_id)["channel"] == "web"
+    frame.get_by_role("button", name="Hang up").click()
+    expect(frame.locator("#state")).to_have_text("Call ended")
+    dialog.get_by_role("button", name="Close").focus()
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(button).to_be_focused()
+    context.close()
