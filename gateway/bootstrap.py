@@ -193,6 +193,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     agents.on_available = queues.offer_next_to
     callbacks = Callbacks(gw, queues, answers, caller.hangup)
     callbacks.register(runner)
+    queues.register(runner)
     event_webhooks = EventWebhooks(store, settings, EventPoster())
     event_webhooks.register(runner)
     return Services(

@@ -239,6 +239,16 @@ class DialCallback(Job):
     offer: int | None = None  # the entry's offer it belongs to (a later offer makes it moot)
 
 
+@dataclass(frozen=True)
+class DispatchTeam(Job):
+    """Pair these teams' free members with their waiting callers (services.queues: run as the
+    transaction that found nobody commits, for the other side of a race)."""
+
+    kind = "dispatch_team"
+    urgent = True  # a caller waits beside an agent who could take them
+    teams: tuple[str, ...]
+
+
 # ------------------------------------------------------------------ timers
 @dataclass(frozen=True)
 class RingTimeout(Job):

@@ -1,12 +1,16 @@
 """Queues: callers waiting for a team, durably, and the offer of the next one to a free agent.
 
-The rules are in ``gateway.domain.queues``; here they meet the store. Two writers never decide
-about one team at the same time: whoever puts a caller in a team's line or gives a team's
-caller to a free agent first locks the team's row (``SELECT … FOR UPDATE``; SQLite serialises
-writers anyway). So a caller arriving while an agent frees up is either offered to that agent
-or seen by it the moment it is free — never left waiting beside an idle agent — and no two
-agents are offered the same caller, nor one caller twice at once (each offer is also a
-compare-and-set transition of the entry).
+The rules are in ``gateway.domain.queues``; here they meet the store. An offer is a claim of two
+rows, never a lock on the team: the head of the line is read with ``FOR UPDATE SKIP LOCKED`` (on
+Postgres; SQLite serialises writers anyway) and moved to ``offered`` by compare-and-set, and the
+agent is reserved by compare-and-set too. So no two agents are offered the same caller, nor one
+caller twice at once, and two agents freeing up together take the first two callers in order,
+each without waiting for the other's transaction.
+
+With no team lock, a caller arriving while an agent frees up could miss them (each transaction
+reads before the other commits). Whichever side finds nobody leaves a ``dispatch_team`` job in
+its own transaction; it runs the moment that transaction commits and pairs the team's free
+members with its waiting callers, so of the two, the later commit always sees the other's row.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from gateway.adapters.store.models import Agent, AgentTeam, Call, QueueEntry, Te
 from gateway.domain import agents as agent_rules
 from gateway.domain import queues as Q
 from gateway.services import job_types as J
+from gateway.services.job_types import handles
+from gateway.services.jobs import JobRunner
 from gateway.services.ports import Dest, Gateway
 
 HISTORY = 20  # finished calls of a team the estimate averages
@@ -49,12 +55,20 @@ class Queues:
         self.on_ended: list[Callable[[QueueEntry, str], None]] = []
 
     # ------------------------------------------------------------ teams
-    def lock_teams(self, session: Session, team_ids: Iterable[str]) -> None:
-        """Serialise decisions about these teams' lines (sorted: two lockers never deadlock)."""
-        ids = sorted(set(team_ids))
-        if ids and not self.store.is_sqlite:
-            with session.no_autoflush:
-                session.execute(select(Team.id).where(Team.id.in_(ids)).order_by(Team.id).with_for_update()).all()
+    def register(self, runner: JobRunner) -> None:
+        runner.register_jobs(self)
+
+    @handles(J.DispatchTeam)
+    def _dispatch_job(self, job: J.DispatchTeam) -> None:
+        self.store.run(lambda session: self.dispatch_teams(session, job.teams))
+
+    def sweep_later(self, session: Session, team_ids: Iterable[str]) -> None:
+        """Pair these teams' free members and waiting callers once this unit of work commits (see
+        the module's note: the other side of a race may not have committed yet)."""
+        self.store.enqueue(session, J.DispatchTeam(tuple(sorted(set(team_ids)))))
+
+    def dispatch_teams(self, session: Session, team_ids: Iterable[str]) -> int:
+        return sum(self.dispatch(session, team_id) for team_id in sorted(set(team_ids)))
 
     def team(self, session: Session, team_id: str | None) -> Team | None:
         return session.get(Team, team_id or Q.DEFAULT_TEAM)
@@ -192,31 +206,34 @@ class Queues:
         teams = session.execute(select(AgentTeam.team_id).where(AgentTeam.agent_id == agent.id)).scalars().all()
         if not teams:
             return False
-        self.lock_teams(session, teams)
         fresh = session.get(Agent, agent.id, populate_existing=True)
         if fresh is None or fresh.status != agent_rules.AVAILABLE:
             return False
         entry = self.head(session, teams)
         if entry is None:
+            self.sweep_later(session, teams)  # a caller enqueued in a transaction not yet committed
             return False
         return self.offer(session, entry, fresh)
 
     def dispatch(self, session: Session, team_id: str, limit: int = 5) -> int:
-        """Pair the team's free members with its waiting callers, oldest first (the team is locked)."""
+        """Pair the team's free members with its waiting callers, oldest first (each pair claimed
+        row by row: SKIP LOCKED reads and compare-and-set, see the module's note)."""
         offered = 0
         while offered < limit:
-            entry = self.head(session, [team_id])
-            if entry is None:
-                break
+            # The agent first: with nobody free, no caller's row is locked, so an agent freeing up
+            # meanwhile is never made to skip the head of the line for a pairing that never comes.
             agent = self.free_agent(session, team_id)
-            if agent is None or not self.offer(session, entry, agent):
+            if agent is None:
+                break
+            entry = self.head(session, [team_id])
+            if entry is None or not self.offer(session, entry, agent):
                 break
             offered += 1
         return offered
 
     def offer(self, session: Session, entry: QueueEntry, agent: Agent) -> bool:
         call = session.get(Call, entry.call_id, populate_existing=True)
-        if call is None:
+        if call is None or agent.status != agent_rules.AVAILABLE:
             return False
         outcome = self.store.transition(
             session, entry, Q.ENTRY, "offer", offered_agent_id=agent.id, offered_at=utcnow(), offers=entry.offers + 1

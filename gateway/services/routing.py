@@ -47,13 +47,13 @@ class Routing:
         "nobody" (no member signed in at all: the caller's next step is for the caller to decide).
         ``priority``: a caller who was already answered once waits ahead of first-time callers."""
         team_id = call.team_id or Q.DEFAULT_TEAM
-        self.queues.lock_teams(session, [team_id])  # see services.queues: arrivals and frees take turns
         if self.ring_next_agent(session, call, room=room, tried=tried):
             return "ringing"
         if not self.queues.staffed(session, team_id):
             return "nobody"
         self.store.transition(session, call, C.CALL, "enqueue")
         self.queues.enqueue(session, call, team_id=team_id, priority=priority)
+        self.queues.sweep_later(session, [team_id])  # an agent freed in a transaction not yet committed
         return "queued"
 
     def queue_offer_failed(self, session: Session, call: Call) -> None:
@@ -63,7 +63,6 @@ class Routing:
         if entry is None or entry.state != Q.WAITING:
             return
         team = self.queues.team(session, entry.team_id)
-        self.queues.lock_teams(session, [entry.team_id])
         if entry.kind == Q.CALLBACK:
             self.queues.dispatch(session, entry.team_id)  # a callback keeps its place, whoever is staffed
         elif (utcnow() - entry.enqueued_at).total_seconds() >= self.queues.max_wait_s(team):

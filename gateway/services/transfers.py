@@ -194,7 +194,6 @@ class TransferService:
             if source is not None and source.state in LIVE_LEG_STATES:
                 # A is done with this caller (free for the next one); their participant goes.
                 self.moves.legs.end_leg(session, source, "cancel", "caller queued in another team")
-            self.queues.lock_teams(session, [transfer.target_team])
             self.store.transition(session, call, C.CALL, "enqueue")
             self.queues.enqueue(
                 session,
@@ -206,6 +205,7 @@ class TransferService:
             )
             self.store.enqueue(session, J.RedirectCaller(call.id, Dest.QUEUE))
             self.queues.dispatch(session, transfer.target_team)  # someone freed up meanwhile: at once
+            self.queues.sweep_later(session, [transfer.target_team])
             return transfer
 
         return self.store.run(work)
