@@ -24,6 +24,7 @@ EXAMPLES = [
     J.HoldCaller("call_1", "tr_1"),
     J.StartTranscription("call_1"),
     J.DialCallback("call_1", 2, 1),
+    J.DispatchTeam(("billing", "default")),
     J.RingTimeout(("leg_1", "leg_2"), "call_1"),
     J.WhisperTimeout("leg_1", "whisper", "call_1"),
     J.QueueTimeout("call_1"),
@@ -50,7 +51,7 @@ def test_what_the_outbox_stores_decodes_to_the_same_job(job):
 
 
 def test_the_urgent_lane_is_what_a_caller_or_agent_waits_on():
-    assert {"hold_caller", "redirect_caller", "dial_leg", "redirect_leg", "hangup_leg"} == URGENT_KINDS
+    assert {"hold_caller", "redirect_caller", "dial_leg", "redirect_leg", "hangup_leg", "dispatch_team"} == URGENT_KINDS
 
 
 @pytest.mark.parametrize(
