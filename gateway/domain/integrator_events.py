@@ -116,7 +116,7 @@ def envelope(
         "id": event_id,
         "type": event_type,
         "created_at": created_at,
-        "call": {key: call.get(key) for key in ("id", "twilio_sid", "from", "to")},
+        "call": {key: call.get(key) for key in ("id", "channel", "twilio_sid", "from", "to")},
         "transfer_id": transfer_id,
         "data": data,
     }
@@ -176,6 +176,11 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     call = strict(
         {
             "id": {"type": "string", "description": "The gateway's call id (call_…)"},
+            "channel": {
+                "type": ["string", "null"],
+                "enum": ["phone", "web", None],
+                "description": "phone, or web (the caller page: no CallSid, no numbers)",
+            },
             "twilio_sid": {**_STR_OR_NULL, "description": "The caller's Twilio CallSid"},
             "from": _STR_OR_NULL,
             "to": _STR_OR_NULL,

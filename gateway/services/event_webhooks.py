@@ -77,9 +77,11 @@ class EventWebhooks:
                     created_at=iso(entry["at"]),
                     call={
                         "id": call_id,
-                        "twilio_sid": call.twilio_sid if call else None,
-                        "from": call.from_number if call else None,
-                        "to": call.to_number if call else None,
+                        "channel": call.channel if call else None,
+                        # (A web call has no Twilio leg: no CallSid, no numbers.)
+                        "twilio_sid": call.twilio_sid if call and call.channel != "web" else None,
+                        "from": call.from_number if call and call.channel != "web" else None,
+                        "to": call.to_number if call and call.channel != "web" else None,
                     },
                     transfer_id=entry["transfer_id"],
                     data=data,

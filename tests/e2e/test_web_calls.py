@@ -330,3 +330,24 @@ def test_with_no_livekit_webhooks_the_web_caller_is_still_seen_in_the_room(make_
     caller.wait_state("connected", timeout=20)
     assert "livekit_reconciled" in world.timeline(caller.call_id)
     assert world.livekit.webhook_log() == []
+
+
+def test_integrators_events_say_a_web_call_is_one(make_world):
+    from tests.e2e.test_event_webhooks import Receiver
+
+    receiver = Receiver()
+    try:
+        world = make_world(event_webhook_urls=(receiver.url,), event_webhook_secret="whsec-test-integrator-secret")
+        world.add_agent("alice")
+        caller = WebCaller(world)
+        caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/hangup")
+        events = world.wait(
+            lambda: (
+                [e for e in receiver.accepted() if e["call"]["id"] == caller.call_id and e["type"] == "call.ended"]
+                and [e for e in receiver.accepted() if e["call"]["id"] == caller.call_id]
+            ),
+            what="events",
+        )
+        assert all(e["call"]["channel"] == "web" and e["call"]["twilio_sid"] is None for e in events)
+    finally:
+        receiver.close()
