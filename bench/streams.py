@@ -8,8 +8,7 @@ The gateway runs as deployed (gunicorn with gunicorn.conf.py: two gthread worker
 Postgres, the loopback doubles). The consoles run in a separate process (one asyncio loop): each
 behaves as a browser's EventSource on ``GET /api/events`` (it reads events, and when the server ends
 the stream it comes back after the ``retry:`` the server asked for, with ``Last-Event-ID``). The
-boards are five more streams; they read the board's stream when ``--board-path`` names it, else the
-console stream of a supervisor's account. This process sends the webhooks and the changes:
+boards are five supervisors' board streams (``/api/supervisor/events``). This process sends the webhooks and the changes:
 
 - signed ``POST /twilio/voice`` at ``--rate`` per second, a new CallSid each, every agent offline
   (the no-agent path), measured from this process; first with no console open (the baseline), then
@@ -230,10 +229,10 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--consoles", "--streams", type=int, default=500, dest="consoles")
     parser.add_argument("--boards", type=int, default=5)
-    parser.add_argument("--board-path", default="", help="the board's stream, once there is one (default: /api/events)")
+    parser.add_argument("--board-path", default="/api/supervisor/events", help="the supervisor board's stream")
     parser.add_argument("--agents", type=int, default=250)
     parser.add_argument("--rate", type=float, default=20.0, help="voice webhooks per second")
-    parser.add_argument("--seconds", type=float, default=40.0, help="the measurement with every console open")
+    parser.add_argument("--seconds", type=float, default=30.0, help="the measurement with every console open")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
@@ -258,19 +257,21 @@ def main(argv=None) -> int:
         # Offline agents: every call takes the no-agent path, so what varies is only the streams.
         credentials = [agents.add(f"agent{i:03d}", f"Agent {i}", None, True, "offline") for i in range(args.agents)]
         pulse = agents.add(PULSE, "Pulse", None, True, "offline")
-        boards = [agents.add(f"board{i}", f"Board {i}", None, True, "offline") for i in range(args.boards)]
+        boards = [
+            agents.add(f"board{i}", f"Board {i}", None, True, "offline", role="supervisor") for i in range(args.boards)
+        ]
         store.engine.dispose()
         log(f"gateway up; {args.agents} agents; baseline: voice webhooks at {args.rate:g}/s, no console open")
         rss_idle = server.rss_mb()
-        base_lat, base_status = asyncio.run(voice_load(server.url, args.rate, 12, "b"))
+        base_lat, base_status = asyncio.run(voice_load(server.url, args.rate, 10, "b"))
 
         streams = [("/api/events", credentials[i % len(credentials)]) for i in range(args.consoles)]
-        streams += [(args.board_path or "/api/events", b) for b in boards]
+        streams += [(args.board_path, b) for b in boards]
         ctx = mp.get_context("spawn")
         here, there = ctx.Pipe()
         child = ctx.Process(target=consoles_process, args=(server.url, streams, there), daemon=True)
         child.start()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 75
         ready = 0
         while ready < len(streams) and time.monotonic() < deadline:
             if here.poll(1):
@@ -311,7 +312,7 @@ def main(argv=None) -> int:
         "passed": passed,
         "consoles": args.consoles,
         "boards": args.boards,
-        "board_path": args.board_path or "/api/events",
+        "board_path": args.board_path,
         "agents": args.agents,
         "rate": args.rate,
         "streams_ready": ready,

@@ -236,8 +236,6 @@ class ConsoleStream(Stream):
         self.offers_key: str | None = None
         self.presence_key: str | None = None
         self.retry_ms = hub.retry_ms
-        # One read at the first tick too: what happened between first() and the notifier taking over.
-        self.dirty = True
 
     def refresh(self) -> list[str]:
         """What is new for this agent: its timeline entries (by the access rule) and its offers."""
@@ -267,9 +265,12 @@ class ConsoleStream(Stream):
     def first(self) -> str:
         # With an id, so even a browser that has had no timeline entry yet resumes from here.
         ready = _sse("ready", {"agent": self.agent_id, "last_id": self.after, "resumed": self.resumed}, self.after)
-        agents = _presence(self.services)
+        recent = self.hub.recent_presence()
+        if recent is None:
+            agents = _presence(self.services)
+            recent = agents, json.dumps(agents, sort_keys=True)
         chunks = [f"retry: {self.retry_ms}\n\n", ready, *self.refresh()]
-        chunks += self.presence_chunk(agents, json.dumps(agents, sort_keys=True))
+        chunks += self.presence_chunk(*recent)
         return "".join(chunks)
 
     def on_tick(self, tick: Tick) -> str:

@@ -93,6 +93,13 @@ class Tick:
     sessions: set[str] | None = None  # live session tokens among the streams' (when checked this tick)
     fingerprints: dict[str, str] | None = None  # agents' credential fingerprints (when checked this tick)
     _presence_event: str | None = None
+    _shared: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, name: str, read: Callable[[], Any]) -> Any:
+        """``read()`` once this tick for every stream that asks for ``name`` (e.g. every open board)."""
+        if name not in self._shared:
+            self._shared[name] = read()
+        return self._shared[name]
 
     def presence_event(self) -> str:
         """The presence snapshot as one SSE event, encoded once for every stream of the tick."""
@@ -105,6 +112,8 @@ class Stream:
     """One open stream. The notifier owns its socket (detached) or its queue (held on a thread)."""
 
     sid: str | None = None  # a console session's token: the stream ends with the session
+    cursor_at_open: int | None = None
+    dirty = False  # read what is new at the next tick whether or not the notifier saw a change
     checks_credential = False  # a Bearer stream: it ends when the agent's credential changes
 
     def __init__(self, hub: EventStreams, agent_id: str):
@@ -283,6 +292,16 @@ class EventStreams:
                 self._notifier.start()
             return self._notifier
 
+    def recent_presence(self) -> tuple[list[dict], str] | None:
+        """The notifier's last read of everyone's presence while still fresh (a stream opening then
+        needs no read of its own), else None."""
+        notifier = self._notifier
+        if notifier is None or notifier.presence is None or notifier.presence_key is None:
+            return None
+        if time.monotonic() - notifier.last_presence > 2 * self.presence_s:
+            return None
+        return notifier.presence, notifier.presence_key
+
     def pollers(self) -> int:
         """Store pollers running for this hub: 0 before the first stream, then 1."""
         notifier = self._notifier
@@ -302,11 +321,14 @@ class EventStreams:
         on_close: Callable[[], None] | None = None,
     ) -> Response:
         """The HTTP response for ``stream`` reserved as ``mode`` ('detached', 'held' or 'brief')."""
-        first = stream.first()
         if mode == "brief":
             stream.transport = "brief"
-            return Response(first, mimetype="text/event-stream", headers=headers)
+            return Response(stream.first(), mimetype="text/event-stream", headers=headers)
         notifier = self.notifier(services)
+        # What the notifier had read when this stream read its start: if it reads more before taking
+        # the stream on, the stream reads once more at its first tick (nothing falls in between).
+        stream.cursor_at_open = notifier.cursor
+        first = stream.first()
         if mode == "detached":
             return DetachingResponse(stream, first, notifier, mimetype="text/event-stream", headers=headers)
         stream.transport = "thread"
@@ -479,6 +501,8 @@ class Notifier:
             for stream, _ in incoming:
                 self.streams.add(stream)
         for stream, first in incoming:
+            if stream.cursor_at_open is None or stream.cursor_at_open != self.cursor:
+                stream.dirty = True
             if stream.sock is not None:
                 self.selector.register(stream.sock, selectors.EVENT_READ, stream)
                 if first:
