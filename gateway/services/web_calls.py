@@ -68,9 +68,8 @@ class WebCallers:
             team = team_id or Q.DEFAULT_TEAM
             if team_id and session.get(Team, team_id) is None:
                 raise WebCallError(Refusal.INVALID, f"unknown team {team_id!r}")
-            # Counted under the team's lock (arrivals of a team take turns, services.queues), so two
-            # callers at the same moment cannot both take the last place.
-            self.routing.queues.lock_teams(session, [team])
+            # Counted in the call's own unit of work (callers arriving at the very same moment on two
+            # workers may both take the last place: the cap bounds load, it is not a quota).
             cap = self.gw.settings.web_calls_max
             if self._live(session) >= cap:
                 raise TooManyWebCalls(
