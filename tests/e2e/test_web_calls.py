@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import jwt
+import pytest
 import requests
 
 from gateway.domain import web_calls as W
@@ -14,6 +15,13 @@ from tests.conftest import World
 from tests.e2e.test_transfer import consult_room_for, transfer_state, wait_joined
 
 SECRET = "shop-shared-secret"
+
+
+@pytest.fixture
+def world(make_world):
+    """The shared World, with offers ringing as long as a person's would: these tests answer them
+    one step at a time, and a loaded machine must not turn that into a missed offer."""
+    return make_world(ring_timeout_s=15.0)
 
 
 class WebCaller:
