@@ -232,11 +232,12 @@ class Queues:
         return offered
 
     def offer(self, session: Session, entry: QueueEntry, agent: Agent) -> bool:
+        claimed_at = utcnow()  # the head row is ours from here (its lock): the offer's place in time
         call = session.get(Call, entry.call_id, populate_existing=True)
         if call is None or agent.status != agent_rules.AVAILABLE:
             return False
         outcome = self.store.transition(
-            session, entry, Q.ENTRY, "offer", offered_agent_id=agent.id, offered_at=utcnow(), offers=entry.offers + 1
+            session, entry, Q.ENTRY, "offer", offered_agent_id=agent.id, offered_at=claimed_at, offers=entry.offers + 1
         )
         if not outcome.changed:
             return False
