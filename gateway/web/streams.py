@@ -50,7 +50,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Response
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 
 from gateway.web.throttle import STREAMS_PER_AGENT
 
@@ -67,6 +67,12 @@ POLLERS = Gauge(
     "gateway_console_stream_pollers",
     "Store pollers feeding the console streams: one per process that has streams open.",
     multiprocess_mode="livesum",
+)
+TICK_SECONDS = Histogram(
+    "gateway_console_stream_tick_seconds",
+    "How long the notifier's tick takes (read the store once, then every open stream's share): "
+    "it should stay well under the tick (0.5 s), or events reach consoles late.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 NOTIFIERS: weakref.WeakSet[Notifier] = weakref.WeakSet()  # the running notifiers of this process
 
@@ -477,8 +483,11 @@ class Notifier:
                         if stream.generation != self.generation:
                             self._end(stream)
                 if time.monotonic() >= next_tick:
+                    began = time.monotonic()
                     self._tick()
                     next_tick = time.monotonic() + self.hub.poll_s
+                    if self.streams:
+                        TICK_SECONDS.observe(next_tick - self.hub.poll_s - began)
         except Exception:
             log.exception("console streams: the notifier failed; open streams end and reconnect")
         finally:
