@@ -233,6 +233,7 @@ class FakeOpenAI:
         self._requests: list = []
         self._latency = 0.0
         self._failures: list = []
+        self._scripted: list = []
         self._flowing = threading.Event()  # cleared while hanging
         self._flowing.set()
         self._stopping = threading.Event()
@@ -273,6 +274,12 @@ class FakeOpenAI:
         """The next `count` completions fail with `status` (a 429 can carry Retry-After)."""
         with self._lock:
             self._failures.extend([(status, retry_after)] * count)
+
+    def answer_next(self, content: dict | str, count: int = 1) -> None:
+        """The next `count` completions answer `content` (a dict is sent as JSON) instead of following the
+        prompt: a model that obeys what the caller said, or one that answers nonsense."""
+        with self._lock:
+            self._scripted.extend([content] * count)
 
     def hang(self, on: bool = True) -> None:
         """While on, completions never answer (until hang(False) or stop())."""
@@ -331,7 +338,11 @@ class FakeOpenAI:
 
     def _completion(self, body: dict) -> Response:
         response_format = body.get("response_format") or {}
-        if response_format.get("type") == "json_schema":
+        with self._lock:
+            scripted = self._scripted.pop(0) if self._scripted else None
+        if scripted is not None:
+            content = scripted if isinstance(scripted, str) else json.dumps(scripted)
+        elif response_format.get("type") == "json_schema":
             content = json.dumps(_fit_schema(summarize(body["messages"]), response_format))
         elif response_format.get("type") == "json_object":
             content = json.dumps(answer_for(body["messages"]))

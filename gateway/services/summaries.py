@@ -74,7 +74,9 @@ class Summaries:
                 answer = self.gw.summarizer.complete_json(
                     S.build_messages(facts, transcript, notes), timeout_s=remaining
                 )
-                summary = S.validate(answer, transcript=transcript, local=S.fallback(facts, transcript, notes))
+                summary = S.validate(
+                    answer, transcript=transcript, notes=notes, local=S.fallback(facts, transcript, notes)
+                )
                 source = "openai" if summary else "fallback"
                 error = None if summary else "unusable answer"
             except Exception as exc:  # any OpenAI failure: the transfer goes on
@@ -134,7 +136,9 @@ class Summaries:
                 answer = self.gw.summarizer.complete_json(
                     S.build_messages(facts, transcript, notes), timeout_s=self.gw.settings.summary_deadline_s
                 )
-                summary = S.validate(answer, transcript=transcript, local=S.fallback(facts, transcript, notes))
+                summary = S.validate(
+                    answer, transcript=transcript, notes=notes, local=S.fallback(facts, transcript, notes)
+                )
                 if summary:
                     return summary, "openai"
             except Exception as exc:
