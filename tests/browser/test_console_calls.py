@@ -211,3 +211,27 @@ def test_a_missed_offer_says_so_and_one_click_makes_the_agent_available_again(wo
     # And the next caller is offered to her.
     world.call("+15557650000")
     expect(a.offer("Incoming call from +15557650000")).to_be_visible()
+
+
+def test_a_console_over_the_stream_budget_polls_and_still_rings(world, console):
+    """Where a stream must hold a thread and the worker has none left for streams, the console is
+    served brief streams (short polling): it still says it is live, still rings, and the agent
+    answers the call as usual."""
+    streams = world.app.extensions["console"]
+    streams.max_open = 0  # every stream is brief
+    streams.brief_retry_ms = 600
+    alice = world.add_agent("alice")
+    a = console.open(alice)
+    page = a.page
+    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+
+    call = world.call(CALLER)
+    expect(a.offer("Incoming call from " + CALLER)).to_be_visible()
+    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+    assert len(a.stream_requests) >= 2, "the console came back for what was new (polling)"
+    resumed = a.stream_requests[-1]
+    assert "after=" in resumed["url"] or resumed["headers"].get("last-event-id"), resumed
+
+    a.offer().get_by_role("button", name="Accept").click()
+    call.wait_current("bridged", timeout=8)
+    expect(page.locator("#call-state")).to_have_text("Connected")
