@@ -485,9 +485,12 @@ class Notifier:
                 if time.monotonic() >= next_tick:
                     began = time.monotonic()
                     self._tick()
-                    next_tick = time.monotonic() + self.hub.poll_s
+                    took = time.monotonic() - began
+                    # A fixed rate: the next read is poll_s after this one began (at once if the tick
+                    # overran), so a slow tick does not also push every later read back.
+                    next_tick = max(began + self.hub.poll_s, time.monotonic() + 0.01)
                     if self.streams:
-                        TICK_SECONDS.observe(next_tick - self.hub.poll_s - began)
+                        TICK_SECONDS.observe(took)
         except Exception:
             log.exception("console streams: the notifier failed; open streams end and reconnect")
         finally:
