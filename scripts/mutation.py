@@ -3,12 +3,19 @@
     .venv/bin/python scripts/mutation.py                      # every target (about 30 minutes on 2 cores)
     .venv/bin/python scripts/mutation.py domain rows twiml    # some targets
     .venv/bin/python scripts/mutation.py services --sample 150 --seed 7
+    .venv/bin/python scripts/mutation.py summary --sample 180 --seed 11   # a reproducible sample
 
 mutmut (requirements-dev.txt) makes one small change to the code at a time and runs the tests that
 reach the changed function; a change that no test notices "survives". Each target runs in a scratch
 copy of the working tree, so the checkout stays clean. mutmut only mutates code inside functions, so
 the state machines' transition tables (module-level data) get a target of their own: every row is
 deleted in turn, and the same tests run against each machine without it.
+
+`--sample N --seed S` runs a random sample of N of the target's mutants instead of all of them:
+mutmut first makes every mutant and maps tests to functions, then the script draws N mutant names
+with random.Random(S) from the sorted list and hands them to `mutmut run <names>`, so the same seed
+on the same code picks the same mutants. `--children` is the number of mutants tested at once
+(mutmut's --max-children; 1 by default, the machine is shared).
 
 The score is killed / reached (mutants in functions no selected test calls are "not reached").
 Last figures and the survivors kept on purpose: tests/MUTATION.md. Not part of CI: it is too slow.
@@ -52,6 +59,7 @@ TARGETS = {
         ["twiml/documents.py"],
         ["tests/unit/", "tests/integration/", "tests/faults/test_bad_input.py"],
     ),
+    "summary": Target("gateway/domain/summary.py", ["gateway/domain/summary.py"], ["tests/unit/", "tests/summary/"]),
     "services": Target(
         "transfer and call services",
         ["gateway/services/*"],
@@ -83,9 +91,13 @@ def scratch_copy(into: Path) -> None:
             shutil.copy2(entry, into / entry.name)
 
 
-def mutmut(work: Path, *args: str, log) -> int:
+def mutmut(work: Path, *args: str, children: int, log) -> int:
     return subprocess.run(
-        [sys.executable, "-m", "mutmut", *args], cwd=work, stdout=log, stderr=subprocess.STDOUT, check=False
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *args],
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        check=False,
     ).returncode
 
 
@@ -101,7 +113,7 @@ def statuses(work: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-def run_mutmut_target(target: Target, seed: int, keep: bool) -> list[dict]:
+def run_mutmut_target(target: Target, seed: int, keep: bool, children: int = 1) -> list[dict]:
     work = Path(tempfile.mkdtemp(prefix="mutation-"))
     scratch_copy(work)
     top = sorted(p.name for p in work.iterdir() if p.name not in ("gateway", "twiml"))
@@ -116,14 +128,17 @@ def run_mutmut_target(target: Target, seed: int, keep: bool) -> list[dict]:
     names: list[str] = []
     if target.sample:
         # First pass: make the mutants and map tests to functions, run none; then run a sample.
-        mutmut(work, "run", "no-such-mutant", log=log)
+        mutmut(work, "no-such-mutant", children=children, log=log)
         every = sorted(n for n, (src, _) in statuses(work).items() if any(_match(src, g) for g in target.mutate))
         names = random.Random(seed).sample(every, min(target.sample, len(every)))
-    mutmut(work, "run", *names, log=log)
+        print(f"  sampled {len(names)} of {len(every)} mutants (seed {seed})", flush=True)
+    mutmut(work, *names, children=children, log=log)
     log.close()
     found = statuses(work)
     if names:
         found = {n: found[n] for n in names}
+    for name in sorted(n for n, (_, status) in found.items() if status in ("survived", "suspicious")):
+        print(f"  survived: {name}  (mutmut show {name}, in the scratch copy)")
     rows: dict[str, Counter] = {}
     for source, status in found.values():
         key = source if target.per_file else target.name
@@ -204,13 +219,14 @@ def run_rows(tests: list[str], jobs: int) -> tuple[list[dict], list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", default=[], help=f"any of: {', '.join([*TARGETS, ROWS_TARGET])}")
-    parser.add_argument("--sample", type=int, help="mutants sampled for the sampled targets (services)")
-    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--sample", type=int, help="test a random sample of this many mutants of each mutmut target")
+    parser.add_argument("--seed", type=int, default=19, help="the sample's seed (same seed, same code: same mutants)")
+    parser.add_argument("--children", type=int, default=1, help="mutants tested at once (mutmut --max-children)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel test runs for rows")
     parser.add_argument("--tests", nargs="+", help="run these tests against each mutant instead of the target's own")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copies (to read survivors)")
     args = parser.parse_args()
-    chosen = args.targets or ["domain", ROWS_TARGET, "twiml", "services"]
+    chosen = args.targets or ["domain", ROWS_TARGET, "twiml", "services"]  # summary.py is inside domain
     table: list[dict] = []
     for name in chosen:
         started = time.monotonic()
@@ -224,9 +240,9 @@ def main() -> None:
             target = TARGETS[name]
             if args.tests:
                 target.tests = args.tests
-            if args.sample and target.sample:
+            if args.sample:
                 target.sample = args.sample
-            table += run_mutmut_target(target, args.seed, args.keep)
+            table += run_mutmut_target(target, args.seed, args.keep, args.children)
         else:
             parser.error(f"unknown target {name!r}")
         print(f"{name}: done in {time.monotonic() - started:.0f} s", flush=True)

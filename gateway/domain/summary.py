@@ -288,6 +288,7 @@ def _facts_in(text: str, *, proper: bool = False) -> list[tuple[int, int, str]]:
 _LABEL_WORDS = tuple(w.split()[0] for w in LABELS.split("|"))
 _DATE_WORDS = (
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec", "day", "last ", "next week",
+    "end of",
 )  # fmt: skip
 _NAME_WORDS = ("caller", "name", "this is", "it's under", "dr", "mr", "ms")
 

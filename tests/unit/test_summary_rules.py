@@ -328,3 +328,266 @@ def test_numbers_and_links_the_call_itself_gave_stay_in_the_next_step():
     # A number or link nobody on the call gave is not advice B gets.
     made_up = S.validate({**answer, "next_step": "Call +44 20 7946 0999 to confirm."}, transcript=transcript)
     assert made_up["next_step"] == "Trace it and give the caller a date."
+
+
+# ------------------------------------------------------------------ the rules as B meets them, written out
+# Each expectation below is the rule stated in the module's docstrings and the README, spelled out by
+# hand (not computed with the functions under test).
+
+
+def test_a_long_field_is_cut_at_a_word_with_three_dots_within_its_limit():
+    out = S.validate({"reason": "word " * 100, "mood": "m" * 50, "next_step": "step " * 60})
+    # 240 characters at most: 237 kept, the half-cut word dropped, "..." added.
+    assert out["reason"] == " ".join(["word"] * 47) + "..."
+    assert out["next_step"] == " ".join(["step"] * 47) + "..."
+    assert out["mood"] == "m" * 37 + "..."  # one word longer than 40: cut at 37 characters
+    exactly = "x" * 240
+    assert S.validate({"reason": exactly})["reason"] == exactly
+
+
+def test_a_call_with_nothing_said_tells_b_to_ask():
+    assert S.fallback({}, [], []) == {
+        "reason": "Not captured; ask the caller.",
+        "key_facts": [],
+        "tried": [],
+        "mood": "neutral",
+        "next_step": "Confirm the request with the caller.",
+    }
+
+
+@pytest.mark.parametrize(
+    "line, mood",
+    [
+        ("This is ridiculous, my router 4411 keeps dropping.", "angry"),
+        ("I'm so fed up, my router 4411 keeps dropping again.", "angry"),  # angry outranks frustrated
+        ("I'm annoyed, my router 4411 keeps dropping.", "frustrated"),
+        ("I'm worried, my router 4411 keeps dropping.", "worried"),
+        ("My router 4411 keeps dropping.", "neutral"),
+    ],
+)
+def test_the_callers_mood_is_read_from_their_words(line, mood):
+    assert S.fallback({}, [("caller", line)], [])["mood"] == mood
+
+
+def test_the_agents_words_do_not_set_the_callers_mood():
+    out = S.fallback({}, [("caller", "My router 4411 keeps dropping."), ("agent", "That is ridiculous.")], [])
+    assert out["mood"] == "neutral"
+
+
+def test_facts_a_website_vouched_for_lead_the_key_facts():
+    out = S.fallback(
+        {"verified_customer_id": "C-7781", "verified_plan": "Gold", "agent": "Alice"},
+        [("caller", "I need a refund for order 1234.")],
+        [],
+    )
+    assert out["key_facts"][:2] == ["customer id: C-7781", "plan: Gold"]
+    assert "order 1234" in out["key_facts"]
+
+
+def test_a_request_worded_as_an_order_is_reported_as_the_callers_ask():
+    out = S.fallback({}, [("caller", "Please block my card, it was stolen this morning.")], [])
+    assert out["reason"] == "Caller asks: block my card, it was stolen this morning."
+    assert out["next_step"] == "Block the card, send a replacement."
+
+
+def test_short_answers_become_the_reason_when_nothing_else_says_what_the_call_is_about():
+    out = S.fallback({}, [("agent", "Which colour did you pick?"), ("caller", "Blue."),
+                          ("agent", "And the size?"), ("caller", "Large.")], [])  # fmt: skip
+    assert out["reason"] == "Caller says: Blue; Large."
+
+
+def test_the_note_is_the_reason_when_no_sentence_looks_like_a_request():
+    out = S.fallback({}, [("caller", "Hello.")], ["Blue sofa, Leeds store"])
+    assert out["reason"] == "Blue sofa, Leeds store"
+
+
+def test_the_callers_longest_line_is_the_reason_when_nothing_else_will_do():
+    out = S.fallback({}, [("caller", "Hello."), ("caller", "The blue sofa in the Leeds store.")], [])
+    assert out["reason"] == "The blue sofa in the Leeds store."
+
+
+@pytest.mark.parametrize(
+    "request_, step",
+    [
+        ("I'm locked out, I need help with my password.", "Verify identity, then restore account access."),
+        ("I have moved and I need to update my address.", "Verify the caller, update the address."),
+        ("I need to chase my claim, it's been weeks.", "Give a status update on the claim."),
+        ("My parcel never arrived and I need it.", "Trace it and give the caller a date."),
+        ("I was charged twice on my bill, I need it fixed.", "Review and correct the charge."),
+        ("I need to reschedule my appointment.", "Make the change and confirm it."),
+        ("I need my prescription refill.", "Arrange the refill."),
+        ("My router is not working and I need help.", "Continue troubleshooting; skip what was tried."),
+    ],
+)
+def test_the_next_step_follows_from_the_request_when_nobody_said_one(request_, step):
+    assert S.fallback({}, [("caller", request_)], [])["next_step"] == step
+
+
+def test_the_plan_a_stated_is_the_next_step_and_names_a():
+    out = S.fallback(
+        {"agent": "Alice"},
+        [("caller", "My router 4411 keeps dropping."), ("agent", "OK, that will need a technician visit.")],
+        [],
+    )
+    assert out["next_step"] == "Alice said: That will need a technician visit."  # filler dropped, capitalised
+
+
+def test_the_whisper_says_the_mood_unless_it_is_neutral_and_what_was_tried():
+    summary = {"reason": "Router keeps dropping", "key_facts": [], "tried": ["Rebooted it", "Swapped the cable."],
+               "mood": "angry", "next_step": "Book an engineer"}  # fmt: skip
+    assert S.spoken(summary, "Alice") == (
+        "Transfer from Alice. Router keeps dropping. Next: Book an engineer. Caller is angry."
+        " Tried: Rebooted it. Swapped the cable."  # "Tried:" said once
+    )
+    calm = S.spoken(dict(summary, mood="neutral", tried=[]), "Alice")
+    assert calm == "Transfer from Alice. Router keeps dropping. Next: Book an engineer."
+
+
+def test_the_sms_carries_what_was_tried_after_the_next_step():
+    summary = {"reason": "Router keeps dropping", "key_facts": ["router 4411"], "tried": ["Rebooted it."],
+               "mood": "angry", "next_step": "Book an engineer"}  # fmt: skip
+    assert S.sms_body(summary, "Alice", "https://l/t/x") == (
+        "Transfer from Alice: Router keeps dropping. Facts: router 4411. Next: Book an engineer. Tried: Rebooted it."
+        " https://l/t/x"
+    )
+
+
+def test_the_whisper_reads_each_key_fact_as_a_sentence_and_at_most_32_words_of_the_reason():
+    summary = {"reason": " ".join(["word"] * 40), "key_facts": ["booking BK-20931"], "tried": [], "mood": "neutral",
+               "next_step": ""}  # fmt: skip
+    assert S.spoken(summary, "Alice") == "Transfer from Alice. " + " ".join(["word"] * 32) + "... Booking BK-20931."
+
+
+@pytest.mark.parametrize(
+    "question, label",
+    [
+        ("Which colour is it?", "colour"),
+        ("Which colour did you have?", "colour"),
+        ("Which colour can I get?", "colour get"),
+        ("Which colour could it be for me?", "colour"),
+        ("Which colour and size?", "colour size"),
+        ("Which colour with an order like that?", "colour order like"),
+        ("Which colour, or is this my one?", "colour one"),
+        ("Which colours are they?", "colours they"),
+        ("Which colour, AN order WITH it, THIS one?", "colour order one"),
+    ],
+)
+def test_a_one_word_answer_is_labelled_with_the_last_words_of_the_question_that_carry_meaning(question, label):
+    out = S.fallback({}, [("agent", question), ("caller", "Blue.")], [])
+    assert out["key_facts"] == [f"{label}: Blue"]
+
+
+@pytest.mark.parametrize("count", ["two nights", "three weeks", "four days", "five times"])
+def test_counts_without_digits_are_key_facts(count):
+    out = S.fallback({}, [("caller", f"I need a refund, we paid for {count} here.")], [])
+    assert count in out["key_facts"]
+
+
+def test_key_facts_rank_numbers_and_answers_then_names_then_products_then_dates():
+    # The SMS keeps the first facts when it runs out of room: what B would otherwise have to ask
+    # (an id, the answer to A's question) before who is calling, then the product, then when.
+    out = S.fallback(
+        {},
+        [
+            ("caller", "I want the Gold plan from the 3rd of March, this is Maria Lopez."),
+            ("agent", "What's your account number?"),
+            ("caller", "60219."),
+        ],
+        [],
+    )
+    assert out["key_facts"] == ["account number 60219", "Maria Lopez", "Gold plan", "the 3rd of March"]
+
+
+def test_a_question_is_weaker_evidence_of_the_request_than_a_statement():
+    # "Is my invoice wrong?" alone is not taken as the request; with nothing better the caller's
+    # longest sentence is quoted.
+    out = S.fallback({}, [("caller", "Hello."), ("caller", "Is my invoice wrong? It came this morning by post.")], [])
+    assert out["reason"] == "It came this morning by post."
+
+
+def test_capitalised_words_count_as_facts_from_the_caller_and_the_notes_not_from_the_agent():
+    out = S.fallback(
+        {},
+        [("caller", "My parcel 4521 is late, I live in Leeds."), ("agent", "It left our depot in Bristol today.")],
+        ["Customer on the Gold plan"],
+    )
+    assert "Leeds" in out["key_facts"] and "Gold plan" in out["key_facts"]
+    assert not any("Bristol" in f for f in out["key_facts"])
+
+
+def test_the_agents_own_name_is_not_a_key_fact():
+    out = S.fallback(
+        {"agent": "Alice"},
+        [("agent", "Hi, this is Alice, how can I help?"), ("caller", "My order 4521 never arrived.")],
+        [],
+    )
+    assert out["key_facts"] == ["order 4521"]
+
+
+def test_one_number_said_twice_in_other_words_is_one_key_fact():
+    out = S.fallback({}, [("caller", "It's acct 88231. I need a refund.")], ["Account 88231 double charged."])
+    assert [f for f in out["key_facts"] if "88231" in f] == ["account 88231"]
+
+
+def test_at_most_eight_key_facts():
+    note = "Orders 1111, 2222, 3333, 4444, 5555, 6666, 7777, 8888, 9999 and 1234 all late, order 5678 too."
+    out = S.fallback({}, [], [f"Ref AB{k}123 missing." for k in range(10)] + [note])
+    assert len(out["key_facts"]) == 8
+
+
+def test_two_word_statements_of_what_was_tried_count():
+    out = S.fallback({}, [("caller", "My router keeps dropping."), ("caller", "Rebooted it.")], [])
+    assert out["tried"] == ["Rebooted it."]
+
+
+def test_a_line_with_a_three_digit_code_is_redacted_before_it_is_read():
+    out = S.fallback({}, [("caller", "My cvv is 123 and I need a refund.")], [])
+    assert out["reason"] == "My cvv is (removed) and I need a refund."
+    assert "123" not in str(out)
+
+
+def test_a_next_step_from_the_notes_keeps_up_to_200_characters():
+    step = "Needs a technician visit " + "x" * 150 + " then confirm."
+    assert 160 < len(step) < 200
+    out = S.fallback({}, [("caller", "My router keeps dropping.")], ["Router drops.", step])
+    assert out["next_step"] == step
+
+
+def test_an_instruction_needs_both_a_trigger_word_and_an_instruction_pattern():
+    out = S.fallback(
+        {},
+        [
+            ("caller", "Hello, lovely weather today, I was just out in the garden with the dog all morning."),
+            ("caller", "I need to update my email address, the old one is gone."),
+        ],
+        [],
+    )
+    assert out["reason"] == "I need to update my email address, the old one is gone."
+
+
+def test_the_note_outranks_a_caller_sentence_that_scores_higher_on_its_own():
+    out = S.fallback({}, [("caller", "The app is broken.")], ["Gold plan customer, account 4521"])
+    assert out["reason"] == "Gold plan customer, account 4521. The app is broken."
+
+
+def test_the_two_most_request_like_sentences_make_the_reason():
+    out = S.fallback(
+        {},
+        [("caller", "I need order 4521 sent."), ("caller", "I need a refund, it is broken."),
+         ("caller", "Please cancel it.")],
+        [],
+    )  # fmt: skip
+    assert out["reason"] == "I need a refund, it is broken. Caller asks: cancel it."
+
+
+def test_validate_needs_a_reason_and_tolerates_a_local_summary_without_facts():
+    assert S.validate({"key_facts": ["order 4521"], "mood": "calm"}) is None
+    out = S.validate({"reason": "Refund"}, local={"reason": "Refund", "tried": []})
+    assert out["key_facts"] == []
+    assert S.validate({"reason": "r", "next_step": "y" * 241})["next_step"] == "y" * 237 + "..."
+
+
+@pytest.mark.parametrize("when", ["the end of the month", "end of month", "the end of March"])
+def test_a_deadline_at_the_end_of_a_month_is_a_key_fact(when):
+    out = S.fallback({}, [("caller", f"I was promised a refund by {when}.")], [])
+    assert when.removeprefix("the ") in out["key_facts"]
