@@ -4,17 +4,32 @@ instead of ringing into an empty room until the bridge times out and voicemail a
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.exc import NoResultFound
 
 from tests.conftest import World
 from tests.e2e.test_transfer import CALLER, connect_call, transfer_state
 
 
-def _initiate_without_a_following(agent, call_id: str, target: dict) -> dict:
-    """A starts a warm transfer and then their browser is gone: it never joins the consult room."""
+def _initiate_without_a_following(world: World, agent, call_id: str, target: dict) -> dict:
+    """A starts a warm transfer and then their browser is gone: it never joins the consult room.
+    The gateway takes A out of the caller's room once the caller is on hold; until then A is still
+    with the caller, and a transfer ending before that would return the caller to a present A."""
     reply = agent.post("/api/transfer/initiate", {"call_id": call_id, "mode": "warm", **target})
     assert reply.status_code == 202, reply.text
+    world.wait(
+        lambda: "consult_room_ready" in world.timeline(call_id),
+        what="A moved out of the caller's room",
+        explain=lambda: str(world.timeline(call_id)),
+    )
     return reply.json()["transfer"]
+
+
+@pytest.fixture
+def world(make_world) -> World:
+    # A ring long enough for the caller's hold (and so A's move) to happen before B rings out,
+    # however loaded the machine running the test is.
+    return make_world(ring_timeout_s=6.0)
 
 
 def _queued_call_id(world: World, sid: str) -> str | None:
@@ -42,7 +57,7 @@ def test_a_gone_after_a_declined_transfer_the_caller_is_rung_to_the_next_agent(w
     assert bob.post("/api/agents/me/status", {"status": "available"}).status_code == 200
     assert carol.post("/api/agents/me/status", {"status": "available"}).status_code == 200
 
-    transfer = _initiate_without_a_following(alice, call_id, {"target_agent_id": "carol"})
+    transfer = _initiate_without_a_following(world, alice, call_id, {"target_agent_id": "carol"})
     offer = carol.wait_offer("transfer")
     assert offer["transfer"]["id"] == transfer["id"]
     assert carol.post(f"/api/transfers/{transfer['id']}/decline").status_code == 200
@@ -58,7 +73,11 @@ def test_a_gone_after_a_declined_transfer_the_caller_is_rung_to_the_next_agent(w
         explain=lambda: world.story(call),
     )
     room = world.db_call(call.sid)["room"]
-    assert world.participants(room) == sorted(["bob", f"sip_{CALLER}"])
+    world.wait(
+        lambda: world.participants(room) == sorted(["bob", f"sip_{CALLER}"]),
+        what="Bob and the caller (only) in the room",
+        explain=lambda: str(world.participants(room)),
+    )
 
     # What the caller heard: hold music during the transfer, ringback back to A's empty room, hold
     # music again while Bob was rung, then Bob — never the apology or a voicemail prompt.
@@ -91,7 +110,7 @@ def test_a_gone_with_nobody_free_the_caller_waits_at_the_front_of_the_line(world
     call3_id = world.wait(lambda: _queued_call_id(world, call3.sid), what="caller 3 waiting in line")
 
     # A transfers to a number that never answers, and A's console is gone.
-    transfer = _initiate_without_a_following(alice, call1_id, {"target_number": "+15550009999"})
+    transfer = _initiate_without_a_following(world, alice, call1_id, {"target_number": "+15550009999"})
     world.wait(lambda: transfer_state(world, transfer["id"]) == "no_answer", timeout=10, what="no answer")
     world.wait(
         lambda: world.db_call(call1.sid)["state"] == "queued",
