@@ -591,3 +591,108 @@ def test_validate_needs_a_reason_and_tolerates_a_local_summary_without_facts():
 def test_a_deadline_at_the_end_of_a_month_is_a_key_fact(when):
     out = S.fallback({}, [("caller", f"I was promised a refund by {when}.")], [])
     assert when.removeprefix("the ") in out["key_facts"]
+
+
+FILLER = [
+    "and",
+    "okay",
+    "ok",
+    "so",
+    "thanks",
+    "thank",
+    "you",
+    "your",
+    "the",
+    "what",
+    "what's",
+    "whats",
+    "is",
+    "was",
+    "were",
+    "it",
+    "do",
+    "did",
+    "can",
+    "could",
+    "i",
+    "have",
+    "me",
+    "please",
+    "just",
+    "there",
+    "a",
+    "an",
+    "of",
+    "with",
+    "for",
+    "to",
+    "be",
+    "should",
+    "how",
+    "where",
+    "which",
+    "when",
+    "about",
+    "or",
+    "my",
+    "that",
+    "this",
+    "are",
+    "we",
+    "any",
+    "much",
+    "last",
+    "four",
+    "digits",
+    "hi",
+    "hello",
+    "anything",
+    "yet",
+]
+
+
+@pytest.mark.parametrize("word", FILLER)
+def test_filler_words_of_a_question_never_label_an_answer(word):
+    out = S.fallback({}, [("agent", f"Colour {word.upper()}?"), ("caller", "Blue.")], [])
+    assert out["key_facts"] == ["colour: Blue"]
+
+
+def test_at_most_three_short_answers_make_the_reason():
+    turns = []
+    for question, answer in [("Colour?", "Blue."), ("Size?", "Large."), ("Fabric?", "Cotton."), ("Legs?", "Oak.")]:
+        turns += [("agent", question), ("caller", answer)]
+    assert S.fallback({}, turns, [])["reason"] == "Caller says: Blue; Large; Cotton."
+
+
+def test_the_longest_sentence_is_the_last_resort_wherever_it_was_said():
+    out = S.fallback({}, [("caller", "The blue sofa in the Leeds store."), ("caller", "Hello.")], [])
+    assert out["reason"] == "The blue sofa in the Leeds store."
+
+
+def test_a_next_step_in_the_notes_loses_its_label():
+    out = S.fallback({}, [("caller", "My router keeps dropping.")], ["Next: book an engineer."])
+    assert out["next_step"] == "Book an engineer."
+
+
+def test_only_a_stated_plan_of_the_agent_becomes_the_next_step():
+    out = S.fallback(
+        {}, [("caller", "My router is not working, I need it fixed."), ("agent", "Thanks, one moment.")], []
+    )
+    assert out["next_step"] == "Continue troubleshooting; skip what was tried."
+
+
+def test_the_expiry_label_stays_and_its_date_goes():
+    assert S.redact("expiry 09/27 and valid until 10 / 2028") == "expiry (removed) and valid until (removed)"
+
+
+def test_facts_added_back_from_the_local_summary_stop_at_ten():
+    out = S.validate(
+        {"reason": "r", "key_facts": [f"order {k}000" for k in range(10)]}, local={"key_facts": ["ref 77"]}
+    )
+    assert len(out["key_facts"]) == 10 and "ref 77" not in out["key_facts"]
+
+
+def test_a_line_with_a_single_digit_in_the_middle_of_a_long_call_is_still_read():
+    transcript = [("agent", "Still checking, bear with me.")] * 50 + [("caller", "We booked 7 nights.")]
+    transcript += [("agent", "Still checking, bear with me.")] * 50
+    assert "7 nights" in S.fallback({}, transcript, [])["key_facts"]
