@@ -9,6 +9,9 @@ store poller per process, no request thread per stream under gthread), ``BoardSt
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, session, url_for
 
@@ -138,6 +141,19 @@ def listen(call_id):
 
 
 # ----------------------------------------------------------- event stream
+@dataclass
+class _Feed:
+    """The board as last read for every open board of one gateway (per process)."""
+
+    shared: tuple[float, dict] | None = None
+    live_dirty: bool = False
+    figures_dirty: bool = False
+    figures_at: float = 0.0
+
+
+_FEEDS: WeakKeyDictionary[Any, _Feed] = WeakKeyDictionary()
+
+
 class BoardStream(Stream):
     """A supervisor's board feed on the process's one notifier (web/streams.py), as the consoles':
     under gunicorn's gthread worker it holds no request thread. A ``board`` event (live picture and
@@ -145,8 +161,13 @@ class BoardStream(Stream):
     (its clocks move on). It ends with ``signed_out`` when the session ends, the credential changes
     or the viewer is no longer a supervisor."""
 
-    # One read of the board per notifier tick serves every open board (same picture for all).
-    _shared: tuple[float, dict] | None = None
+    # One read of the board serves every open board of the process (same picture for all). However
+    # often the store changes, the live picture is read again at most every ``refresh_s`` and the
+    # day's figures (a read of today's rows) at most every ``figures_every_s``: a wall screen a
+    # second behind is fine, a board read on every notifier tick under load takes time from the
+    # webhooks. A change seen in between is read on the first tick once that time has passed.
+    refresh_s = 1.0
+    figures_every_s = 3.0
 
     def __init__(self, hub: EventStreams, services, agent_id: str, sid: str | None):
         super().__init__(hub, agent_id)
@@ -157,9 +178,28 @@ class BoardStream(Stream):
         self.key: str | None = None
         self.retry_ms = hub.retry_ms
 
-    def snapshot(self, fresh: bool = False) -> dict:
+    def snapshot(self) -> dict:
         board = self.services.board
-        return {"live": board.live(), "figures": board.figures() if fresh else board.recent_figures()}
+        return {"live": board.live(), "figures": board.recent_figures()}
+
+    def _read_shared(self, tick: Tick, heartbeat: bool) -> tuple[float, dict] | None:
+        board = self.services.board
+        feed = _FEEDS.setdefault(board, _Feed())
+        if tick.changed:
+            feed.live_dirty = feed.figures_dirty = True
+        shared = feed.shared
+        live_due = shared is None or (tick.now - shared[0] >= self.refresh_s and (feed.live_dirty or heartbeat))
+        figures_due = feed.figures_dirty and tick.now - feed.figures_at >= self.figures_every_s
+        if not (live_due or figures_due):
+            return shared
+        if figures_due or shared is None:
+            figures = board.figures()
+            feed.figures_dirty, feed.figures_at = False, tick.now
+        else:
+            figures = shared[1]["figures"]
+        feed.live_dirty = False
+        feed.shared = (tick.now, {"live": board.live(), "figures": figures})
+        return feed.shared
 
     def event(self, snapshot: dict) -> str:
         self.key = json.dumps(_steady(snapshot), sort_keys=True, default=str)
@@ -186,11 +226,9 @@ class BoardStream(Stream):
             self.finish()
             return sse("signed_out", {"reason": reason})
         heartbeat = tick.now - self.last_write >= self.hub.heartbeat_s
-        if not (tick.changed or heartbeat):
-            return ""  # nothing new in the store: the board is as it was
-        shared = BoardStream._shared
-        if shared is None or shared[0] != tick.now:
-            shared = BoardStream._shared = (tick.now, self.snapshot(fresh=tick.changed))
+        shared = self._read_shared(tick, heartbeat)
+        if shared is None or not (shared[0] == tick.now or heartbeat):
+            return ""  # nothing read this tick: the board is as it was last sent
         snapshot = shared[1]
         if heartbeat or json.dumps(_steady(snapshot), sort_keys=True, default=str) != self.key:
             return self.event(snapshot)
