@@ -159,61 +159,43 @@ class LiveKitRooms:
         )
 
     # ----------------------------------------------------------------- tokens
-    def join_token(self, *, identity: str, name: str, room: str, ttl_s: int = 600) -> str:
-        """A token for exactly one room: join, publish and subscribe; no admin grants."""
+    def _token(self, *, identity: str, name: str, ttl_s: int, grants: api.VideoGrants) -> str:
+        """A signed token for one participant; each kind below states its own grants."""
         return (
             api.AccessToken(self.api_key, self.api_secret)
             .with_identity(identity)
             .with_name(name)
             .with_ttl(datetime.timedelta(seconds=ttl_s))
-            .with_grants(
-                api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True)
-            )
+            .with_grants(grants)
             .to_jwt()
         )
+
+    def join_token(self, *, identity: str, name: str, room: str, ttl_s: int = 600) -> str:
+        """A token for exactly one room: join, publish and subscribe; no admin grants."""
+        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True)
+        return self._token(identity=identity, name=name, ttl_s=ttl_s, grants=grants)
 
     def listen_token(self, *, identity: str, name: str, room: str, ttl_s: int) -> str:
         """A supervisor's token for one room: subscribe only (no audio, video or data of its own),
         hidden (the others are not told it is there: LiveKit's ``hidden`` grant), short-lived."""
-        return (
-            api.AccessToken(self.api_key, self.api_secret)
-            .with_identity(identity)
-            .with_name(name)
-            .with_ttl(datetime.timedelta(seconds=ttl_s))
-            .with_grants(
-                api.VideoGrants(
-                    room_join=True,
-                    room=room,
-                    can_subscribe=True,
-                    can_publish=False,
-                    can_publish_data=False,
-                    hidden=True,
-                )
-            )
-            .to_jwt()
+        grants = api.VideoGrants(
+            room_join=True, room=room, can_subscribe=True, can_publish=False, can_publish_data=False, hidden=True
         )
+        return self._token(identity=identity, name=name, ttl_s=ttl_s, grants=grants)
 
     def caller_token(self, *, identity: str, name: str, room: str, ttl_s: int = 60) -> str:
         """A web caller's token: join one room, publish the microphone only, subscribe; no data
         messages to others, no admin grants; short-lived (the gateway issues it once per move)."""
-        return (
-            api.AccessToken(self.api_key, self.api_secret)
-            .with_identity(identity)
-            .with_name(name)
-            .with_ttl(datetime.timedelta(seconds=ttl_s))
-            .with_grants(
-                api.VideoGrants(
-                    room_join=True,
-                    room=room,
-                    can_publish=True,
-                    can_publish_sources=["microphone"],
-                    can_subscribe=True,
-                    can_publish_data=False,
-                    can_update_own_metadata=False,
-                )
-            )
-            .to_jwt()
+        grants = api.VideoGrants(
+            room_join=True,
+            room=room,
+            can_publish=True,
+            can_publish_sources=["microphone"],
+            can_subscribe=True,
+            can_publish_data=False,
+            can_update_own_metadata=False,
         )
+        return self._token(identity=identity, name=name, ttl_s=ttl_s, grants=grants)
 
     def webhook_receiver(self) -> api.WebhookReceiver:
         return api.WebhookReceiver(api.TokenVerifier(self.api_key, self.api_secret))
