@@ -96,6 +96,27 @@ class Doubles:
             openai_port=int(self.openai.url.rsplit(":", 1)[1]),
         )
 
+    @staticmethod
+    def process_env(settings: Settings) -> dict[str, str]:
+        """The provider variables that point a gateway started as its own process (gunicorn, as the
+        Procfile does) at these doubles: ``settings`` is what ``self.settings()`` returned."""
+        s = settings
+        env = {
+            "TWILIO_ACCOUNT_SID": s.twilio_account_sid,
+            "TWILIO_AUTH_TOKEN": s.twilio_auth_token,
+            "TWILIO_PHONE_NUMBER": s.twilio_phone_number,
+            "TWILIO_API_BASE_URL": s.twilio_api_base_url,
+            "LIVEKIT_URL": s.livekit_url,
+            "LIVEKIT_API_KEY": s.livekit_api_key,
+            "LIVEKIT_API_SECRET": s.livekit_api_secret,
+            "LIVEKIT_SIP_HOST": s.livekit_sip_host,
+            "LIVEKIT_SIP_USERNAME": s.livekit_sip_username,
+            "LIVEKIT_SIP_PASSWORD": s.livekit_sip_password,
+            "OPENAI_API_KEY": s.openai_api_key,
+            "OPENAI_BASE_URL": s.openai_base_url,
+        }
+        return {k: v for k, v in env.items() if v is not None}
+
     def connect(self, settings: Settings) -> None:
         """Point the doubles at the gateway: webhooks, the dispatch rule, the phone number."""
         self.livekit.webhook_url = settings.public_origin + "/livekit/webhook"

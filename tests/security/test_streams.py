@@ -38,17 +38,8 @@ class Gunicorn:
         s = doubles.settings(Settings(public_base_url=self.url, database_url=database_url))
         self.settings = s
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "LIVEKIT_", "DATABASE_"))}
+        env.update(doubles.process_env(s))
         env.update(
-            TWILIO_ACCOUNT_SID=s.twilio_account_sid,
-            TWILIO_AUTH_TOKEN=s.twilio_auth_token,
-            TWILIO_PHONE_NUMBER=s.twilio_phone_number,
-            TWILIO_API_BASE_URL=s.twilio_api_base_url,
-            LIVEKIT_URL=s.livekit_url,
-            LIVEKIT_API_KEY=s.livekit_api_key,
-            LIVEKIT_API_SECRET=s.livekit_api_secret,
-            LIVEKIT_SIP_HOST=s.livekit_sip_host,
-            LIVEKIT_SIP_USERNAME=s.livekit_sip_username,
-            LIVEKIT_SIP_PASSWORD=s.livekit_sip_password,
             DATABASE_URL=database_url,
             PUBLIC_BASE_URL=self.url,
             SECRET_KEY="stream-test-secret",
