@@ -83,12 +83,7 @@ def page():
     )
     response = Response(html, status=200 if supervisor or agent is None else 403, mimetype="text/html")
     # Listen-in connects to the configured LiveKit only (as the console does) and plays its audio.
-    livekit = " ".join(console_web._livekit_origins(svc().gw.settings.livekit_url))
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"media-src 'self' blob: mediastream:; connect-src 'self' {livekit}; worker-src 'self' blob:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    )
+    response.headers["Content-Security-Policy"] = console_web.page_policy(svc().gw.settings.livekit_url)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
@@ -96,11 +91,7 @@ def page():
 
 @bp.get("/board/assets/<path:filename>")
 def asset(filename):
-    if not filename.startswith(("board/", "vendor/board/")):
-        raise api.ApiError(404, "not found")
-    from flask import send_from_directory
-
-    return send_from_directory(console_web.STATIC_DIR, filename, max_age=86400 if request.args.get("v") else 0)
+    return console_web.send_asset(filename, "board")
 
 
 # ------------------------------------------------------------------- API

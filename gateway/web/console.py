@@ -126,6 +126,28 @@ def bundle_built() -> bool:
     return (STATIC_DIR / BUNDLE_ENTRY).is_file()
 
 
+def send_asset(filename: str, folder: str) -> Response:
+    """A page's static file (the console's, the board's, the caller page's): only from its own
+    folder and its bundle's. Versioned URLs (?v=mtime) may be cached for long; the page never is."""
+    if not filename.startswith((f"{folder}/", f"vendor/{folder}/")):
+        raise api.ApiError(404, "not found")
+    max_age = 86400 if request.args.get("v") else 0
+    return send_from_directory(STATIC_DIR, filename, max_age=max_age)
+
+
+def page_policy(
+    livekit_url: str, *, media: str = "", frame_ancestors: str = "'none'", form_action: str = "'self'"
+) -> str:
+    """The Content-Security-Policy of a page that runs livekit-client: our own scripts and styles,
+    media from the microphone and the configured LiveKit only (``media``: one more origin to play)."""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"media-src 'self' blob: mediastream:{' ' + media if media else ''}; "
+        f"connect-src 'self' {' '.join(_livekit_origins(livekit_url))}; worker-src 'self' blob:; "
+        f"object-src 'none'; base-uri 'none'; frame-ancestors {frame_ancestors}; form-action {form_action}"
+    )
+
+
 # ------------------------------------------------------------------- page
 @bp.get("/console")
 def page():
@@ -141,11 +163,7 @@ def page():
         style_url=url_for("console.asset", filename=STYLESHEET, v=_asset_version(STYLESHEET)),
     )
     response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"media-src 'self' blob: mediastream:; connect-src 'self' {' '.join(_livekit_origins(settings.livekit_url))}; "
-        "worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    )
+    response.headers["Content-Security-Policy"] = page_policy(settings.livekit_url)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "same-origin"
     return response
@@ -179,11 +197,7 @@ def transfer_link(transfer_id):
 
 @bp.get("/console/assets/<path:filename>")
 def asset(filename):
-    if not filename.startswith(("console/", "vendor/console/")):
-        raise api.ApiError(404, "not found")
-    # Versioned URLs (?v=mtime) may be cached for long; the page itself is never cached.
-    max_age = 86400 if request.args.get("v") else 0
-    return send_from_directory(STATIC_DIR, filename, max_age=max_age)
+    return send_asset(filename, "console")
 
 
 @bp.get("/console/config")

@@ -15,9 +15,8 @@ Who may call what:
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_from_directory, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from gateway.domain import web_calls as W
@@ -25,10 +24,9 @@ from gateway.services.errors import ServiceError
 from gateway.services.web_calls import NobodyAvailable, TooManyWebCalls, WebCallers
 from gateway.web import api
 from gateway.web import throttle as limits
-from gateway.web.console import _asset_version, _livekit_origins
+from gateway.web.console import STATIC_DIR, _asset_version, page_policy, send_asset
 
 bp = Blueprint("web_calls", __name__)
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 CALL_BUNDLE = "vendor/call/main.js"
 CALL_SOURCE = "call/main.js"
 CALL_STYLE = "call/call.css"
@@ -191,11 +189,8 @@ def page():
     response = Response(html, mimetype="text/html")
     ancestors = " ".join(["'self'", *settings.web_call_origins])
     music = _music_origin(settings.hold_music_url)
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"media-src 'self' blob: mediastream: {music}; "
-        f"connect-src 'self' {' '.join(_livekit_origins(settings.livekit_url))}; "
-        f"worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors {ancestors}; form-action 'none'"
+    response.headers["Content-Security-Policy"] = page_policy(
+        settings.livekit_url, media=music, frame_ancestors=ancestors, form_action="'none'"
     )
     # (Browsers follow frame-ancestors when present; SAMEORIGIN is for those that only know this header.)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
@@ -206,10 +201,7 @@ def page():
 
 @bp.get("/call/assets/<path:filename>")
 def asset(filename):
-    if not filename.startswith(("call/", "vendor/call/")):
-        raise api.ApiError(404, "not found")
-    max_age = 86400 if request.args.get("v") else 0
-    return send_from_directory(STATIC_DIR, filename, max_age=max_age)
+    return send_asset(filename, "call")
 
 
 def _music_origin(url: str) -> str:
