@@ -80,17 +80,8 @@ class Caller:
         # (No CreateRoom: the dispatch rule makes the room, configured, when the caller's SIP leg arrives.)
         # A free member of the call's team is rung (the caller hears ringback); with none free the
         # caller waits in the team's line; with nobody signed in at all they hear so at once.
-        if self.routing.route(session, call, tried=()) == "nobody":
-            self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
+        if not self.routing.route_new_call(session, call):
             self.store.record(session, call.id, "no_agent", reason="nobody staffed")
-        else:
-            queues = self.routing.queues
-            self.store.enqueue(
-                session,
-                J.QueueTimeout(call.id),
-                delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
-                timer_of=call.id,
-            )
 
     def _answer_routed(self, call: Call) -> str:
         if call.state == C.VOICEMAIL:

@@ -56,6 +56,21 @@ class Routing:
         self.queues.sweep_later(session, [team_id])  # an agent freed in a transaction not yet committed
         return "queued"
 
+    def route_new_call(self, session: Session, call: Call) -> bool:
+        """A call just arrived (phone or web): route it, and start its longest wait, which covers
+        the ringing as well as the line. False when nobody of its team is signed in at all: the
+        call is then marked so ("nobody staffed") and what the caller hears is the channel's to say."""
+        if self.route(session, call, tried=()) == "nobody":
+            self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
+            return False
+        self.store.enqueue(
+            session,
+            J.QueueTimeout(call.id),
+            delay_s=self.queues.max_wait_s(self.queues.team(session, call.team_id)),
+            timer_of=call.id,
+        )
+        return True
+
     def queue_offer_failed(self, session: Session, call: Call) -> None:
         """A waiting caller's offer was missed or declined: back at the head of the line, offered
         to the next free member at once; voicemail only when nobody is staffed or the wait is over."""

@@ -97,17 +97,9 @@ class WebCallers:
                 self.store.record(session, call.id, "web_context_ignored", reason=context)
             session.flush()
             self.store.enqueue(session, J.CreateRoom(call.id, call.room))
-            if self.routing.route(session, call, tried=()) == "nobody":
-                self.store.transition(session, call, C.CALL, "no_agent", end_reason="nobody staffed")
+            if not self.routing.route_new_call(session, call):
                 self.caller.hangup(session, call, "nobody staffed")
                 return call, None
-            queues = self.routing.queues
-            self.store.enqueue(
-                session,
-                J.QueueTimeout(call.id),
-                delay_s=queues.max_wait_s(queues.team(session, call.team_id)),
-                timer_of=call.id,
-            )
             return call, self._issue(session, call)
 
         call, join = self.store.run(work)
