@@ -12,6 +12,16 @@ def _ending(world, call_id: str) -> dict:
     return next(e for e in world.services.views.timeline(call_id) if e["kind"] == "call_ended")
 
 
+def _ended_by_the_agent(world, call, call_id: str) -> None:
+    """The caller's line is closed, and the call's timeline and ending say the agent ended it."""
+    call.wait_status("completed", timeout=10)
+    world.wait(lambda: world.db_call(call.sid)["state"] == "ended", what="call ended")
+    world.settle()
+    kinds = world.timeline(call_id)
+    assert "agent_ended_call" in kinds and not NOT_AFTER_AN_AGENT_HANGUP & set(kinds), kinds
+    assert _ending(world, call_id)["detail"] == {"reason": "agent ended the call"}
+
+
 def test_the_agent_hangs_up_in_the_console_and_the_timeline_says_so(world):
     """The agent's Hang up: the caller hears goodbye, and nothing reads as a lost bridge, a search
     for another agent or voicemail (the console also leaves the room, which ends the caller's <Dial>
@@ -21,13 +31,7 @@ def test_the_agent_hangs_up_in_the_console_and_the_timeline_says_so(world):
 
     assert alice.post(f"/api/calls/{call_id}/hangup").status_code == 200
     alice.leave()  # what the console does right after: its media leaves the room
-    call.wait_status("completed", timeout=10)
-    world.wait(lambda: world.db_call(call.sid)["state"] == "ended", what="call ended")
-    world.settle()
-
-    kinds = world.timeline(call_id)
-    assert "agent_ended_call" in kinds and not NOT_AFTER_AN_AGENT_HANGUP & set(kinds), kinds
-    assert _ending(world, call_id)["detail"] == {"reason": "agent ended the call"}
+    _ended_by_the_agent(world, call, call_id)
     assert world.db_call(call.sid)["end_reason"] == "agent ended the call"
     said = " ".join(e[1] for e in call.events if e[0] == "say").lower()
     assert "goodbye" in said and "voicemail" not in said and "sorry" not in said, said
@@ -41,13 +45,7 @@ def test_the_agent_leaves_the_room_and_the_call_ends_as_the_agent_s(world):
     call, call_id = connect_call(world, alice)
 
     alice.leave()
-    call.wait_status("completed", timeout=10)
-    world.wait(lambda: world.db_call(call.sid)["state"] == "ended", what="call ended")
-    world.settle()
-
-    kinds = world.timeline(call_id)
-    assert "agent_ended_call" in kinds and not NOT_AFTER_AN_AGENT_HANGUP & set(kinds), kinds
-    assert _ending(world, call_id)["detail"] == {"reason": "agent ended the call"}
+    _ended_by_the_agent(world, call, call_id)
 
 
 def test_the_caller_hangs_up(world):
