@@ -38,6 +38,12 @@ def warm_transfer(world: World, source, target, call_id: str) -> tuple[dict, str
     assert accepted.status_code == 200, accepted.text
     target.join(accepted.json()["token"])
     world.wait(lambda: world.services.views.transfer(transfer["id"])["state"] == "target_accepted", what="B accepted")
+    # B's join reaches the gateway by LiveKit's webhook, after the join itself: A may connect the
+    # caller once the transfer says so (what the console waits for too).
+    world.wait(
+        lambda: "complete" in world.services.views.transfer(transfer["id"])["allowed_actions"],
+        what="B in the consult room",
+    )
     return transfer, source_token
 
 
