@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -221,27 +221,52 @@ PROVIDER_CREDENTIALS = (
 )
 
 
+# Reads one setting, stripped; "" when unset.
+Getter = Callable[[str], str]
+
+
 def load(env: Mapping[str, str]) -> Settings:
     """Build and validate Settings from an environment mapping."""
-    get = lambda name: (env.get(name) or "").strip()  # noqa: E731
+    get: Getter = lambda name: (env.get(name) or "").strip()  # noqa: E731
     sandbox = not any(get(name) for name in PROVIDER_CREDENTIALS)
     values: dict = {"sandbox": sandbox}
+    # One reader per concern, in this order: when several settings are wrong, the first one read is reported.
+    values.update(_provider_accounts(get, sandbox))
+    values.update(_livekit_sip(get, sandbox))
+    values.update(_openai(get))
+    values.update(_database(get))
+    values.update(_security(get))
+    values.update(_timers(get))
+    values.update(_call_features(get))
+    values.update(_event_webhooks(get))
+    values.update(_web_calls(get))
+    if get("PORT"):
+        values["port"] = int(_number("PORT", get("PORT"), minimum=1))
+    if sandbox and "public_base_url" not in values:
+        values["public_base_url"] = f"http://127.0.0.1:{values.get('port', 5000)}"
+    return Settings(**values)
 
+
+def _require_provider_settings(get: Getter) -> None:
+    # Everything missing is named in one message, so a deployer fixes it in one pass.
+    missing = [name for name, required, _ in VARIABLES if required and not get(name)]
+    if not (get("LIVEKIT_SIP_USERNAME") and get("LIVEKIT_SIP_PASSWORD")) and not get("LIVEKIT_SIP_ALLOWED_ADDRESSES"):
+        # LiveKit refuses an inbound trunk with neither ("for security, one of the fields must be set").
+        missing.append("LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD (or LIVEKIT_SIP_ALLOWED_ADDRESSES)")
+    if missing:
+        raise ConfigError(
+            "missing configuration: "
+            + ", ".join(missing)
+            + " (provider credentials are partly set, so sandbox mode is off; set these or unset all"
+            " Twilio and LiveKit credentials to run the sandbox)"
+        )
+
+
+def _provider_accounts(get: Getter, sandbox: bool) -> dict:
+    """Twilio and LiveKit accounts, and the public URL they call back."""
+    values: dict = {}
     if not sandbox:
-        # Everything missing is named in one message, so a deployer fixes it in one pass.
-        missing = [name for name, required, _ in VARIABLES if required and not get(name)]
-        if not (get("LIVEKIT_SIP_USERNAME") and get("LIVEKIT_SIP_PASSWORD")) and not get(
-            "LIVEKIT_SIP_ALLOWED_ADDRESSES"
-        ):
-            # LiveKit refuses an inbound trunk with neither ("for security, one of the fields must be set").
-            missing.append("LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD (or LIVEKIT_SIP_ALLOWED_ADDRESSES)")
-        if missing:
-            raise ConfigError(
-                "missing configuration: "
-                + ", ".join(missing)
-                + " (provider credentials are partly set, so sandbox mode is off; set these or unset all"
-                " Twilio and LiveKit credentials to run the sandbox)"
-            )
+        _require_provider_settings(get)
         sid = get("TWILIO_ACCOUNT_SID")
         if not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
             raise ConfigError(f"TWILIO_ACCOUNT_SID must look like AC followed by 32 hex digits, got {sid[:6]!r}…")
@@ -258,12 +283,16 @@ def load(env: Mapping[str, str]) -> Settings:
             livekit_sip_host=get("LIVEKIT_SIP_HOST"),
             public_base_url=_url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http")),
         )
-        values["secret_key"] = get("SECRET_KEY")
     elif get("PUBLIC_BASE_URL"):
         values["public_base_url"] = _url("PUBLIC_BASE_URL", get("PUBLIC_BASE_URL"), ("https", "http"))
-
     if get("TWILIO_API_BASE_URL"):
         values["twilio_api_base_url"] = _url("TWILIO_API_BASE_URL", get("TWILIO_API_BASE_URL"), ("https", "http"))
+    return values
+
+
+def _livekit_sip(get: Getter, sandbox: bool) -> dict:
+    """The inbound trunk's digest credentials and the rooms' name prefix."""
+    values: dict = {}
     if get("LIVEKIT_SIP_USERNAME"):
         values["livekit_sip_username"] = get("LIVEKIT_SIP_USERNAME")
     if get("LIVEKIT_SIP_PASSWORD"):
@@ -281,21 +310,41 @@ def load(env: Mapping[str, str]) -> Settings:
         if not re.fullmatch(r"[A-Za-z0-9-]{1,32}", prefix):
             raise ConfigError(f"LIVEKIT_ROOM_PREFIX must be letters, digits or '-', got {prefix!r}")
         values["livekit_room_prefix"] = prefix
+    return values
+
+
+def _openai(get: Getter) -> dict:
+    values: dict = {}
     if get("OPENAI_API_KEY"):
         values["openai_api_key"] = get("OPENAI_API_KEY")
     if get("OPENAI_MODEL"):
         values["openai_model"] = get("OPENAI_MODEL")
     if get("OPENAI_BASE_URL"):
         values["openai_base_url"] = _url("OPENAI_BASE_URL", get("OPENAI_BASE_URL"), ("https", "http"))
-    if get("DATABASE_URL"):
-        url = get("DATABASE_URL")
-        if "://" not in url:
-            raise ConfigError(f"DATABASE_URL must be a database URL (postgres://… or sqlite:///…), got {url!r}")
-        values["database_url"] = normalise_database_url(url)
+    return values
+
+
+def _database(get: Getter) -> dict:
+    url = get("DATABASE_URL")
+    if not url:
+        return {}
+    if "://" not in url:
+        raise ConfigError(f"DATABASE_URL must be a database URL (postgres://… or sqlite:///…), got {url!r}")
+    return {"database_url": normalise_database_url(url)}
+
+
+def _security(get: Getter) -> dict:
+    # SECRET_KEY is required outside sandbox mode (_require_provider_settings); the sandbox has a default.
+    values: dict = {}
     if get("ADMIN_TOKEN"):
         values["admin_token"] = get("ADMIN_TOKEN")
-    if sandbox and get("SECRET_KEY"):
+    if get("SECRET_KEY"):
         values["secret_key"] = get("SECRET_KEY")
+    return values
+
+
+def _timers(get: Getter) -> dict:
+    values: dict = {}
     for name, attr, minimum in (
         ("RING_TIMEOUT_S", "ring_timeout_s", 5),
         ("QUEUE_TIMEOUT_S", "queue_timeout_s", 10),
@@ -308,6 +357,12 @@ def load(env: Mapping[str, str]) -> Settings:
     ):
         if get(name):
             values[attr] = _number(name, get(name), minimum=minimum)
+    return values
+
+
+def _call_features(get: Getter) -> dict:
+    """The board's day, hold music and the features turned on or off."""
+    values: dict = {}
     if get("BOARD_TIMEZONE"):
         zone = get("BOARD_TIMEZONE")
         try:
@@ -324,25 +379,29 @@ def load(env: Mapping[str, str]) -> Settings:
     ):
         if get(name):
             values[attr] = _bool(name, get(name))
-    if get("EVENT_WEBHOOK_URLS"):
-        urls = [u.strip() for u in get("EVENT_WEBHOOK_URLS").split(",") if u.strip()]
-        values["event_webhook_urls"] = tuple(_url("EVENT_WEBHOOK_URLS", u, ("https", "http")) for u in urls)
-        if not get("EVENT_WEBHOOK_SECRET"):
-            raise ConfigError(
-                "missing configuration: EVENT_WEBHOOK_SECRET (signs the events EVENT_WEBHOOK_URLS receive)"
-            )
-        values["event_webhook_secret"] = get("EVENT_WEBHOOK_SECRET")
+    return values
+
+
+def _event_webhooks(get: Getter) -> dict:
+    if not get("EVENT_WEBHOOK_URLS"):
+        return {}
+    urls = [u.strip() for u in get("EVENT_WEBHOOK_URLS").split(",") if u.strip()]
+    values: dict = {"event_webhook_urls": tuple(_url("EVENT_WEBHOOK_URLS", u, ("https", "http")) for u in urls)}
+    if not get("EVENT_WEBHOOK_SECRET"):
+        raise ConfigError("missing configuration: EVENT_WEBHOOK_SECRET (signs the events EVENT_WEBHOOK_URLS receive)")
+    values["event_webhook_secret"] = get("EVENT_WEBHOOK_SECRET")
+    return values
+
+
+def _web_calls(get: Getter) -> dict:
+    values: dict = {}
     if get("WEB_CALL_ORIGINS"):
         values["web_call_origins"] = tuple(_origin(o.strip()) for o in get("WEB_CALL_ORIGINS").split(",") if o.strip())
     if get("WEB_CALLS_MAX"):
         values["web_calls_max"] = int(_number("WEB_CALLS_MAX", get("WEB_CALLS_MAX"), minimum=0))
     if get("WEB_CALL_CONTEXT_SECRET"):
         values["web_call_context_secret"] = get("WEB_CALL_CONTEXT_SECRET")
-    if get("PORT"):
-        values["port"] = int(_number("PORT", get("PORT"), minimum=1))
-    if sandbox and "public_base_url" not in values:
-        values["public_base_url"] = f"http://127.0.0.1:{values.get('port', 5000)}"
-    return Settings(**values)
+    return values
 
 
 def from_environment() -> Settings:
