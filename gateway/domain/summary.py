@@ -293,69 +293,18 @@ _DATE_WORDS = (
 _NAME_WORDS = ("caller", "name", "this is", "it's under", "dr", "mr", "ms")
 
 
+# Words that do not say what a question is about.
+_QUESTION_FILLER = {
+    "and", "okay", "ok", "so", "thanks", "thank", "you", "your", "the", "what", "what's", "whats", "is", "was",
+    "were", "it", "do", "did", "can", "could", "i", "have", "me", "please", "just", "there", "a", "an", "of",
+    "with", "for", "to", "be", "should", "how", "where", "which", "when", "about", "or", "my", "that", "this",
+    "are", "we", "any", "much", "last", "four", "digits", "hi", "hello", "anything", "yet",
+}  # fmt: skip
+
+
 def _question_subject(question: str) -> str:
     """'What's your account number?' -> 'account number'; used to label a one-word answer."""
-    words = [
-        w
-        for w in _WORD.findall(question.lower())
-        if w
-        not in {
-            "and",
-            "okay",
-            "ok",
-            "so",
-            "thanks",
-            "thank",
-            "you",
-            "your",
-            "the",
-            "what",
-            "what's",
-            "whats",
-            "is",
-            "was",
-            "were",
-            "it",
-            "do",
-            "did",
-            "can",
-            "could",
-            "i",
-            "have",
-            "me",
-            "please",
-            "just",
-            "there",
-            "a",
-            "an",
-            "of",
-            "with",
-            "for",
-            "to",
-            "be",
-            "should",
-            "how",
-            "where",
-            "which",
-            "when",
-            "about",
-            "or",
-            "my",
-            "that",
-            "this",
-            "are",
-            "we",
-            "any",
-            "much",
-            "last",
-            "four",
-            "digits",
-            "hi",
-            "hello",
-            "anything",
-            "yet",
-        }  # fmt: skip
-    ]
+    words = [w for w in _WORD.findall(question.lower()) if w not in _QUESTION_FILLER]
     return " ".join(words[-3:])
 
 
@@ -420,27 +369,44 @@ def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], no
     The reason is the caller's request or problem, not the first thing said; A's notes lead (they are
     usually the best distillation of the call); key facts are the concrete things B must not ask again.
     """
-    transcript = [(speaker, " ".join(text.split())) for speaker, text in transcript if text and text.strip()]
+    lines, focus = _focus(transcript)
+    notes = [redact(" ".join(n.split())) for n in notes if n and n.strip()]
+    note_sentences = [s for n in notes for s in _sentences(n)]
+    caller = [(i, s) for i, (sp, text) in enumerate(lines) if sp == "caller" and focus[i] for s in _sentences(text)]
+    answers = _answers(lines)
+    reason = _reason(note_sentences, caller, answers)
+    statements = note_sentences + [s for k, (_, text) in enumerate(lines) if focus[k] for s in _sentences(text)]
+    everything = " ".join(t for sp, t in lines if sp == "caller").lower()
+    return {
+        "reason": reason,
+        "key_facts": _key_facts(facts, _fact_candidates(notes, lines, focus, answers)),
+        "tried": _tried(statements, reason),
+        "mood": next((m for m, words in MOODS.items() if any(w in everything for w in words)), "neutral"),
+        "next_step": _fallback_next_step(facts, note_sentences, lines, reason),
+    }
+
+
+def _focus(transcript: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[bool]]:
+    """The call's lines (spaces collapsed, lines with ids redacted), and whether each is read closely."""
+    lines = [(speaker, " ".join(text.split())) for speaker, text in transcript if text and text.strip()]
     # Where to look closely in a long call: the opening (who is calling and why), the end (where the
     # call stands), and every line with a digit in it (ids and amounts are read out anywhere). The
     # regular expressions below are what costs time, so the rest of a 30-minute call is not scanned.
-    counts = _digit_counts([t for _, t in transcript])
-    focus = [k < HEAD_LINES or k >= len(transcript) - TAIL_LINES or counts[k] > 0 for k in range(len(transcript))]
-    transcript = [(sp, redact(t) if counts[k] >= 3 else t) for k, (sp, t) in enumerate(transcript)]
-    notes = [redact(" ".join(n.split())) for n in notes if n and n.strip()]
-    note_sentences = [s for n in notes for s in _sentences(n)]
-    caller = [
-        (i, s) for i, (sp, text) in enumerate(transcript) if sp == "caller" and focus[i] for s in _sentences(text)
-    ]
-    answers = _answers(transcript)
-    reason = _reason(note_sentences, caller, answers)
+    counts = _digit_counts([t for _, t in lines])
+    focus = [k < HEAD_LINES or k >= len(lines) - TAIL_LINES or counts[k] > 0 for k in range(len(lines))]
+    return [(sp, redact(t) if counts[k] >= 3 else t) for k, (sp, t) in enumerate(lines)], focus
 
-    # Key facts: notes first, then the caller, then A's lines; one-word answers labelled by the question.
+
+def _fact_candidates(
+    notes: list[str], lines: list[tuple[str, str]], focus: list[bool], answers: list[tuple[str, str]]
+) -> list[tuple[int, int, str]]:
+    """(rank, position, fact) of each fact said: notes first, then the caller, then A's lines; one-word
+    answers labelled by the question."""
     found: list[tuple[int, int, str]] = []
     offset = 0
     sources = [(n, True) for n in notes]
-    sources += [(t, True) for k, (sp, t) in enumerate(transcript) if sp == "caller" and focus[k]]
-    sources += [(t, False) for k, (sp, t) in enumerate(transcript) if sp != "caller" and focus[k]]
+    sources += [(t, True) for k, (sp, t) in enumerate(lines) if sp == "caller" and focus[k]]
+    sources += [(t, False) for k, (sp, t) in enumerate(lines) if sp != "caller" and focus[k]]
     for text, proper in sources:
         text = " ".join(s for s in _sentences(text) if not _instruction(s))
         found += [(p, offset + pos, value) for p, pos, value in _facts_in(text, proper=proper)]
@@ -450,10 +416,15 @@ def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], no
             found.append((1, offset + k, answer))  # chose one of the options the agent gave
         elif subject:
             found.append((1, offset + k, f"{subject} {answer}" if re.search(r"\d", answer) else f"{subject}: {answer}"))
+    return found
+
+
+def _key_facts(facts: dict[str, object], candidates: list[tuple[int, int, str]]) -> list[str]:
+    """The best-ranked candidates, each said once (by its words or its digits), at most eight."""
     agent_name = str(facts.get("agent") or "").lower()
     key_facts: list[str] = []
     seen_digits: set[str] = set()
-    for _, _, value in sorted(found):
+    for _, _, value in sorted(candidates):
         number = re.sub(r"\D", "", value)
         low = value.lower()
         if low == agent_name or "removed)" in low or any(low in k.lower() for k in key_facts):
@@ -468,11 +439,12 @@ def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], no
     vouched = [
         f"{k[len(VERIFIED_PREFIX) :].replace('_', ' ')}: {v}" for k, v in facts.items() if k.startswith(VERIFIED_PREFIX)
     ]
-    key_facts = [*vouched, *[k for k in key_facts if k not in vouched]][:8]
+    return [*vouched, *[k for k in key_facts if k not in vouched]][:8]
 
-    # Tried: what A or the caller already did (statements, not suggestions or questions).
+
+def _tried(statements: list[str], reason: str) -> list[str]:
+    """What A or the caller already did (statements, not suggestions or questions), at most four."""
     tried: list[str] = []
-    statements = note_sentences + [s for k, (_, text) in enumerate(transcript) if focus[k] for s in _sentences(text)]
     for sentence in statements:
         if not any(w in sentence.lower() for w in _TRIED_WORDS):
             continue
@@ -487,28 +459,27 @@ def fallback(facts: dict[str, object], transcript: Iterable[tuple[str, str]], no
             and tidy != reason
         ):
             tried.append(tidy)
-    tried = tried[:4]
+    return tried[:4]
 
-    # Next step: A's note when it says one; else what A said the plan was; else derived from the
-    # request. Never copied from the caller: the caller's words are data, not orders.
+
+def _fallback_next_step(
+    facts: dict[str, object], note_sentences: list[str], lines: list[tuple[str, str]], reason: str
+) -> str:
+    """A's note when it says one; else what A said the plan was; else derived from the request.
+    Never copied from the caller: the caller's words are data, not orders."""
     steps = [s for s in note_sentences if NEXT.search(s) and _tidy(s, 200) not in reason]
     plans = [
         s
-        for sp, text in transcript[-12:]
+        for sp, text in lines[-12:]
         if sp != "caller"
         for s in _sentences(text)
         if AGENT_PLAN.search(s) and not s.endswith("?") and not _instruction(s)
     ]
     if steps:
-        next_step = _tidy(re.sub(r"(?i)^next:\s*", "", steps[-1]), 200)
-    elif plans:
-        next_step = f"{facts.get('agent') or 'A'} said: {_tidy(plans[-1], 160)}"
-    else:
-        next_step = _topic_step(" ".join([reason, *note_sentences]))
-
-    everything = " ".join(t for sp, t in transcript if sp == "caller").lower()
-    mood = next((m for m, words in MOODS.items() if any(w in everything for w in words)), "neutral")
-    return {"reason": reason, "key_facts": key_facts, "tried": tried, "mood": mood, "next_step": next_step}
+        return _tidy(re.sub(r"(?i)^next:\s*", "", steps[-1]), 200)
+    if plans:
+        return f"{facts.get('agent') or 'A'} said: {_tidy(plans[-1], 160)}"
+    return _topic_step(" ".join([reason, *note_sentences]))
 
 
 def _reason(note_sentences: list[str], caller: list[tuple[int, str]], answers: list[tuple[str, str]]) -> str:
@@ -622,46 +593,61 @@ def validate(
         return None
     lines = [(speaker, " ".join(str(text).split())) for speaker, text in transcript]
     notes = [" ".join(n.split()) for n in notes]
-    said = [s for _, text in lines for s in _sentences(text)]
-    orders = [s for s in said if _orders(s)]
-    # Numbers and links the call gave outside any instruction, and those an instruction brought in.
-    known = _contacts(" ".join([*(s for s in said if not _orders(s)), *notes, *(local or {}).get("key_facts", [])]))
-    tainted = _contacts(" ".join(orders)) - _contacts(" ".join(notes))
-
-    def harmful(text: str) -> bool:
-        return _orders(text) or bool(_contacts(text) & tainted)
-
-    def as_list(v: object) -> list[str]:
-        # Only text and numbers are facts: a null or a nested object from the model is dropped, not
-        # shown to B as "None" or as a Python repr.
-        items = v if isinstance(v, list) else [v] if v else []
-        kept = [_clip(x, 160) for x in items if isinstance(x, str | int | float) and str(x).strip()]
-        return [x for x in kept if not harmful(x)]
-
-    reason = " ".join(s for s in _sentences(_clip(answer.get("reason"), 240)) if not harmful(s))
+    known, tainted = _call_contacts(lines, notes, local)
+    reason = " ".join(s for s in _sentences(_clip(answer.get("reason"), 240)) if not _harmful(s, tainted))
     if not reason:
         if not local:
             return None
         reason = str(local["reason"])
-    key_facts = as_list(answer.get("key_facts"))[:10]
     mood = _clip(answer.get("mood") or "unknown", 40)
     out: Summary = {
         "reason": reason,
-        "key_facts": key_facts,
-        "tried": as_list(answer.get("tried"))[:6],
-        "mood": "unknown" if harmful(mood) or _contacts(mood) else mood,
+        "key_facts": _kept(answer.get("key_facts"), tainted)[:10],
+        "tried": _kept(answer.get("tried"), tainted)[:6],
+        "mood": "unknown" if _harmful(mood, tainted) or _contacts(mood) else mood,
         "next_step": _clip(answer.get("next_step") or "Greet the caller and confirm their request.", 240),
     }
     caller_text = _norm(" ".join(t for sp, t in lines if sp == "caller"))
     step = _norm(out["next_step"])
-    if harmful(out["next_step"]) or _contacts(out["next_step"]) - known or (len(step) > 12 and step in caller_text):
+    if (
+        _harmful(out["next_step"], tainted)
+        or _contacts(out["next_step"]) - known
+        or (len(step) > 12 and step in caller_text)
+    ):
         out["next_step"] = _topic_step(out["reason"])
     if local:
-        told = _norm(" ".join([out["reason"], *out["key_facts"], *out["tried"], out["next_step"]]))
-        for fact in local.get("key_facts", []):
-            if _norm(fact) not in told and len(key_facts) < 10:
-                key_facts.append(_clip(fact, 160))
+        _add_back_facts(out, local)
     return out
+
+
+def _call_contacts(lines: list[tuple[str, str]], notes: list[str], local: Summary | None) -> tuple[set[str], set[str]]:
+    """Numbers and links the call gave outside any instruction, and those an instruction brought in."""
+    said = [s for _, text in lines for s in _sentences(text)]
+    orders = [s for s in said if _orders(s)]
+    known = _contacts(" ".join([*(s for s in said if not _orders(s)), *notes, *(local or {}).get("key_facts", [])]))
+    tainted = _contacts(" ".join(orders)) - _contacts(" ".join(notes))
+    return known, tainted
+
+
+def _harmful(text: str, tainted: set[str]) -> bool:
+    return _orders(text) or bool(_contacts(text) & tainted)
+
+
+def _kept(value: object, tainted: set[str]) -> list[str]:
+    # Only text and numbers are facts: a null or a nested object from the model is dropped, not
+    # shown to B as "None" or as a Python repr.
+    items = value if isinstance(value, list) else [value] if value else []
+    kept = [_clip(x, 160) for x in items if isinstance(x, str | int | float) and str(x).strip()]
+    return [x for x in kept if not _harmful(x, tainted)]
+
+
+def _add_back_facts(out: Summary, local: Summary) -> None:
+    """The fallback's key facts the model left out, up to ten facts in all."""
+    key_facts = out["key_facts"]
+    told = _norm(" ".join([out["reason"], *key_facts, *out["tried"], out["next_step"]]))
+    for fact in local.get("key_facts", []):
+        if _norm(fact) not in told and len(key_facts) < 10:
+            key_facts.append(_clip(fact, 160))
 
 
 # ------------------------------------------------------------------ SMS (GSM 03.38)
