@@ -126,62 +126,15 @@ class Board:
 
         def work(s: Session) -> dict[str, Any]:
             calls, transfers, voicemail, connected = self._today(s, since)
-            team_of = {c.id: c.team_id or Q.DEFAULT_TEAM for c in calls}
-            # A transfer started today of a call that arrived yesterday: its team is read on its own.
-            missing = {t.call_id for t in transfers} - set(team_of)
-            if missing:
-                team_of |= {
-                    cid: team or Q.DEFAULT_TEAM
-                    for cid, team in s.execute(select(Call.id, Call.team_id).where(Call.id.in_(missing))).all()
-                }
-            oldest = now - timedelta(seconds=B.WAITING_WINDOW_S) - WAIT_LOOKBACK
-            waits = [
-                B.WaitRow(team, enqueued, ended)
-                for team, enqueued, ended in s.execute(
-                    select(QueueEntry.team_id, QueueEntry.enqueued_at, QueueEntry.ended_at).where(
-                        QueueEntry.enqueued_at >= oldest, QueueEntry.kind != "callback"
-                    )
-                ).all()
-            ]
-            waits += [
-                B.WaitRow(team, enqueued, None)
-                for team, enqueued in s.execute(
-                    select(QueueEntry.team_id, QueueEntry.enqueued_at).where(
-                        QueueEntry.state.in_(Q.LIVE),
-                        QueueEntry.enqueued_at < oldest,
-                        QueueEntry.kind != "callback",
-                    )
-                ).all()
-            ]
-            teams = list(s.execute(select(Team.id)).scalars())
+            team_of = _teams_of_calls(s, calls, transfers)
             return B.day_figures(
-                [
-                    B.CallRow(
-                        c.id,
-                        team_of[c.id],
-                        c.created_at,
-                        c.connected_at,
-                        c.ended_at,
-                        voicemail=_turned_away(c, voicemail),
-                        channel=_channel(c),
-                    )
-                    for c in calls
-                ],
-                [
-                    B.TransferRow(
-                        t.id,
-                        team_of.get(t.call_id, Q.DEFAULT_TEAM),
-                        t.state,
-                        t.created_at,
-                        t.target_joined_at or connected.get(t.id),
-                    )
-                    for t in transfers
-                ],
-                waits,
+                [_call_row(c, team_of[c.id], voicemail) for c in calls],
+                [_transfer_row(t, team_of.get(t.call_id, Q.DEFAULT_TEAM), connected) for t in transfers],
+                _waits(s, now),
                 day_start=since,
                 now=now,
                 service_level_s=self.service_level_s,
-                teams=teams,
+                teams=list(s.execute(select(Team.id)).scalars()),
             )
 
         figures: dict[str, Any] = _jsonable(self.store.read(work))
@@ -199,45 +152,12 @@ class Board:
 
         def work(s: Session) -> dict[str, Any]:
             teams = {t.id: t.name for t in s.execute(select(Team)).scalars()}
-            agents = list(s.execute(select(Agent).order_by(Agent.id)).scalars())
-            memberships: dict[str, list[str]] = {}
-            for agent_id, team_id in s.execute(select(AgentTeam.agent_id, AgentTeam.team_id)).all():
-                memberships.setdefault(agent_id, []).append(team_id)
-            busy_agents = set(
-                s.execute(select(Leg.agent_id).where(Leg.state.in_(LIVE_LEG_STATES), Leg.agent_id.isnot(None)))
-                .scalars()
-                .all()
-            )
-            rows = [
-                B.AgentRow(
-                    a.id,
-                    a.status,
-                    tuple(memberships.get(a.id, ())),
-                    on_call=a.id in busy_agents,
-                    not_responding=a.status == "offline" and a.not_responding is not None,
-                    role=a.role or "agent",
-                )
-                for a in agents
-            ]
+            agents, agent_rows = _agent_rows(s)
             waiting = s.execute(
                 select(QueueEntry.team_id, QueueEntry.kind, QueueEntry.enqueued_at).where(QueueEntry.state.in_(Q.LIVE))
             ).all()
             calls = list(s.execute(select(Call).where(Call.state.in_(C.LIVE_STATES))).scalars())
-            ids = [c.id for c in calls]
-            last_change: dict[str, datetime] = {}
-            ringing: set[str] = set()
-            active: dict[str, Transfer] = {}
-            if ids:
-                last_change = dict(
-                    s.execute(
-                        select(TimelineEntry.call_id, func.max(TimelineEntry.at))
-                        .where(TimelineEntry.call_id.in_(ids), TimelineEntry.kind.notin_(NOT_A_CHANGE))
-                        .group_by(TimelineEntry.call_id)
-                    ).all()
-                )
-                ringing = set(
-                    s.execute(select(Leg.call_id).where(Leg.call_id.in_(ids), Leg.state == L.RINGING)).scalars()
-                )
+            last_change, ringing = _changes_and_ringing(s, [c.id for c in calls])
             active = {
                 t.call_id: t
                 for t in s.execute(
@@ -245,45 +165,19 @@ class Board:
                 ).scalars()
             }
             names = {a.id: a.name for a in agents}
-            live_calls = []
-            for c in sorted(calls, key=lambda c: c.created_at):
-                row = B.LiveCall(
-                    c.id,
-                    c.team_id or Q.DEFAULT_TEAM,
-                    caller_label(c),
-                    c.agent_id,
-                    c.state,
+            live_calls = [
+                _live_call(
+                    c,
+                    names,
+                    now,
                     ringing=c.id in ringing,
                     in_transfer=c.id in active,
                     since=last_change.get(c.id, c.created_at),
-                    channel=_channel(c),
                 )
-                live_calls.append(
-                    {
-                        "id": c.id,
-                        "caller": row.caller,
-                        "team": row.team,
-                        "channel": row.channel,
-                        "agent_id": c.agent_id,
-                        "agent": names.get(c.agent_id or "", c.agent_id),
-                        "state": B.board_state(row),
-                        "in_state_s": round(max(0.0, (now - row.since).total_seconds()), 1),
-                        "waited_s": round(max(0.0, (now - c.created_at).total_seconds()), 1),
-                    }
-                )
-            transfers = [
-                {
-                    "id": t.id,
-                    "call_id": t.call_id,
-                    "state": t.state,
-                    "mode": t.mode,
-                    "from_agent": names.get(t.source_agent_id, t.source_agent_id),
-                    "to": names.get(t.target_agent_id or "", t.target_agent_id) or mask_phone(t.target_number),
-                    "elapsed_s": round(max(0.0, (now - t.created_at).total_seconds()), 1),
-                }
-                for t in sorted(active.values(), key=lambda t: t.created_at)
+                for c in sorted(calls, key=lambda c: c.created_at)
             ]
-            team_rows = B.team_board(teams, waiting, rows, now)
+            transfers = [_live_transfer(t, names, now) for t in sorted(active.values(), key=lambda t: t.created_at)]
+            team_rows = B.team_board(teams, waiting, agent_rows, now)
             return {
                 "at": iso(now),
                 "teams": [{"id": tid, "name": teams.get(tid, tid)} | row for tid, row in sorted(team_rows.items())],
@@ -305,59 +199,193 @@ class Board:
             out = io.StringIO()
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow(EXPORT_COLUMNS)
-            for c in calls:
-                row = B.CallRow(
-                    c.id,
-                    c.team_id or Q.DEFAULT_TEAM,
-                    c.created_at,
-                    c.connected_at,
-                    c.ended_at,
-                    _turned_away(c, voicemail),
-                )
-                wait = (c.connected_at - c.created_at).total_seconds() if c.connected_at else None
-                handle = (c.ended_at - c.connected_at).total_seconds() if c.connected_at and c.ended_at else None
-                writer.writerow(
-                    [
-                        "call",
-                        c.id,
-                        "",
-                        row.team,
-                        _channel(c),
-                        caller_label(c),
-                        c.agent_id or "",
-                        iso(c.created_at),
-                        iso(c.connected_at) or "",
-                        iso(c.ended_at) or "",
-                        B.outcome(row),
-                        _num(wait),
-                        _num(handle),
-                        c.end_reason or "",
-                    ]
-                )
+            writer.writerows(_call_record(c, voicemail) for c in calls)
             team_of = {c.id: c.team_id or Q.DEFAULT_TEAM for c in calls}
-            for t in transfers:
-                b_at = t.target_joined_at or connected.get(t.id)
-                writer.writerow(
-                    [
-                        "transfer",
-                        t.id,
-                        t.call_id,
-                        team_of.get(t.call_id, ""),
-                        t.mode,
-                        mask_phone(t.target_number) if t.target_number else t.target_agent_id or "",
-                        t.source_agent_id,
-                        iso(t.created_at),
-                        iso(b_at) or "",
-                        iso(t.ended_at) or "",
-                        t.state if t.state in B.TRANSFER_OUTCOMES else "in_progress",
-                        _num((b_at - t.created_at).total_seconds() if b_at else None),
-                        "",
-                        t.end_reason or "",
-                    ]
-                )
+            writer.writerows(_transfer_record(t, team_of.get(t.call_id, ""), connected) for t in transfers)
             return out.getvalue()
 
         return self.store.read(work)
+
+
+# ------------------------------------------------------------ the day's rows
+def _teams_of_calls(s: Session, calls: list[Call], transfers: list[Transfer]) -> dict[str, str]:
+    team_of = {c.id: c.team_id or Q.DEFAULT_TEAM for c in calls}
+    # A transfer started today of a call that arrived yesterday: its team is read on its own.
+    missing = {t.call_id for t in transfers} - set(team_of)
+    if missing:
+        team_of |= {
+            cid: team or Q.DEFAULT_TEAM
+            for cid, team in s.execute(select(Call.id, Call.team_id).where(Call.id.in_(missing))).all()
+        }
+    return team_of
+
+
+def _waits(s: Session, now: datetime) -> list[B.WaitRow]:
+    """Queue entries of the waiting window, and the callers still waiting who came before it."""
+    oldest = now - timedelta(seconds=B.WAITING_WINDOW_S) - WAIT_LOOKBACK
+    waits = [
+        B.WaitRow(team, enqueued, ended)
+        for team, enqueued, ended in s.execute(
+            select(QueueEntry.team_id, QueueEntry.enqueued_at, QueueEntry.ended_at).where(
+                QueueEntry.enqueued_at >= oldest, QueueEntry.kind != "callback"
+            )
+        ).all()
+    ]
+    waits += [
+        B.WaitRow(team, enqueued, None)
+        for team, enqueued in s.execute(
+            select(QueueEntry.team_id, QueueEntry.enqueued_at).where(
+                QueueEntry.state.in_(Q.LIVE),
+                QueueEntry.enqueued_at < oldest,
+                QueueEntry.kind != "callback",
+            )
+        ).all()
+    ]
+    return waits
+
+
+def _call_row(c: Call, team: str, voicemail: set[str]) -> B.CallRow:
+    return B.CallRow(
+        c.id,
+        team,
+        c.created_at,
+        c.connected_at,
+        c.ended_at,
+        voicemail=_turned_away(c, voicemail),
+        channel=_channel(c),
+    )
+
+
+def _transfer_row(t: Transfer, team: str, connected: dict[str, datetime]) -> B.TransferRow:
+    return B.TransferRow(t.id, team, t.state, t.created_at, t.target_joined_at or connected.get(t.id))
+
+
+# ------------------------------------------------------------ the live rows
+def _agent_rows(s: Session) -> tuple[list[Agent], list[B.AgentRow]]:
+    """Every agent, and each one's state on the board: status, teams, on a call or not."""
+    agents = list(s.execute(select(Agent).order_by(Agent.id)).scalars())
+    memberships: dict[str, list[str]] = {}
+    for agent_id, team_id in s.execute(select(AgentTeam.agent_id, AgentTeam.team_id)).all():
+        memberships.setdefault(agent_id, []).append(team_id)
+    busy_agents = set(
+        s.execute(select(Leg.agent_id).where(Leg.state.in_(LIVE_LEG_STATES), Leg.agent_id.isnot(None))).scalars().all()
+    )
+    rows = [
+        B.AgentRow(
+            a.id,
+            a.status,
+            tuple(memberships.get(a.id, ())),
+            on_call=a.id in busy_agents,
+            not_responding=a.status == "offline" and a.not_responding is not None,
+            role=a.role or "agent",
+        )
+        for a in agents
+    ]
+    return agents, rows
+
+
+def _changes_and_ringing(s: Session, ids: list[str]) -> tuple[dict[str, datetime], set[str]]:
+    """When each live call last changed where it is, and which of them ring an agent now."""
+    if not ids:
+        return {}, set()
+    last_change = dict(
+        s.execute(
+            select(TimelineEntry.call_id, func.max(TimelineEntry.at))
+            .where(TimelineEntry.call_id.in_(ids), TimelineEntry.kind.notin_(NOT_A_CHANGE))
+            .group_by(TimelineEntry.call_id)
+        ).all()
+    )
+    ringing = set(s.execute(select(Leg.call_id).where(Leg.call_id.in_(ids), Leg.state == L.RINGING)).scalars())
+    return last_change, ringing
+
+
+def _live_call(
+    c: Call, names: dict[str, str], now: datetime, *, ringing: bool, in_transfer: bool, since: datetime
+) -> dict[str, Any]:
+    row = B.LiveCall(
+        c.id,
+        c.team_id or Q.DEFAULT_TEAM,
+        caller_label(c),
+        c.agent_id,
+        c.state,
+        ringing=ringing,
+        in_transfer=in_transfer,
+        since=since,
+        channel=_channel(c),
+    )
+    return {
+        "id": c.id,
+        "caller": row.caller,
+        "team": row.team,
+        "channel": row.channel,
+        "agent_id": c.agent_id,
+        "agent": names.get(c.agent_id or "", c.agent_id),
+        "state": B.board_state(row),
+        "in_state_s": round(max(0.0, (now - row.since).total_seconds()), 1),
+        "waited_s": round(max(0.0, (now - c.created_at).total_seconds()), 1),
+    }
+
+
+def _live_transfer(t: Transfer, names: dict[str, str], now: datetime) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "call_id": t.call_id,
+        "state": t.state,
+        "mode": t.mode,
+        "from_agent": names.get(t.source_agent_id, t.source_agent_id),
+        "to": names.get(t.target_agent_id or "", t.target_agent_id) or mask_phone(t.target_number),
+        "elapsed_s": round(max(0.0, (now - t.created_at).total_seconds()), 1),
+    }
+
+
+# ------------------------------------------------------------ the export's records
+def _call_record(c: Call, voicemail: set[str]) -> list[str | None]:
+    row = B.CallRow(
+        c.id,
+        c.team_id or Q.DEFAULT_TEAM,
+        c.created_at,
+        c.connected_at,
+        c.ended_at,
+        _turned_away(c, voicemail),
+    )
+    wait = (c.connected_at - c.created_at).total_seconds() if c.connected_at else None
+    handle = (c.ended_at - c.connected_at).total_seconds() if c.connected_at and c.ended_at else None
+    return [
+        "call",
+        c.id,
+        "",
+        row.team,
+        _channel(c),
+        caller_label(c),
+        c.agent_id or "",
+        iso(c.created_at),
+        iso(c.connected_at) or "",
+        iso(c.ended_at) or "",
+        B.outcome(row),
+        _num(wait),
+        _num(handle),
+        c.end_reason or "",
+    ]
+
+
+def _transfer_record(t: Transfer, team: str, connected: dict[str, datetime]) -> list[str | None]:
+    b_at = t.target_joined_at or connected.get(t.id)
+    return [
+        "transfer",
+        t.id,
+        t.call_id,
+        team,
+        t.mode,
+        mask_phone(t.target_number) if t.target_number else t.target_agent_id or "",
+        t.source_agent_id,
+        iso(t.created_at),
+        iso(b_at) or "",
+        iso(t.ended_at) or "",
+        t.state if t.state in B.TRANSFER_OUTCOMES else "in_progress",
+        _num((b_at - t.created_at).total_seconds() if b_at else None),
+        "",
+        t.end_reason or "",
+    ]
 
 
 EXPORT_COLUMNS = (
