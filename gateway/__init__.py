@@ -46,7 +46,19 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
     from gateway.web import hardening
 
     hardening.install(app, public_origin=settings.public_origin)
+    _register_blueprints(app, services)
+    _add_app_handlers(app, services)
 
+    from gateway import cli, ops
+
+    cli.register(app)
+    ops.init_app(app)
+    if settings.sandbox:
+        log.warning("SANDBOX MODE: no Twilio or LiveKit credentials are set; every provider is a loopback double.")
+    return app
+
+
+def _register_blueprints(app: Flask, services: Services) -> None:
     from gateway.web import api, livekit_hooks, openapi, twilio_hooks, web_calls
 
     app.register_blueprint(twilio_hooks.bp)
@@ -71,6 +83,11 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
 
     app.register_blueprint(integrations.bp)
 
+
+def _add_app_handlers(app: Flask, services: Services) -> None:
+    """The request guard (which also starts background work on the first request), /healthz and JSON errors."""
+    sandbox = services.gw.settings.sandbox
+
     @app.before_request
     def _guard_and_start():
         # Refuse before any handler runs: Werkzeug only enforces MAX_CONTENT_LENGTH when a
@@ -83,7 +100,7 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
 
     @app.get("/healthz")
     def healthz():
-        return jsonify(status="ok", sandbox=settings.sandbox)
+        return jsonify(status="ok", sandbox=sandbox)
 
     @app.errorhandler(413)
     def too_large(_exc):
@@ -92,11 +109,3 @@ def create_app(settings: config_module.Settings | None = None, *, services: Serv
     @app.errorhandler(404)
     def not_found(_exc):
         return jsonify(error="not found"), 404
-
-    from gateway import cli, ops
-
-    cli.register(app)
-    ops.init_app(app)
-    if settings.sandbox:
-        log.warning("SANDBOX MODE: no Twilio or LiveKit credentials are set; every provider is a loopback double.")
-    return app
