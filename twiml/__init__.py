@@ -2,7 +2,8 @@
 
 No I/O, no Flask: each function takes plain values (absolute URLs included) and
 returns the XML string made by ``twilio.twiml.voice_response.VoiceResponse``.
-Callers decide the URLs; these functions decide what the caller hears.
+Callers (``gateway/web/replies.py``, which renders the services' replies, and the smoke test's
+pages) decide the URLs; these functions decide the document and its fixed words.
 """
 
 from twiml.documents import (

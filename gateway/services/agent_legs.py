@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import twiml
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import timer_key
 from gateway.adapters.store.models import Call, Leg
@@ -31,6 +30,16 @@ from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import LIVE_LEG_STATES, live_legs
 from gateway.services.ports import Dest, Gateway, LegOutcomes
+from gateway.services.replies import (
+    ALREADY_ANSWERED,
+    WHISPER_PROMPT,
+    AgentPrompt,
+    Goodbye,
+    Reply,
+    Webhook,
+    Whisper,
+    WhisperAgain,
+)
 from gateway.services.routing import Routing
 from gateway.services.summaries import Summaries
 
@@ -208,16 +217,16 @@ class AgentLegs:
                 session, leg.call_id, "agent_answered", transfer_id=leg.transfer_id, agent_id=leg.agent_id
             )
 
-    def _whisper_served(self, leg_id: str, document: str, phase: str) -> None:
+    def _whisper_served(self, leg_id: str, prompt: AgentPrompt | Goodbye, phase: str) -> None:
         """The whisper (or the repeated prompt) goes out now: its budget covers the words at a
         person's pace, then the wait for a key that starts once the prompt has been said."""
-        if not twiml.asks_for_a_key(document):
+        if isinstance(prompt, Goodbye) or not prompt.asks_for_a_key:
             return  # e.g. "one moment, preparing the summary": the answer phase still covers it
 
         def work(session: Session) -> None:
             leg = session.get(Leg, leg_id, populate_existing=True)
             if leg is not None and leg.state == L.RINGING:
-                self._begin_phase(session, leg, phase, L.whisper_budget_s(*twiml.spoken(document)))
+                self._begin_phase(session, leg, phase, L.whisper_budget_s(*prompt.said()))
 
         self.store.run(work)
 
@@ -238,7 +247,7 @@ class AgentLegs:
         self.store.run(work)
 
     # ---------------------------------------------------- phone agent legs
-    def leg_answered(self, leg_id: str, answered_by: str | None) -> str:
+    def leg_answered(self, leg_id: str, answered_by: str | None) -> Reply:
         """The agent's phone picked up: whisper and ask for a key (a machine gets nothing)."""
 
         def work(session: Session) -> tuple[str, Leg | None, Call | None]:
@@ -254,14 +263,14 @@ class AgentLegs:
 
         verdict, leg, call = self.store.run(work)
         if verdict == "taken":
-            return twiml.agent_taken()
+            return Goodbye(ALREADY_ANSWERED)
         if verdict == "machine":
-            return twiml.goodbye()
+            return Goodbye()
         assert leg is not None and call is not None  # an "offer" comes with both
         if leg.transfer_id:
-            document = self.summaries.whisper_twiml(leg)
+            prompt = self.summaries.whisper(leg)
         else:
-            document = twiml.whisper_offer(
+            prompt = Whisper(
                 announcement=(
                     f"Callback for {spoken_number(call.from_number)}. Accept, and we dial them."
                     if self.routing.queues.is_callback(call.id)
@@ -269,13 +278,13 @@ class AgentLegs:
                     if call.channel == "web"
                     else f"Incoming call from {spoken_number(call.from_number)}."
                 ),
-                gather_url=self.gw.urls(Dest.LEG_GATHER, leg=leg.id),
-                timeout_s=L.GATHER_TIMEOUT_S,
+                keys=Webhook.to(Dest.LEG_GATHER, leg=leg.id),
+                wait_s=L.GATHER_TIMEOUT_S,
             )
-        self._whisper_served(leg.id, document, OFFER)
-        return document
+        self._whisper_served(leg.id, prompt, OFFER)
+        return prompt
 
-    def leg_digits(self, leg_id: str, digits: str, again: bool = False) -> str:
+    def leg_digits(self, leg_id: str, digits: str, again: bool = False) -> Reply:
         """A key (or none: Twilio posts empty Digits when the wait after the prompt ran out). No
         key or a wrong one asks once more, on a budget of its own; the second time ends the offer."""
 
@@ -298,27 +307,27 @@ class AgentLegs:
 
         verdict, leg = self.store.run(work)
         if verdict == "gone" or leg is None:  # the leg no longer exists: as any other ending
-            return twiml.goodbye(None)
+            return Goodbye()
         if verdict == "accepted":
             return self.answers.leg_bridge(leg)
         if verdict in ("silence", "retry"):
             assert leg is not None
             opening = "I did not hear a key." if verdict == "silence" else "Sorry, that key does nothing here."
-            document = twiml.whisper_retry(
-                message=f"{opening} {twiml.whisper_prompt()}",
-                gather_url=self.gw.urls(Dest.LEG_GATHER, leg=leg.id, again=1),
-                timeout_s=L.GATHER_TIMEOUT_S,
+            prompt = WhisperAgain(
+                message=f"{opening} {WHISPER_PROMPT}",
+                keys=Webhook.to(Dest.LEG_GATHER, leg=leg.id, again=1),
+                wait_s=L.GATHER_TIMEOUT_S,
             )
-            self._whisper_served(leg.id, document, AGAIN)
-            return document
+            self._whisper_served(leg.id, prompt, AGAIN)
+            return prompt
         if verdict == "taken":
-            return twiml.agent_taken()
-        return twiml.goodbye("Goodbye." if verdict == "ended" else None)
+            return Goodbye(ALREADY_ANSWERED)
+        return Goodbye("Goodbye." if verdict == "ended" else None)
 
-    def leg_bridge_for(self, leg_id: str) -> str:
+    def leg_bridge_for(self, leg_id: str) -> Reply:
         leg = self.store.read(lambda s: s.get(Leg, leg_id))
         if leg is None or leg.state not in (L.ACCEPTED, L.JOINED):
-            return twiml.goodbye()
+            return Goodbye()
         return self.answers.leg_bridge(leg)
 
     def leg_status(self, leg_id: str, status: str, call_sid: str | None) -> None:
@@ -344,9 +353,9 @@ class AgentLegs:
 
         self.store.run(work)
 
-    def leg_dial_ended(self, leg_id: str) -> str:
+    def leg_dial_ended(self, leg_id: str) -> Reply:
         """The agent's <Dial> into the room ended: the agent's phone call ends too."""
-        return twiml.goodbye()
+        return Goodbye()
 
     # ------------------------------------------------------------- leaving
     def leg_left(self, session: Session, leg: Leg, reason: str) -> None:

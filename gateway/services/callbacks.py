@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-import twiml
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call
 from gateway.domain import calls as C
@@ -28,6 +27,7 @@ from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner
 from gateway.services.ports import Dest, Gateway
 from gateway.services.queues import Queues
+from gateway.services.replies import Goodbye, Reply
 
 FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 
@@ -81,7 +81,7 @@ class Callbacks:
         self.store.run(save)
 
     # --------------------------------------------------------------- webhooks
-    def answered(self, call_id: str, call_sid: str, attempt: int) -> str:
+    def answered(self, call_id: str, call_sid: str, attempt: int) -> Reply:
         """The caller picked up our callback: a word of greeting, then into the agent's room."""
 
         def work(session: Session) -> tuple[str, Call | None, str | None]:
@@ -103,9 +103,9 @@ class Callbacks:
 
         verdict, call, team_name = self.store.run(work)
         if verdict == "agent_gone":
-            return twiml.goodbye(Q.CALLBACK_AGENT_GONE)
+            return Goodbye(Q.CALLBACK_AGENT_GONE)
         if verdict == "gone" or call is None:
-            return twiml.goodbye()
+            return Goodbye()
         return self.answers.bridge(call, greeting=Q.callback_greeting(team_name))
 
     def status(self, call_id: str, call_sid: str, attempt: int, status: str) -> None:

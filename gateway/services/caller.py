@@ -1,7 +1,8 @@
 """The caller's lifecycle: the voice webhook, bridged into a room, held, sent to voicemail, ended.
 
 Webhook-facing functions only read and write the store and enqueue jobs (the provider calls
-are jobs, ``services.work``); each answers the TwiML the caller hears next.
+are jobs, ``services.work``); each answers a reply (``services/replies.py``): what the caller
+hears next, which the web layer renders as TwiML.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-import twiml
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Call, Leg, Team, TimelineEntry, Voicemail, utcnow
@@ -22,6 +22,7 @@ from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import active_transfer, call_by_sid, live_legs
 from gateway.services.ports import Dest, Gateway, LegOutcomes, LiveKitHealth
+from gateway.services.replies import Goodbye, Menu, Nothing, Reply, Webhook
 from gateway.services.routing import Routing
 from gateway.services.teams import TeamService
 
@@ -43,8 +44,8 @@ class Caller:
         self.store: Store = gw.store
 
     # -------------------------------------------------------- voice webhook
-    def inbound(self, *, call_sid: str, from_number: str, to_number: str) -> str:
-        """Record the call, pick agent A, answer the bridge TwiML. Only database work here."""
+    def inbound(self, *, call_sid: str, from_number: str, to_number: str) -> Reply:
+        """Record the call, pick agent A, answer the bridge. Only database work here."""
         if self.livekit.down:
             return self._livekit_down(call_sid, from_number, to_number)
 
@@ -83,13 +84,13 @@ class Caller:
         if not self.routing.route_new_call(session, call):
             self.store.record(session, call.id, "no_agent", reason="nobody staffed")
 
-    def _answer_routed(self, call: Call) -> str:
+    def _answer_routed(self, call: Call) -> Reply:
         if call.state == C.VOICEMAIL:
             return self.answers.apology(call.id)
         if call.state == C.ENDED:
-            return twiml.goodbye()
+            return Goodbye()
         if call.state == C.QUEUED:
-            return self.routing.queues.waiting_twiml(call.id, first=True) or self.bridge_for(call.id, redirected=False)
+            return self.routing.queues.waiting(call.id, first=True) or self.bridge_for(call.id, redirected=False)
         return self.answers.bridge(call)
 
     def _at_menu(self, call: Call) -> bool:
@@ -116,7 +117,7 @@ class Caller:
                 teams.append(Q.TeamView(id=team.id, name=team.name))
         return teams
 
-    def menu(self, call_id: str, attempt: int, again: bool = False) -> str:
+    def menu(self, call_id: str, attempt: int, again: bool = False) -> Reply:
         """The menu: which team the caller wants (a key or the team's name)."""
         teams = self.store.read(lambda s: self._menu_teams(s, c) if (c := s.get(Call, call_id)) else [])
         if not teams:
@@ -124,13 +125,11 @@ class Caller:
         prompt = Q.menu_prompt(teams)
         if again:
             prompt = "Sorry, I didn't catch that. " + prompt.removeprefix("Thank you for calling. ")
-        return twiml.menu(
-            prompt=prompt,
-            action_url=self.gw.urls(Dest.MENU, call=call_id, attempt=attempt),
-            hints=Q.menu_hints(teams),
+        return Menu(
+            prompt=prompt, choice=Webhook.to(Dest.MENU, call=call_id, attempt=attempt), hints=Q.menu_hints(teams)
         )
 
-    def menu_choice(self, call_id: str, digits: str, speech: str, attempt: int) -> str:
+    def menu_choice(self, call_id: str, digits: str, speech: str, attempt: int) -> Reply:
         """The caller pressed a key or said a team's name at the menu (or nothing: asked once more,
         then the first team). The call then goes where a call to that team's number goes."""
 
@@ -159,7 +158,7 @@ class Caller:
         assert isinstance(outcome, Call)
         return self._answer_routed(outcome)
 
-    def _livekit_down(self, call_sid: str, from_number: str, to_number: str) -> str:
+    def _livekit_down(self, call_sid: str, from_number: str, to_number: str) -> Reply:
         """LiveKit failed moments ago: don't send the caller into a bridge that cannot work."""
 
         def work(session: Session) -> str:
@@ -189,10 +188,10 @@ class Caller:
     # ------------------------------------------------------ the caller's <Dial>
     def dial_ended(
         self, call_id: str, room: str, dial_status: str, call_status: str, sip_code: str | None, gen: str = "0"
-    ) -> str:
+    ) -> Reply:
         """The caller's <Dial> into a room ended. Decide what the caller hears next."""
         if call_status in CALLER_GONE:
-            return twiml.empty()  # the caller is gone; Twilio ignores this reply
+            return Nothing()  # the caller is gone; Twilio ignores this reply
 
         def work(session: Session) -> tuple[str, Call | None]:
             call = session.get(Call, call_id)
@@ -219,10 +218,10 @@ class Caller:
         if verdict in ("apology", "apology_technical"):
             return self.answers.apology(call.id if call else None, technical=call is None or verdict != "apology")
         if verdict == "goodbye":
-            return twiml.goodbye()
+            return Goodbye()
         assert call is not None  # only "apology" comes without the call
         if verdict == "queue":
-            return self.routing.queues.waiting_twiml(call.id, first=False) or self.answers.hold(call.id, first=True)
+            return self.routing.queues.waiting(call.id, first=False) or self.answers.hold(call.id, first=True)
         return self.answers.hold(call.id, first=True)
 
     def _bridge_lost(self, session: Session, call: Call, dial_status: str) -> str:
@@ -237,8 +236,8 @@ class Caller:
             return "apology"
         return "queue" if verdict == "queued" else "hold"
 
-    def bridge_for(self, call_id: str, redirected: bool = True) -> str:
-        """TwiML for the caller's next step; a <Dial> served here is a new bridge generation.
+    def bridge_for(self, call_id: str, redirected: bool = True) -> Reply:
+        """The caller's next step; a bridge (<Dial>) served here is a new bridge generation.
 
         Only the newest <Dial> counts: the action of any earlier one (the hold loop and a REST
         redirect can each fetch one) is then recognised as superseded. ``redirected`` says this
@@ -258,25 +257,25 @@ class Caller:
         if call is None:
             return self.answers.apology(None, technical=True)
         if call.state == C.ENDED:
-            return twiml.goodbye()
+            return Goodbye()
         if call.state in (C.VOICEMAIL,):
             return self.answers.apology(call.id)
         if call.state == C.ON_HOLD:
             return self.answers.hold(call.id, first=False)
         if call.state == C.QUEUED:
-            return self.routing.queues.waiting_twiml(call.id, first=False) or self.answers.hold(call.id, first=False)
+            return self.routing.queues.waiting(call.id, first=False) or self.answers.hold(call.id, first=False)
         return self.answers.bridge(call)
 
-    def queue_for(self, call_id: str, first: bool) -> str:
+    def queue_for(self, call_id: str, first: bool) -> Reply:
         """The queue's hold loop, only while the caller waits in line: otherwise where they are now."""
         call = self.store.read(lambda s: s.get(Call, call_id))
         if call is not None and call.state == C.QUEUED:
-            heard = self.routing.queues.waiting_twiml(call.id, first=first)
+            heard = self.routing.queues.waiting(call.id, first=first)
             if heard is not None:
                 return heard
         return self.bridge_for(call_id, redirected=False)
 
-    def queue_choice(self, call_id: str, digits: str, speech: str) -> str:
+    def queue_choice(self, call_id: str, digits: str, speech: str) -> Reply:
         """A waiting caller pressed a key or spoke during the hold loop: 1 or "voicemail"/"message"
         leaves the line for voicemail; 2 or "call me back" turns their place into a callback (they
         may hang up); anything else, back to waiting (same place)."""
@@ -299,16 +298,16 @@ class Caller:
         if not self.store.run(work):
             return self.queue_for(call_id, first=False)
         if choice == Q.CALLBACK:
-            return twiml.goodbye(Q.CALLBACK_CONFIRMED)
+            return Goodbye(Q.CALLBACK_CONFIRMED)
         return self.answers.apology(call_id, message="Of course.")
 
-    def apology_for(self, call_id: str | None) -> str:
+    def apology_for(self, call_id: str | None) -> Reply:
         """The apology a caller is redirected to: why nobody came, then voicemail."""
         call = self.store.read(lambda s: s.get(Call, call_id)) if call_id else None
         message = Q.QUEUE_TIMED_OUT if call is not None and call.end_reason == "queue timeout" else None
         return self.answers.apology(call_id, message=message)
 
-    def hold_for(self, call_id: str, first: bool) -> str:
+    def hold_for(self, call_id: str, first: bool) -> Reply:
         """The hold loop, only while the call is on hold: otherwise where the call is now."""
         call = self.store.read(lambda s: s.get(Call, call_id))
         if call is not None and call.state == C.ON_HOLD:

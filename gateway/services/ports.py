@@ -96,7 +96,7 @@ class LiveKitHealth:
 class Dest(StrEnum):
     """Where Twilio goes next: one of our webhooks, named by what it is for, never by its path.
 
-    The services name these (a callback URL in TwiML, a redirect job); ``web/twilio_hooks.py``
+    The services name these (a reply's ``Webhook``, a redirect job); ``web/twilio_hooks.py``
     maps each to the view that answers it (``ENDPOINTS``) and ``web/urls.py`` builds the URL.
     """
 

@@ -22,7 +22,6 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import twiml
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, AgentTeam, Call, QueueEntry, Team, utcnow
@@ -32,6 +31,7 @@ from gateway.services import job_types as J
 from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner
 from gateway.services.ports import Dest, Gateway
+from gateway.services.replies import Hold, Webhook
 
 HISTORY = 20  # finished calls of a team the estimate averages
 STILL_WAITING = "Thank you for waiting. Your call is important to us; please stay on the line."
@@ -287,7 +287,7 @@ class Queues:
         )
 
     # ----------------------------------------------------- what callers hear
-    def waiting_twiml(self, call_id: str, first: bool) -> str | None:
+    def waiting(self, call_id: str, first: bool) -> Hold | None:
         """One pass of the queue's hold loop: (the greeting, on entry,) the caller's place and the
         estimated wait, the team's music, a reassurance, and back (``Dest.QUEUE``) for the next
         pass, where the place is announced again. None if the caller is not waiting."""
@@ -298,13 +298,13 @@ class Queues:
         choices = [Q.VOICEMAIL_CHOICE] if self.gw.settings.voicemail_enabled else []
         if callback:
             choices.append(Q.CALLBACK_CHOICE)
-        return twiml.hold(
+        return Hold(
             music_url=music,
-            loop_url=self.gw.urls(Dest.QUEUE, call=call_id, loop=1),
+            again=Webhook.to(Dest.QUEUE, call=call_id, loop=1),
             message=f"{greeting} {announcement}" if first else announcement,
             reassurance=STILL_WAITING,
             # A key (or words) at any moment of the pass: a message or a callback instead.
-            choices_url=self.gw.urls(Dest.QUEUE_CHOICE, call=call_id) if choices else None,
+            choices=Webhook.to(Dest.QUEUE_CHOICE, call=call_id) if choices else None,
             choices_prompt=" ".join(choices) if choices and first else None,
         )
 

@@ -1,7 +1,7 @@
 """The transfer summary: made while B is being reached, delivered by SMS, whisper and console.
 
 OpenAI within ``SUMMARY_DEADLINE_S``, the local extractive summary otherwise; the first one
-stored wins. ``whisper_twiml`` is what B's phone hears before pressing 1 or 2.
+stored wins. ``whisper`` is what B's phone hears before pressing 1 or 2.
 """
 
 from __future__ import annotations
@@ -11,16 +11,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-import twiml
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, Call, Leg, Message, Note, TranscriptLine, Transfer, utcnow
 from gateway.domain import agents as agent_rules
+from gateway.domain import legs as L
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.domain.summary import Summary
 from gateway.services import job_types as J
 from gateway.services.lookups import existing
 from gateway.services.ports import Dest, Gateway, ProviderErrors
+from gateway.services.replies import AgentPrompt, Goodbye, Spoken, Webhook, Whisper, WhisperWait
 
 # What a summary is made from: the call's facts, its transcript as (speaker, text), A's notes.
 SummaryInputs = tuple[dict[str, object], list[tuple[str, str]], list[str]]
@@ -184,7 +185,7 @@ class Summaries:
 
         self.store.run(write)
 
-    def whisper_twiml(self, leg: Leg) -> str:
+    def whisper(self, leg: Leg) -> AgentPrompt | Goodbye:
         """B's phone: the summary spoken, then press 1 / 2. Waits briefly if it is not ready yet."""
 
         def read(session: Session) -> tuple[Transfer | None, str]:
@@ -193,17 +194,18 @@ class Summaries:
             return transfer, (source.name if source else "an agent")
 
         transfer, source_name = self.store.read(read)
-        gather_url = self.gw.urls(Dest.LEG_GATHER, leg=leg.id)
         if transfer is None or T.TRANSFER.is_terminal(transfer.state):
-            return twiml.agent_taken("This transfer is no longer needed. Goodbye.")
+            return Goodbye("This transfer is no longer needed. Goodbye.")
         if transfer.summary is None:
             waited = utcnow() - transfer.created_at
             if waited < timedelta(seconds=self.gw.settings.summary_deadline_s + 2):
-                return twiml.whisper_wait(
+                return WhisperWait(
                     message=f"Transfer from {source_name}. One moment, preparing the summary.",
-                    retry_url=self.gw.urls(Dest.LEG_ANSWER, leg=leg.id, wait=1),
+                    retry=Webhook.to(Dest.LEG_ANSWER, leg=leg.id, wait=1),
                 )
-            announcement: str | list[tuple[str, str]] = f"Transfer from {source_name}."
+            announcement: Spoken = f"Transfer from {source_name}."
         else:
-            announcement = S.whisper_parts(transfer.summary, source_name)
-        return twiml.whisper_offer(announcement=announcement, gather_url=gather_url)
+            announcement = tuple(S.whisper_parts(transfer.summary, source_name))
+        return Whisper(
+            announcement=announcement, keys=Webhook.to(Dest.LEG_GATHER, leg=leg.id), wait_s=L.GATHER_TIMEOUT_S
+        )

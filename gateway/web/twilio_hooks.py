@@ -1,7 +1,8 @@
 """Twilio webhooks. Every request's X-Twilio-Signature is checked against PUBLIC_BASE_URL.
 
-TwiML endpoints never answer 5xx: on any unexpected error the caller hears an apology
-(Twilio would otherwise play its generic application error).
+The services answer a reply value (``services/replies.py``); ``answer`` renders it as TwiML
+(``web/replies.py``). TwiML endpoints never answer 5xx: on any unexpected error the caller hears
+an apology (Twilio would otherwise play its generic application error).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import logging
 from flask import Blueprint, Response, current_app, request
 from twilio.request_validator import RequestValidator
 
-import twiml
 from gateway.services.ports import Dest
+from gateway.services.replies import ENDED_BY_AGENT, VOICEMAIL_THANKS, Goodbye, Nothing, Reply
+from gateway.web.replies import render
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -70,6 +72,15 @@ def xml(body: str) -> Response:
     return Response(body, mimetype="text/xml")
 
 
+def answer(reply: Reply) -> Response:
+    return xml(render(reply, _services().gw))
+
+
+def _apology(call_id: str | None = None) -> Response:
+    """A caller is on the line and something failed: a clear apology (voicemail when offered)."""
+    return answer(_services().answers.apology(call_id, technical=True))
+
+
 def signed(view):
     """403 unless the request carries a valid Twilio signature for its public URL."""
 
@@ -88,7 +99,7 @@ def signed(view):
             return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
         if any(len(v) > MAX_FIELD for v in request.form.values()):
             if view.__name__ in TWIML_VIEWS:  # a caller is on the line: never an error page
-                return xml(services.answers.apology(None, technical=True))
+                return _apology()
             return Response("form field too long\n", status=400, mimetype="text/plain")
         return view(*args, **kwargs)
 
@@ -96,18 +107,19 @@ def signed(view):
 
 
 def twiml_view(fallback: str = "apology"):
-    """Whatever goes wrong, answer 200 with TwiML that keeps the caller informed."""
+    """The view's reply rendered as TwiML; whatever goes wrong, answer 200 with TwiML that keeps the
+    caller informed."""
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             try:
-                return xml(view(*args, **kwargs))
+                return answer(view(*args, **kwargs))
             except Exception:
                 log.exception("TwiML endpoint %s failed", request.path)
                 if fallback == "empty":
-                    return xml(twiml.empty())
-                return xml(_services().answers.apology(request.args.get("call"), technical=True))
+                    return answer(Nothing())
+                return _apology(request.args.get("call"))
 
         return wrapper
 
@@ -142,13 +154,12 @@ def voice():
     sid = form("CallSid")
     if not sid.startswith("CA") or not form("From"):
         # Still a caller on the line: never an error page.
-        return xml(services.answers.apology(None, technical=True))
+        return _apology()
     try:
-        body = services.caller.inbound(call_sid=sid, from_number=form("From"), to_number=form("To"))
+        return answer(services.caller.inbound(call_sid=sid, from_number=form("From"), to_number=form("To")))
     except Exception:
         log.exception("voice webhook failed")
-        body = services.answers.apology(None, technical=True)
-    return xml(body)
+        return _apology()
 
 
 @bp.post("/fallback")
@@ -160,7 +171,7 @@ def fallback():
         services.records.fallback_used(form("CallSid"), form("ErrorCode"), form("ErrorUrl"))
     except Exception:
         log.exception("recording a fallback failed")
-    return xml(services.answers.apology(None, technical=True))
+    return _apology()
 
 
 @bp.post("/status")
@@ -270,9 +281,7 @@ def apology():
 @signed
 @twiml_view()
 def goodbye():
-    from gateway.services.answers import ENDED_BY_AGENT
-
-    return twiml.goodbye(ENDED_BY_AGENT)
+    return Goodbye(ENDED_BY_AGENT)
 
 
 @bp.post("/voicemail")
@@ -281,7 +290,7 @@ def goodbye():
 def voicemail():
     if form("RecordingUrl"):
         _services().caller.voicemail(request.args.get("call", ""), form("RecordingUrl"), form("RecordingDuration"))
-    return twiml.goodbye("Thank you. Goodbye.")
+    return Goodbye(VOICEMAIL_THANKS)
 
 
 @bp.post("/leg/answer")
