@@ -120,6 +120,45 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     store = store or Store(settings.database_url)
     if migrate:
         store.ensure_schema()
+    metrics = Metrics()
+    gw = _gateway(settings, store)
+    calls = _call_services(gw, metrics)
+    agents = AgentService(store)
+    # Free agents take the next caller at once: when their call ends (legs) and when they sign in
+    # or set themselves available (agents).
+    calls.legs.agent_free = calls.queues.offer_next_to
+    agents.on_available = calls.queues.offer_next_to
+    callbacks = Callbacks(gw, calls.queues, calls.answers, calls.caller.hangup)
+    event_webhooks = EventWebhooks(store, settings, EventPoster())
+    runner = _job_runner(gw, metrics, calls, callbacks, event_webhooks)
+    return Services(
+        sandbox_controls=SandboxControls(settings) if settings.sandbox else None,
+        gw=gw,
+        answers=calls.answers,
+        caller=calls.caller,
+        callbacks=callbacks,
+        legs=calls.agent_legs,
+        room_events=calls.room_events,
+        records=Records(store),
+        transfers=calls.transfers,
+        summaries=calls.summaries,
+        agents=agents,
+        teams=TeamService(store),
+        views=Views(store),
+        runner=runner,
+        metrics=metrics,
+        event_webhooks=event_webhooks,
+        api_keys=ApiKeys(store),
+        board=Board(store, settings.service_level_s, settings.board_timezone),
+        listen_in=ListenIn(
+            store, gw.rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")
+        ),
+        web_callers=calls.web_callers,
+    )
+
+
+def _gateway(settings: Settings, store: Store) -> Gateway:
+    """The adapters: Twilio, LiveKit, OpenAI (when a key is set), the store and the public URLs."""
     telephony = TwilioTelephony(
         settings.twilio_account_sid,
         settings.twilio_auth_token,
@@ -138,8 +177,7 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         if settings.openai_api_key
         else None
     )
-    metrics = Metrics()
-    gw = Gateway(
+    return Gateway(
         settings=settings,
         store=store,
         telephony=telephony,
@@ -147,9 +185,28 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
         summarizer=summarizer,
         urls=PublicUrls(settings.public_origin),
     )
-    # The services, leaves first: each is handed the collaborators it names, so every
-    # dependency is a constructor argument here. The leg, caller and room services report to
-    # the transfer process manager only through the LegOutcomes port it implements.
+
+
+@dataclass(frozen=True)
+class _CallServices:
+    livekit: LiveKitHealth
+    answers: Answers
+    legs: Legs
+    queues: Queues
+    routing: Routing
+    summaries: Summaries
+    transfers: TransferService
+    transfer_events: TransferEvents
+    agent_legs: AgentLegs
+    caller: Caller
+    room_events: RoomEvents
+    web_callers: WebCallers
+
+
+def _call_services(gw: Gateway, metrics: Metrics) -> _CallServices:
+    """The services that handle calls, leaves first: each is handed the collaborators it names, so
+    every dependency is a constructor argument here. The leg, caller and room services report to
+    the transfer process manager only through the LegOutcomes port it implements."""
     livekit = LiveKitHealth()
     answers = Answers(gw)
     legs = Legs(gw)
@@ -158,68 +215,58 @@ def build(settings: Settings, *, store: Store | None = None, migrate: bool = Tru
     summaries = Summaries(gw, metrics.provider_error)
     moves = TransferMoves(gw, legs, routing)
     transfers = TransferService(gw, moves, queues)
-    transfer_events = TransferEvents(store, legs, moves)
+    transfer_events = TransferEvents(gw.store, legs, moves)
     agent_legs = AgentLegs(gw, legs, routing, answers, summaries, transfer_events)
     caller = Caller(gw, legs, routing, answers, transfer_events, livekit)
     room_events = RoomEvents(
-        store,
+        gw.store,
         legs,
         agent_legs,
         routing,
         transfer_events,
         rooms=gw.rooms,
-        transcribe=settings.transcription_enabled,
+        transcribe=gw.settings.transcription_enabled,
         end_call=caller.hangup,
     )
     web_callers = WebCallers(gw, routing, caller)
-    runner = JobRunner(store, threads=settings.job_threads, lease_s=settings.job_lease_s)
-    ProviderWork(
-        gw,
-        legs=legs,
-        routing=routing,
-        caller=caller,
-        agent_legs=agent_legs,
-        transfer_events=transfer_events,
-        summaries=summaries,
+    return _CallServices(
         livekit=livekit,
-        provider_errors=metrics.provider_error,
-        room_events=room_events,
-        web_callers=web_callers,
-    ).register(runner)
-    agents = AgentService(store)
-    # Free agents take the next caller at once: when their call ends (legs) and when they sign in
-    # or set themselves available (agents).
-    legs.agent_free = queues.offer_next_to
-    agents.on_available = queues.offer_next_to
-    callbacks = Callbacks(gw, queues, answers, caller.hangup)
-    callbacks.register(runner)
-    queues.register(runner)
-    event_webhooks = EventWebhooks(store, settings, EventPoster())
-    event_webhooks.register(runner)
-    return Services(
-        sandbox_controls=SandboxControls(settings) if settings.sandbox else None,
-        gw=gw,
         answers=answers,
-        caller=caller,
-        callbacks=callbacks,
-        legs=agent_legs,
-        room_events=room_events,
-        records=Records(store),
-        transfers=transfers,
+        legs=legs,
+        queues=queues,
+        routing=routing,
         summaries=summaries,
-        agents=agents,
-        teams=TeamService(store),
-        views=Views(store),
-        runner=runner,
-        metrics=metrics,
-        event_webhooks=event_webhooks,
-        api_keys=ApiKeys(store),
-        board=Board(store, settings.service_level_s, settings.board_timezone),
-        listen_in=ListenIn(
-            store, rooms, settings.livekit_url.replace("https://", "wss://").replace("http://", "ws://")
-        ),
+        transfers=transfers,
+        transfer_events=transfer_events,
+        agent_legs=agent_legs,
+        caller=caller,
+        room_events=room_events,
         web_callers=web_callers,
     )
+
+
+def _job_runner(
+    gw: Gateway, metrics: Metrics, calls: _CallServices, callbacks: Callbacks, event_webhooks: EventWebhooks
+) -> JobRunner:
+    """The job runner, with a handler for every kind of job."""
+    runner = JobRunner(gw.store, threads=gw.settings.job_threads, lease_s=gw.settings.job_lease_s)
+    ProviderWork(
+        gw,
+        legs=calls.legs,
+        routing=calls.routing,
+        caller=calls.caller,
+        agent_legs=calls.agent_legs,
+        transfer_events=calls.transfer_events,
+        summaries=calls.summaries,
+        livekit=calls.livekit,
+        provider_errors=metrics.provider_error,
+        room_events=calls.room_events,
+        web_callers=calls.web_callers,
+    ).register(runner)
+    callbacks.register(runner)
+    calls.queues.register(runner)
+    event_webhooks.register(runner)
+    return runner
 
 
 def run_settings(settings: Settings) -> Settings:
