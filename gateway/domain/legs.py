@@ -11,6 +11,7 @@ from gateway.domain.machine import StateMachine
 RINGING, ACCEPTED, JOINED = "ringing", "accepted", "joined"
 DECLINED, NO_ANSWER, BUSY, FAILED, CANCELLED, LEFT = "declined", "no_answer", "busy", "failed", "cancelled", "left"
 TERMINAL = (DECLINED, NO_ANSWER, BUSY, FAILED, CANCELLED, LEFT)
+LIVE = (RINGING, ACCEPTED, JOINED)  # a leg that still rings, or holds its agent
 
 LEG = StateMachine(
     "leg",

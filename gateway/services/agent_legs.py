@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import timer_key
 from gateway.adapters.store.models import Call, Leg
+from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.machine import IllegalTransition

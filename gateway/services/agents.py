@@ -10,10 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Agent, AgentSession, AgentTeam, Call, Leg, TimelineEntry, utcnow
+from gateway.adapters.store.uow import Session
 from gateway.domain import agents as rules
 from gateway.domain import legs as L
 from gateway.domain import queues as Q

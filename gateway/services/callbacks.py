@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call
+from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
 from gateway.services import job_types as J

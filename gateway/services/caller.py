@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Call, Leg, Team, TimelineEntry, Voicemail, utcnow
+from gateway.adapters.store.uow import Session
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import queues as Q

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, Call, Leg, utcnow
 from gateway.domain import agents as agent_rules
@@ -21,26 +17,25 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.machine import IllegalTransition
 from gateway.services import job_types as J
-from gateway.services.lookups import LIVE_LEG_STATES
 from gateway.services.ports import Gateway
+from gateway.services.uow import UnitOfWork
 
 
 class Legs:
     def __init__(self, gw: Gateway):
         self.gw = gw
-        self.store: Store = gw.store
-        # Told (session, agent) in the unit of work that made an agent available again: the
+        # Told (unit of work, agent) in the unit of work that made an agent available again: the
         # oldest caller waiting in their teams is offered to them at once (services.queues).
-        self.agent_free: Callable[[Session, Agent], object] | None = None
+        self.agent_free: Callable[[UnitOfWork, Agent], object] | None = None
 
-    def reserve_agent(self, session: Session, agent: Agent) -> bool:
+    def reserve_agent(self, uow: UnitOfWork, agent: Agent) -> bool:
         if agent.status != agent_rules.AVAILABLE:
             return False
-        self.store.compare_and_set(session, agent, status=agent_rules.BUSY)
+        uow.compare_and_set(agent, status=agent_rules.BUSY)
         return True
 
     def ring_agent(
-        self, session: Session, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
+        self, uow: UnitOfWork, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
     ) -> list[Leg]:
         """Offer the call to the agent's console and phone at once; the first to accept wins."""
         legs = []
@@ -49,17 +44,15 @@ class Legs:
         if agent.phone:
             legs.append(self._new_leg(call, agent, "phone", room, transfer_id, identity=f"sip_{agent.phone}"))
         for leg in legs:
-            session.add(leg)
+            uow.legs.add(leg)
             if leg.kind == "phone":
-                self.store.enqueue(session, dial_job(leg))
-        self.store.enqueue(
-            session,
+                uow.jobs.add(dial_job(leg))
+        uow.jobs.add(
             J.RingTimeout(tuple(leg_.id for leg_ in legs), call.id),
             delay_s=self.gw.settings.ring_timeout_s,
             timer_of=legs[0].id,
         )
-        self.store.record(
-            session,
+        uow.timeline.record(
             call.id,
             "agent_ringing",
             transfer_id=transfer_id,
@@ -82,23 +75,23 @@ class Legs:
             identity=identity,
         )
 
-    def release_agent(self, session: Session, agent_id: str | None, *, missed: Leg | None = None) -> None:
+    def release_agent(self, uow: UnitOfWork, agent_id: str | None, *, missed: Leg | None = None) -> None:
         """An agent with no live leg left becomes available again; after ``missed`` (a ring they
         missed, a waiting caller they declined, or a caller returned to them from a failed
         transfer whom they never came back for) they are set offline and told why: "not
         responding", so the line does not keep ringing someone who is not there."""
         if not agent_id:
             return
-        live = session.execute(select(Leg.id).where(Leg.agent_id == agent_id, Leg.state.in_(LIVE_LEG_STATES))).first()
-        agent = session.get(Agent, agent_id, populate_existing=True)
+        live = uow.legs.agent_has_live(agent_id)
+        agent = uow.agents.get(agent_id, fresh=True)
         if agent is None or live or agent.status != agent_rules.BUSY:
             return
         if missed is None:
-            self.store.compare_and_set(session, agent, status=agent_rules.AVAILABLE, idle_since=utcnow())
+            uow.compare_and_set(agent, status=agent_rules.AVAILABLE, idle_since=utcnow())
             if self.agent_free is not None:
-                self.agent_free(session, agent)
+                self.agent_free(uow, agent)
             return
-        call = session.get(Call, missed.call_id)
+        call = uow.calls.get(missed.call_id)
         reason = "returned" if missed.transfer_id else "declined" if missed.state == L.DECLINED else "missed"
         now = utcnow()
         why = {
@@ -107,28 +100,27 @@ class Legs:
             "at": now.isoformat(timespec="milliseconds") + "Z",
             "reason": reason,
         }
-        self.store.compare_and_set(session, agent, status=agent_rules.OFFLINE, idle_since=now, not_responding=why)
-        self.store.record(session, missed.call_id, "agent_not_responding", agent_id=agent_id, reason=reason)
+        uow.compare_and_set(agent, status=agent_rules.OFFLINE, idle_since=now, not_responding=why)
+        uow.timeline.record(missed.call_id, "agent_not_responding", agent_id=agent_id, reason=reason)
 
-    def end_leg(self, session: Session, leg: Leg, event: str, reason: str, *, not_responding: bool = False) -> bool:
+    def end_leg(self, uow: UnitOfWork, leg: Leg, event: str, reason: str, *, not_responding: bool = False) -> bool:
         """Move a leg to a terminal state and undo its provider side (hang up / remove).
         ``not_responding``: the agent was not there to take the caller (set offline, told why)."""
         was = leg.state
         try:
-            outcome = self.store.transition(session, leg, L.LEG, event, end_reason=reason, ended_at=utcnow())
+            outcome = uow.transition(leg, L.LEG, event, end_reason=reason, ended_at=utcnow())
         except IllegalTransition:
             return False
         if not outcome.changed:
             return False
         if leg.kind == "phone":
-            self.store.enqueue(session, J.HangupLeg(leg.id))
+            uow.jobs.add(J.HangupLeg(leg.id))
         elif event != "leave" and was in (L.ACCEPTED, L.JOINED):
             # Accepted means a token was issued: the browser may be in the room, or about to be.
             # Whatever ended the leg, its participant goes (a leg ending by "leave" has left already,
             # or the caller of leave removes it).
-            self.store.enqueue(session, J.RemoveParticipant(leg.room, leg.identity or "", leg.call_id))
-        self.store.record(
-            session,
+            uow.jobs.add(J.RemoveParticipant(leg.room, leg.identity or "", leg.call_id))
+        uow.timeline.record(
             leg.call_id,
             f"leg_{outcome.state}",
             transfer_id=leg.transfer_id,
@@ -136,12 +128,12 @@ class Legs:
             channel=leg.kind,
             reason=reason,
         )
-        missed = not_responding or self._not_responding(session, leg, event)
-        self.release_agent(session, leg.agent_id, missed=leg if missed else None)
+        missed = not_responding or self._not_responding(uow, leg, event)
+        self.release_agent(uow, leg.agent_id, missed=leg if missed else None)
         return True
 
     @staticmethod
-    def _not_responding(session: Session, leg: Leg, event: str) -> bool:
+    def _not_responding(uow: UnitOfWork, leg: Leg, event: str) -> bool:
         """A missed ring, or a declined offer of a caller waiting in line: the agent is set offline
         ("not responding", as the console shows) so the line does not keep ringing them."""
         if leg.transfer_id is not None:
@@ -150,7 +142,7 @@ class Legs:
             return True
         if event != "decline":
             return False
-        call = session.get(Call, leg.call_id)
+        call = uow.calls.get(leg.call_id)
         return call is not None and call.state == C.QUEUED
 
 

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from gateway.adapters.store.models import Call, Leg, Transfer
 from gateway.domain import legs as L
+from gateway.services.uow import ANY_TRANSFER, UnitOfWork
 
-LIVE_LEG_STATES = (L.RINGING, L.ACCEPTED, L.JOINED)
+LIVE_LEG_STATES = L.LIVE
 
 _Row = TypeVar("_Row", Call, Leg, Transfer)
 
@@ -29,13 +30,9 @@ def call_by_sid(session: Session, sid: str) -> Call | None:
     return session.execute(select(Call).where(Call.twilio_sid == sid)).scalar_one_or_none()
 
 
-def live_legs(session: Session, call_id: str, *, transfer_id: str | None = "any") -> list[Leg]:
-    """The call's ringing, accepted and joined legs, oldest first; ``transfer_id=None``: the
-    caller's own offers only, an id: that transfer's legs only."""
-    query = select(Leg).where(Leg.call_id == call_id, Leg.state.in_(LIVE_LEG_STATES))
-    if transfer_id != "any":
-        query = query.where(Leg.transfer_id == transfer_id) if transfer_id else query.where(Leg.transfer_id.is_(None))
-    return list(session.execute(query.order_by(Leg.created_at)).scalars())
+def live_legs(uow: UnitOfWork, call_id: str, *, transfer_id: str | None = ANY_TRANSFER) -> list[Leg]:
+    """The call's ringing, accepted and joined legs, oldest first (``LegRows.live``)."""
+    return uow.legs.live(call_id, transfer_id=transfer_id)
 
 
 def active_transfer(session: Session, call_id: str) -> Transfer | None:

@@ -15,9 +15,8 @@ from gateway.adapters.store import Store
 from gateway.config import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from gateway.adapters.store.models import Leg, Transfer
+    from gateway.adapters.store.uow import Session
 
 
 class Telephony(Protocol):

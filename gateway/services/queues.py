@@ -19,12 +19,8 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Agent, AgentTeam, Call, QueueEntry, Team, utcnow
+from gateway.adapters.store.models import Agent, Call, QueueEntry, Team, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import queues as Q
 from gateway.services import job_types as J
@@ -32,6 +28,7 @@ from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner
 from gateway.services.ports import Dest, Gateway
 from gateway.services.replies import Hold, Webhook
+from gateway.services.uow import UnitOfWork, UnitsOfWork
 
 HISTORY = 20  # finished calls of a team the estimate averages
 STILL_WAITING = "Thank you for waiting. Your call is important to us; please stay on the line."
@@ -40,17 +37,17 @@ STILL_WAITING = "Thank you for waiting. Your call is important to us; please sta
 class Offers(Protocol):
     """What an offer needs from the legs' side: reserve the agent, ring their console and phone."""
 
-    def reserve_agent(self, session: Session, agent: Agent) -> bool: ...
+    def reserve_agent(self, uow: UnitOfWork, agent: Agent) -> bool: ...
 
     def ring_agent(
-        self, session: Session, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
+        self, uow: UnitOfWork, call: Call, agent: Agent, *, room: str, transfer_id: str | None = None
     ) -> object: ...
 
 
 class Queues:
     def __init__(self, gw: Gateway, legs: Offers):
         self.gw, self.legs = gw, legs
-        self.store: Store = gw.store
+        self.units: UnitsOfWork = gw.store
         # Told (entry, final state) when an entry ends (metrics).
         self.on_ended: list[Callable[[QueueEntry, str], None]] = []
 
@@ -60,18 +57,18 @@ class Queues:
 
     @handles(J.DispatchTeam)
     def _dispatch_job(self, job: J.DispatchTeam) -> None:
-        self.store.run(lambda session: self.dispatch_teams(session, job.teams))
+        self.units.run(lambda uow: self.dispatch_teams(uow, job.teams))
 
-    def sweep_later(self, session: Session, team_ids: Iterable[str]) -> None:
+    def sweep_later(self, uow: UnitOfWork, team_ids: Iterable[str]) -> None:
         """Pair these teams' free members and waiting callers once this unit of work commits (see
         the module's note: the other side of a race may not have committed yet)."""
-        self.store.enqueue(session, J.DispatchTeam(tuple(sorted(set(team_ids)))))
+        uow.jobs.add(J.DispatchTeam(tuple(sorted(set(team_ids)))))
 
-    def dispatch_teams(self, session: Session, team_ids: Iterable[str]) -> int:
-        return sum(self.dispatch(session, team_id) for team_id in sorted(set(team_ids)))
+    def dispatch_teams(self, uow: UnitOfWork, team_ids: Iterable[str]) -> int:
+        return sum(self.dispatch(uow, team_id) for team_id in sorted(set(team_ids)))
 
-    def team(self, session: Session, team_id: str | None) -> Team | None:
-        return session.get(Team, team_id or Q.DEFAULT_TEAM)
+    def team(self, uow: UnitOfWork, team_id: str | None) -> Team | None:
+        return uow.teams.get(team_id or Q.DEFAULT_TEAM)
 
     def max_wait_s(self, team: Team | None) -> float:
         return float(team.max_wait_s) if team is not None and team.max_wait_s else self.gw.settings.queue_timeout_s
@@ -79,48 +76,23 @@ class Queues:
     def music_url(self, team: Team | None) -> str:
         return (team.hold_music_url if team is not None else None) or self.gw.settings.hold_music_url
 
-    def staffed(self, session: Session, team_id: str) -> int:
+    def staffed(self, uow: UnitOfWork, team_id: str) -> int:
         """Members signed in (available or busy) who can be reached: 0 means nobody could come."""
-        return (
-            session.scalar(
-                select(func.count())
-                .select_from(Agent)
-                .join(AgentTeam, AgentTeam.agent_id == Agent.id)
-                .where(
-                    AgentTeam.team_id == team_id,
-                    Agent.status != agent_rules.OFFLINE,
-                    (Agent.browser.is_(True)) | Agent.phone.isnot(None),
-                )
-            )
-            or 0
-        )
+        return uow.agents.staffed(team_id)
 
-    def free_agent(self, session: Session, team_id: str | None, tried: Iterable[str] = ()) -> Agent | None:
-        """The longest-idle available member of the team not yet tried (never-used first).
-
-        One row, FOR UPDATE SKIP LOCKED on Postgres: calls arriving together each get another agent."""
-        tried = set(tried)
-        query = select(Agent).where(
-            Agent.status == agent_rules.AVAILABLE, (Agent.browser.is_(True)) | Agent.phone.isnot(None)
-        )
-        if team_id:
-            query = query.join(AgentTeam, AgentTeam.agent_id == Agent.id).where(AgentTeam.team_id == team_id)
-        if tried:
-            query = query.where(Agent.id.not_in(tried))
-        query = query.order_by(Agent.idle_since.asc().nulls_first(), Agent.id).limit(1)
-        if not self.store.is_sqlite:
-            query = query.with_for_update(skip_locked=True, of=Agent)
-        with session.no_autoflush:  # a new call's rows go in together at commit
-            return session.execute(query.execution_options(populate_existing=True)).scalars().first()
+    def free_agent(self, uow: UnitOfWork, team_id: str | None, tried: Iterable[str] = ()) -> Agent | None:
+        """The longest-idle available member of the team not yet tried (never-used first); calls
+        arriving together each get another agent (see ``AgentRows.free``)."""
+        return uow.agents.free(team_id, tried)
 
     # ---------------------------------------------------------- entries
     @staticmethod
-    def live_entry(session: Session, call_id: str) -> QueueEntry | None:
-        return session.execute(select(QueueEntry).where(QueueEntry.active_call_id == call_id)).scalar_one_or_none()
+    def live_entry(uow: UnitOfWork, call_id: str) -> QueueEntry | None:
+        return uow.queue.live(call_id)
 
     def enqueue(
         self,
-        session: Session,
+        uow: UnitOfWork,
         call: Call,
         *,
         team_id: str,
@@ -143,52 +115,28 @@ class Queues:
             callback_attempts=0,
             version=1,
         )
-        session.add(entry)
-        self.store.record(session, call.id, "queued", team=team_id, position=self.position(session, entry))
+        uow.queue.add(entry)
+        uow.timeline.record(call.id, "queued", team=team_id, position=self.position(uow, entry))
         return entry
 
-    def position(self, session: Session, entry: QueueEntry) -> int:
-        ahead = session.scalar(
-            select(func.count()).where(
-                QueueEntry.team_id == entry.team_id,
-                QueueEntry.state.in_(Q.LIVE),
-                QueueEntry.id != entry.id,
-                (QueueEntry.priority > entry.priority)
-                | (
-                    (QueueEntry.priority == entry.priority)
-                    & (
-                        (QueueEntry.enqueued_at < entry.enqueued_at)
-                        | ((QueueEntry.enqueued_at == entry.enqueued_at) & (QueueEntry.id < entry.id))
-                    )
-                ),
-            )
-        )
-        return (ahead or 0) + 1
+    def position(self, uow: UnitOfWork, entry: QueueEntry) -> int:
+        return uow.queue.position(entry)
 
-    def head(self, session: Session, team_ids: Iterable[str]) -> QueueEntry | None:
+    def head(self, uow: UnitOfWork, team_ids: Iterable[str]) -> QueueEntry | None:
         """The next entry for an agent of these teams (domain.queues.place_key order)."""
-        query = (
-            select(QueueEntry)
-            .where(QueueEntry.team_id.in_(sorted(set(team_ids))), QueueEntry.state == Q.WAITING)
-            .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id)
-            .limit(1)
-        )
-        if not self.store.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        return session.execute(query.execution_options(populate_existing=True)).scalars().first()
+        return uow.queue.head(team_ids)
 
-    def end(self, session: Session, entry: QueueEntry, event: str, reason: str) -> bool:
+    def end(self, uow: UnitOfWork, entry: QueueEntry, event: str, reason: str) -> bool:
         """End a live entry (answered, abandoned, timed out, left) with how long the caller waited."""
         if not Q.ENTRY.can(entry.state, event):
             event = "leave" if Q.ENTRY.can(entry.state, "leave") else event  # e.g. a timeout mid-offer
         now = utcnow()
         wait_s = round((now - entry.enqueued_at).total_seconds(), 3)
-        outcome = self.store.transition(
-            session, entry, Q.ENTRY, event, active_call_id=None, ended_at=now, wait_s=wait_s, end_reason=reason
+        outcome = uow.transition(
+            entry, Q.ENTRY, event, active_call_id=None, ended_at=now, wait_s=wait_s, end_reason=reason
         )
         if outcome.changed:
-            self.store.record(
-                session,
+            uow.timeline.record(
                 entry.call_id,
                 f"queue_{outcome.state}",
                 agent_id=entry.offered_agent_id if event == "answered" else None,
@@ -201,86 +149,83 @@ class Queues:
         return outcome.changed
 
     # ------------------------------------------------------------ offers
-    def offer_next_to(self, session: Session, agent: Agent) -> bool:
+    def offer_next_to(self, uow: UnitOfWork, agent: Agent) -> bool:
         """``agent`` just became free: offer them the oldest waiting caller of their teams, at once."""
-        teams = session.execute(select(AgentTeam.team_id).where(AgentTeam.agent_id == agent.id)).scalars().all()
+        teams = uow.teams.of_agent(agent.id)
         if not teams:
             return False
-        fresh = session.get(Agent, agent.id, populate_existing=True)
+        fresh = uow.agents.get(agent.id, fresh=True)
         if fresh is None or fresh.status != agent_rules.AVAILABLE:
             return False
-        entry = self.head(session, teams)
+        entry = self.head(uow, teams)
         if entry is None:
-            self.sweep_later(session, teams)  # a caller enqueued in a transaction not yet committed
+            self.sweep_later(uow, teams)  # a caller enqueued in a transaction not yet committed
             return False
-        return self.offer(session, entry, fresh)
+        return self.offer(uow, entry, fresh)
 
-    def dispatch(self, session: Session, team_id: str, limit: int = 5) -> int:
+    def dispatch(self, uow: UnitOfWork, team_id: str, limit: int = 5) -> int:
         """Pair the team's free members with its waiting callers, oldest first (each pair claimed
         row by row: SKIP LOCKED reads and compare-and-set, see the module's note)."""
         offered = 0
         while offered < limit:
             # The agent first: with nobody free, no caller's row is locked, so an agent freeing up
             # meanwhile is never made to skip the head of the line for a pairing that never comes.
-            agent = self.free_agent(session, team_id)
+            agent = self.free_agent(uow, team_id)
             if agent is None:
                 break
-            entry = self.head(session, [team_id])
-            if entry is None or not self.offer(session, entry, agent):
+            entry = self.head(uow, [team_id])
+            if entry is None or not self.offer(uow, entry, agent):
                 break
             offered += 1
         return offered
 
-    def offer(self, session: Session, entry: QueueEntry, agent: Agent) -> bool:
+    def offer(self, uow: UnitOfWork, entry: QueueEntry, agent: Agent) -> bool:
         claimed_at = utcnow()  # the head row is ours from here (its lock): the offer's place in time
-        call = session.get(Call, entry.call_id, populate_existing=True)
+        call = uow.calls.get(entry.call_id, fresh=True)
         if call is None or agent.status != agent_rules.AVAILABLE:
             return False
-        outcome = self.store.transition(
-            session, entry, Q.ENTRY, "offer", offered_agent_id=agent.id, offered_at=claimed_at, offers=entry.offers + 1
+        outcome = uow.transition(
+            entry, Q.ENTRY, "offer", offered_agent_id=agent.id, offered_at=claimed_at, offers=entry.offers + 1
         )
         if not outcome.changed:
             return False
-        self.legs.reserve_agent(session, agent)
-        self.store.record(session, call.id, "queue_offered", agent_id=agent.id, team=entry.team_id, offer=entry.offers)
-        self.legs.ring_agent(session, call, agent, room=call.room)
+        self.legs.reserve_agent(uow, agent)
+        uow.timeline.record(call.id, "queue_offered", agent_id=agent.id, team=entry.team_id, offer=entry.offers)
+        self.legs.ring_agent(uow, call, agent, room=call.room)
         return True
 
-    def offer_failed(self, session: Session, call_id: str) -> QueueEntry | None:
+    def offer_failed(self, uow: UnitOfWork, call_id: str) -> QueueEntry | None:
         """The agent missed or declined: the caller is back at the head, in the same place."""
-        entry = self.live_entry(session, call_id)
+        entry = self.live_entry(uow, call_id)
         if entry is None or entry.state != Q.OFFERED:
             return entry
         agent_id = entry.offered_agent_id
-        self.store.transition(session, entry, Q.ENTRY, "offer_failed", offered_agent_id=None)
-        self.store.record(session, call_id, "queue_offer_failed", agent_id=agent_id, team=entry.team_id)
+        uow.transition(entry, Q.ENTRY, "offer_failed", offered_agent_id=None)
+        uow.timeline.record(call_id, "queue_offer_failed", agent_id=agent_id, team=entry.team_id)
         return entry
 
     # ---------------------------------------------------------- callbacks
-    def request_callback(self, session: Session, call: Call) -> bool:
+    def request_callback(self, uow: UnitOfWork, call: Call) -> bool:
         """The waiting caller asked to be called back: their entry keeps its place (same arrival
         time and priority) as a callback, to their number, and they may hang up."""
-        entry = self.live_entry(session, call.id)
+        entry = self.live_entry(uow, call.id)
         if entry is None or entry.state != Q.WAITING or not Q.E164.match(call.from_number or ""):
             return False
         if entry.kind != Q.CALLBACK:
-            self.store.compare_and_set(session, entry, kind=Q.CALLBACK, callback_number=call.from_number)
-            self.store.record(
-                session, call.id, "callback_requested", team=entry.team_id, position=self.position(session, entry)
-            )
+            uow.compare_and_set(entry, kind=Q.CALLBACK, callback_number=call.from_number)
+            uow.timeline.record(call.id, "callback_requested", team=entry.team_id, position=self.position(uow, entry))
         return True
 
     def is_callback(self, call_id: str) -> bool:
         """Is this call a caller waiting to be called back (their entry a callback)?"""
-        return self.store.read(
-            lambda session: (entry := self.live_entry(session, call_id)) is not None and entry.kind == Q.CALLBACK
+        return self.units.read(
+            lambda uow: (entry := self.live_entry(uow, call_id)) is not None and entry.kind == Q.CALLBACK
         )
 
-    def start_callback(self, session: Session, entry: QueueEntry, agent_id: str | None, attempt: int = 1) -> None:
+    def start_callback(self, uow: UnitOfWork, entry: QueueEntry, agent_id: str | None, attempt: int = 1) -> None:
         """The agent who accepted the callback is in the room: dial the caller (services.callbacks).
         Once per offer and attempt, however often the agent's arrival is reported."""
-        self.store.enqueue(
-            session,
+        uow.jobs.add(
             J.DialCallback(entry.call_id, attempt, entry.offers),
             delay_s=self.gw.settings.callback_retry_s if attempt > 1 else 0.0,
             dedupe_key=f"callback:{entry.id}:{entry.offers}:{attempt}",
@@ -311,35 +256,26 @@ class Queues:
     def waiting_message(self, call_id: str) -> tuple[str, str, str, bool] | None:
         """(greeting, announcement, music URL, callback possible) for a caller in line, or None."""
 
-        def work(session: Session) -> tuple[str, str, str, bool] | None:
-            entry = self.live_entry(session, call_id)
+        def work(uow: UnitOfWork) -> tuple[str, str, str, bool] | None:
+            entry = self.live_entry(uow, call_id)
             if entry is None or entry.kind == Q.CALLBACK:
                 return None
-            call = session.get(Call, call_id)
+            call = uow.calls.get(call_id)
             callback = call is not None and bool(Q.E164.match(call.from_number or ""))
-            return (*self.heard(session, entry), callback)
+            return (*self.heard(uow, entry), callback)
 
-        return self.store.read(work)
+        return self.units.read(work)
 
-    def heard(self, session: Session, entry: QueueEntry) -> tuple[str, str, str]:
+    def heard(self, uow: UnitOfWork, entry: QueueEntry) -> tuple[str, str, str]:
         """(greeting, announcement, music URL) for this entry: what a caller in line is told."""
-        team = self.team(session, entry.team_id)
-        place = self.position(session, entry)
-        staffed = self.staffed(session, entry.team_id)
-        estimate = Q.estimate_wait_s(place, staffed, self.handle_times(session, entry.team_id))
+        team = self.team(uow, entry.team_id)
+        place = self.position(uow, entry)
+        staffed = self.staffed(uow, entry.team_id)
+        estimate = Q.estimate_wait_s(place, staffed, self.handle_times(uow, entry.team_id))
         return Q.greeting(team.name if team else None), Q.queue_announcement(place, estimate), self.music_url(team)
 
-    def handle_times(self, session: Session, team_id: str) -> list[float]:
+    def handle_times(self, uow: UnitOfWork, team_id: str) -> list[float]:
         since = utcnow() - timedelta(days=1)
-        rows = session.execute(
-            select(Call.connected_at, Call.ended_at)
-            .where(
-                Call.team_id == team_id,
-                Call.connected_at.isnot(None),
-                Call.ended_at.isnot(None),
-                Call.ended_at > since,
-            )
-            .order_by(Call.ended_at.desc())
-            .limit(HISTORY)
-        ).all()
-        return [(ended - connected).total_seconds() for connected, ended in rows if connected and ended]
+        return [
+            (ended - connected).total_seconds() for connected, ended in uow.calls.handle_times(team_id, since, HISTORY)
+        ]

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from livekit.protocol.models import ParticipantInfo
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call, Leg, WebJoin, utcnow
+from gateway.adapters.store.uow import Session
 from gateway.domain import access
 from gateway.domain import calls as C
 from gateway.domain import legs as L

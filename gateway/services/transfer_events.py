@@ -11,10 +11,10 @@ transition in ``domain/transfers.py`` and a branch here.
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call, Leg, Transfer, utcnow
+from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import transfers as T

@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Call, Team, WebJoin, utcnow
+from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
 from gateway.domain import web_calls as W

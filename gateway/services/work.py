@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.models import Call, Leg, Message, Note, TranscriptLine, Transfer, Voicemail
+from gateway.adapters.store.uow import Session
 from gateway.adapters.twilio_client import ProviderError
 from gateway.domain import calls as C
 from gateway.domain import legs as L

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, create_engine, event, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -29,6 +29,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from gateway.adapters.store import models
 from gateway.adapters.store.models import Job, TimelineEntry, WebhookReceipt, utcnow
 from gateway.domain.machine import Outcome, StateMachine
+
+if TYPE_CHECKING:
+    from gateway.adapters.store.uow import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,7 +131,10 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_pragmas()
-        self._sessions = sessionmaker(self.engine, class_=_Session, expire_on_commit=False)
+        # A unit of work is a session with the services' repositories (uow.py imports this module).
+        from gateway.adapters.store.uow import SqlUnitOfWork
+
+        self._sessions = sessionmaker(self.engine, class_=SqlUnitOfWork, expire_on_commit=False)
         # Called with (id, kind, leased) of the due jobs a unit of work committed (the job runner
         # subscribes); ``leased`` is a ClaimedJob when the job was stored already leased to us.
         self.job_listeners: list[Callable[[list[tuple[int, str, ClaimedJob | None]]], None]] = []
@@ -181,7 +187,7 @@ class Store:
 
     # ---------------------------------------------------------- units of work
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> Iterator[SqlUnitOfWork]:
         """One transaction; commits on success. Jobs added are handed to the runner after commit."""
         session = self._sessions()
         session.info["new_jobs"] = []
@@ -247,7 +253,7 @@ class Store:
             for job, job_id in zip(jobs, ids, strict=False):
                 job.id = job_id
 
-    def run(self, work: Callable[[Session], T], attempts: int = 8) -> T:
+    def run(self, work: Callable[[SqlUnitOfWork], T], attempts: int = 8) -> T:
         """Run ``work`` in a unit of work, again on fresh data when a compare-and-set lost."""
         started = time.monotonic()
         for attempt in range(attempts):
@@ -271,10 +277,10 @@ class Store:
                     raise
         raise StaleState("gave up after repeated concurrent updates")
 
-    def read(self, work: Callable[[Session], T]) -> T:
+    def read(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         return self.reconnecting(lambda: self._read_once(work))
 
-    def _read_once(self, work: Callable[[Session], T]) -> T:
+    def _read_once(self, work: Callable[[SqlUnitOfWork], T]) -> T:
         with self.session() as session:
             return work(session)
 
