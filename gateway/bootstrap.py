@@ -227,6 +227,7 @@ def _call_services(gw: Gateway, metrics: Metrics) -> _CallServices:
         rooms=gw.rooms,
         transcribe=gw.settings.transcription_enabled,
         end_call=caller.hangup,
+        web_rejoin_s=gw.settings.web_call_rejoin_s,
     )
     web_callers = WebCallers(gw, routing, caller)
     return _CallServices(

@@ -100,11 +100,20 @@ VARIABLES: list[tuple[str, bool, str]] = [
     ),
     ("WEB_CALLS_MAX", False, "Most web calls live at once; beyond it POST /api/web-calls answers 429. Default: 20."),
     (
+        "WEB_CALL_REJOIN_S",
+        False,
+        "Seconds a web caller who left (page reloaded, connection dropped) keeps their place and may "
+        "rejoin the call; 0 ends the call when they leave. Default: 30, at most 300.",
+    ),
+    (
         "WEB_CALL_CONTEXT_SECRET",
         False,
         "Shared secret a website signs caller context with (HMAC-SHA256); unsigned context is ignored.",
     ),
 ]
+
+# A place kept longer than this is a place another caller is kept waiting behind for nobody.
+MAX_WEB_CALL_REJOIN_S = 300
 
 DEFAULT_HOLD_MUSIC = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
 
@@ -158,6 +167,7 @@ class Settings:
     event_webhook_retry_base_s: float = 5.0
     web_call_origins: tuple[str, ...] = ()
     web_calls_max: int = 20
+    web_call_rejoin_s: float = 30.0
     web_call_context_secret: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -399,6 +409,11 @@ def _web_calls(get: Getter) -> dict:
         values["web_call_origins"] = tuple(_origin(o.strip()) for o in get("WEB_CALL_ORIGINS").split(",") if o.strip())
     if get("WEB_CALLS_MAX"):
         values["web_calls_max"] = int(_number("WEB_CALLS_MAX", get("WEB_CALLS_MAX"), minimum=0))
+    if get("WEB_CALL_REJOIN_S"):
+        rejoin = _number("WEB_CALL_REJOIN_S", get("WEB_CALL_REJOIN_S"), minimum=0)
+        if rejoin > MAX_WEB_CALL_REJOIN_S:
+            raise ConfigError(f"WEB_CALL_REJOIN_S must be at most {MAX_WEB_CALL_REJOIN_S}, got {rejoin:g}")
+        values["web_call_rejoin_s"] = rejoin
     if get("WEB_CALL_CONTEXT_SECRET"):
         values["web_call_context_secret"] = get("WEB_CALL_CONTEXT_SECRET")
     return values

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ JOIN_TTL_S = 60  # a web caller's token only has to live until the page has join
 JOIN_GRACE_S = 15  # after the token expired unjoined, the call is given up (its room deleted)
 STATUS_POLL_S = 1.0  # how often the page asks where the caller is
 ACCESS_MAX_AGE_S = 4 * 3600  # the page's per-call access token (status, join, hang up)
+REJOIN_SECRET_BYTES = 32
 
 # What a website may tell us about the caller, and how long each field may be.
 CONTEXT_FIELDS = {"customer_id": 64, "name": 80, "email": 120, "page": 300, "order": 64, "note": 500}
@@ -51,6 +53,37 @@ def parse_identity(value: str) -> tuple[str, int] | None:
 
 def is_web_identity(value: str) -> bool:
     return (value or "").startswith(IDENTITY_PREFIX)
+
+
+# ------------------------------------------------------------------ rejoining
+LEFT = "web caller left"  # the end reason when a caller who left did not come back in time
+GONE, ENDED_ALREADY = "gone", "ended"
+
+
+def new_rejoin_secret() -> str:
+    """The page's secret for getting back into its call: kept in the page's sessionStorage only."""
+    return secrets.token_urlsafe(REJOIN_SECRET_BYTES)
+
+
+def secret_digest(secret: str) -> str:
+    """What is stored of a rejoin secret (a 256-bit random value needs no slow hash)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def secret_matches(secret: object, digest: str | None) -> bool:
+    if not isinstance(secret, str) or not secret or len(secret) > 200 or not digest:
+        return False
+    return hmac.compare_digest(secret_digest(secret).encode("ascii"), digest.encode("ascii"))
+
+
+def rejoin_refusal(call_state: str, away_s: float | None, grace_s: float) -> str | None:
+    """Why a page may not get back into its call (None: it may). ``away_s``: seconds since the
+    caller's page left the call's room, None while it is still there or never joined."""
+    if call_state in (C.ENDED, C.VOICEMAIL):
+        return ENDED_ALREADY
+    if away_s is not None and away_s > grace_s:
+        return GONE
+    return None
 
 
 # ------------------------------------------------------------------ signed context
@@ -139,6 +172,8 @@ def ending_message(end_reason: str | None) -> str:
         return "The agent ended the call. Thank you for calling."
     if reason.startswith("caller") or reason == "web caller hung up":
         return "You ended the call."
+    if reason == LEFT:
+        return "Your connection was lost and did not come back in time, so the call ended. Please call again."
     if reason == "web caller never joined":
         return "Your browser could not connect the call's audio. Check your connection and try again."
     if any(reason.startswith(word) for word in NOBODY_REASONS) or "voicemail" in reason:

@@ -10,6 +10,7 @@ class Refusal(StrEnum):
     NOT_FOUND = "not_found"  # what it names does not exist
     FORBIDDEN = "forbidden"  # it exists, but it is not this agent's to do
     CONFLICT = "conflict"  # not now: the state of the call or the transfer does not allow it
+    GONE = "gone"  # not any more: what it names is over for good (an ended call)
 
 
 class ServiceError(Exception):

@@ -297,6 +297,16 @@ class WebJoinDeadline(Job):
 
 
 @dataclass(frozen=True)
+class WebRejoinDeadline(Job):
+    """A web caller left the call's room (``gen``: the token they were in it with): unless their
+    page comes back for the call by now, the call ends."""
+
+    kind = "web_rejoin_deadline"
+    call_id: str
+    gen: int
+
+
+@dataclass(frozen=True)
 class SummaryDeadline(Job):
     kind = "summary_deadline"
     transfer_id: str

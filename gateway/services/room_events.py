@@ -45,11 +45,14 @@ class RoomEvents:
         rooms: Rooms | None = None,
         transcribe: bool = False,
         end_call: Callable[[Session, Call, str], None] | None = None,
+        web_rejoin_s: float = 0.0,
     ):
         self.store, self.legs, self.agent_legs, self.routing = store, legs, agent_legs, routing
         self.transfers, self.rooms, self.transcribe = transfers, rooms, transcribe
-        # Ends a call whose web caller left (Caller.hangup): a web caller has no line that stays.
+        # Ends a call whose web caller left and did not come back within ``web_rejoin_s``
+        # (Caller.hangup): a web caller has no line that stays.
         self.end_call = end_call
+        self.web_rejoin_s = web_rejoin_s
 
     # ------------------------------------------------------- reconciling
     def reconcile_room(self, call_id: str, room: str, round_: int = 0, gone: str | None = None) -> None:
@@ -248,7 +251,10 @@ class RoomEvents:
 
     def _web_caller_left(self, session: Session, room: str, identity: str) -> None:
         """A web caller left a room. The page's newest session leaving the call's room (or the room
-        it waits on hold in) is the caller hanging up; an older one left behind by a move is not."""
+        it waits on hold in) is the caller gone: a reload, a dropped connection or a closed page
+        look the same from here, so the call keeps its place (queue entry, agent) for
+        WEB_CALL_REJOIN_S, and ends then unless the page came back for it (services/web_calls.py).
+        An older session left behind by a move, or replaced by a rejoin, is nobody leaving."""
         join = session.get(WebJoin, identity, populate_existing=True)
         if join is None or join.joined_at is None or join.left_at is not None:
             return
@@ -259,11 +265,25 @@ class RoomEvents:
         newest = session.execute(select(func.max(WebJoin.gen)).where(WebJoin.call_id == call.id)).scalar()
         if call.caller_identity == identity:
             self.store.compare_and_set(session, call, caller_identity=None)
-        if join.gen != newest or not (room == call.room or call.state == C.ON_HOLD):
+        if join.gen != newest:
             self.store.record(session, call.id, "caller_left_room", room=room)
             return
-        if self.end_call is not None:
-            self.end_call(session, call, "web caller hung up")
+        if not (room == call.room or call.state == C.ON_HOLD):
+            # The room the call moved away from: the page follows the call to the next one (POST
+            # …/join); a page that is gone by then does not keep the call past the grace period.
+            self.store.record(session, call.id, "caller_left_room", room=room)
+            if self.web_rejoin_s > 0:
+                self._await_web_caller(session, call, join)
+            return
+        if self.web_rejoin_s <= 0:
+            if self.end_call is not None:
+                self.end_call(session, call, "web caller hung up")
+            return
+        self.store.record(session, call.id, "web_caller_away", room=room, rejoin_s=self.web_rejoin_s)
+        self._await_web_caller(session, call, join)
+
+    def _await_web_caller(self, session: Session, call: Call, join: WebJoin) -> None:
+        self.store.enqueue(session, J.WebRejoinDeadline(call.id, join.gen), delay_s=self.web_rejoin_s, timer_of=join.id)
 
     def _bridge_held_caller(self, session: Session, leg: Leg) -> None:
         """A held caller being re-routed: the agent is in the room now, so bring the caller in."""

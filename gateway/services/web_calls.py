@@ -7,9 +7,16 @@ caller's page follows the call's state (``status``) and asks for a token (``join
 gateway has put the call in a room the page is not in yet. Each token is for one room and one
 bridge generation, issued once, used once (``room_events`` removes a second join with it).
 
-Endings a phone caller hears (goodbye, the apology) end a web call at once; a web caller who
-leaves their room (closes the page) has hung up; a page that never joins in time gives the call
-up and its room is deleted.
+Endings a phone caller hears (goodbye, the apology) end a web call at once; Hang up on the page
+ends it at once; a page that never joins in time gives the call up and its room is deleted.
+
+A web caller who leaves their room (a reload, a dropped connection, a closed page: the gateway
+cannot tell them apart) keeps their place — the queue entry, the agent — for WEB_CALL_REJOIN_S.
+The page proves it is the same caller with the call's *rejoin secret*: random, given once at
+creation, kept by the page in sessionStorage, stored here only as a digest, and replaced at every
+rejoin (the one used is refused from then on). A rejoin is a fresh one-use token for the room the
+call is in now, as a new bridge generation; whatever session the old secret's page still had in
+the room is removed. Unless the page comes back, the grace timer ends the call as a hang-up.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Call, Team, WebJoin, utcnow
+from gateway.adapters.store.models import Call, Team, WebCallKey, WebJoin, utcnow
 from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
@@ -64,7 +71,7 @@ class WebCallers:
     ) -> dict[str, Any]:
         """Record the web call, route it like a phone call, and give the page its first token."""
 
-        def work(session: Session) -> tuple[Call, WebJoin | None]:
+        def work(session: Session) -> tuple[Call, WebJoin | None, str]:
             team = team_id or Q.DEFAULT_TEAM
             if team_id and session.get(Team, team_id) is None:
                 raise WebCallError(Refusal.INVALID, f"unknown team {team_id!r}")
@@ -99,15 +106,93 @@ class WebCallers:
             self.store.enqueue(session, J.CreateRoom(call.id, call.room))
             if not self.routing.route_new_call(session, call):
                 self.caller.hangup(session, call, "nobody staffed")
-                return call, None
-            return call, self._issue(session, call)
+                return call, None, ""
+            secret = W.new_rejoin_secret()
+            session.add(WebCallKey(id=call.id, secret_hash=W.secret_digest(secret), rotated_at=utcnow()))
+            return call, self._issue(session, call), secret
 
-        call, join = self.store.run(work)
+        call, join, secret = self.store.run(work)
         if join is None:
             raise NobodyAvailable(
                 Refusal.CONFLICT, "nobody can take calls right now; please try again later, or call us by phone"
             )
-        return {"call_id": call.id, "state": call.state, **self._token_reply(join)}
+        return {"call_id": call.id, "state": call.state, "rejoin_secret": secret, **self._token_reply(join)}
+
+    # ----------------------------------------------------------- rejoin
+    def rejoin(self, call_id: str, secret: object) -> dict[str, Any]:
+        """The page is back (a reload, a dropped connection): a token for the room the call is in
+        now, and the next rejoin secret in place of the one it used."""
+        grace_s = self.gw.settings.web_call_rejoin_s
+
+        def work(session: Session) -> tuple[str | None, Call, WebJoin | None, str]:
+            call = self._web_call(session, call_id)
+            key = session.get(WebCallKey, call.id, populate_existing=True)
+            if key is None or not W.secret_matches(secret, key.secret_hash):
+                raise WebCallError(
+                    Refusal.FORBIDDEN,
+                    "this rejoin secret is not (or no longer) valid for this call: each one works once",
+                )
+            joins = list(
+                session.execute(select(WebJoin).where(WebJoin.call_id == call.id).order_by(WebJoin.gen.desc()))
+                .scalars()
+                .all()
+            )
+            newest = joins[0] if joins else None
+            away_s = (
+                (utcnow() - newest.left_at).total_seconds()
+                if newest is not None and newest.left_at is not None and not call.caller_identity
+                else None
+            )
+            refused = W.rejoin_refusal(call.state, away_s, grace_s)
+            if refused == W.GONE:
+                self.caller.hangup(session, call, W.LEFT)  # what the grace timer is about to do
+            if refused is not None:
+                return refused, call, None, ""
+            fresh = W.new_rejoin_secret()
+            self.store.compare_and_set(
+                session, key, secret_hash=W.secret_digest(fresh), rotations=key.rotations + 1, rotated_at=utcnow()
+            )
+            self.store.cancel_timers(session, J.WebRejoinDeadline.kind, *(join.id for join in joins))
+            for join in joins:
+                if join.joined_at is not None and join.left_at is None:
+                    # The page that used to be the caller (this one before its reload, or another
+                    # holder of the secret) is not any more: LiveKit takes it out of the room.
+                    self.store.enqueue(session, J.RemoveParticipant(join.room, join.id, call.id))
+            # A new bridge generation into the same room: the token is new, single use, its own.
+            self.store.compare_and_set(session, call, bridge_gen=(call.bridge_gen or 0) + 1, caller_identity=None)
+            # (LiveKit may have closed the room while it stood empty: its settings come back with it.)
+            self.store.enqueue(session, J.CreateRoom(call.id, call.room))
+            self.store.record(
+                session, call.id, "web_caller_rejoined", away_s=round(away_s, 1) if away_s is not None else None
+            )
+            return None, call, self._issue(session, call), fresh
+
+        refused, call, join, fresh = self.store.run(work)
+        if refused == W.GONE:
+            raise WebCallError(
+                Refusal.GONE,
+                f"you were away longer than {grace_s:g} s, so the call has ended; please call again",
+            )
+        if refused is not None or join is None:
+            raise WebCallError(Refusal.GONE, f"this call has ended: {W.ending_message(call.end_reason)}")
+        return {"call_id": call.id, "state": self._page_state(call), "rejoin_secret": fresh, **self._token_reply(join)}
+
+    def rejoin_deadline(self, call_id: str, gen: int) -> None:
+        """The web caller left (with the token of generation ``gen``) and their page has not come
+        back for the call since: the call ends as a hang-up (queue entry left, agent told, rooms
+        deleted)."""
+
+        def work(session: Session) -> None:
+            call = session.get(Call, call_id, populate_existing=True)
+            if call is None or call.state == C.ENDED or call.caller_identity:
+                return
+            newest = session.execute(select(func.max(WebJoin.gen)).where(WebJoin.call_id == call.id)).scalar()
+            if newest != gen:
+                return  # the page came back for the call (a rejoin, or a join after a move)
+            self.store.record(session, call.id, "web_caller_did_not_return", gen=gen)
+            self.caller.hangup(session, call, W.LEFT)
+
+        self.store.run(work)
 
     # ------------------------------------------------------------- tokens
     def _issue(self, session: Session, call: Call) -> WebJoin:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Call, Leg, Message, Note, TranscriptLine, Transfer, Voicemail
+from gateway.adapters.store.models import Call, Leg, Message, Note, TranscriptLine, Transfer, Voicemail, WebCallKey
 from gateway.adapters.store.uow import Session
 from gateway.adapters.twilio_client import ProviderError
 from gateway.domain import calls as C
@@ -91,6 +91,10 @@ class ProviderWork:
     @handles(J.WebJoinDeadline)
     def web_join_deadline(self, job: J.WebJoinDeadline) -> None:
         self.web_callers.join_deadline(job.call_id, job.gen)
+
+    @handles(J.WebRejoinDeadline)
+    def web_rejoin_deadline(self, job: J.WebRejoinDeadline) -> None:
+        self.web_callers.rejoin_deadline(job.call_id, job.gen)
 
     @handles(J.SummaryDeadline)
     def summary_deadline(self, job: J.SummaryDeadline) -> None:
@@ -264,6 +268,7 @@ class ProviderWork:
             session.execute(delete(TranscriptLine).where(TranscriptLine.call_id == call_id))
             session.execute(delete(Note).where(Note.call_id == call_id))
             session.execute(delete(Voicemail).where(Voicemail.call_id == call_id))
+            session.execute(delete(WebCallKey).where(WebCallKey.id == call_id))
             transfer_ids = select(Transfer.id).where(Transfer.call_id == call_id)
             session.execute(delete(Message).where(Message.transfer_id.in_(transfer_ids)))
             for transfer in session.execute(select(Transfer).where(Transfer.call_id == call_id)).scalars():

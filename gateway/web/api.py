@@ -48,7 +48,13 @@ class Throttled(ApiError):
 
 
 # The HTTP status of each kind of refusal a service can give.
-STATUS_OF = {Refusal.INVALID: 400, Refusal.NOT_FOUND: 404, Refusal.FORBIDDEN: 403, Refusal.CONFLICT: 409}
+STATUS_OF = {
+    Refusal.INVALID: 400,
+    Refusal.NOT_FOUND: 404,
+    Refusal.FORBIDDEN: 403,
+    Refusal.CONFLICT: 409,
+    Refusal.GONE: 410,
+}
 
 
 def status_of(error: ServiceError) -> int:

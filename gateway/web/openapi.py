@@ -78,6 +78,7 @@ ERROR_EXAMPLES = {
     "403": ("Not allowed", "not your call"),
     "404": ("Unknown id", "unknown call"),
     "409": ("Not allowed in the current state", "this call is no longer ringing for you"),
+    "410": ("Over for good: nothing changed", "this call has ended: The call has ended."),
 }
 ADMIN_401 = "admin token required (Authorization: Bearer <ADMIN_TOKEN>)"
 ADMIN_403 = "the admin API is disabled: set ADMIN_TOKEN"
@@ -593,6 +594,52 @@ WEB_CALL_429 = {
 }
 
 
+REJOIN_SECRET = {
+    "type": "string",
+    "description": "Keep it in the page's sessionStorage (never in a URL): POST …/rejoin takes it once, and "
+    "answers the next one",
+}
+WEB_CALL_REJOIN = _api(
+    "Get back into the call after a page reload or a dropped connection, within WEB_CALL_REJOIN_S of "
+    "leaving: a new one-use token for the room the call is in now (its place in line, its agent kept), a "
+    "new access token, and the next rejoin secret (the one used is refused from then on). Authenticated "
+    "by the rejoin secret alone; a session the call's page still had in the room is removed.",
+    security=[],
+    tag="web calls",
+    params=("call_id",),
+    body=_json_body({"secret": {"type": "string", "maxLength": 200}}, ("secret",)),
+    reply=_obj(
+        {
+            "call_id": {"type": "string"},
+            "state": {"type": "string", "enum": WEB_STATES},
+            **CALLER_TOKEN,
+            "rejoin_secret": REJOIN_SECRET,
+            "access": {"type": "string", "description": "Bearer token for this call's other endpoints (4 h)"},
+            "livekit_url": {"type": "string"},
+            "media": {"type": "string", "enum": ["livekit", "sandbox"]},
+            "poll_s": {"type": "number", "description": "How often to ask for the status"},
+        }
+    ),
+    extra=("403", "404", "410", "429"),
+    errors={
+        "400": "missing field: secret",
+        "403": "this rejoin secret is not (or no longer) valid for this call: each one works once",
+        "404": "unknown web call",
+        "410": "you were away longer than 30 s, so the call has ended; please call again",
+    },
+)
+WEB_CALL_REJOIN["responses"]["403"]["description"] = (
+    "Not this call's current rejoin secret (a used one, a guess), or an origin not in WEB_CALL_ORIGINS; nothing changed"
+)
+WEB_CALL_REJOIN["responses"]["410"]["description"] = (
+    "The call has ended, or its caller was away longer than WEB_CALL_REJOIN_S (the call ends then)"
+)
+WEB_CALL_REJOIN["responses"]["429"] = {
+    **WEB_CALL_429,
+    "description": "Rate limit (rejoins per address, per call): wait Retry-After seconds",
+}
+
+
 def _web(summary: str, reply: dict, *, status: str = "200", body=None, created: bool = False) -> dict:
     """The web-call endpoints: JSON errors, CORS for WEB_CALL_ORIGINS, 403 for other origins."""
     security = [] if created else WEB_CALLER
@@ -634,12 +681,13 @@ PATHS = {
     "/api/web-calls": {
         "post": _web(
             "Place a web call (the caller page, or a site in WEB_CALL_ORIGINS): a token for its room, the call's "
-            "access token for status, join and hang up",
+            "access token for status, join and hang up, and its rejoin secret",
             _obj(
                 {
                     "call_id": {"type": "string"},
                     "state": {"type": "string", "enum": CALL_STATES},
                     **CALLER_TOKEN,
+                    "rejoin_secret": REJOIN_SECRET,
                     "access": {"type": "string", "description": "Bearer token for this call's other endpoints (4 h)"},
                     "livekit_url": {"type": "string"},
                     "media": {"type": "string", "enum": ["livekit", "sandbox"]},
@@ -672,7 +720,10 @@ PATHS = {
             _obj({**CALLER_TOKEN, "livekit_url": {"type": "string"}}),
         )
     },
-    "/api/web-calls/{call_id}/hangup": {"post": _web("The web caller hangs up", WEB_CALL_STATUS)},
+    "/api/web-calls/{call_id}/hangup": {
+        "post": _web("The web caller hangs up: the call ends at once (no rejoin)", WEB_CALL_STATUS)
+    },
+    "/api/web-calls/{call_id}/rejoin": {"post": WEB_CALL_REJOIN},
     "/api/auth/login": {
         "post": _api(
             "Sign in with the credential the CLI issued (sets the console session)",

@@ -33,6 +33,8 @@ RESEND_PER_TRANSFER = Limit("summary resends per transfer", 3, 600)
 RESEND_PER_AGENT = Limit("summary resends per agent", 10, 3600)
 WEB_CALLS_PER_ADDRESS = Limit("web calls per address", 5, 600)
 WEB_CALLS_ALL = Limit("web calls from all addresses", 60, 60)
+WEB_REJOINS_PER_ADDRESS = Limit("web call rejoins per address", 20, 600)
+WEB_REJOINS_PER_CALL = Limit("rejoins per web call", 10, 600)
 STREAMS_PER_AGENT = 3  # open console event streams per agent, per process
 
 

@@ -3,7 +3,11 @@
 Who may call what:
 - ``POST /api/web-calls``: anyone, from the gateway's own pages or an origin in WEB_CALL_ORIGINS
   (a browser's ``Origin`` is checked; CORS answers only those), within the per-address and global
-  rate limits and WEB_CALLS_MAX live web calls. The reply carries the call's *access token*.
+  rate limits and WEB_CALLS_MAX live web calls. The reply carries the call's *access token* and
+  its *rejoin secret*.
+- ``POST /api/web-calls/<id>/rejoin``: only with the call's current rejoin secret (in the JSON body,
+  never in a URL), from an allowed origin, within its own rate limits; the reply carries a new
+  access token and the next rejoin secret (the one used is refused from then on).
 - ``GET /api/web-calls/<id>``, ``POST …/join``, ``POST …/hangup`` (and, in sandbox mode, the
   media proxy ``/call/sandbox/rtc/*`` in web/sandbox.py):
   only with that call's access token (``Authorization: Bearer <access>``), signed by the gateway
@@ -147,6 +151,26 @@ def create_web_call():
         "poll_s": W.STATUS_POLL_S,
     }
     return _cors(jsonify(reply)), 201
+
+
+@bp.post("/api/web-calls/<call_id>/rejoin")
+def web_call_rejoin(call_id):
+    """The page is back for its call (reloaded, or its media connection dropped)."""
+    _require_origin()
+    settings = svc().gw.settings
+    secret = api.field(api.body(), "secret", max_len=200)
+    checks = ((limits.WEB_REJOINS_PER_ADDRESS, api.address()), (limits.WEB_REJOINS_PER_CALL, call_id[:40]))
+    api.check_throttle(*checks)
+    for limit, key in checks:
+        api.throttles().hit(limit, key)
+    reply = web_callers().rejoin(call_id, secret)
+    reply |= {
+        "access": access_token(reply["call_id"]),
+        "livekit_url": svc().livekit_client_url,
+        "media": "sandbox" if settings.sandbox else "livekit",
+        "poll_s": W.STATUS_POLL_S,
+    }
+    return _cors(jsonify(reply))
 
 
 @bp.get("/api/web-calls/<call_id>")

@@ -134,6 +134,61 @@ def test_web_caller_queued_answered_held_during_a_warm_transfer_and_completed(wo
     context.close()
 
 
+# Every text the status line shows, from before the page's script runs (module scripts run after
+# the document turns interactive): transient ones such as "Reconnecting…" included.
+RECORD_STATES = """
+document.addEventListener("readystatechange", () => {
+  if (document.readyState !== "interactive") return;
+  const state = document.getElementById("state");
+  window.seenStates = [];
+  new MutationObserver(() => window.seenStates.push(state.textContent)).observe(state, {
+    childList: true, characterData: true, subtree: true,
+  });
+});
+"""
+
+
+def test_a_caller_who_reloads_the_page_while_queued_is_back_in_line_then_answered(world, browser):
+    alice = world.add_agent("alice", status="offline")
+    world.add_agent("zed", status="busy")  # signed in, not free: the web caller waits in line
+    context, caller, errors = _caller_page(browser, world)
+    context.add_init_script(RECORD_STATES)
+    caller.goto("/call")
+    caller.get_by_role("button", name="Call").click()
+    expect(caller.locator("#state")).to_have_text("Waiting in line")
+    expect(caller.locator("#position-number")).to_have_text("1")
+    (call_id,) = world.wait(lambda: _web_calls(world), what="the web call")
+    room = world.services.views.call(call_id)["room"]
+    before = _newest_identity(world, call_id)
+    kept = caller.evaluate("sessionStorage.getItem('web-call')")
+    assert call_id in kept and "secret" in kept and "secret" not in caller.url
+
+    caller.reload()
+    expect(caller.locator("#state")).to_have_text("Waiting in line")
+    expect(caller.locator("#position-number")).to_have_text("1")
+    assert "Reconnecting…" in caller.evaluate("window.seenStates")
+    after = _newest_identity(world, call_id)
+    assert after != before and "web_caller_rejoined" in world.timeline(call_id)
+    world.wait(lambda: world.participants(room) == [after], what="the caller back in their room, alone")
+    assert caller.evaluate("sessionStorage.getItem('web-call')") != kept  # the used secret was replaced
+    assert world.services.views.call(call_id)["state"] == "queued"
+
+    world.services.agents.set_status("alice", "available")
+    assert alice.wait_offer()["call_id"] == call_id
+    alice.accept_and_join(call_id)
+    expect(caller.locator("#state")).to_have_text("Connected")
+    world.wait(lambda: world.participants(room) == sorted(["alice", after]), what="the caller with A")
+    caller.get_by_role("button", name="Hang up").click()
+    expect(caller.locator("#state")).to_have_text("Call ended")
+    world.wait(lambda: world.services.views.call(call_id)["state"] == "ended", what="ended at once")
+    assert world.services.views.call(call_id)["end_reason"] == "web caller hung up"
+    assert caller.evaluate("sessionStorage.getItem('web-call')") is None
+    caller.reload()  # nothing kept: a fresh page, not a rejoin
+    expect(caller.locator("#state")).to_have_text("Ready to call")
+    assert not errors, errors
+    context.close()
+
+
 def test_microphone_refused_says_so_and_places_no_call(world, browser):
     """The browser refuses the microphone: here because the page framing the caller page forbids it
     (``Permissions-Policy: microphone=()``), so the browser denies it whatever the person would say."""

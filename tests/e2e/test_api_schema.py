@@ -232,6 +232,14 @@ def test_every_reply_validates_against_the_documented_schema(world):
     world.store.run(lambda s: _move_web_call(s, moved.json()["call_id"]))
     rejoined = check(mover.post(f"{world.url}/api/web-calls/{moved.json()['call_id']}/join", timeout=5))
     assert rejoined.status_code == 200, rejoined.text
+    # The page reloads: its rejoin secret gets it back into the call, once; a call over is gone.
+    rejoin = f"{world.url}/api/web-calls/{moved.json()['call_id']}/rejoin"
+    secret = moved.json()["rejoin_secret"]
+    assert check(http.post(rejoin, json={"secret": secret}, timeout=5)).status_code == 200
+    assert check(http.post(rejoin, json={"secret": secret}, timeout=5)).status_code == 403
+    assert check(http.post(rejoin, json={}, timeout=5)).status_code == 400
+    assert check(http.post(world.url + "/api/web-calls/call_unknown/rejoin", json={"secret": "x"})).status_code == 404
+    assert check(http.post(web_call + "/rejoin", json={"secret": placed.json()["rejoin_secret"]})).status_code == 410
 
     operations = {(p, m) for p, ops in check.document["paths"].items() if p.startswith("/api/") for m in ops}
     reached = {(p, m) for p, m, _ in check.seen}

@@ -49,6 +49,18 @@ class WebCaller:
                 )
         return reply
 
+    def rejoin(self, secret: str | None = None) -> requests.Response:
+        """What the page does after a reload or a dropped connection: the secret it kept buys a
+        token for the call's room now (and the next secret, kept in its place)."""
+        used = secret or self.data["rejoin_secret"]
+        reply = requests.post(
+            f"{self.world.url}/api/web-calls/{self.call_id}/rejoin", json={"secret": used}, timeout=10
+        )
+        if reply.status_code == 200:
+            self.data = self.data | {"rejoin_secret": reply.json()["rejoin_secret"]}
+            self.http.headers["Authorization"] = f"Bearer {reply.json()['access']}"
+        return reply
+
     def leave(self) -> None:
         requests.post(
             self.world.livekit.url + "/_sim/rtc/leave", json={"room": self.room, "identity": self.identity}, timeout=5
@@ -190,17 +202,118 @@ def test_unanswered_web_call_that_never_joins_is_given_up_and_its_room_deleted(m
     world.wait(lambda: caller.data["room"] not in world.livekit.rooms(), what="room deleted")
 
 
-def test_web_caller_closing_the_page_hangs_up(world):
+def test_web_caller_closing_the_page_ends_the_call_once_the_rejoin_grace_is_over(make_world):
+    world = make_world(ring_timeout_s=15.0, web_call_rejoin_s=2.0)
     alice = world.add_agent("alice")
     caller = WebCaller(world)
     caller.join(caller.data["token"])
     alice.wait_offer()
     alice.accept_and_join(caller.call_id)
     caller.wait_state("connected")
+    room = caller.room
     caller.leave()
-    world.wait(lambda: caller.status()["state"] == "ended", what="caller gone")
-    assert caller.status()["message"] == "You ended the call."
-    world.wait(lambda: world.services.views.call(caller.call_id)["end_reason"] == "web caller hung up")
+    world.wait(lambda: "web_caller_away" in world.timeline(caller.call_id), what="the caller away")
+    # Their agent stays with the call for the grace period: the page may come back.
+    assert world.services.views.call(caller.call_id)["state"] == "connected"
+    assert "alice" in world.participants(room)
+    status = world.wait(lambda: (s := caller.status())["state"] == "ended" and s, timeout=10, what="ended")
+    assert "did not come back in time" in status["message"]
+    assert world.services.views.call(caller.call_id)["end_reason"] == W.LEFT
+    world.wait(lambda: room not in world.livekit.rooms(), what="the room deleted, the agent out")
+    gone = caller.rejoin()
+    assert gone.status_code == 410 and "ended" in gone.json()["error"]
+
+
+def test_a_queued_web_caller_who_reloads_rejoins_and_is_answered_in_their_original_order(world):
+    alice = world.add_agent("alice", status="offline")
+    world.add_agent("zed", status="busy")  # signed in, not free: callers wait in line
+    first, second = WebCaller(world), WebCaller(world)
+    for caller in (first, second):
+        assert caller.reply.status_code == 201, caller.reply.text
+        assert caller.join(caller.data["token"]).status_code == 200
+    assert first.wait_state("queued")["position"] == 1
+    assert second.wait_state("queued")["position"] == 2
+    old_identity, used = first.identity, first.data["rejoin_secret"]
+
+    first.leave()  # the page reloads
+    world.wait(lambda: "web_caller_away" in world.timeline(first.call_id), what="the caller away")
+    back = first.rejoin()
+    assert back.status_code == 200, back.text
+    data = back.json()
+    assert data["room"] == first.room and data["identity"] != old_identity and data["rejoin_secret"] != used
+    claims = jwt.decode(data["token"], options={"verify_signature": False})
+    assert claims["video"]["room"] == first.room and claims["exp"] - time.time() <= 60
+    assert first.join(data["token"]).status_code == 200
+    assert first.wait_state("queued")["position"] == 1  # their place kept
+    assert second.status()["position"] == 2
+
+    # The secret used is refused from then on, and changes nothing.
+    timeline = world.timeline(first.call_id)
+    stale = first.rejoin(used)
+    assert stale.status_code == 403 and "no longer" in stale.json()["error"]
+    assert world.timeline(first.call_id) == timeline
+    assert first.identity in world.participants(first.room)
+
+    world.services.agents.set_status("alice", "available")
+    offer = alice.wait_offer()
+    assert offer["call_id"] == first.call_id  # ahead of the later caller
+    alice.accept_and_join(first.call_id)
+    first.wait_state("connected")
+    assert world.participants(first.room) == sorted(["alice", first.identity])
+    assert second.wait_state("queued")["position"] == 1
+
+
+def test_a_queued_web_caller_who_does_not_come_back_is_ended_after_the_grace_period(make_world):
+    world = make_world(web_call_rejoin_s=2.0)
+    world.add_agent("zed", status="busy")
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    caller.wait_state("queued")
+    caller.leave()
+    world.wait(lambda: "web_caller_away" in world.timeline(caller.call_id), what="the caller away")
+    assert caller.status()["state"] == "queued"  # still in line, for now
+    world.wait(lambda: caller.status()["state"] == "ended", timeout=10, what="ended after the grace period")
+    timeline = world.timeline(caller.call_id)
+    assert timeline.index("web_caller_away") < timeline.index("web_caller_did_not_return")
+    assert "queue_abandoned" in timeline and "call_ended" in timeline
+    assert world.services.views.call(caller.call_id)["end_reason"] == W.LEFT
+    world.wait(lambda: caller.room not in world.livekit.rooms(), what="room deleted")
+    late = caller.rejoin()
+    assert late.status_code == 410 and late.json()["error"]
+
+
+def test_a_rejoin_replaces_the_page_still_in_the_room_and_hang_up_ends_at_once(world):
+    alice = world.add_agent("alice")
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    alice.accept_and_join(alice.wait_offer()["call_id"])
+    caller.wait_state("connected")
+    room, before = caller.room, caller.identity
+    wrong = requests.post(f"{world.url}/api/web-calls/{caller.call_id}/rejoin", json={"secret": "guess"}, timeout=5)
+    assert wrong.status_code == 403
+    back = caller.rejoin()  # (a page whose connection dropped without LiveKit noticing yet)
+    assert back.status_code == 200, back.text
+    world.wait(lambda: before not in world.participants(room), what="the old session removed")
+    assert caller.join(back.json()["token"]).status_code == 200
+    world.wait(lambda: world.participants(room) == sorted(["alice", caller.identity]), what="back with A")
+    assert caller.wait_state("connected")
+
+    hung_up = caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/hangup", timeout=5)
+    assert hung_up.status_code == 200 and hung_up.json()["state"] == "ended"
+    assert world.services.views.call(caller.call_id)["end_reason"] == "web caller hung up"
+    world.wait(lambda: room not in world.livekit.rooms(), timeout=5, what="the room deleted at once")
+    assert caller.rejoin().status_code == 410
+
+
+def test_rejoins_are_rate_limited_per_call_even_with_the_right_secret(world):
+    world.add_agent("alice")
+    caller = WebCaller(world)
+    url = f"{world.url}/api/web-calls/{caller.call_id}/rejoin"
+    guesses = [requests.post(url, json={"secret": f"guess-{n}"}, timeout=5) for n in range(11)]
+    assert [r.status_code for r in guesses[:10]] == [403] * 10
+    assert guesses[10].status_code == 429 and int(guesses[10].headers["Retry-After"]) > 0
+    assert caller.rejoin().status_code == 429
+    assert "web_caller_rejoined" not in world.timeline(caller.call_id)
 
 
 def test_rate_limit_cap_and_origins(make_world):

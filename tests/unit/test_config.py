@@ -63,11 +63,20 @@ def test_everything_missing_is_named_in_one_message_including_the_secret_key():
         ("PUBLIC_BASE_URL", "gw.example.com", "PUBLIC_BASE_URL"),
         ("RING_TIMEOUT_S", "soon", "RING_TIMEOUT_S"),
         ("TRANSCRIPTION_ENABLED", "maybe", "TRANSCRIPTION_ENABLED"),
+        ("WEB_CALL_REJOIN_S", "a while", "WEB_CALL_REJOIN_S"),
+        ("WEB_CALL_REJOIN_S", "-1", "at least"),
+        ("WEB_CALL_REJOIN_S", "3600", "at most 300"),
     ],
 )
 def test_malformed_values_are_named(name, value, needle):
     with pytest.raises(ConfigError, match=needle):
         load({**FULL, name: value})
+
+
+def test_a_web_callers_place_is_kept_30_s_by_default_or_as_configured_0_for_none():
+    assert load(FULL).web_call_rejoin_s == 30.0
+    assert load({**FULL, "WEB_CALL_REJOIN_S": "45"}).web_call_rejoin_s == 45.0
+    assert load({**FULL, "WEB_CALL_REJOIN_S": "0"}).web_call_rejoin_s == 0.0
 
 
 def test_heroku_postgres_scheme_is_accepted():

@@ -31,6 +31,7 @@ EXAMPLES = [
     J.IntroTimeout("tr_1"),
     J.ReturnTimeout("call_1", "leg_1", "tr_1"),
     J.WebJoinDeadline("call_1", 2),
+    J.WebRejoinDeadline("call_1", 3),
     J.SummaryDeadline("tr_1"),
     J.Summarize("tr_1"),
     J.SendSms("tr_1", "+15550002222"),

@@ -89,6 +89,37 @@ def test_ending_messages_say_why_in_the_callers_words():
     assert "could not connect" in W.ending_message("web caller never joined")
 
 
+def test_a_rejoin_secret_is_random_kept_as_a_digest_and_matched_exactly():
+    secret = W.new_rejoin_secret()
+    assert len(secret) >= 43 and secret != W.new_rejoin_secret()
+    digest = W.secret_digest(secret)
+    assert secret not in digest and len(digest) == 64
+    assert W.secret_matches(secret, digest)
+    for wrong in (secret[:-1], secret + "x", "", None, 42, "x" * 500):
+        assert not W.secret_matches(wrong, digest)
+    assert not W.secret_matches(secret, None)
+
+
+@pytest.mark.parametrize(
+    "state,away_s,refused",
+    [
+        (C.QUEUED, None, None),  # still in the room (a reload the gateway has not seen yet)
+        (C.QUEUED, 12.0, None),
+        (C.CONNECTED, 30.0, None),
+        (C.ON_HOLD, 5.0, None),
+        (C.QUEUED, 30.5, W.GONE),
+        (C.ENDED, None, W.ENDED_ALREADY),
+        (C.VOICEMAIL, 1.0, W.ENDED_ALREADY),
+    ],
+)
+def test_a_page_may_rejoin_a_live_call_within_the_grace_period(state, away_s, refused):
+    assert W.rejoin_refusal(state, away_s, grace_s=30.0) == refused
+
+
+def test_a_caller_who_did_not_come_back_is_told_the_connection_was_lost():
+    assert "did not come back in time" in W.ending_message(W.LEFT)
+
+
 def test_a_web_calls_summary_from_notes_and_verified_context_alone():
     facts = {
         "minutes_on_call": 2.0,

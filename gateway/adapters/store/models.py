@@ -314,6 +314,19 @@ class WebJoin(Base):
     __table_args__ = (UniqueConstraint("call_id", "gen", name="uq_web_joins_call_gen"),)
 
 
+class WebCallKey(Base):
+    """A web call's rejoin secret: only its digest. The page that holds the secret may get back into
+    the call after a reload or a dropped connection; each use replaces it (``rotations`` counts).
+    ``id`` is the call's id."""
+
+    __tablename__ = "web_call_keys"
+    id: Mapped[str] = mapped_column(ForeignKey("calls.id"), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    rotations: Mapped[int] = mapped_column(Integer, default=0)
+    rotated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
 class ApiKey(Base):
     """A server-to-server credential (a CRM's back end): the key is shown once, this row keeps its
     digest. ``scope``: read (GET call data, the delivery log) or write (also the admin API and replay)."""

@@ -5,6 +5,11 @@
 // a room when told to (POST …/join gives a one-use token for it). Media is livekit-client in
 // production; in sandbox mode the page joins the loopback LiveKit double through the gateway
 // (the double has no WebRTC), and still opens the microphone so refusals behave as for real.
+//
+// A reload or a dropped connection does not lose the caller's place: the call's rejoin secret is
+// kept in sessionStorage (this tab, this origin; never in a URL), and POST …/rejoin trades it for a
+// token to the call's room and the next secret, within the gateway's grace period. Leaving the
+// page only leaves the room; Hang up is what ends the call at once.
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,7 +24,37 @@ const LABELS = {
   ended: "Call ended",
   failed: "Call failed",
   "mic-refused": "Microphone needed",
+  reconnecting: "Reconnecting…",
 };
+
+// How long to wait before each attempt to get back into the call after the connection dropped
+// (the gateway keeps the caller's place for WEB_CALL_REJOIN_S, 30 s by default).
+const REJOIN_BACKOFF_MS = [0, 1000, 2000, 4000, 8000];
+const SAVED = "web-call";
+
+// ------------------------------------------------------------------ the call kept for this tab
+function remember(callId, secret) {
+  try {
+    sessionStorage.setItem(SAVED, JSON.stringify({ id: callId, secret, origin: window.location.origin }));
+  } catch {
+    /* storage refused (a partitioned frame): the call works, a reload just cannot rejoin it */
+  }
+}
+
+function forget() {
+  try { sessionStorage.removeItem(SAVED); } catch { /* nothing kept */ }
+}
+
+function saved() {
+  try {
+    const kept = JSON.parse(sessionStorage.getItem(SAVED) || "null");
+    return kept && kept.origin === window.location.origin && kept.id && kept.secret ? kept : null;
+  } catch {
+    return null;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 function micMessage(err) {
   const name = err && err.name;
@@ -82,6 +117,13 @@ class SandboxMedia {
 
   setMuted(muted) { this.stream.getAudioTracks().forEach((t) => { t.enabled = !muted; }); }
 
+  /** The page is going away (a reload, a closed tab): out of the room, the call goes on. */
+  depart() {
+    if (!this.session) return;
+    request("POST", "/call/sandbox/rtc/leave", { body: this.session, access: this.access, keepalive: true }).catch(() => {});
+    this.session = null;
+  }
+
   async close() {
     await this.leave();
     this.stream.getTracks().forEach((t) => t.stop());
@@ -123,6 +165,13 @@ class LiveKitMedia {
   setMuted(muted) {
     this.muted = muted;
     this.room?.localParticipant.setMicrophoneEnabled(!muted).catch(() => {});
+  }
+
+  /** The page is going away (a reload, a closed tab): out of the room, the call goes on. */
+  depart() {
+    const room = this.room;
+    this.room = null;
+    room?.disconnect().catch(() => {});
   }
 
   async close() {
@@ -202,7 +251,7 @@ function say(text) {
 
 // ------------------------------------------------------------------ the call
 const page = {
-  call: null, // { id, access, poll_s, media }
+  call: null, // { id, access, secret, poll, stopMeter }
   media: null,
   timer: null,
   muted: false,
@@ -210,6 +259,7 @@ const page = {
   lastMessage: "",
   joining: false,
   lost: false, // the media connection dropped (see mediaLost)
+  reconnecting: false, // getting back into the call after it dropped (see reconnect)
   hold: new Hold($("hold-music")),
 };
 
@@ -232,7 +282,7 @@ function show(state, message, { position = null } = {}) {
   const live = !["idle", "ended", "failed", "mic-refused"].includes(state);
   $("call").hidden = live;
   $("call").disabled = state === "starting";
-  $("hangup").hidden = !live;
+  $("hangup").hidden = !live || (state === "reconnecting" && !page.call); // (nothing to hang up yet)
   $("mute").hidden = !live || state === "starting";
   $("level-row").hidden = !live;
   if (["queued", "on_hold"].includes(state) && page.lastState !== state) say(message);
@@ -266,13 +316,17 @@ function meter(stream) {
   }
 }
 
+async function microphone() {
+  if (!navigator.mediaDevices?.getUserMedia) throw Object.assign(new Error("this browser cannot use a microphone here (a secure https page is needed)"), { name: "SecurityError" });
+  return navigator.mediaDevices.getUserMedia({ audio: true });
+}
+
 async function startCall() {
   $("error").textContent = "";
   show("starting", "Asking your browser for the microphone…");
   let stream;
   try {
-    if (!navigator.mediaDevices?.getUserMedia) throw Object.assign(new Error("this browser cannot use a microphone here (a secure https page is needed)"), { name: "SecurityError" });
-    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    stream = await microphone();
   } catch (err) {
     fail("mic-refused", micMessage(err));
     return;
@@ -289,21 +343,59 @@ async function startCall() {
     fail("failed", why);
     return;
   }
-  page.lost = false;
-  page.call = { id: created.call_id, access: created.access, poll: (created.poll_s || 1) * 1000, stopMeter };
   $("context-note").hidden = created.context !== "verified";
-  page.media = created.media === "sandbox"
-    ? new SandboxMedia(created.access, stream)
-    : new LiveKitMedia(created.livekit_url, stream, () => mediaLost());
+  await enter(created, stream, stopMeter, "connecting", "Connecting your call…");
+}
+
+/** Into the call the gateway answered for (a new one, or the same one again after a reload). */
+async function enter(reply, stream, stopMeter, state, message) {
+  remember(reply.call_id, reply.rejoin_secret);
+  page.lost = false;
+  page.call = { id: reply.call_id, access: reply.access, secret: reply.rejoin_secret, poll: (reply.poll_s || 1) * 1000, stopMeter };
+  page.media = reply.media === "sandbox"
+    ? new SandboxMedia(reply.access, stream)
+    : new LiveKitMedia(reply.livekit_url, stream, () => mediaLost());
   try {
-    show("connecting", "Connecting your call…");
-    await page.media.join(created.room, created.token);
+    show(state, message);
+    await page.media.join(reply.room, reply.token);
   } catch (err) {
     await mediaFailed(err);
     return;
   }
   $("hangup").focus();
   poll();
+}
+
+/** The page was reloaded during a call: back into the same call, keeping the caller's place. */
+async function resumeCall(kept) {
+  $("error").textContent = "";
+  show("reconnecting", "Getting you back into your call…");
+  let stream;
+  try {
+    stream = await microphone();
+  } catch (err) {
+    forget();
+    fail("mic-refused", micMessage(err));
+    return;
+  }
+  const stopMeter = meter(stream);
+  let back;
+  try {
+    back = await request("POST", `/api/web-calls/${encodeURIComponent(kept.id)}/rejoin`, { body: { secret: kept.secret } });
+  } catch (err) {
+    stream.getTracks().forEach((t) => t.stop());
+    stopMeter();
+    if (err.status !== 0 && err.status !== 429) forget(); // (unreachable or busy: a reload may try again)
+    fail("failed", rejoinRefused(err));
+    return;
+  }
+  await enter(back, stream, stopMeter, "reconnecting", "Reconnecting…");
+}
+
+function rejoinRefused(err) {
+  if (err.status === 410) return err.message;
+  if (err.status === 403 || err.status === 404) return "This call cannot be rejoined from this page (it continues in another window, or has ended). Press Call to call again.";
+  return `We could not get you back into your call: ${err.message}`;
 }
 
 async function mediaFailed(err) {
@@ -313,14 +405,61 @@ async function mediaFailed(err) {
 }
 
 /** The media connection dropped. Not always a failure: the gateway deletes the room the caller is
- *  leaving when it moves the call (a completed transfer). Ask where the call is now: a move is
- *  followed by the next poll; a call the gateway ended because the caller vanished is reported
- *  as the lost connection it was. */
+ *  leaving when it moves the call (a completed transfer). Ask where the call is now: a move (or
+ *  the end) is followed by the poll; otherwise the page gets back into the call (reconnect). */
 async function mediaLost() {
-  if (!page.call) return;
+  const call = page.call;
+  if (!call || page.reconnecting) return;
   page.lost = true;
   clearTimeout(page.timer);
-  poll();
+  let status = null;
+  try {
+    status = await request("GET", `/api/web-calls/${encodeURIComponent(call.id)}`, { access: call.access });
+  } catch {
+    status = null; // the network is down too: reconnect keeps trying
+  }
+  if (page.call !== call) return;
+  if (status && (status.state === "ended" || status.join)) {
+    poll();
+    return;
+  }
+  await reconnect(call);
+}
+
+/** Back into the call after the connection dropped: a few tries, further apart each time. */
+async function reconnect(call) {
+  page.reconnecting = true;
+  page.hold.stop();
+  for (let attempt = 0; attempt < REJOIN_BACKOFF_MS.length; attempt += 1) {
+    show("reconnecting", attempt === 0
+      ? "Your connection dropped. Reconnecting…"
+      : `Your connection dropped. Reconnecting (try ${attempt + 1} of ${REJOIN_BACKOFF_MS.length})…`);
+    await sleep(REJOIN_BACKOFF_MS[attempt]);
+    if (page.call !== call) return;
+    try {
+      const back = await request("POST", `/api/web-calls/${encodeURIComponent(call.id)}/rejoin`, { body: { secret: call.secret } });
+      remember(call.id, back.rejoin_secret);
+      Object.assign(call, { access: back.access, secret: back.rejoin_secret });
+      if (page.media instanceof SandboxMedia) page.media.access = back.access;
+      await page.media.join(back.room, back.token);
+      page.reconnecting = false;
+      page.lost = false;
+      poll();
+      return;
+    } catch (err) {
+      if (page.call !== call) return;
+      if ([403, 404, 410].includes(err.status)) {
+        page.reconnecting = false;
+        forget();
+        await finish();
+        fail("failed", rejoinRefused(err));
+        return;
+      }
+    }
+  }
+  page.reconnecting = false;
+  await endCall();
+  fail("failed", "We could not reconnect your call. Check your connection, then call again.");
 }
 
 async function poll() {
@@ -358,6 +497,7 @@ function apply(status) {
   show(status.state, status.message, { position: status.state === "queued" ? status.position : null });
   if (status.join) page.lost = false; // the call moved: joining the next room, not a failure
   if (status.state === "ended") {
+    forget();
     if (page.lost && status.message === "You ended the call.") {
       $("error").textContent = "The audio connection was lost, so the call ended. Check your connection, then call again.";
     }
@@ -381,6 +521,7 @@ async function finish() {
 async function endCall({ tell = true, keepalive = false } = {}) {
   const call = page.call;
   if (!call) return;
+  forget();
   if (tell) {
     await request("POST", `/api/web-calls/${encodeURIComponent(call.id)}/hangup`, { access: call.access, keepalive }).catch(() => {});
   }
@@ -406,5 +547,12 @@ function toggleMute() {
 $("call").addEventListener("click", startCall);
 $("hangup").addEventListener("click", hangUp);
 $("mute").addEventListener("click", toggleMute);
-window.addEventListener("pagehide", () => { if (page.call) endCall({ keepalive: true }); });
+// Leaving the page (a reload, a closed tab) only leaves the room: the gateway keeps the caller's
+// place for a while, and this tab's next load gets back into the call (or the call ends then).
+window.addEventListener("pagehide", () => { if (page.call) page.media?.depart(); });
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted && page.call && !page.reconnecting) reconnect(page.call); // back from the page cache
+});
 document.body.dataset.ready = "true";
+const kept = saved();
+if (kept) resumeCall(kept);

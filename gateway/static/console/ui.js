@@ -124,6 +124,9 @@ export function describeEvent(e, names = {}) {
     case "caller_joined": return "Caller joined the room";
     case "caller_connected": return "Caller connected";
     case "caller_left_room": return "Caller left the room";
+    case "web_caller_away": return `The web caller's page left the call; their place is kept for ${d.rejoin_s ?? "a few"} s`;
+    case "web_caller_rejoined": return "The web caller is back in the call";
+    case "web_caller_did_not_return": return "The web caller did not come back";
     case "caller_on_hold": return "Caller on hold";
     case "caller_bridging": return "Connecting the caller";
     case "caller_returning": return `Caller returning to ${d.to === "agent A" ? "the first agent" : "the queue"}${d.reason ? ` (${d.reason})` : ""}`;
