@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
 import re
 import time
 from collections import Counter
@@ -73,7 +74,7 @@ class Console:
 
     def on_event(self, event: str, data: str) -> None:
         self.counts[event] += 1
-        if event == "ready":
+        if event in ("ready", "board"):  # a console's first event, or a board's
             self.ready = True
         elif event == "presence":
             # A substring, not json.loads: this process must not take the CPU the gateway needs.
@@ -224,12 +225,27 @@ def workers_view(url: str) -> dict:
             continue
         figures = dict(
             re.findall(
-                r"^(gateway_console_stream(?:s|_pollers|_tick_seconds_(?:sum|count))[^ ]*) ([0-9.e+-]+)$", text, re.M
+                r"^(gateway_console_stream(?:s|_pollers|_tick_seconds_(?:sum|count)|_cpu_seconds_total)[^ ]*) ([0-9.e+-]+)$",
+                text,
+                re.M,
             )
         )
-        # One entry per worker (told apart by its open streams; the tick counters move between scrapes).
-        seen[json.dumps({k: v for k, v in figures.items() if "tick" not in k}, sort_keys=True)] = figures
+        # One entry per worker (told apart by its open streams; the tick and CPU counters move between scrapes).
+        steady = {k: v for k, v in figures.items() if "tick" not in k and "cpu" not in k}
+        seen[json.dumps(steady, sort_keys=True)] = figures
     return {"scrapes": list(seen.values())}
+
+
+def cpu_seconds(pids) -> dict[int, float]:
+    """Each process's CPU time so far (user + system), from /proc."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def main(argv=None) -> int:
@@ -295,7 +311,9 @@ def main(argv=None) -> int:
                 voice_load(server.url, args.rate, args.seconds, "s"), pulses(server.url, pulse, args.seconds - 2)
             )
 
+        cpu_before, load_began = cpu_seconds(server.workers()), time.monotonic()
         (lat, status), sent = asyncio.run(loaded())
+        cpu_after, load_took = cpu_seconds(server.workers()), time.monotonic() - load_began
         view_end = workers_view(server.url)
         time.sleep(3)  # the last change reaches every console
         here.send("stop")
@@ -340,6 +358,8 @@ def main(argv=None) -> int:
         },
         "rss_mb_idle": rss_idle,
         "rss_mb_open": rss_open,
+        # Each worker's CPU during the load (share of one core): webhooks, the notifier, the job runner.
+        "worker_cpu": sorted((cpu_after[pid] - cpu_before[pid]) / load_took for pid in cpu_after if pid in cpu_before),
         "workers": view_open,
         "workers_end": view_end,
         "stream_events": result["counts"],
@@ -365,10 +385,32 @@ def render(s: dict) -> str:
         pollers = float(f.get("gateway_console_stream_pollers", "nan"))
         ticks = float(f.get("gateway_console_stream_tick_seconds_count", "0"))
         mean = float(f.get("gateway_console_stream_tick_seconds_sum", "0")) / ticks * 1000 if ticks else float("nan")
-        return f"{streams:g} streams, {pollers:g} poller, mean tick {mean:.0f} ms over {ticks:g} ticks"
+        cpu = float(f.get("gateway_console_stream_cpu_seconds_total", "nan")) / ticks * 1000 if ticks else float("nan")
+        return (
+            f"{streams:g} streams, {pollers:g} poller, mean tick {mean:.0f} ms (CPU {cpu:.0f} ms) over {ticks:g} ticks"
+        )
+
+    def streams_of(f: dict) -> float:
+        return sum(float(v) for k, v in f.items() if k.startswith("gateway_console_streams{"))
+
+    def during_load(before: dict, after: dict) -> str:
+        def moved(name: str) -> float:
+            return float(after.get(name, "nan")) - float(before.get(name, "nan"))
+
+        ticks = moved("gateway_console_stream_tick_seconds_count")
+        wall = moved("gateway_console_stream_tick_seconds_sum") / ticks * 1000 if ticks else float("nan")
+        cpu = moved("gateway_console_stream_cpu_seconds_total") / ticks * 1000 if ticks else float("nan")
+        return f"{streams_of(after):g} streams: {ticks:g} ticks, mean {wall:.0f} ms, notifier CPU {cpu:.1f} ms a tick"
 
     scrapes = "; ".join(worker(f) for f in s["workers"]["scrapes"])
     scrapes_end = "; ".join(worker(f) for f in s.get("workers_end", {}).get("scrapes", []))
+    # The same worker before and after the load: told apart by its open streams.
+    loads = "; ".join(
+        during_load(before, after)
+        for after in s.get("workers_end", {}).get("scrapes", [])
+        for before in s["workers"]["scrapes"]
+        if streams_of(before) == streams_of(after)
+    )
     return (
         f"{SECTION_START}\n## Consoles at scale (`python -m bench consoles`)\n\n"
         f"Goal: {s['goal']}. Gateway as deployed (gunicorn.conf.py: 2 gthread workers x 32 threads, stream "
@@ -385,8 +427,10 @@ def render(s: dict) -> str:
         f"| event delivery to each console | {d['p50'] * 1000:.0f} ms | **{d['p99'] * 1000:.0f} ms** | "
         f"{d['max'] * 1000:.0f} ms | {d['n']} ({d['changes']} changes x {s['consoles']} consoles; {d['missing']} "
         "merged: two changes read in one tick) |\n\n"
-        f"Memory per worker (resident, no stream -> every stream open): {per_worker}. "
-        f"Workers' own figures (/metrics, per worker scraped): all open {scrapes}; after the load {scrapes_end}.\n\n"
+        f"Memory per worker (resident, no stream -> every stream open): {per_worker}. CPU per worker during "
+        f"the load: {', '.join(f'{c:.0%}' for c in s.get('worker_cpu', []))} of a core. "
+        f"Workers' own figures (/metrics, per worker scraped): all open {scrapes}; after the load {scrapes_end}. "
+        f"During the load: {loads or 'n/a'}.\n\n"
         f"Result: **{'PASS' if s['passed'] else 'FAIL'}**. Webhook statuses {s['statuses']}; stream events "
         f"{s['stream_events']}.\n{SECTION_END}\n"
     )

@@ -83,6 +83,24 @@ class AgentService:
         self.store.run(work)
         return secret
 
+    def presence(self) -> list[tuple[str, str, str, bool, bool, bool]]:
+        """Every agent's (id, name, status, browser, has a phone, not responding), by id: what every
+        open console shows. Each process's stream notifier reads it twice a second, so it reads the
+        columns only (no ORM objects, no teams)."""
+
+        def work(session: Session) -> list[tuple[str, str, str, bool, bool, bool]]:
+            rows = session.execute(
+                select(Agent.id, Agent.name, Agent.status, Agent.browser, Agent.phone, Agent.not_responding).order_by(
+                    Agent.id
+                )
+            )
+            return [
+                (i, name, status, bool(browser), bool(phone), nr is not None)
+                for i, name, status, browser, phone, nr in rows
+            ]
+
+        return self.store.read(work)
+
     def list(self) -> list[dict[str, Any]]:
         def work(session: Session) -> list[dict[str, Any]]:
             agents = session.execute(select(Agent).order_by(Agent.id)).scalars().all()

@@ -9,6 +9,7 @@ store poller per process, no request thread per stream under gthread), ``BoardSt
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -133,10 +134,24 @@ def listen(call_id):
 
 # ----------------------------------------------------------- event stream
 @dataclass
+class _Read:
+    """One read of the board, with what every open board compares and sends, worked out once."""
+
+    at: float
+    snapshot: dict
+    key: str  # the snapshot without its ticking clocks: a board whose last event had another sends this
+    event: str  # the ``board`` event, encoded once for every open board
+
+    @classmethod
+    def of(cls, at: float, snapshot: dict) -> _Read:
+        return cls(at, snapshot, _key(snapshot), sse("board", snapshot))
+
+
+@dataclass
 class _Feed:
     """The board as last read for every open board of one gateway (per process)."""
 
-    shared: tuple[float, dict] | None = None
+    shared: _Read | None = None
     live_dirty: bool = False
     figures_dirty: bool = False
     figures_at: float = 0.0
@@ -173,13 +188,13 @@ class BoardStream(Stream):
         board = self.services.board
         return {"live": board.live(), "figures": board.recent_figures()}
 
-    def _read_shared(self, tick: Tick, heartbeat: bool) -> tuple[float, dict] | None:
+    def _read_shared(self, tick: Tick, heartbeat: bool) -> _Read | None:
         board = self.services.board
         feed = _FEEDS.setdefault(board, _Feed())
         if tick.changed:
             feed.live_dirty = feed.figures_dirty = True
         shared = feed.shared
-        live_due = shared is None or (tick.now - shared[0] >= self.refresh_s and (feed.live_dirty or heartbeat))
+        live_due = shared is None or (tick.now - shared.at >= self.refresh_s and (feed.live_dirty or heartbeat))
         figures_due = feed.figures_dirty and tick.now - feed.figures_at >= self.figures_every_s
         if not (live_due or figures_due):
             return shared
@@ -187,17 +202,17 @@ class BoardStream(Stream):
             figures = board.figures()
             feed.figures_dirty, feed.figures_at = False, tick.now
         else:
-            figures = shared[1]["figures"]
+            figures = shared.snapshot["figures"]
         feed.live_dirty = False
-        feed.shared = (tick.now, {"live": board.live(), "figures": figures})
+        feed.shared = _Read.of(tick.now, {"live": board.live(), "figures": figures})
         return feed.shared
 
-    def event(self, snapshot: dict) -> str:
-        self.key = json.dumps(_steady(snapshot), sort_keys=True, default=str)
-        return sse("board", snapshot)
+    def send(self, read: _Read) -> str:
+        self.key = read.key
+        return read.event
 
     def first(self) -> str:
-        return f"retry: {self.retry_ms}\n\n" + self.event(self.snapshot())
+        return f"retry: {self.retry_ms}\n\n" + self.send(_Read.of(time.monotonic(), self.snapshot()))
 
     def signed_out(self, tick: Tick) -> str | None:
         if tick.sessions is None or tick.fingerprints is None:
@@ -218,11 +233,10 @@ class BoardStream(Stream):
             return sse("signed_out", {"reason": reason})
         heartbeat = tick.now - self.last_write >= self.hub.heartbeat_s
         shared = self._read_shared(tick, heartbeat)
-        if shared is None or not (shared[0] == tick.now or heartbeat):
+        if shared is None or not (shared.at == tick.now or heartbeat):
             return ""  # nothing read this tick: the board is as it was last sent
-        snapshot = shared[1]
-        if heartbeat or json.dumps(_steady(snapshot), sort_keys=True, default=str) != self.key:
-            return self.event(snapshot)
+        if heartbeat or shared.key != self.key:
+            return self.send(shared)
         return ""
 
 
@@ -253,6 +267,10 @@ def events():
     except Exception:
         hub.release(agent_id, mode)
         raise
+
+
+def _key(snapshot: dict) -> str:
+    return json.dumps(_steady(snapshot), sort_keys=True, default=str)
 
 
 TICKING = frozenset({"at", "now", "in_state_s", "waited_s", "elapsed_s", "longest_wait_s"})

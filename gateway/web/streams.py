@@ -50,7 +50,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Response
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from gateway.web.throttle import STREAMS_PER_AGENT
 
@@ -74,7 +74,20 @@ TICK_SECONDS = Histogram(
     "it should stay well under the tick (0.5 s), or events reach consoles late.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+NOTIFIER_CPU = Counter(
+    "gateway_console_stream_cpu_seconds",
+    "CPU time of the notifier's thread (reading the store, working out and writing every stream's "
+    "events): what the console streams take from the process's webhooks.",
+)
 NOTIFIERS: weakref.WeakSet[Notifier] = weakref.WeakSet()  # the running notifiers of this process
+
+
+def framed(text: str, chunked: bool) -> bytes:
+    """``text`` as written on a detached socket: one HTTP chunk when the response is chunked."""
+    data = text.encode()
+    if not chunked or not data:
+        return data
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -131,16 +144,14 @@ class Stream:
         self.transport = "brief"
         self.sock: socket.socket | None = None
         self.chunked = False
-        self.out = bytearray()
+        self.out = bytearray()  # what the detached socket has not taken yet
+        self.writing = False  # the selector watches the socket for room to write (out is not empty)
         self.cond = threading.Condition()
         self.queue: list[str] = []
 
     def frame(self, text: str) -> bytes:
         """``text`` as the bytes to write on a detached socket (one chunk when chunked)."""
-        data = text.encode()
-        if not self.chunked or not data:
-            return data
-        return b"%x\r\n%s\r\n" % (len(data), data)
+        return framed(text, self.chunked)
 
     def first(self) -> str:
         """What to send when the stream opens (the request's thread)."""
@@ -408,6 +419,7 @@ class Notifier:
         self.seen: set[int] = set()
         self.presence: list[dict] | None = None
         self.presence_key: str | None = None
+        self.presence_rows: list[tuple] | None = None
         self.last_presence = self.last_auth = 0.0
         self.generation = hub.generation
         self.polls = 0  # store polls so far (ticks with streams open)
@@ -462,8 +474,12 @@ class Notifier:
     # ------------------------------------------------------------ the loop
     def _run(self) -> None:
         next_tick = time.monotonic()
+        cpu = time.thread_time()
         try:
             while not self.stopping:
+                used = time.thread_time()
+                NOTIFIER_CPU.inc(used - cpu)
+                cpu = used
                 timeout = max(0.0, next_tick - time.monotonic())
                 for key, events in self.selector.select(timeout):
                     if key.data is None:
@@ -535,6 +551,8 @@ class Notifier:
         self.polls += 1
         if tick.changed:
             self.hub.changed()
+        # The same event (presence, the board) goes to hundreds of streams: framed once per tick.
+        frames: dict[tuple[str, bool], bytes] = {}
         for stream in streams:
             if stream.ended:
                 self._end(stream)
@@ -546,7 +564,7 @@ class Notifier:
                 stream.finish()
                 text = ""
             if text:
-                self._send(stream, text)
+                self._send(stream, text, frames)
             if stream.ended:
                 self._end(stream)
 
@@ -568,11 +586,15 @@ class Notifier:
                 tick.concerned = {a for _i, _c, a in rows if a} | views.agents_concerned({c for _i, c, _a in rows})
         if tick.now - self.last_presence >= self.hub.presence_s or self.presence is None:
             self.last_presence = tick.now
-            presence = presence_of(self.services)
-            key = json.dumps(presence, sort_keys=True)
-            if key != self.presence_key:
-                self.presence, self.presence_key = presence, key
-                tick.changed = True
+            rows = agents.presence()
+            # Most reads find everyone as they were: compared as rows, nothing built or encoded.
+            if rows != self.presence_rows:
+                presence = presence_dicts(rows)
+                key = json.dumps(presence, sort_keys=True)
+                self.presence_rows = rows
+                if key != self.presence_key:
+                    self.presence, self.presence_key = presence, key
+                    tick.changed = True
         tick.presence, tick.presence_key = self.presence, self.presence_key
         if tick.now - self.last_auth >= self.hub.auth_check_s:
             self.last_auth = tick.now
@@ -582,32 +604,44 @@ class Notifier:
             tick.fingerprints = agents.fingerprints(bearers)
 
     # ------------------------------------------------------------ writing
-    def _send(self, stream: Stream, text: str) -> None:
+    def _send(self, stream: Stream, text: str, frames: dict[tuple[str, bool], bytes]) -> None:
+        """Give ``text`` to the stream; ``frames``: what this tick has encoded already, by text."""
         stream.last_write = time.monotonic()
         if stream.sock is None:
             stream.put(text)
-        else:
-            self._write(stream, stream.frame(text))
+            return
+        key = (text, stream.chunked)
+        data = frames.get(key)
+        if data is None:
+            data = frames[key] = stream.frame(text)
+        self._write(stream, data)
 
     def _write(self, stream: Stream, data: bytes) -> None:
         sock = stream.sock
         if sock is None:
             return
-        stream.out += data
+        pending = stream.out
+        if pending:
+            pending += data
+        sending = pending or data
         try:
-            sent = sock.send(stream.out)
+            sent = sock.send(sending) if sending else 0
         except BlockingIOError:
             sent = 0
         except OSError:
             self._close(stream)
             return
-        del stream.out[:sent]
-        if len(stream.out) > self.hub.write_buffer:
+        # Mostly the socket takes it all and nothing is copied; what it does not take waits in out.
+        if pending:
+            del pending[:sent]
+        elif sent < len(data):
+            pending += data[sent:]
+        if len(pending) > self.hub.write_buffer:
             self._close(stream)
-        elif stream.out:
-            self.selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, stream)
-        else:
-            self.selector.modify(sock, selectors.EVENT_READ, stream)
+        elif bool(pending) != stream.writing:
+            stream.writing = bool(pending)
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending else 0)
+            self.selector.modify(sock, events, stream)
 
     def _on_socket(self, stream: Stream, events: int) -> None:
         sock = stream.sock
@@ -659,10 +693,13 @@ class Notifier:
 
 
 def presence_of(services: Any) -> list[dict]:
+    return presence_dicts(services.agents.presence())
+
+
+def presence_dicts(rows: list[tuple[str, str, str, bool, bool, bool]]) -> list[dict]:
     return [
-        {k: a[k] for k in ("id", "name", "status", "browser")}
-        | {"phone": bool(a["phone"]), "not_responding": a["not_responding"] is not None}
-        for a in services.agents.list()
+        {"id": i, "name": name, "status": status, "browser": browser, "phone": phone, "not_responding": nr}
+        for i, name, status, browser, phone, nr in rows
     ]
 
 
