@@ -224,6 +224,8 @@ CALLBACK_CONFIRMED = (
     "Of course. We will call you back at this number when it is your turn, and you keep your place "
     "in line. You can hang up now. Goodbye."
 )
+# A caller whose number is withheld is never offered the callback; asking anyway keeps them in line.
+CALLBACK_WITHHELD = "We can't call you back because your number is withheld; please stay on the line."
 CALLBACK_AGENT_GONE = (
     "We're sorry, the agent who was to take your call is no longer free. You keep your place in line, "
     "and we will call you back shortly. Goodbye."

@@ -639,7 +639,13 @@ class TwilioSimulator:
 
     def place_inbound_call(self, from_: str = "+15557654321", to: str = "+15550000000", speech=None) -> SimCall:
         """A caller dials one of our numbers; `speech` (a string or list) is what they
-        say, as transcription callbacks, once real-time transcription starts."""
+        say, as transcription callbacks, once real-time transcription starts.
+
+        `from_` is passed on as it is, checked against nothing: a caller who withholds their
+        number reaches Twilio with whatever the carrier sends ("anonymous", "Restricted", "",
+        the keypad spelling "+266696687"...), and Twilio hands it to the voice URL as From
+        (https://www.twilio.com/docs/api/errors/13214: "Carriers may send invalid Caller IDs
+        on Incoming calls to Twilio")."""
         number = self._number_by_phone(to)
         if number is None:
             raise ValueError(f"{to} is not a number of this simulator; add_number() it first")

@@ -24,6 +24,7 @@ from gateway.adapters.store.models import Call, Leg
 from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain.caller_id import callable_number
 from gateway.domain.machine import IllegalTransition
 from gateway.services import job_types as J
 from gateway.services.answers import Answers
@@ -417,5 +418,8 @@ class AgentLegs:
 
 
 def spoken_number(number: str) -> str:
-    """Digits read one by one, so TTS does not say 'fifteen billion…'."""
-    return " ".join(ch for ch in (number or "an unknown number") if ch.isdigit()) or "an unknown number"
+    """Digits read one by one, so TTS does not say 'fifteen billion…'; a withheld number says so
+    (its keypad spelling, "+266696687", is no one's number)."""
+    if callable_number(number) is None:
+        return "a withheld number"
+    return " ".join(ch for ch in number if ch.isdigit())

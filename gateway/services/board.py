@@ -23,6 +23,7 @@ from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.domain import transfers as T
 from gateway.domain.agents import mask_phone
+from gateway.domain.caller_id import mask_caller
 from gateway.services.lookups import LIVE_LEG_STATES
 
 # Timeline kinds that mean the caller was sent to the apology and voicemail.
@@ -70,8 +71,9 @@ def _channel(call: Call) -> str:
 
 def caller_label(call: Call) -> str:
     """Who calls, as the board and the export show it: a phone number's last four digits; a web
-    caller is not named (a wall screen is not the place for a customer's name)."""
-    return "web caller" if _channel(call) == "web" else mask_phone(call.from_number)
+    caller is not named (a wall screen is not the place for a customer's name); a withheld number
+    says so."""
+    return "web caller" if _channel(call) == "web" else mask_caller(call.from_number)
 
 
 def _turned_away(call: Call, voicemail: set[str]) -> bool:

@@ -7,6 +7,8 @@ hears next, which the web layer renders as TwiML.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -14,15 +16,15 @@ from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Call, Leg, Team, TimelineEntry, Voicemail, utcnow
 from gateway.adapters.store.uow import Session
-from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
+from gateway.domain.caller_id import callable_number, mask_caller
 from gateway.services import job_types as J
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
 from gateway.services.lookups import active_transfer, call_by_sid, live_legs
 from gateway.services.ports import Dest, Gateway, LegOutcomes, LiveKitHealth
-from gateway.services.replies import Goodbye, Menu, Nothing, Reply, Webhook
+from gateway.services.replies import Goodbye, Hold, Menu, Nothing, Reply, Webhook
 from gateway.services.routing import Routing
 from gateway.services.teams import TeamService
 
@@ -182,7 +184,7 @@ class Caller:
             created_at=utcnow(),  # (set now: a caller's place in a line counts from it)
         )
         session.add(call)
-        self.store.record(session, call.id, "call_received", caller=agent_rules.mask_phone(from_number))
+        self.store.record(session, call.id, "call_received", caller=mask_caller(from_number))
         return call
 
     # ------------------------------------------------------ the caller's <Dial>
@@ -278,10 +280,16 @@ class Caller:
     def queue_choice(self, call_id: str, digits: str, speech: str) -> Reply:
         """A waiting caller pressed a key or spoke during the hold loop: 1 or "voicemail"/"message"
         leaves the line for voicemail; 2 or "call me back" turns their place into a callback (they
-        may hang up); anything else, back to waiting (same place)."""
+        may hang up), unless their number is withheld (told so, they keep waiting); anything else,
+        back to waiting (same place)."""
         choice = Q.waiting_choice(digits, speech)
         if choice is None or (choice == Q.VOICEMAIL and not self.gw.settings.voicemail_enabled):
             return self.queue_for(call_id, first=False)
+        if choice == Q.CALLBACK and self._withheld(call_id):
+            heard = self.queue_for(call_id, first=False)
+            if isinstance(heard, Hold):  # told why, then the same pass of the hold loop: same place
+                return replace(heard, message=" ".join(filter(None, (Q.CALLBACK_WITHHELD, heard.message))))
+            return heard
 
         def work(session: Session) -> bool:
             call = session.get(Call, call_id, populate_existing=True)
@@ -300,6 +308,11 @@ class Caller:
         if choice == Q.CALLBACK:
             return Goodbye(Q.CALLBACK_CONFIRMED)
         return self.answers.apology(call_id, message="Of course.")
+
+    def _withheld(self, call_id: str) -> bool:
+        """The caller reached us with no number we could dial (withheld, or invalid caller ID)."""
+        call = self.store.read(lambda s: s.get(Call, call_id))
+        return call is not None and callable_number(call.from_number) is None
 
     def apology_for(self, call_id: str | None) -> Reply:
         """The apology a caller is redirected to: why nobody came, then voicemail."""

@@ -23,6 +23,7 @@ from gateway.adapters.store.db import new_id
 from gateway.adapters.store.models import Agent, Call, QueueEntry, Team, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import queues as Q
+from gateway.domain.caller_id import callable_number
 from gateway.services import job_types as J
 from gateway.services.job_types import handles
 from gateway.services.jobs import JobRunner
@@ -209,10 +210,11 @@ class Queues:
         """The waiting caller asked to be called back: their entry keeps its place (same arrival
         time and priority) as a callback, to their number, and they may hang up."""
         entry = self.live_entry(uow, call.id)
-        if entry is None or entry.state != Q.WAITING or not Q.E164.match(call.from_number or ""):
+        number = callable_number(call.from_number)  # None: withheld, nothing to dial
+        if entry is None or entry.state != Q.WAITING or number is None:
             return False
         if entry.kind != Q.CALLBACK:
-            uow.compare_and_set(entry, kind=Q.CALLBACK, callback_number=call.from_number)
+            uow.compare_and_set(entry, kind=Q.CALLBACK, callback_number=number)
             uow.timeline.record(call.id, "callback_requested", team=entry.team_id, position=self.position(uow, entry))
         return True
 
@@ -261,7 +263,7 @@ class Queues:
             if entry is None or entry.kind == Q.CALLBACK:
                 return None
             call = uow.calls.get(call_id)
-            callback = call is not None and bool(Q.E164.match(call.from_number or ""))
+            callback = call is not None and callable_number(call.from_number) is not None
             return (*self.heard(uow, entry), callback)
 
         return self.units.read(work)

@@ -17,6 +17,7 @@ from gateway.domain import agents as agent_rules
 from gateway.domain import legs as L
 from gateway.domain import summary as S
 from gateway.domain import transfers as T
+from gateway.domain.caller_id import mask_caller
 from gateway.domain.summary import Summary
 from gateway.services import job_types as J
 from gateway.services.lookups import existing
@@ -42,7 +43,7 @@ class Summaries:
         agent = session.get(Agent, call.agent_id) if call.agent_id else None
         start = call.connected_at or call.created_at
         facts: dict[str, object] = {
-            "caller_number": agent_rules.mask_phone(call.from_number),
+            "caller_number": mask_caller(call.from_number),
             "minutes_on_call": round((utcnow() - start).total_seconds() / 60, 1),
             "agent": agent.name if agent else None,
         }

@@ -25,6 +25,7 @@ from gateway.domain import legs as L
 from gateway.domain import transfers as T
 from gateway.domain.access import CallFacts
 from gateway.domain.agents import mask_phone
+from gateway.domain.caller_id import WITHHELD_LABEL, is_withheld, mask_caller
 from gateway.services.lookups import existing
 
 # Timeline entries only supervisors see: a listen-in is silent monitoring, not told to the agent.
@@ -61,10 +62,10 @@ def web_context(call: Call) -> dict[str, Any] | None:
 
 
 def caller_label(call: Call) -> str:
-    """Who the caller is, as an agent's offer names them: the number, or for a web call its
-    verified name (else "web caller")."""
+    """Who the caller is, as an agent's offer names them: the number ("Withheld number" when the
+    caller withheld it), or for a web call its verified name (else "web caller")."""
     if call.channel != "web":
-        return call.from_number
+        return WITHHELD_LABEL if is_withheld(call.from_number) else call.from_number
     context = web_context(call) or {}
     return str(context.get("name") or "web caller")
 
@@ -368,7 +369,7 @@ class Views:
 
         def work(s: Session) -> list[dict[str, Any]]:
             rows = s.execute(
-                select(Leg.call_id, Leg.ended_at, Leg.created_at, Call.from_number)
+                select(Leg.call_id, Leg.ended_at, Leg.created_at, Call.from_number, Call.channel)
                 .join(Call, Call.id == Leg.call_id)
                 .where(
                     Leg.agent_id == agent_id,
@@ -380,10 +381,11 @@ class Views:
                 .order_by(Leg.created_at.desc())
             ).all()
             out: dict[str, dict[str, Any]] = {}
-            for call_id, ended_at, created_at, caller in rows:
+            for call_id, ended_at, created_at, caller, channel in rows:
+                shown = mask_phone(caller) if channel == "web" else mask_caller(caller)
                 out.setdefault(
                     call_id,
-                    {"call_id": call_id, "caller": mask_phone(caller), "at": iso(ended_at or created_at)},
+                    {"call_id": call_id, "caller": shown, "at": iso(ended_at or created_at)},
                 )
             return list(out.values())[:200]
 

@@ -19,6 +19,7 @@ from gateway.adapters.twilio_client import ProviderError
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.agents import mask_phone
+from gateway.domain.caller_id import is_withheld
 from gateway.domain.web_calls import CHANNEL_WEB
 from gateway.services import job_types as J
 from gateway.services.agent_legs import AgentLegs
@@ -274,7 +275,9 @@ class ProviderWork:
             for transfer in session.execute(select(Transfer).where(Transfer.call_id == call_id)).scalars():
                 store.compare_and_set(session, transfer, summary=None, notes=None)
             call = session.get(Call, call_id)
-            if call is not None and not call.from_number.startswith("…"):
+            # A withheld caller's From ("anonymous", or its keypad spelling) is nobody's number: kept,
+            # so the call still reads as withheld rather than as four digits of no one.
+            if call is not None and not call.from_number.startswith("…") and not is_withheld(call.from_number):
                 store.compare_and_set(session, call, from_number=mask_phone(call.from_number))
             if call is not None and call.facts:  # a web caller's verified context (name, email, page…)
                 store.compare_and_set(session, call, facts=None)

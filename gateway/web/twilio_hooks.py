@@ -152,9 +152,11 @@ def _missing(exc):
 def voice():
     services = _services()
     sid = form("CallSid")
-    if not sid.startswith("CA") or not form("From"):
+    if not sid.startswith("CA"):
         # Still a caller on the line: never an error page.
         return _apology()
+    # An empty From is a caller whose carrier sent no caller ID (Twilio error 13214): served like
+    # anyone, as a withheld number (domain.caller_id).
     try:
         return answer(services.caller.inbound(call_sid=sid, from_number=form("From"), to_number=form("To")))
     except Exception:

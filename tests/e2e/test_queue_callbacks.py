@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway.adapters.store.models import QueueEntry
+from tests.conftest import AgentClient
 
 CALLER = "+15550900002"
 
@@ -27,6 +28,11 @@ def busy_agent(world, name="ann"):
     agent.accept_and_join(offer["call_id"])
     world.wait(lambda: world.services.views.call(offer["call_id"])["state"] == "connected", what="first connected")
     return agent, offer["call_id"]
+
+
+def supervisor(world, agent_id: str = "sam") -> AgentClient:
+    credential = world.services.agents.add(agent_id, "Sam", None, True, "offline", role="supervisor")
+    return AgentClient(world, agent_id, credential)
 
 
 def ask_for_a_callback(world):
@@ -88,3 +94,49 @@ def test_a_callback_nobody_answers_is_tried_once_more_then_missed(make_world):
     (entry,) = entries(world)
     assert (entry.state, entry.end_reason, entry.callback_attempts) == ("missed", "callback not answered", 2)
     world.wait(lambda: world.services.agents.get("ann")["status"] == "available", what="ann free again")
+
+
+def test_a_caller_whose_number_is_withheld_is_not_offered_a_callback_and_keeps_their_place(world):
+    """Carriers pass a withheld number on as a word (Twilio error 13214): nothing to dial back."""
+    ann, first = busy_agent(world)
+    sam = supervisor(world)
+    anonymous = world.call(from_="anonymous")
+    anonymous.wait_for(lambda c: "You are next in line" in said(c) and any(e[0] == "play" for e in c.events))
+    later = world.call(from_=CALLER)  # comes later, can be called back
+    later.wait_for(lambda c: "press 2" in said(c), timeout=10)
+    assert "press 2" not in said(anonymous) and "call me back" not in said(anonymous)
+    first_words = len(said(anonymous))
+
+    anonymous.press("2")  # asks anyway: told why, and the hold loop goes on, same place
+    anonymous.wait_for(lambda c: "number is withheld" in said(c)[first_words:], timeout=10)
+    told = next(e[1] for e in anonymous.events if e[0] == "say" and "number is withheld" in e[1])
+    assert told == (
+        "We can't call you back because your number is withheld; please stay on the line. You are next in line."
+    )
+    assert not anonymous.ended
+    waiting = entries(world)
+    assert [(e.kind, e.state) for e in waiting] == [("caller", "waiting"), ("caller", "waiting")]
+    anonymous_id = waiting[0].call_id
+    assert world.services.views.call(anonymous_id)["from"] == "anonymous"
+    assert "callback_requested" not in world.timeline(anonymous_id)
+
+    # Answered in order, shown as withheld (not four letters of "anonymous") to the agent and the board.
+    assert ann.post(f"/api/calls/{first}/hangup").status_code == 200
+    offer = ann.wait_offer(timeout=10)
+    assert (offer["call_id"], offer["callback"], offer["caller"]) == (anonymous_id, False, "Withheld number")
+    ann.accept_and_join(anonymous_id)
+    anonymous.wait_current("bridged", timeout=10)
+    row = next(c for c in sam.get("/api/supervisor/board").json()["live"]["calls"] if c["id"] == anonymous_id)
+    assert row["caller"] == "Withheld number"
+    assert [e.state for e in entries(world)] == ["answered", "waiting"]
+    assert world.db_call(later.sid)["state"] == "queued"
+
+
+def test_a_keypad_spelled_or_empty_caller_id_is_withheld_too(world):
+    """ "+266696687" spells "anonymous" on a keypad: E.164 in shape, nobody's number."""
+    ann, _ = busy_agent(world)
+    for from_ in ("+266696687", ""):
+        caller = world.call(from_=from_)
+        caller.wait_for(lambda c: any(e[0] == "play" for e in c.events), timeout=10)
+        assert "press 2" not in said(caller) and "We're sorry" not in said(caller)
+    assert [(e.kind, e.state) for e in entries(world)] == [("caller", "waiting")] * 2
