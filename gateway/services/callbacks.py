@@ -20,6 +20,7 @@ from gateway.adapters.store.models import Call
 from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
+from gateway.domain.caller_id import mask_caller
 from gateway.services import job_types as J
 from gateway.services.answers import Answers
 from gateway.services.job_types import handles
@@ -58,7 +59,14 @@ class Callbacks:
             ):
                 return None
             self.store.compare_and_set(session, entry, callback_attempts=attempt)
-            self.store.record(session, call.id, "callback_dialled", agent_id=entry.offered_agent_id, attempt=attempt)
+            self.store.record(
+                session,
+                call.id,
+                "callback_dialled",
+                agent_id=entry.offered_agent_id,
+                attempt=attempt,
+                number=mask_caller(entry.callback_number),
+            )
             return entry.callback_number
 
         number = self.store.run(claim)
@@ -121,11 +129,23 @@ class Callbacks:
             if entry is not None and entry.kind == Q.CALLBACK:
                 if entry.state != Q.OFFERED or (entry.callback_attempts or 0) != attempt:
                     return  # an older dial, or the agent left and the callback waits on
+                agent_id = entry.offered_agent_id  # waiting in the room: their console says what is happening
                 if attempt < Q.CALLBACK_ATTEMPTS:
-                    self.store.record(session, call.id, "callback_unanswered", attempt=attempt, status=status)
+                    self.store.record(
+                        session,
+                        call.id,
+                        "callback_unanswered",
+                        agent_id=agent_id,
+                        attempt=attempt,
+                        status=status,
+                        number=mask_caller(entry.callback_number),
+                        retry_in_s=round(self.gw.settings.callback_retry_s),
+                    )
                     self.queues.start_callback(session, entry, entry.offered_agent_id, attempt=attempt + 1)
                     return
-                self.store.record(session, call.id, "callback_missed", attempts=attempt, status=status)
+                self.store.record(
+                    session, call.id, "callback_missed", agent_id=agent_id, attempts=attempt, status=status
+                )
                 self.queues.end(session, entry, "callback_missed", "callback not answered")
                 self.end_call(session, call, "callback not answered")
                 return

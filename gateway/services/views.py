@@ -53,6 +53,8 @@ def call_dict(call: Call) -> dict[str, Any]:
         "end_reason": call.end_reason,
         "channel": call.channel or "phone",
         "facts": call.facts,
+        # The caller's number is withheld (From is "anonymous" or the like): shown as "Withheld number".
+        "withheld": call.channel != "web" and is_withheld(call.from_number),
     }
 
 

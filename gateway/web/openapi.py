@@ -344,6 +344,11 @@ SCHEMAS: dict[str, dict] = {
                 "type": ["object", "null"],
                 "description": "What is known beyond the number: a web call's verified context under `context`",
             },
+            "withheld": {
+                "type": "boolean",
+                "description": "The caller withheld their number: `from` is what the carrier sent (e.g. "
+                "`anonymous`), not a number; it cannot be called back",
+            },
         }
     ),
     "TimelineEntry": _obj(

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from gateway.adapters.store.models import QueueEntry
 from tests.conftest import AgentClient
+from tests.integration.test_console_stream import Stream
 
 CALLER = "+15550900002"
 
@@ -91,6 +92,14 @@ def test_a_callback_nobody_answers_is_tried_once_more_then_missed(make_world):
     kinds = world.timeline(call_id)
     assert kinds.count("callback_dialled") == 2 and kinds.count("callback_unanswered") == 1
     assert "callback_missed" in kinds and "queue_missed" in kinds
+    told = [
+        e for e in ann.get(f"/api/calls/{call_id}/timeline").json()["timeline"] if e["kind"].startswith("callback_")
+    ]
+    assert [(e["kind"], e["agent_id"]) for e in told][-3:] == [
+        ("callback_unanswered", "ann"),  # the agent waiting in the room is told at each step
+        ("callback_dialled", "ann"),
+        ("callback_missed", "ann"),
+    ]
     (entry,) = entries(world)
     assert (entry.state, entry.end_reason, entry.callback_attempts) == ("missed", "callback not answered", 2)
     world.wait(lambda: world.services.agents.get("ann")["status"] == "available", what="ann free again")
@@ -140,3 +149,44 @@ def test_a_keypad_spelled_or_empty_caller_id_is_withheld_too(world):
         caller.wait_for(lambda c: any(e[0] == "play" for e in c.events), timeout=10)
         assert "press 2" not in said(caller) and "We're sorry" not in said(caller)
     assert [(e.kind, e.state) for e in entries(world)] == [("caller", "waiting")] * 2
+
+
+def test_the_agent_waiting_in_the_room_is_told_of_a_retry_and_the_second_try_connects(make_world):
+    world = make_world(callback_retry_s=2.0)
+    world.twilio.script_phone(CALLER, answer=False, digits=None)
+    ann, first = busy_agent(world)
+    ask_for_a_callback(world)
+    call_id = entries(world)[0].call_id
+    assert ann.post(f"/api/calls/{first}/hangup").status_code == 200
+    assert ann.wait_offer(timeout=10)["call_id"] == call_id
+    stream = Stream(world.url + "/api/events", {"Authorization": f"Bearer {ann.credential}"})
+    try:
+        stream.wait(lambda: stream.of("ready"))
+        ann.accept_and_join(call_id)
+
+        # The first dial rings out: the agent's console hears it on its stream, with what to say.
+        retry = stream.wait(
+            lambda: [e["data"] for e in stream.of("timeline") if e["data"]["kind"] == "callback_unanswered"],
+            timeout=20,
+        )[0]
+        world.twilio.script_phone(CALLER, answer=True, answer_after=0.2, digits=None)  # picks up next time
+        assert (retry["call_id"], retry["agent_id"]) == (call_id, "ann")
+        assert {k: retry["detail"][k] for k in ("attempt", "number", "retry_in_s")} == {
+            "attempt": 1,
+            "number": "…0002",
+            "retry_in_s": 2,
+        }
+        # The same entry in the call's timeline, which the console re-reads on every entry.
+        shown = ann.get(f"/api/calls/{call_id}/timeline").json()["timeline"]
+        assert any(e["kind"] == "callback_unanswered" and e["detail"]["retry_in_s"] == 2 for e in shown)
+
+        # The second try connects the caller to the waiting agent.
+        world.wait(lambda: len(dialled_back(world)) == 2, timeout=15, what="second dial")
+        dialled_back(world)[1].wait_current("bridged", timeout=10)
+        world.wait(lambda: world.services.views.call(call_id)["state"] == "connected", what="callback connected")
+        stream.wait(lambda: [e for e in stream.of("timeline") if e["data"]["kind"] == "callback_answered"])
+    finally:
+        stream.close()
+    kinds = world.timeline(call_id)
+    assert kinds.count("callback_dialled") == 2 and kinds.count("callback_unanswered") == 1
+    assert "callback_missed" not in kinds

@@ -11,7 +11,7 @@ import { refreshHistory } from "./history.js";
 import { hideOutcome, showOutcome } from "./outcome.js";
 import { setOnCall } from "./presence.js";
 import { announceTransfer, bindTransfer, outcomeText, renderTransferPart, transferSettled } from "./transfer.js";
-import { $, announce, callStateLabel, duration, focusOn, rescueFocus, setEnabled, setText, show } from "./ui.js";
+import { $, announce, callerOf, callStateLabel, duration, focusOn, rescueFocus, setEnabled, setText, show } from "./ui.js";
 
 const current = {
   call: null, // { id, caller, fromAgent, data, transfers, timeline, legs }
@@ -58,8 +58,8 @@ export async function syncMe() {
     const leg = reply.legs.find((l) => l.state === "joined") || reply.legs[0];
     const detail = await api.call(leg.call_id).catch(() => null);
     if (!detail || current.call) return;
-    openCall(leg.call_id, detail.call.from);
-    announce(`Back on your call with ${detail.call.from}.`);
+    openCall(leg.call_id, callerOf(detail.call));
+    announce(`Back on your call with ${callerOf(detail.call)}.`);
   }
   scheduleSync();
 }
@@ -90,7 +90,7 @@ async function syncCall() {
   call.transfers = detail.transfers;
   call.timeline = timeline.timeline;
   call.legs = mine.legs.filter((l) => l.call_id === call.id);
-  call.caller = detail.call.channel === "web" ? `web caller${detail.call.facts?.context?.name ? ` ${detail.call.facts.context.name}` : ""}` : detail.call.from;
+  call.caller = callerOf(detail.call);
   session.agent = { ...session.agent, ...mine.agent };
   setOnCall(true);
 
@@ -133,7 +133,7 @@ function renderCall() {
   if (!call) return;
   const data = call.data;
   setText("call-caller", call.caller || "caller");
-  setText("call-state", data ? callStateLabel(data.state) : "Connecting");
+  setText("call-state", data ? callbackStatus(call) || callStateLabel(data.state) : "Connecting");
   const isOwner = Boolean(data && data.agent_id === me() && data.state !== "ended");
   // While a transfer is under way (the three-way introduction included) the way out is the
   // transfer's own Leave or Cancel: Hang up would end the call for the caller and the other agent.
@@ -144,6 +144,23 @@ function renderCall() {
     : inTransfer ? "A transfer is under way: use its Leave or Cancel" : "";
   renderTransferPart(call, isOwner);
   tickCall();
+}
+
+/** What the agent who accepted a callback is told while they wait in the room for the caller: the
+ * dial, and an unanswered dial's retry (a miss ends the call: the outcome card says it). */
+export function callbackNews(entry) {
+  const d = entry.detail || {};
+  const number = d.number || "the caller";
+  if (entry.kind === "callback_dialled") return `Calling ${number} back${d.attempt > 1 ? " (second try)" : ""}…`;
+  if (entry.kind === "callback_unanswered") return `Calling ${number} back — no answer, trying again in ${d.retry_in_s} s`;
+  return null;
+}
+
+/** The callback's latest step while the caller is still to be reached (the call is queued). */
+function callbackStatus(call) {
+  if (call.data?.state !== "queued") return null;
+  const last = call.timeline.filter((e) => callbackNews(e)).pop();
+  return last ? callbackNews(last) : null;
 }
 
 /** When this agent joined the call: its first agent_joined entry (B joins a transfer long after
@@ -193,6 +210,9 @@ export function onCallEntry(entry) {
     settleOutcome(settling);
   }
   if (call && entry.call_id === call.id) {
+    // A callback's dial rang out while this agent waits for the caller: said once (the stream
+    // delivers each entry once); the call panel keeps showing it until the next try.
+    if (entry.kind === "callback_unanswered" && entry.agent_id === me()) announce(callbackNews(entry));
     scheduleSync();
     if (entry.kind === "transcript" || entry.kind === "note_added") loadTranscript();
   } else if (!call && entry.agent_id === me() && ["leg_accepted", "agent_joined"].includes(entry.kind)) {

@@ -22,7 +22,7 @@ export async function refreshHistory() {
     }
     const details = li.querySelector("details");
     details.querySelector("summary").textContent =
-      `${clock(c.created_at)} — ${c.from} — ${callStateLabel(c.state)}${c.end_reason ? ` (${c.end_reason})` : ""}`;
+      `${clock(c.created_at)} — ${c.withheld ? "Withheld number" : c.from} — ${callStateLabel(c.state)}${c.end_reason ? ` (${c.end_reason})` : ""}`;
     if (details.open) loadHistoryTimeline(c.id, details);
     return { at: c.created_at, li };
   });

@@ -25,6 +25,7 @@ export function outcomeText(call) {
   const caller = call.caller || "the caller";
   const t = latestTransfer(call);
   if (call.data?.state === "ended") {
+    if (call.data.end_reason === "callback not answered") return "Callback missed — you are available again.";
     const reason = call.data.end_reason ? ` (${call.data.end_reason})` : "";
     if (t && t.source_agent_id === me() && t.state === "completed") {
       return `Transfer complete: ${caller} went to ${targetName(t)}; the call has since ended${reason}.`;

@@ -102,6 +102,13 @@ const CALL_STATES = {
 };
 export const callStateLabel = (state) => CALL_STATES[state] || state;
 
+/** Who is calling, from a call as GET /api/calls/<id> returns it: a web caller (with their verified
+ * name), "Withheld number" (the carrier sent no number), or the number. */
+export function callerOf(call) {
+  if (call.channel === "web") return `web caller${call.facts?.context?.name ? ` ${call.facts.context.name}` : ""}`;
+  return call.withheld ? "Withheld number" : call.from;
+}
+
 const TRANSFER_STATES = {
   initiated: "Starting", consulting: "Consulting", target_ringing: "Ringing",
   target_accepted: "Accepted", conferenced: "Caller connected to both", completed: "Completed",
@@ -154,8 +161,8 @@ export function describeEvent(e, names = {}) {
     case "transfer_queued": return "Caller kept in the target team's queue";
     case "callback_requested": return `Caller asked to be called back (place ${d.position ?? "kept"})`;
     case "caller_left_for_callback": return "Caller hung up to wait for the callback";
-    case "callback_dialled": return `Calling the caller back (try ${d.attempt})`;
-    case "callback_unanswered": return `Callback not answered (try ${d.attempt})`;
+    case "callback_dialled": return `Calling ${d.number || "the caller"} back (try ${d.attempt})`;
+    case "callback_unanswered": return `Callback not answered (try ${d.attempt})${d.retry_in_s ? `; trying again in ${d.retry_in_s} s` : ""}`;
     case "callback_answered": return "Caller answered the callback";
     case "callback_missed": return "Callback missed: not answered twice";
     case "menu_chosen": return `Caller chose ${d.team} (${d.by})`;
