@@ -116,7 +116,19 @@ class WebCallers:
             raise NobodyAvailable(
                 Refusal.CONFLICT, "nobody can take calls right now; please try again later, or call us by phone"
             )
-        return {"call_id": call.id, "state": call.state, "rejoin_secret": secret, **self._token_reply(join)}
+        return {
+            "call_id": call.id,
+            "state": call.state,
+            "rejoin_secret": secret,
+            "generation": 0,
+            **self._token_reply(join),
+        }
+
+    def access_generation(self, call_id: str) -> int:
+        """How many times the call was rejoined: the page's access token must carry this number, so a
+        page whose call was taken over by a rejoin (another tab, another holder of the secret) is out."""
+        key = self.store.peek(WebCallKey, call_id)
+        return key.rotations if key is not None else 0
 
     # ----------------------------------------------------------- rejoin
     def rejoin(self, call_id: str, secret: object) -> dict[str, Any]:
@@ -124,7 +136,7 @@ class WebCallers:
         now, and the next rejoin secret in place of the one it used."""
         grace_s = self.gw.settings.web_call_rejoin_s
 
-        def work(session: Session) -> tuple[str | None, Call, WebJoin | None, str]:
+        def work(session: Session) -> tuple[str | None, Call, WebJoin | None, str, int]:
             call = self._web_call(session, call_id)
             key = session.get(WebCallKey, call.id, populate_existing=True)
             if key is None or not W.secret_matches(secret, key.secret_hash):
@@ -147,7 +159,7 @@ class WebCallers:
             if refused == W.GONE:
                 self.caller.hangup(session, call, W.LEFT)  # what the grace timer is about to do
             if refused is not None:
-                return refused, call, None, ""
+                return refused, call, None, "", key.rotations
             fresh = W.new_rejoin_secret()
             self.store.compare_and_set(
                 session, key, secret_hash=W.secret_digest(fresh), rotations=key.rotations + 1, rotated_at=utcnow()
@@ -165,9 +177,9 @@ class WebCallers:
             self.store.record(
                 session, call.id, "web_caller_rejoined", away_s=round(away_s, 1) if away_s is not None else None
             )
-            return None, call, self._issue(session, call), fresh
+            return None, call, self._issue(session, call), fresh, key.rotations
 
-        refused, call, join, fresh = self.store.run(work)
+        refused, call, join, fresh, generation = self.store.run(work)
         if refused == W.GONE:
             raise WebCallError(
                 Refusal.GONE,
@@ -175,7 +187,13 @@ class WebCallers:
             )
         if refused is not None or join is None:
             raise WebCallError(Refusal.GONE, f"this call has ended: {W.ending_message(call.end_reason)}")
-        return {"call_id": call.id, "state": self._page_state(call), "rejoin_secret": fresh, **self._token_reply(join)}
+        return {
+            "call_id": call.id,
+            "state": self._page_state(call),
+            "rejoin_secret": fresh,
+            "generation": generation,
+            **self._token_reply(join),
+        }
 
     def rejoin_deadline(self, call_id: str, gen: int) -> None:
         """The web caller left (with the token of generation ``gen``) and their page has not come

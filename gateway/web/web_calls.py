@@ -11,7 +11,8 @@ Who may call what:
 - ``GET /api/web-calls/<id>``, ``POST …/join``, ``POST …/hangup`` (and, in sandbox mode, the
   media proxy ``/call/sandbox/rtc/*`` in web/sandbox.py):
   only with that call's access token (``Authorization: Bearer <access>``), signed by the gateway
-  (SECRET_KEY) for that call id and valid four hours.
+  (SECRET_KEY) for that call id and valid four hours, and only until the call is rejoined: each
+  rejoin answers a new one, and the tokens given before it are refused (403) from then on.
 - ``GET /call`` and ``GET /call/button.js``: public; ``/call`` may be framed only by the gateway
   itself and WEB_CALL_ORIGINS (CSP ``frame-ancestors``).
 """
@@ -111,8 +112,9 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="web-call-access")
 
 
-def access_token(call_id: str) -> str:
-    return _serializer().dumps(call_id)
+def access_token(call_id: str, generation: int = 0) -> str:
+    """``generation``: how many times the call was rejoined when it was given (see authorized)."""
+    return _serializer().dumps([call_id, generation])
 
 
 def authorized(call_id: str) -> None:
@@ -125,8 +127,14 @@ def authorized(call_id: str) -> None:
         raise api.ApiError(401, "this web call's access token has expired; place a new call") from None
     except BadSignature:
         raise api.ApiError(401, "invalid access token for this web call") from None
-    if granted != call_id:
+    # (A bare call id: a token given before tokens carried their generation, as the first one.)
+    granted_id, generation = (granted, 0) if isinstance(granted, str) else (granted[0], granted[1])
+    if granted_id != call_id:
         raise api.ApiError(403, "that access token is for another call")
+    if generation != web_callers().access_generation(call_id):
+        raise api.ApiError(
+            403, "this page's access to the call was replaced: the call was rejoined from another page or tab"
+        )
 
 
 # ------------------------------------------------------------------ the API
@@ -144,7 +152,7 @@ def create_web_call():
     facts, why = W.verify_context(context, settings.web_call_context_secret, now=time.time())
     reply = web_callers().create(team_id=team, facts=facts, context=why, origin=request.headers.get("Origin"))
     reply |= {
-        "access": access_token(reply["call_id"]),
+        "access": access_token(reply["call_id"], reply.pop("generation")),
         "livekit_url": svc().livekit_client_url,
         "media": "sandbox" if settings.sandbox else "livekit",
         "context": "verified" if facts else ("none" if why == "none" else "ignored"),
@@ -165,7 +173,7 @@ def web_call_rejoin(call_id):
         api.throttles().hit(limit, key)
     reply = web_callers().rejoin(call_id, secret)
     reply |= {
-        "access": access_token(reply["call_id"]),
+        "access": access_token(reply["call_id"], reply.pop("generation")),
         "livekit_url": svc().livekit_client_url,
         "media": "sandbox" if settings.sandbox else "livekit",
         "poll_s": W.STATUS_POLL_S,

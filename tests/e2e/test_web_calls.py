@@ -291,9 +291,16 @@ def test_a_rejoin_replaces_the_page_still_in_the_room_and_hang_up_ends_at_once(w
     room, before = caller.room, caller.identity
     wrong = requests.post(f"{world.url}/api/web-calls/{caller.call_id}/rejoin", json={"secret": "guess"}, timeout=5)
     assert wrong.status_code == 403
+    replaced = requests.Session()
+    replaced.headers["Authorization"] = caller.http.headers["Authorization"]
     back = caller.rejoin()  # (a page whose connection dropped without LiveKit noticing yet)
     assert back.status_code == 200, back.text
     world.wait(lambda: before not in world.participants(room), what="the old session removed")
+    # The page it replaced (another tab with a copy of the secret, say) is out: its access is refused.
+    for method, path in (("get", ""), ("post", "/join"), ("post", "/hangup")):
+        refused = getattr(replaced, method)(f"{world.url}/api/web-calls/{caller.call_id}{path}", timeout=5)
+        assert refused.status_code == 403 and "replaced" in refused.json()["error"], (path, refused.text)
+    assert caller.status()["state"] != "ended"
     assert caller.join(back.json()["token"]).status_code == 200
     world.wait(lambda: world.participants(room) == sorted(["alice", caller.identity]), what="back with A")
     assert caller.wait_state("connected")

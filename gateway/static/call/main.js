@@ -260,6 +260,7 @@ const page = {
   joining: false,
   lost: false, // the media connection dropped (see mediaLost)
   reconnecting: false, // getting back into the call after it dropped (see reconnect)
+  polls: 0, // which poll loop is the current one (see poll)
   hold: new Hold($("hold-music")),
 };
 
@@ -464,17 +465,29 @@ async function reconnect(call) {
 
 async function poll() {
   const call = page.call;
-  if (!call) return;
+  if (!call || page.reconnecting) return; // (reconnect polls again once back in the call)
+  clearTimeout(page.timer);
+  const run = ++page.polls; // one poll loop at a time: an older request in flight is dropped
+  const current = () => page.call === call && run === page.polls && !page.reconnecting;
+  const access = call.access;
   let status;
   try {
-    status = await request("GET", `/api/web-calls/${encodeURIComponent(call.id)}`, { access: call.access });
+    status = await request("GET", `/api/web-calls/${encodeURIComponent(call.id)}`, { access });
   } catch (err) {
-    if (page.call !== call) return;
+    if (!current()) return;
+    if (err.status === 403 && access === call.access) {
+      // The call was rejoined from another tab (or by another holder of its secret): it goes on
+      // there, not here.
+      forget();
+      await finish();
+      fail("failed", "This call continues in another window or tab.");
+      return;
+    }
     $("error").textContent = err.status ? err.message : "Reconnecting to the call service…";
     page.timer = setTimeout(poll, call.poll * 2);
     return;
   }
-  if (page.call !== call) return;
+  if (!current()) return;
   $("error").textContent = "";
   apply(status);
   if (status.state === "ended") return;
@@ -488,7 +501,7 @@ async function poll() {
     }
     page.joining = false;
   }
-  page.timer = setTimeout(poll, call.poll);
+  if (current()) page.timer = setTimeout(poll, call.poll);
 }
 
 function apply(status) {
