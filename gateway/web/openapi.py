@@ -1431,7 +1431,8 @@ DOCUMENT = {
             "webCallAccess": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "The `access` token POST /api/web-calls gave for that call",
+                "description": "The `access` token POST /api/web-calls (or the newest POST …/rejoin) gave for "
+                "that call; a rejoin replaces it (403 with the earlier one)",
             },
         },
     },

@@ -224,6 +224,19 @@ def test_web_caller_closing_the_page_ends_the_call_once_the_rejoin_grace_is_over
     assert gone.status_code == 410 and "ended" in gone.json()["error"]
 
 
+def test_with_no_rejoin_grace_the_page_leaving_ends_the_call_at_once(make_world):
+    world = make_world(ring_timeout_s=15.0, web_call_rejoin_s=0.0)
+    alice = world.add_agent("alice")
+    caller = WebCaller(world)
+    caller.join(caller.data["token"])
+    alice.accept_and_join(alice.wait_offer()["call_id"])
+    caller.wait_state("connected")
+    caller.leave()
+    world.wait(lambda: caller.status()["state"] == "ended", what="caller gone")
+    assert world.services.views.call(caller.call_id)["end_reason"] == "web caller hung up"
+    assert "web_caller_away" not in world.timeline(caller.call_id)
+
+
 def test_a_queued_web_caller_who_reloads_rejoins_and_is_answered_in_their_original_order(world):
     alice = world.add_agent("alice", status="offline")
     world.add_agent("zed", status="busy")  # signed in, not free: callers wait in line
