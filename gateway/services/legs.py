@@ -15,6 +15,7 @@ from gateway.adapters.store.models import Agent, Call, Leg, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain.caller_id import mask_caller
 from gateway.domain.machine import IllegalTransition
 from gateway.services import job_types as J
 from gateway.services.ports import Gateway
@@ -94,9 +95,12 @@ class Legs:
         call = uow.calls.get(missed.call_id)
         reason = "returned" if missed.transfer_id else "declined" if missed.state == L.DECLINED else "missed"
         now = utcnow()
+        # As the offer named them: a withheld number says so, not four letters of "anonymous".
+        number = call.from_number if call else None
+        phone = call is not None and call.channel != "web"
         why = {
             "call_id": missed.call_id,
-            "caller": agent_rules.mask_phone(call.from_number if call else None),
+            "caller": mask_caller(number) if phone else agent_rules.mask_phone(number),
             "at": now.isoformat(timespec="milliseconds") + "Z",
             "reason": reason,
         }

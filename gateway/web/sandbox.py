@@ -37,7 +37,13 @@ def _unreachable(exc: SandboxUnreachable):
     return jsonify(error=str(exc)), 502
 
 
+# What a carrier commonly sends as From when the caller withholds their number (Twilio error 13214).
+WITHHELD_FROM = "anonymous"
+
+
 def _caller_number(data: dict) -> str:
+    if data.get("withheld") is True:
+        return WITHHELD_FROM
     number = data.get("from") or "+1555" + "".join(secrets.choice("0123456789") for _ in range(7))
     if not isinstance(number, str) or not E164.match(number):
         raise api.ApiError(400, "from must be an E.164 number like +15551234567")
@@ -47,12 +53,13 @@ def _caller_number(data: dict) -> str:
 @bp.post("/console/sandbox/call")
 @api.agent_required
 def call():
-    """Place a simulated inbound call: the caller dials the gateway's number."""
+    """Place a simulated inbound call: the caller dials the gateway's number, from ``from`` (E.164),
+    from a withheld number (``withheld``: true), else from a random +1555 number."""
     caller = _caller_number(api.body())
     sid = controls().place_call(caller)
     ringing = _who_is_rung(sid)
     to = svc().gw.settings.twilio_phone_number
-    return jsonify(sid=sid, ringing=ringing, **{"from": caller, "to": to}), 201
+    return jsonify(sid=sid, ringing=ringing, withheld=caller == WITHHELD_FROM, **{"from": caller, "to": to}), 201
 
 
 def _who_is_rung(sid: str, wait_s: float = 3.0) -> list[dict]:

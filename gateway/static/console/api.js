@@ -77,5 +77,5 @@ export class Api {
   transferAction(id, action) { return this.post(`/api/transfers/${encodeURIComponent(id)}/${action}`); }
 
   // Sandbox
-  sandboxCall() { return this.post("/console/sandbox/call"); }
+  sandboxCall(body = {}) { return this.post("/console/sandbox/call", body); }
 }

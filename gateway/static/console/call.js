@@ -211,8 +211,10 @@ export function onCallEntry(entry) {
   }
   if (call && entry.call_id === call.id) {
     // A callback's dial rang out while this agent waits for the caller: said once (the stream
-    // delivers each entry once); the call panel keeps showing it until the next try.
+    // delivers each entry once); the call panel keeps showing it until the next try. The caller
+    // picking up is said too: waiting in silence, the agent would otherwise learn it from the audio.
     if (entry.kind === "callback_unanswered" && entry.agent_id === me()) announce(callbackNews(entry));
+    if (entry.kind === "callback_answered") announce("The caller answered the callback — connecting you.");
     scheduleSync();
     if (entry.kind === "transcript" || entry.kind === "note_added") loadTranscript();
   } else if (!call && entry.agent_id === me() && ["leg_accepted", "agent_joined"].includes(entry.kind)) {

@@ -36,14 +36,15 @@ function renderSound(soundState) {
 /** Who the test call rings: it may be another agent (routing picks the longest-idle one). */
 function testCallText(reply) {
   const names = (reply.ringing || []).map((a) => (a.id === me() ? "you" : a.name));
-  if (!names.length) return `Test call placed from ${reply.from}; no agent is available, so the caller waits in the queue.`;
-  return `Test call placed from ${reply.from}; ringing ${names.join(" and ")}.`;
+  const from = reply.withheld ? "a withheld number" : reply.from;
+  if (!names.length) return `Test call placed from ${from}; no agent is available, so the caller waits in the queue.`;
+  return `Test call placed from ${from}; ringing ${names.join(" and ")}.`;
 }
 
 async function onSandboxCall(event) {
   await busy(event.currentTarget, async () => {
     try {
-      const reply = await api.sandboxCall();
+      const reply = await api.sandboxCall({ withheld: $("sandbox-withheld").checked });
       setText("sandbox-status", testCallText(reply));
     } catch (err) {
       setText("sandbox-status", `Could not place a test call: ${errorText(err)}`);

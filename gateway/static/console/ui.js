@@ -98,7 +98,7 @@ export const statusLabel = (status) => STATUS_LABELS[status] || status;
 
 const CALL_STATES = {
   bridging: "Connecting", connected: "Connected", on_hold: "Caller on hold",
-  voicemail: "In voicemail", ended: "Ended",
+  voicemail: "In voicemail", ended: "Ended", queued: "Waiting in line",
 };
 export const callStateLabel = (state) => CALL_STATES[state] || state;
 
@@ -159,6 +159,8 @@ export function describeEvent(e, names = {}) {
     case "transfer_target_ringing": return "Transfer target ringing";
     case "transfer_team_busy": return "No one free in the target team; the transferring agent chooses";
     case "transfer_queued": return "Caller kept in the target team's queue";
+    case "queued": return `Caller waiting in line${d.position ? ` (place ${d.position})` : ""}`;
+    case "queue_offered": return `Offered to ${who(e.agent_id)} from the line`;
     case "callback_requested": return `Caller asked to be called back (place ${d.position ?? "kept"})`;
     case "caller_left_for_callback": return "Caller hung up to wait for the callback";
     case "callback_dialled": return `Calling ${d.number || "the caller"} back (try ${d.attempt})`;
