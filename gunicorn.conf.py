@@ -14,6 +14,7 @@ consoles beyond that are served brief streams (short polling, every ~4-6 s, hold
 import contextlib
 import gc
 import os
+import sys
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -25,6 +26,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 WEBHOOK_RESERVE = int(os.environ.get("WEBHOOK_THREADS_RESERVED", "8"))
 # Hand console streams' sockets to the worker's notifier (no thread per open console).
 STREAM_DETACH = os.environ.get("CONSOLE_STREAM_DETACH", "1").strip().lower() not in ("0", "false", "no", "off")
+# A webhook takes the GIL back after each of its database round trips. While another thread of the
+# worker computes (the stream notifier reading the board for open boards, a job), it waits up to
+# Python's switch interval each time, some ten times per webhook: at the default 5 ms a 20 ms burst
+# elsewhere added tens of ms to a webhook (p99 75-95 ms against 20-45 ms at 1 ms, ten round trips
+# beside such bursts). 1 ms bounds that wait, at the cost of more frequent switches.
+GIL_SWITCH_INTERVAL_S = 0.001
 timeout = 30
 graceful_timeout = 25  # platforms send SIGTERM then SIGKILL after 30 s
 keepalive = 5
@@ -41,6 +48,7 @@ def post_worker_init(worker):
         console.max_open = max(1, threads - WEBHOOK_RESERVE)
         console.detach = STREAM_DETACH and worker_class == "gthread"
     worker.wsgi.extensions["gateway"].start()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     # What exists now (modules, the app, clients, the pool) lives as long as the worker: keep it out
     # of the cyclic garbage collector, whose full passes over it (~180k objects) paused every thread
     # of the worker for 50-70 ms, the tail of the transfer-overhead figures.
