@@ -22,9 +22,19 @@ import time
 from typing import Any
 
 from gateway.domain import calls as C
+from gateway.domain.caller_id import E164, callable_number, mask_caller
 
 CHANNEL_PHONE, CHANNEL_WEB = "phone", "web"
 CHANNELS = (CHANNEL_PHONE, CHANNEL_WEB)
+# A web call's placeholder CallSid: it has no Twilio leg (until a callback dials the caller's phone).
+WEB_SID_PREFIX = "web:"
+
+
+def on_the_page(channel: str | None, twilio_sid: str | None) -> bool:
+    """The caller is on the caller page (moved by its state, not by Twilio): a web call, until a
+    callback it asked for dials the caller's phone (from then on a phone leg, moved by Twilio REST)."""
+    return channel == CHANNEL_WEB and (twilio_sid or "").startswith(WEB_SID_PREFIX)
+
 
 IDENTITY_PREFIX = "webcaller-"
 _IDENTITY = re.compile(r"^webcaller-(?P<call>[A-Za-z0-9_]{1,40})-(?P<gen>\d{1,6})$")
@@ -143,6 +153,7 @@ QUEUED, CONNECTING, RINGING, CONNECTED, ON_HOLD, ENDED = (
     "on_hold",
     "ended",
 )
+CALLBACK = "callback"  # the caller chose to be called back: the page's part is over, the call is not
 
 HOLD_ANNOUNCEMENT = "Please hold: we are bringing in a colleague who can help."
 RINGING_ANNOUNCEMENT = "Calling an agent for you."
@@ -160,6 +171,37 @@ def page_state(call_state: str, caller_in_room: bool) -> str:
     if call_state == C.BRIDGING:
         return RINGING if caller_in_room else CONNECTING
     return ENDED
+
+
+# ------------------------------------------------------------------ call me back instead
+# A waiting web caller may leave a phone number instead of waiting on the page: their queue entry
+# becomes a callback keeping its place, exactly as a phone caller's (domain/queues.py CALLBACK).
+CALLBACK_NUMBER_INVALID = (
+    "enter your phone number in international format: a + then the country code and number, like +15551234567"
+)
+CALLBACK_NOT_WAITING = "a callback can only be asked for while the call is waiting in line"
+
+
+def callback_number(value: object) -> str | None:
+    """The number a web caller typed, if we can dial it: the E.164 rule (and not a withheld
+    spelling, which no one answers). Spaces, dashes, dots and brackets between digits are allowed,
+    as people write numbers; anything else is refused, never guessed at."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    compact = re.sub(r"[\s().-]", "", value)
+    return callable_number(compact) if E164.match(compact) else None
+
+
+def callback_confirmation(number: str | None) -> str:
+    """What the page says once the callback is arranged (the number masked, as everywhere else)."""
+    return (
+        f"We'll call you at {mask_caller(number)} when it's your turn. "
+        "You keep your place in line, so you can close this page now."
+    )
+
+
+def called_back_message(number: str | None) -> str:
+    return f"We called you back at {mask_caller(number)}: your call goes on by phone."
 
 
 NOBODY_REASONS = ("nobody staffed", "queue timeout", "nobody answered", "no agent after transfer", "nobody available")

@@ -24,6 +24,7 @@ from gateway.adapters.store.models import Call, Leg
 from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import legs as L
+from gateway.domain import queues as Q
 from gateway.domain.caller_id import callable_number
 from gateway.domain.machine import IllegalTransition
 from gateway.services import job_types as J
@@ -271,10 +272,11 @@ class AgentLegs:
         if leg.transfer_id:
             prompt = self.summaries.whisper(leg)
         else:
+            callback_to = self._callback_number(call.id)  # the caller's number, or the one a web caller gave
             prompt = Whisper(
                 announcement=(
-                    f"Callback for {spoken_number(call.from_number)}. Accept, and we dial them."
-                    if self.routing.queues.is_callback(call.id)
+                    f"Callback for {spoken_number(callback_to)}. Accept, and we dial them."
+                    if callback_to is not None
                     else "Incoming web call from the website."
                     if call.channel == "web"
                     else f"Incoming call from {spoken_number(call.from_number)}."
@@ -284,6 +286,15 @@ class AgentLegs:
             )
         self._whisper_served(leg.id, prompt, OFFER)
         return prompt
+
+    def _callback_number(self, call_id: str) -> str | None:
+        """The number a waiting callback will be dialled at, or None if the call is no callback."""
+
+        def read(session: Session) -> str | None:
+            entry = self.routing.queues.live_entry(session, call_id)
+            return (entry.callback_number or "") if entry is not None and entry.kind == Q.CALLBACK else None
+
+        return self.store.read(read)
 
     def leg_digits(self, leg_id: str, digits: str, again: bool = False) -> Reply:
         """A key (or none: Twilio posts empty Digits when the wait after the prompt ran out). No

@@ -206,11 +206,12 @@ class Queues:
         return entry
 
     # ---------------------------------------------------------- callbacks
-    def request_callback(self, uow: UnitOfWork, call: Call) -> bool:
+    def request_callback(self, uow: UnitOfWork, call: Call, number: str | None = None) -> bool:
         """The waiting caller asked to be called back: their entry keeps its place (same arrival
-        time and priority) as a callback, to their number, and they may hang up."""
+        time and priority) as a callback, to their number (or the one a web caller gave), and they
+        may hang up."""
         entry = self.live_entry(uow, call.id)
-        number = callable_number(call.from_number)  # None: withheld, nothing to dial
+        number = callable_number(number or call.from_number)  # None: withheld, nothing to dial
         if entry is None or entry.state != Q.WAITING or number is None:
             return False
         if entry.kind != Q.CALLBACK:

@@ -107,7 +107,7 @@ class Routing:
         """Redirect the caller (REST) into ``room`` (default: the call's room) as a new generation."""
         gen = (call.bridge_gen or 0) + 1
         target = room or call.room
-        if call.channel == W.CHANNEL_WEB:
+        if W.on_the_page(call.channel, call.twilio_sid):
             # No redirect: the caller page follows the call's state. A caller already in that room
             # (they wait in it while queued) stays; otherwise the page asks for a token for it.
             stays = target == call.room and bool(call.caller_identity)

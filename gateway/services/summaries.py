@@ -19,6 +19,7 @@ from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.domain.caller_id import mask_caller
 from gateway.domain.summary import Summary
+from gateway.domain.web_calls import on_the_page
 from gateway.services import job_types as J
 from gateway.services.lookups import existing
 from gateway.services.ports import Dest, Gateway, ProviderErrors
@@ -52,6 +53,8 @@ class Summaries:
             # then the agents' notes (and any transcript lines) are what the summary has.
             del facts["caller_number"]
             facts["channel"] = "web call from the website's caller page"
+            if not on_the_page(call.channel, call.twilio_sid):
+                facts["channel"] += ", called back by phone at the caller's request"
             context = (call.facts or {}).get("context") or {}
             facts |= {f"{S.VERIFIED_PREFIX}{name}": value for name, value in context.items()}
         return facts, [(line.speaker, line.text) for line in lines], list(notes)

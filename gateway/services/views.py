@@ -302,12 +302,16 @@ class Views:
                     None
                     if leg.transfer_id
                     else s.execute(
-                        select(QueueEntry.kind, QueueEntry.transfer_id).where(QueueEntry.active_call_id == call.id)
+                        select(QueueEntry.kind, QueueEntry.transfer_id, QueueEntry.callback_number).where(
+                            QueueEntry.active_call_id == call.id
+                        )
                     ).first()
                 )
                 if entry is not None:
                     # A caller who asked to be called back: accepting dials them (services.callbacks).
                     offer["callback"] = entry.kind == "callback"
+                    if offer["callback"] and call.channel == "web":  # the number the web caller gave
+                        offer["caller"] = f"{offer['caller']} at {entry.callback_number}"
                     queued = s.get(Transfer, entry.transfer_id) if entry.transfer_id else None
                     if queued is not None:  # transferred to this team and waited: A's notes and summary
                         source = s.get(Agent, queued.source_agent_id)

@@ -17,6 +17,13 @@ creation, kept by the page in sessionStorage, stored here only as a digest, and 
 rejoin (the one used is refused from then on). A rejoin is a fresh one-use token for the room the
 call is in now, as a new bridge generation; whatever session the old secret's page still had in
 the room is removed. Unless the page comes back, the grace timer ends the call as a hang-up.
+
+A web caller waiting in line may ask to be called back instead (``call_back``): the number they
+give becomes their queue entry's callback number, the entry keeps its place as a callback (the
+same rules as a phone caller's: services/callbacks.py dials it when an agent accepts), and the
+page's part ends — its room is deleted, its timers withdrawn, and join, rejoin and hang-up are
+refused from then on. Once the callback dials their phone, the call has a Twilio leg like any phone
+call (``W.on_the_page`` is false): it is moved by Twilio REST, no longer by the page.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Call, Team, WebCallKey, WebJoin, utcnow
+from gateway.adapters.store.models import Call, QueueEntry, Team, WebCallKey, WebJoin, utcnow
 from gateway.adapters.store.uow import Session
 from gateway.domain import calls as C
 from gateway.domain import queues as Q
@@ -86,7 +93,7 @@ class WebCallers:
             call_id = new_id("call")
             call = Call(
                 id=call_id,
-                twilio_sid=f"web:{call_id}",
+                twilio_sid=f"{W.WEB_SID_PREFIX}{call_id}",
                 from_number="web",
                 to_number="web",
                 room=self.gw.room_name("w" + call_id),
@@ -144,6 +151,7 @@ class WebCallers:
                     Refusal.FORBIDDEN,
                     "this rejoin secret is not (or no longer) valid for this call: each one works once",
                 )
+            self._refuse_if_called_back(session, call)
             joins = list(
                 session.execute(select(WebJoin).where(WebJoin.call_id == call.id).order_by(WebJoin.gen.desc()))
                 .scalars()
@@ -202,7 +210,7 @@ class WebCallers:
 
         def work(session: Session) -> None:
             call = session.get(Call, call_id, populate_existing=True)
-            if call is None or call.state == C.ENDED or call.caller_identity:
+            if call is None or call.state == C.ENDED or call.caller_identity or self._called_back(session, call):
                 return
             newest = session.execute(select(func.max(WebJoin.gen)).where(WebJoin.call_id == call.id)).scalar()
             if newest != gen:
@@ -247,6 +255,7 @@ class WebCallers:
 
         def work(session: Session) -> WebJoin:
             call = self._web_call(session, call_id)
+            self._refuse_if_called_back(session, call)
             if call.state not in (C.BRIDGING, C.CONNECTED, C.QUEUED) or call.caller_identity:
                 raise WebCallError(Refusal.CONFLICT, f"nothing to join now: the call is {self._page_state(call)}")
             taken = session.execute(
@@ -273,6 +282,17 @@ class WebCallers:
             call = self._web_call(session, call_id)
             state = self._page_state(call)
             reply: dict[str, Any] = {"call_id": call.id, "state": state, "position": None, "message": ""}
+            called_back = self._called_back(session, call) if state != W.ENDED else None
+            if called_back is not None:
+                waiting = called_back.active_call_id is not None
+                number = called_back.callback_number
+                return reply | {
+                    "state": W.CALLBACK,
+                    "message": W.callback_confirmation(number) if waiting else W.called_back_message(number),
+                    "join": False,
+                    "room": None,
+                    "hold_music_url": None,
+                }
             # The page should ask for a token: the call is in a room the page is not in, and no
             # token was given for it yet (one given and not used yet is the page's to use).
             reply["join"] = (
@@ -310,6 +330,71 @@ class WebCallers:
     def _page_state(call: Call) -> str:
         return W.page_state(call.state, caller_in_room=bool(call.caller_identity))
 
+    def _called_back(self, session: Session, call: Call) -> QueueEntry | None:
+        """The callback entry of a web caller who chose to be called back (live while it waits or is
+        being dialled; answered once they are on the phone), or None while the page is the caller."""
+        entry = self.routing.queues.live_entry(session, call.id)
+        if entry is not None:
+            return entry if entry.kind == Q.CALLBACK else None
+        if W.on_the_page(call.channel, call.twilio_sid):
+            return None
+        return (
+            session.execute(
+                select(QueueEntry)
+                .where(QueueEntry.call_id == call.id, QueueEntry.kind == Q.CALLBACK)
+                .order_by(QueueEntry.enqueued_at.desc())
+            )
+            .scalars()
+            .first()
+        )
+
+    def _refuse_if_called_back(self, session: Session, call: Call) -> None:
+        if call.state != C.ENDED and self._called_back(session, call) is not None:
+            raise WebCallError(
+                Refusal.CONFLICT,
+                "this call waits as a callback (or goes on by phone): the page has no part in it any more",
+            )
+
+    # ------------------------------------------------------------ callback
+    def call_back(self, call_id: str, number: object) -> dict[str, Any]:
+        """The waiting caller would rather be called back at ``number`` than wait on the page: their
+        place in line becomes a callback (services/queues.py, the phone caller's own rule), and the
+        page's part of the call ends here (its room, its timers, its tokens)."""
+        dialable = W.callback_number(number)
+        if dialable is None:
+            raise WebCallError(Refusal.INVALID, W.CALLBACK_NUMBER_INVALID)
+
+        def work(session: Session) -> None:
+            call = self._web_call(session, call_id)
+            entry = self.routing.queues.live_entry(session, call.id)
+            if (
+                call.state != C.QUEUED
+                or entry is None
+                or entry.state != Q.WAITING
+                or entry.kind == Q.CALLBACK
+                or not W.on_the_page(call.channel, call.twilio_sid)
+            ):
+                state = W.CALLBACK if entry is not None and entry.kind == Q.CALLBACK else self._page_state(call)
+                raise WebCallError(Refusal.CONFLICT, f"{W.CALLBACK_NOT_WAITING}: the call is {state}")
+            if not self.routing.queues.request_callback(session, call, number=dialable):
+                raise WebCallError(Refusal.CONFLICT, W.CALLBACK_NOT_WAITING)
+            joins = list(session.execute(select(WebJoin).where(WebJoin.call_id == call.id)).scalars().all())
+            ids = [join.id for join in joins]
+            self.store.cancel_timers(session, J.WebJoinDeadline.kind, *ids)
+            self.store.cancel_timers(session, J.WebRejoinDeadline.kind, *ids)
+            now = utcnow()
+            for join in joins:
+                if join.left_at is None:  # the page's session ends with its room: not a caller "away"
+                    self.store.compare_and_set(session, join, left_at=now)
+            if call.caller_identity:
+                self.store.compare_and_set(session, call, caller_identity=None)
+            # Nobody waits in the room now; the agent who accepts the callback joins it afresh.
+            self.store.enqueue(session, J.DeleteRoom(call.room, call.id), dedupe_key=f"callback-room:{call.id}")
+            self.store.record(session, call.id, "caller_left_for_callback", team=entry.team_id, channel=W.CHANNEL_WEB)
+
+        self.store.run(work)
+        return self.status(call_id)
+
     @staticmethod
     def _web_call(session: Session, call_id: str) -> Call:
         call = session.get(Call, call_id, populate_existing=True)
@@ -323,6 +408,7 @@ class WebCallers:
 
         def work(session: Session) -> None:
             call = self._web_call(session, call_id)
+            self._refuse_if_called_back(session, call)
             if call.state != C.ENDED:
                 self.caller.hangup(session, call, "web caller hung up")
 
@@ -350,6 +436,8 @@ class WebCallers:
             join = session.get(WebJoin, W.identity(call_id, gen))
             if call is None or call.state == C.ENDED or join is None or join.joined_at is not None:
                 return
+            if self._called_back(session, call) is not None:
+                return  # the caller left the page for a callback: the token was not needed
             if (call.bridge_gen or 0) != gen or call.caller_identity:
                 return  # moved on since (a newer token has its own deadline)
             self.caller.hangup(session, call, "web caller never joined")

@@ -13,14 +13,24 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from gateway.adapters.store import Store
-from gateway.adapters.store.models import Call, Leg, Message, Note, TranscriptLine, Transfer, Voicemail, WebCallKey
+from gateway.adapters.store.models import (
+    Call,
+    Leg,
+    Message,
+    Note,
+    QueueEntry,
+    TranscriptLine,
+    Transfer,
+    Voicemail,
+    WebCallKey,
+)
 from gateway.adapters.store.uow import Session
 from gateway.adapters.twilio_client import ProviderError
 from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain.agents import mask_phone
 from gateway.domain.caller_id import is_withheld
-from gateway.domain.web_calls import CHANNEL_WEB
+from gateway.domain.web_calls import on_the_page
 from gateway.services import job_types as J
 from gateway.services.agent_legs import AgentLegs
 from gateway.services.caller import Caller
@@ -152,7 +162,7 @@ class ProviderWork:
     def start_transcription(self, job: J.StartTranscription) -> None:
         """One named real-time transcription per call, by REST on the answered call."""
         call = self.store.peek(Call, job.call_id)
-        if call is None or call.state == C.ENDED or call.channel == CHANNEL_WEB:
+        if call is None or call.state == C.ENDED or on_the_page(call.channel, call.twilio_sid):
             return  # (a web call has no Twilio leg to transcribe: its summary uses the agents' notes)
         try:
             self.gw.telephony.start_transcription(
@@ -211,7 +221,7 @@ class ProviderWork:
     def redirect_caller(self, job: J.RedirectCaller) -> None:
         dest = self.gw.urls.destination(job.dest)
         web = self.store.peek(Call, job.call_id)
-        if web is not None and web.channel == CHANNEL_WEB:
+        if web is not None and on_the_page(web.channel, web.twilio_sid):
             self.web_callers.redirected(job.call_id, dest)  # no Twilio leg: the page follows
             return
         bridging = dest == Dest.BRIDGE
@@ -251,7 +261,7 @@ class ProviderWork:
         call = self._load(Call, job.call_id)
         if call is None or call.state != C.ON_HOLD:
             return
-        if call.channel != CHANNEL_WEB:  # a web caller's page plays the hold music when it sees on_hold
+        if not on_the_page(call.channel, call.twilio_sid):  # a web caller's page plays the hold music itself
             self.gw.telephony.redirect(call.twilio_sid, self.gw.urls(Dest.HOLD, call=call.id))
         self.transfer_events.on_caller_held(job.transfer_id)
 
@@ -260,8 +270,8 @@ class ProviderWork:
     def purge_call_data(self, job: J.PurgeCallData) -> None:
         """Nothing a caller said or that was written about them outlives the retention period: the
         transcript, notes, summaries, the SMS that carried them (body and number), the voicemail's
-        recording link, the caller's number (masked to its last four digits, as in the logs) and what a
-        website said about a web caller (the call's facts)."""
+        recording link, the caller's number and the number a callback was to dial (masked to their last
+        four digits, as in the logs) and what a website said about a web caller (the call's facts)."""
         store: Store = self.store
 
         def work(session: Session) -> None:
@@ -281,6 +291,12 @@ class ProviderWork:
                 store.compare_and_set(session, call, from_number=mask_phone(call.from_number))
             if call is not None and call.facts:  # a web caller's verified context (name, email, page…)
                 store.compare_and_set(session, call, facts=None)
+            # The number a callback was to dial: the caller's own, or the one a web caller typed in.
+            for entry in session.execute(
+                select(QueueEntry).where(QueueEntry.call_id == call_id, QueueEntry.callback_number.is_not(None))
+            ).scalars():
+                if not entry.callback_number.startswith("…"):
+                    store.compare_and_set(session, entry, callback_number=mask_phone(entry.callback_number))
             store.record(session, call_id, "call_data_purged")
 
         store.run(work)

@@ -564,7 +564,8 @@ TWILIO_SID_QUERY = {
 }
 
 WEB_CALLER: list[dict[str, list[str]]] = [{"webCallAccess": []}]
-WEB_STATES = ["queued", "connecting", "ringing", "connected", "on_hold", "ended"]
+# callback: the caller chose to be called back (POST …/callback); the page's part of the call is over.
+WEB_STATES = ["queued", "connecting", "ringing", "connected", "on_hold", "callback", "ended"]
 CALLER_TOKEN = {
     "room": {"type": "string"},
     "identity": {"type": "string", "description": "webcaller-<call id>-<generation>: one join, then removed if reused"},
@@ -625,9 +626,10 @@ WEB_CALL_REJOIN = _api(
             "poll_s": {"type": "number", "description": "How often to ask for the status"},
         }
     ),
-    extra=("403", "404", "410", "429"),
+    extra=("403", "404", "409", "410", "429"),
     errors={
         "400": "missing field: secret",
+        "409": "this call waits as a callback (or goes on by phone): the page has no part in it any more",
         "403": "this rejoin secret is not (or no longer) valid for this call: each one works once",
         "404": "unknown web call",
         "410": "you were away longer than 30 s, so the call has ended; please call again",
@@ -635,6 +637,9 @@ WEB_CALL_REJOIN = _api(
 )
 WEB_CALL_REJOIN["responses"]["403"]["description"] = (
     "Not this call's current rejoin secret (a used one, a guess), or an origin not in WEB_CALL_ORIGINS; nothing changed"
+)
+WEB_CALL_REJOIN["responses"]["409"]["description"] = (
+    "The caller chose to be called back (POST …/callback): the call goes on without the page"
 )
 WEB_CALL_REJOIN["responses"]["410"]["description"] = (
     "The call has ended, or its caller was away longer than WEB_CALL_REJOIN_S (the call ends then)"
@@ -682,6 +687,38 @@ def _web(summary: str, reply: dict, *, status: str = "200", body=None, created: 
     return op
 
 
+WEB_CALL_CALLBACK = _web(
+    "Call me back instead: the waiting caller leaves a phone number and their place in line becomes a "
+    "callback (same place, same rules as a phone caller's: when an agent accepts it, the gateway dials "
+    "the number and bridges the caller in; tried once more after CALLBACK_RETRY_S, then missed). The "
+    "page's part ends: its room is deleted, and join, rejoin and hang up answer 409 from then on. The "
+    "reply is the status, state `callback`.",
+    WEB_CALL_STATUS,
+    body=_json_body(
+        {
+            "number": {
+                "type": "string",
+                "maxLength": 40,
+                "description": "E.164, like +15551234567 (spaces, dashes, dots and brackets between digits "
+                "are ignored)",
+            }
+        },
+        ("number",),
+    ),
+)
+WEB_CALL_CALLBACK["responses"]["400"]["description"] = "Not a number we can dial (E.164); nothing changed"
+WEB_CALL_CALLBACK["responses"]["409"] = _error(
+    "409", "a callback can only be asked for while the call is waiting in line: the call is connected"
+)
+WEB_CALL_CALLBACK["responses"]["409"]["description"] = (
+    "The call is not waiting in line (ringing, connected, on hold, being offered to an agent, already a "
+    "callback, or ended); nothing changed"
+)
+WEB_CALL_CALLBACK["responses"]["429"] = {
+    **WEB_CALL_429,
+    "description": "Rate limit (callback requests per address, per call): wait Retry-After seconds",
+}
+
 PATHS = {
     "/api/web-calls": {
         "post": _web(
@@ -726,9 +763,13 @@ PATHS = {
         )
     },
     "/api/web-calls/{call_id}/hangup": {
-        "post": _web("The web caller hangs up: the call ends at once (no rejoin)", WEB_CALL_STATUS)
+        "post": _web(
+            "The web caller hangs up: the call ends at once (no rejoin); 409 once it waits as a callback",
+            WEB_CALL_STATUS,
+        )
     },
     "/api/web-calls/{call_id}/rejoin": {"post": WEB_CALL_REJOIN},
+    "/api/web-calls/{call_id}/callback": {"post": WEB_CALL_CALLBACK},
     "/api/auth/login": {
         "post": _api(
             "Sign in with the credential the CLI issued (sets the console session)",

@@ -35,6 +35,8 @@ WEB_CALLS_PER_ADDRESS = Limit("web calls per address", 5, 600)
 WEB_CALLS_ALL = Limit("web calls from all addresses", 60, 60)
 WEB_REJOINS_PER_ADDRESS = Limit("web call rejoins per address", 20, 600)
 WEB_REJOINS_PER_CALL = Limit("rejoins per web call", 10, 600)
+WEB_CALLBACKS_PER_ADDRESS = Limit("web callback requests per address", 10, 600)
+WEB_CALLBACKS_PER_CALL = Limit("callback requests per web call", 5, 600)
 STREAMS_PER_AGENT = 3  # open console event streams per agent, per process
 
 

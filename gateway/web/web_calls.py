@@ -8,11 +8,13 @@ Who may call what:
 - ``POST /api/web-calls/<id>/rejoin``: only with the call's current rejoin secret (in the JSON body,
   never in a URL), from an allowed origin, within its own rate limits; the reply carries a new
   access token and the next rejoin secret (the one used is refused from then on).
-- ``GET /api/web-calls/<id>``, ``POST …/join``, ``POST …/hangup`` (and, in sandbox mode, the
-  media proxy ``/call/sandbox/rtc/*`` in web/sandbox.py):
+- ``GET /api/web-calls/<id>``, ``POST …/join``, ``POST …/hangup``, ``POST …/callback`` (and, in
+  sandbox mode, the media proxy ``/call/sandbox/rtc/*`` in web/sandbox.py):
   only with that call's access token (``Authorization: Bearer <access>``), signed by the gateway
   (SECRET_KEY) for that call id and valid four hours, and only until the call is rejoined: each
   rejoin answers a new one, and the tokens given before it are refused (403) from then on.
+  ``…/callback`` is also rate-limited (per address and per call, every attempt counted) and only
+  allowed while the call waits in line (409 otherwise).
 - ``GET /call`` and ``GET /call/button.js``: public; ``/call`` may be framed only by the gateway
   itself and WEB_CALL_ORIGINS (CSP ``frame-ancestors``).
 """
@@ -201,6 +203,19 @@ def web_call_hangup(call_id):
     _require_origin()
     authorized(call_id)
     return _cors(jsonify(web_callers().hangup(call_id)))
+
+
+@bp.post("/api/web-calls/<call_id>/callback")
+def web_call_callback(call_id):
+    """The waiting caller would rather be called back at a phone number, keeping their place."""
+    _require_origin()
+    authorized(call_id)
+    number = api.body().get("number")
+    checks = ((limits.WEB_CALLBACKS_PER_ADDRESS, api.address()), (limits.WEB_CALLBACKS_PER_CALL, call_id[:40]))
+    api.check_throttle(*checks)
+    for limit, key in checks:
+        api.throttles().hit(limit, key)
+    return _cors(jsonify(web_callers().call_back(call_id, number)))
 
 
 # ------------------------------------------------------------------ the page

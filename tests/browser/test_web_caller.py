@@ -320,3 +320,66 @@ def test_the_call_us_button_opens_the_caller_page_in_a_dialog(world, browser):
     expect(dialog).to_be_hidden()
     expect(button).to_be_focused()
     context.close()
+
+
+def test_a_queued_web_caller_leaves_a_number_and_is_told_when_we_will_call(world, browser):
+    from tests.browser.test_console_a11y import AXE, Audit
+
+    world.add_agent("zed", status="busy")  # signed in, not free: the caller waits in line
+    context, page, errors = _caller_page(browser, world, bypass_csp=AXE.exists())
+    audit = Audit()
+
+    class Caller:
+        label = "caller"
+
+    Caller.page = page
+    page.goto("/call")
+    expect(page.locator("body[data-ready=true]")).to_have_count(1)
+    choice = page.get_by_role("button", name="Call me back instead")
+    expect(choice).to_be_hidden()  # only while in line
+    page.get_by_role("button", name="Call").click()
+    expect(page.locator("#state")).to_have_text("Waiting in line")
+    (call_id,) = world.wait(lambda: _web_calls(world), what="the web call")
+
+    # Keyboard all the way: open the choice, type a number that is not a full one, told why inline.
+    choice.focus()
+    page.keyboard.press("Enter")
+    expect(choice).to_be_hidden()
+    number = page.get_by_role("textbox", name="Your phone number")
+    expect(number).to_be_focused()
+    number.fill("555 0123")
+    page.keyboard.press("Enter")
+    error = page.locator("#callback-error")
+    expect(error).to_contain_text("Start with + and your country code")
+    expect(number).to_have_attribute("aria-invalid", "true")
+    expect(number).to_be_focused()
+    assert world.services.views.call(call_id)["state"] == "queued"
+    if AXE.exists():
+        audit(Caller, "callback form, invalid number")
+
+    # A number as people write it: the page says when we will call, out loud (a live region).
+    number.fill("+1 (555) 090-0123")
+    page.get_by_role("button", name="Call me back", exact=True).click()
+    expect(page.locator("#state")).to_have_text("We'll call you back")
+    expect(page.locator("#message")).to_have_text(
+        "We'll call you at …0123 when it's your turn. You keep your place in line, so you can close this page now."
+    )
+    assert page.locator("#state").get_attribute("aria-live") == "polite"
+    expect(page.locator("#callback")).to_be_hidden()
+    expect(page.get_by_role("button", name="Hang up")).to_be_hidden()
+    expect(page.get_by_role("button", name="Call", exact=True)).to_be_hidden()
+    page.screenshot(path=str(SCREENSHOTS / "web-caller-callback.png"))
+    if AXE.exists():
+        audit(Caller, "callback arranged")
+    assert not audit.found, audit.report()
+
+    from tests.e2e.test_queue_callbacks import entries
+
+    (entry,) = entries(world)
+    assert (entry.call_id, entry.kind, entry.callback_number) == (call_id, "callback", "+15550900123")
+    # Leaving the page now does not end the call: the place in line waits as a callback.
+    page.close()
+    time.sleep(0.5)
+    assert world.services.views.call(call_id)["state"] == "queued"
+    assert not errors, errors
+    context.close()

@@ -240,6 +240,17 @@ def test_every_reply_validates_against_the_documented_schema(world):
     assert check(http.post(rejoin, json={}, timeout=5)).status_code == 400
     assert check(http.post(world.url + "/api/web-calls/call_unknown/rejoin", json={"secret": "x"})).status_code == 404
     assert check(http.post(web_call + "/rejoin", json={"secret": placed.json()["rejoin_secret"]})).status_code == 410
+    # A web caller waiting in line asks to be called back: a number we cannot dial, then one we can.
+    for agent_id in ("alice", "webby"):
+        world.services.agents.set_status(agent_id, "busy")
+    waiting = check(http.post(world.url + "/api/web-calls", json={}, timeout=5))
+    assert waiting.status_code == 201 and waiting.json()["state"] == "queued", waiting.text
+    asker = requests.Session()
+    asker.headers["Authorization"] = f"Bearer {waiting.json()['access']}"
+    callback = f"{world.url}/api/web-calls/{waiting.json()['call_id']}/callback"
+    assert check(asker.post(callback, json={"number": "12345"}, timeout=5)).status_code == 400
+    assert check(asker.post(callback, json={"number": "+15550900077"}, timeout=5)).json()["state"] == "callback"
+    assert check(asker.post(callback, json={"number": "+15550900077"}, timeout=5)).status_code == 409
 
     operations = {(p, m) for p, ops in check.document["paths"].items() if p.startswith("/api/") for m in ops}
     reached = {(p, m) for p, m, _ in check.seen}

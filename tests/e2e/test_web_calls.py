@@ -492,3 +492,107 @@ def test_integrators_events_say_a_web_call_is_one(make_world):
         assert all(e["call"]["channel"] == "web" and e["call"]["twilio_sid"] is None for e in events)
     finally:
         receiver.close()
+
+
+# ------------------------------------------------------------------ call me back instead
+CALLBACK_NUMBER = "+15550900077"
+
+
+def test_a_queued_web_caller_called_back_keeps_their_place_and_is_dialled_when_an_agent_frees_up(make_world):
+    from tests.e2e.test_queue_callbacks import busy_agent, entries, said, supervisor
+
+    world = make_world(ring_timeout_s=15.0, retention_hours=0)
+    world.twilio.script_phone(CALLBACK_NUMBER, answer=True, answer_after=0.5, digits=None)
+    ann, first = busy_agent(world)
+    sam = supervisor(world)
+    caller = WebCaller(world, origin=world.url, context="unsigned")
+    assert caller.join(caller.data["token"]).status_code == 200
+    assert caller.wait_state("queued")["position"] == 1
+    room, url = caller.room, f"{world.url}/api/web-calls/{caller.call_id}/callback"
+
+    # A number we could not dial: refused with what to type, and nothing changes.
+    for typed in ("555-0077", "+266696687"):  # no country code; "anonymous" spelled on a keypad
+        bad = caller.http.post(url, json={"number": typed}, timeout=5)
+        assert bad.status_code == 400 and "international format" in bad.json()["error"], bad.text
+    assert caller.status()["state"] == "queued"
+    assert [(e.kind, e.state, e.callback_number) for e in entries(world)] == [("caller", "waiting", None)]
+
+    # The number as people write it: the place in line becomes a callback, the page's part ends.
+    asked = caller.http.post(url, json={"number": "+1 (555) 090-0077"}, timeout=5)
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["state"] == "callback" and not asked.json()["join"]
+    assert asked.json()["message"] == (
+        "We'll call you at …0077 when it's your turn. You keep your place in line, so you can close this page now."
+    )
+    (entry,) = entries(world)
+    assert (entry.kind, entry.state, entry.callback_number) == ("callback", "waiting", CALLBACK_NUMBER)
+    world.wait(lambda: room not in world.livekit.rooms(), what="the web call's room deleted")
+    assert world.services.views.call(caller.call_id)["state"] == "queued"  # the page left, the place did not
+    # The page has no part in the call any more: asking again, joining, rejoining, hanging up: 409.
+    assert caller.http.post(url, json={"number": CALLBACK_NUMBER}, timeout=5).status_code == 409
+    assert caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/join", timeout=5).status_code == 409
+    assert caller.http.post(f"{world.url}/api/web-calls/{caller.call_id}/hangup", timeout=5).status_code == 409
+    assert caller.rejoin().status_code == 409
+    assert caller.status()["state"] == "callback"
+
+    # A phone caller coming later stays behind them; the board counts a pending callback, on the web.
+    later = world.call(from_="+15550900003")
+    world.wait(lambda: len(entries(world)) == 2, what="the later caller waiting")
+    board = sam.get("/api/supervisor/board").json()["live"]
+    assert next(t for t in board["teams"] if t["id"] == "default")["callbacks_pending"] == 1
+    row = next(c for c in board["calls"] if c["id"] == caller.call_id)
+    assert (row["channel"], row["caller"], row["state"]) == ("web", "web caller", "queued")
+
+    # An agent frees up: offered the callback first, then the gateway dials the number given.
+    assert ann.post(f"/api/calls/{first}/hangup").status_code == 200
+    offer = ann.wait_offer(timeout=10)
+    assert (offer["call_id"], offer["callback"], offer["channel"]) == (caller.call_id, True, "web")
+    assert offer["caller"] == f"web caller at {CALLBACK_NUMBER}"
+    dialled = lambda: [c for c in world.twilio.calls() if c.direction == "outbound-api" and c.to == CALLBACK_NUMBER]  # noqa: E731
+    assert not dialled()  # the agent first, then the caller
+    ann.accept_and_join(caller.call_id)
+    world.wait(dialled, what="the number given dialled")
+    (back,) = dialled()
+    back.wait_current("bridged", timeout=10)
+    world.wait(lambda: world.services.views.call(caller.call_id)["state"] == "connected", what="callback connected")
+    assert "Hello, this is the call back you asked for. Connecting you to an agent now." in said(back)
+    assert "ann" in world.participants(room)
+    assert [e.state for e in entries(world)] == ["answered", "waiting"]
+    assert world.db_call(later.sid)["state"] == "queued"
+    kinds = world.timeline(caller.call_id)
+    for kind in ("callback_requested", "caller_left_for_callback", "callback_dialled", "callback_answered"):
+        assert kind in kinds, kinds
+    assert caller.status()["message"] == "We called you back at …0077: your call goes on by phone."
+
+    # The agent ends the call: the phone hears goodbye (Twilio REST now, not the page), and the number
+    # given is purged with the call's data.
+    assert ann.post(f"/api/calls/{caller.call_id}/hangup").status_code == 200
+    back.wait_for(lambda c: c.ended, timeout=10)
+    world.wait(lambda: "call_data_purged" in world.timeline(caller.call_id), timeout=10, what="purge")
+    assert entries(world)[0].callback_number == "…0077"
+
+
+def test_a_web_caller_not_waiting_in_line_cannot_ask_for_a_callback(world):
+    alice = world.add_agent("alice")
+    caller = WebCaller(world)
+    assert caller.join(caller.data["token"]).status_code == 200
+    caller.wait_state("ringing")
+    url = f"{world.url}/api/web-calls/{caller.call_id}/callback"
+    refused = caller.http.post(url, json={"number": CALLBACK_NUMBER}, timeout=5)
+    assert refused.status_code == 409 and "waiting in line" in refused.json()["error"], refused.text
+    alice.accept_and_join(caller.call_id)
+    caller.wait_state("connected")
+    assert caller.http.post(url, json={"number": CALLBACK_NUMBER}, timeout=5).status_code == 409
+    assert "callback_requested" not in world.timeline(caller.call_id)
+    # Someone else's access token is no way in either.
+    other = WebCaller(world)
+    assert (
+        requests.post(
+            url,
+            json={"number": CALLBACK_NUMBER},
+            headers={"Authorization": f"Bearer {other.data['access']}"},
+            timeout=5,
+        ).status_code
+        == 403
+    )
+    assert requests.post(url, json={"number": CALLBACK_NUMBER}, timeout=5).status_code == 401

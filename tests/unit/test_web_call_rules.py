@@ -134,3 +134,31 @@ def test_a_web_calls_summary_from_notes_and_verified_context_alone():
     assert "5521" in " ".join(summary["key_facts"]) and "damaged" in summary["reason"]
     prompt = S.build_messages(facts, [], notes)[1]["content"]
     assert "verified customer id: C-1001" in prompt and "web call" in prompt
+
+
+@pytest.mark.parametrize(
+    ("typed", "dialled"),
+    [
+        ("+15551234567", "+15551234567"),
+        ("+1 (555) 123-4567", "+15551234567"),  # as people write it
+        ("+44 20.7946.0958", "+442079460958"),
+        ("5551234567", None),  # no country code: never guessed
+        ("+0123456789", None),
+        ("+1555", None),  # too short
+        ("+1 555 CALL NOW", None),
+        ("+266696687", None),  # "anonymous" on a keypad: no one answers it
+        ("", None),
+        (None, None),
+        (15551234567, None),
+        ("+1" + "5" * 50, None),
+    ],
+)
+def test_a_callback_number_a_web_caller_types_must_be_one_we_can_dial(typed, dialled):
+    assert W.callback_number(typed) == dialled
+
+
+def test_a_web_caller_is_on_the_page_until_a_callback_dials_their_phone():
+    assert W.on_the_page(W.CHANNEL_WEB, "web:call_1")
+    assert not W.on_the_page(W.CHANNEL_WEB, "CA0123")  # called back: a Twilio leg now
+    assert not W.on_the_page(W.CHANNEL_PHONE, "CA0123")
+    assert W.callback_confirmation("+15551234567").startswith("We'll call you at …4567 when it's your turn.")

@@ -10,6 +10,9 @@
 // kept in sessionStorage (this tab, this origin; never in a URL), and POST …/rejoin trades it for a
 // token to the call's room and the next secret, within the gateway's grace period. Leaving the
 // page only leaves the room; Hang up is what ends the call at once.
+//
+// While in line, the caller may leave a phone number instead (POST …/callback): their place becomes
+// a callback the gateway dials when it is their turn, and the page's part of the call ends there.
 
 const $ = (id) => document.getElementById(id);
 
@@ -21,6 +24,7 @@ const LABELS = {
   ringing: "Ringing",
   connected: "Connected",
   on_hold: "On hold",
+  callback: "We'll call you back",
   ended: "Call ended",
   failed: "Call failed",
   "mic-refused": "Microphone needed",
@@ -31,6 +35,10 @@ const LABELS = {
 // (the gateway keeps the caller's place for WEB_CALL_REJOIN_S, 30 s by default).
 const REJOIN_BACKOFF_MS = [0, 1000, 2000, 4000, 8000];
 const SAVED = "web-call";
+// A number we can dial: E.164 (what the gateway checks too), once the spaces, dashes, dots and
+// brackets people write between digits are taken out.
+const E164 = /^\+[1-9]\d{6,14}$/;
+const compactNumber = (typed) => typed.replace(/[\s().-]/g, "");
 
 // ------------------------------------------------------------------ the call kept for this tab
 function remember(callId, secret) {
@@ -261,6 +269,7 @@ const page = {
   lost: false, // the media connection dropped (see mediaLost)
   reconnecting: false, // getting back into the call after it dropped (see reconnect)
   polls: 0, // which poll loop is the current one (see poll)
+  leaving: false, // the caller asked to be called back: the room going away is no failure
   hold: new Hold($("hold-music")),
 };
 
@@ -280,13 +289,14 @@ function show(state, message, { position = null } = {}) {
   if (message !== undefined) $("message").textContent = message;
   $("position").hidden = position === null || position === undefined;
   if (position !== null && position !== undefined) $("position-number").textContent = String(position);
-  const live = !["idle", "ended", "failed", "mic-refused"].includes(state);
-  $("call").hidden = live;
+  const live = !["idle", "ended", "failed", "mic-refused", "callback"].includes(state);
+  $("call").hidden = live || state === "callback"; // (they will be called: no second call from here)
   $("call").disabled = state === "starting";
   $("hangup").hidden = !live || (state === "reconnecting" && !page.call); // (nothing to hang up yet)
   $("mute").hidden = !live || state === "starting";
   $("level-row").hidden = !live;
-  if (["queued", "on_hold"].includes(state) && page.lastState !== state) say(message);
+  showCallbackChoice(state === "queued" && Boolean(page.call));
+  if (["queued", "on_hold", "callback"].includes(state) && page.lastState !== state) say(message);
   page.lastState = state;
 }
 
@@ -410,7 +420,7 @@ async function mediaFailed(err) {
  *  the end) is followed by the poll; otherwise the page gets back into the call (reconnect). */
 async function mediaLost() {
   const call = page.call;
-  if (!call || page.reconnecting) return;
+  if (!call || page.reconnecting || page.leaving) return;
   page.lost = true;
   clearTimeout(page.timer);
   let status = null;
@@ -420,7 +430,7 @@ async function mediaLost() {
     status = null; // the network is down too: reconnect keeps trying
   }
   if (page.call !== call) return;
-  if (status && (status.state === "ended" || status.join)) {
+  if (status && (["ended", "callback"].includes(status.state) || status.join)) {
     poll();
     return;
   }
@@ -449,7 +459,7 @@ async function reconnect(call) {
       return;
     } catch (err) {
       if (page.call !== call) return;
-      if ([403, 404, 410].includes(err.status)) {
+      if ([403, 404, 409, 410].includes(err.status)) { // (409: the call became a callback meanwhile)
         page.reconnecting = false;
         forget();
         await finish();
@@ -490,7 +500,7 @@ async function poll() {
   if (!current()) return;
   $("error").textContent = "";
   apply(status);
-  if (status.state === "ended") return;
+  if (["ended", "callback"].includes(status.state)) return;
   if (status.join && !page.joining) {
     page.joining = true;
     try {
@@ -518,6 +528,77 @@ function apply(status) {
     $("call").hidden = false;
     $("call").textContent = "Call again";
   }
+  if (status.state === "callback") {
+    // The place in line is a callback now: the page's part is over (the room is gone, nothing to rejoin).
+    forget();
+    finish();
+  }
+}
+
+// ------------------------------------------------------------------ call me back instead
+function showCallbackChoice(visible) {
+  const section = $("callback");
+  if (section.hidden === !visible) return;
+  section.hidden = !visible;
+  if (!visible) closeCallbackForm({ focus: false });
+}
+
+function openCallbackForm() {
+  $("callback-form").hidden = false;
+  $("callback-open").setAttribute("aria-expanded", "true");
+  $("callback-open").hidden = true;
+  $("callback-number").focus();
+}
+
+function closeCallbackForm({ focus = true } = {}) {
+  $("callback-form").hidden = true;
+  $("callback-open").hidden = false;
+  $("callback-open").setAttribute("aria-expanded", "false");
+  callbackError("");
+  if (focus) $("callback-open").focus();
+}
+
+function callbackError(message) {
+  $("callback-error").textContent = message;
+  if (message) $("callback-number").setAttribute("aria-invalid", "true");
+  else $("callback-number").removeAttribute("aria-invalid");
+}
+
+async function askForCallback(event) {
+  event.preventDefault();
+  const call = page.call;
+  if (!call) return;
+  const number = compactNumber($("callback-number").value);
+  if (!E164.test(number)) {
+    callbackError(number
+      ? "That is not a full phone number. Start with + and your country code, like +1 555 123 4567."
+      : "Enter the phone number we should call.");
+    $("callback-number").focus();
+    return;
+  }
+  callbackError("");
+  $("callback-submit").disabled = true;
+  page.leaving = true;
+  let status;
+  try {
+    status = await request("POST", `/api/web-calls/${encodeURIComponent(call.id)}/callback`, { body: { number }, access: call.access });
+  } catch (err) {
+    page.leaving = false;
+    $("callback-submit").disabled = false;
+    if (err.status === 400) {
+      callbackError(err.message.charAt(0).toUpperCase() + err.message.slice(1) + ".");
+      $("callback-number").focus();
+    } else {
+      callbackError(err.status === 409 ? "You can no longer ask for a callback: your call is moving on." : err.message);
+    }
+    return;
+  }
+  $("callback-submit").disabled = false;
+  if (page.call !== call) return;
+  clearTimeout(page.timer);
+  page.polls += 1; // a poll in flight is no longer the current one
+  apply(status);
+  $("state").focus();
 }
 
 async function finish() {
@@ -560,6 +641,9 @@ function toggleMute() {
 $("call").addEventListener("click", startCall);
 $("hangup").addEventListener("click", hangUp);
 $("mute").addEventListener("click", toggleMute);
+$("callback-open").addEventListener("click", openCallbackForm);
+$("callback-cancel").addEventListener("click", () => closeCallbackForm());
+$("callback-form").addEventListener("submit", askForCallback);
 // Leaving the page (a reload, a closed tab) only leaves the room: the gateway keeps the caller's
 // place for a while, and this tab's next load gets back into the call (or the call ends then).
 window.addEventListener("pagehide", () => { if (page.call) page.media?.depart(); });
