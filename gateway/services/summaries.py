@@ -52,9 +52,9 @@ class Summaries:
             # No number and no Twilio transcription: what the website vouched for (signed context),
             # then the agents' notes (and any transcript lines) are what the summary has.
             del facts["caller_number"]
-            facts["channel"] = "web call from the website's caller page"
-            if not on_the_page(call.channel, call.twilio_sid):
-                facts["channel"] += ", called back by phone at the caller's request"
+            facts["channel"] = "web call from the website's caller page" + (
+                "" if on_the_page(call.channel, call.twilio_sid) else ", called back by phone at the caller's request"
+            )
             context = (call.facts or {}).get("context") or {}
             facts |= {f"{S.VERIFIED_PREFIX}{name}": value for name, value in context.items()}
         return facts, [(line.speaker, line.text) for line in lines], list(notes)

@@ -295,8 +295,9 @@ class ProviderWork:
             for entry in session.execute(
                 select(QueueEntry).where(QueueEntry.call_id == call_id, QueueEntry.callback_number.is_not(None))
             ).scalars():
-                if not entry.callback_number.startswith("…"):
-                    store.compare_and_set(session, entry, callback_number=mask_phone(entry.callback_number))
+                number = entry.callback_number or ""
+                if not number.startswith("…"):
+                    store.compare_and_set(session, entry, callback_number=mask_phone(number))
             store.record(session, call_id, "call_data_purged")
 
         store.run(work)

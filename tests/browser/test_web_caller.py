@@ -354,6 +354,7 @@ def test_a_queued_web_caller_leaves_a_number_and_is_told_when_we_will_call(world
     expect(number).to_have_attribute("aria-invalid", "true")
     expect(number).to_be_focused()
     assert world.services.views.call(call_id)["state"] == "queued"
+    page.screenshot(path=str(SCREENSHOTS / "web-caller-callback-form.png"))
     if AXE.exists():
         audit(Caller, "callback form, invalid number")
 
