@@ -8,9 +8,9 @@ store poller per process, no request thread per stream under gthread), ``BoardSt
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -133,18 +133,18 @@ def listen(call_id):
 
 
 # ----------------------------------------------------------- event stream
-@dataclass
 class _Read:
     """One read of the board, with what every open board compares and sends, worked out once."""
 
-    at: float
-    snapshot: dict
-    key: str  # the snapshot without its ticking clocks: a board whose last event had another sends this
-    event: str  # the ``board`` event, encoded once for every open board
+    def __init__(self, at: float, snapshot: dict):
+        self.at, self.snapshot = at, snapshot
+        # The snapshot without its ticking clocks: a board whose last event showed another sends this.
+        self.steady = _steady(snapshot)
 
-    @classmethod
-    def of(cls, at: float, snapshot: dict) -> _Read:
-        return cls(at, snapshot, _key(snapshot), sse("board", snapshot))
+    @cached_property
+    def event(self) -> str:
+        """The ``board`` event, encoded once for every open board that sends it."""
+        return sse("board", self.snapshot)
 
 
 @dataclass
@@ -181,7 +181,7 @@ class BoardStream(Stream):
         self.sid = sid
         self.checks_credential = sid is None
         self.fingerprint = services.agents.fingerprint(agent_id) if sid is None else None
-        self.key: str | None = None
+        self.shown: dict | None = None  # the steady part of the last board sent
         self.retry_ms = hub.retry_ms
 
     def snapshot(self) -> dict:
@@ -204,15 +204,15 @@ class BoardStream(Stream):
         else:
             figures = shared.snapshot["figures"]
         feed.live_dirty = False
-        feed.shared = _Read.of(tick.now, {"live": board.live(), "figures": figures})
+        feed.shared = _Read(tick.now, {"live": board.live(), "figures": figures})
         return feed.shared
 
     def send(self, read: _Read) -> str:
-        self.key = read.key
+        self.shown = read.steady
         return read.event
 
     def first(self) -> str:
-        return f"retry: {self.retry_ms}\n\n" + self.send(_Read.of(time.monotonic(), self.snapshot()))
+        return f"retry: {self.retry_ms}\n\n" + self.send(_Read(time.monotonic(), self.snapshot()))
 
     def signed_out(self, tick: Tick) -> str | None:
         if tick.sessions is None or tick.fingerprints is None:
@@ -235,7 +235,7 @@ class BoardStream(Stream):
         shared = self._read_shared(tick, heartbeat)
         if shared is None or not (shared.at == tick.now or heartbeat):
             return ""  # nothing read this tick: the board is as it was last sent
-        if heartbeat or shared.key != self.key:
+        if heartbeat or shared.steady != self.shown:
             return self.send(shared)
         return ""
 
@@ -267,10 +267,6 @@ def events():
     except Exception:
         hub.release(agent_id, mode)
         raise
-
-
-def _key(snapshot: dict) -> str:
-    return json.dumps(_steady(snapshot), sort_keys=True, default=str)
 
 
 TICKING = frozenset({"at", "now", "in_state_s", "waited_s", "elapsed_s", "longest_wait_s"})
