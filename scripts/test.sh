@@ -2,6 +2,12 @@
 # Sets up and runs the checks and the whole test suite. TEST_DATABASE_URL=postgresql://… runs it on Postgres;
 # COVERAGE=1 measures branch coverage and prints its report after the tests.
 # The browser tests drive Debian's Chromium (installed here when missing and apt-get is usable).
+#
+# The whole suite runs as two pytest processes side by side, each on a database of its own on Postgres
+# (TEST_DATABASE_SIBLING, see tests/conftest.py): the fault suite with the other folders that wait on
+# little but the CPU, and the folders whose tests wait on timers, sockets and child processes. On two
+# cores the two take about as long as the longer one. Given paths or selections (anything but -q, -v, -x,
+# -ra, --durations=N), one process runs what was asked; TEST_SPLIT=0 runs the whole suite in one too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,8 +16,45 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 bash scripts/check.sh
-if [ "${COVERAGE:-0}" = 1 ]; then
-  .venv/bin/python -m coverage run -m pytest "$@"
-  exec .venv/bin/python -m coverage report --sort=cover
+
+pytest_run() {
+  if [ "${COVERAGE:-0}" = 1 ]; then
+    .venv/bin/python -m coverage run --parallel-mode -m pytest "$@"
+  else
+    .venv/bin/python -m pytest "$@"
+  fi
+}
+
+whole=${TEST_SPLIT:-1}
+for arg in "$@"; do
+  case $arg in
+    -q | -qq | -v | -vv | -x | -ra | -rA | --durations=*) ;;
+    *) whole=0 ;;
+  esac
+done
+
+[ "${COVERAGE:-0}" = 1 ] && .venv/bin/python -m coverage erase
+status=0
+if [ "$whole" = 1 ]; then
+  alongside=(tests/faults tests/unit tests/sandbox tests/summary tests/security)
+  ignored=()
+  for folder in "${alongside[@]}"; do ignored+=("--ignore=$folder"); done
+  alongside_log=$(mktemp)
+  TEST_DATABASE_SIBLING=alongside pytest_run "$@" "${alongside[@]}" >"$alongside_log" 2>&1 &
+  alongside_pid=$!
+  pytest_run "$@" "${ignored[@]}" tests || status=$?
+  alongside_status=0
+  wait "$alongside_pid" || alongside_status=$?
+  echo
+  echo "------------------- run alongside: ${alongside[*]} -------------------"
+  cat "$alongside_log"
+  rm -f "$alongside_log"
+  [ "$status" = 0 ] && status=$alongside_status
+else
+  pytest_run "$@" || status=$?
 fi
-exec .venv/bin/python -m pytest "$@"
+if [ "${COVERAGE:-0}" = 1 ] && [ "$status" = 0 ]; then
+  .venv/bin/python -m coverage combine --quiet
+  .venv/bin/python -m coverage report --sort=cover
+fi
+exit "$status"

@@ -18,6 +18,16 @@ from gateway.config import Settings, normalise_database_url
 from gateway.sandbox.runtime import PHONE_NUMBER, Doubles
 
 
+def pytest_configure(config):
+    """TEST_DATABASE_SIBLING=name: this run uses ``<db>_<name>`` on TEST_DATABASE_URL's Postgres server
+    (created if missing) instead of ``<db>``, so that two runs can go on side by side (scripts/test.sh)."""
+    url, sibling = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_DATABASE_SIBLING")
+    if url and sibling and normalise_database_url(url).startswith("postgresql"):
+        from tests.faults._db import sibling_database
+
+        os.environ["TEST_DATABASE_URL"] = sibling_database(normalise_database_url(url), sibling)
+
+
 @pytest.fixture
 def database_url(tmp_path) -> str:
     url = os.environ.get("TEST_DATABASE_URL")

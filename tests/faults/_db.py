@@ -9,15 +9,15 @@ from sqlalchemy.engine import make_url
 
 from gateway.config import normalise_database_url
 
-_siblings: dict[str, str] = {}
+_siblings: dict[tuple[str, str], str] = {}
 
 
-def sibling_database(url: str) -> str:
-    """``<db>_faults`` on the same Postgres server, created if missing; the URL itself if that fails."""
-    if url in _siblings:
-        return _siblings[url]
+def sibling_database(url: str, suffix: str = "faults") -> str:
+    """``<db>_<suffix>`` on the same Postgres server, created if missing; the URL itself if that fails."""
+    if (url, suffix) in _siblings:
+        return _siblings[(url, suffix)]
     parsed = make_url(url)
-    name = f"{parsed.database}_faults"
+    name = f"{parsed.database}_{suffix}"
     target = parsed.set(database=name).render_as_string(hide_password=False)
     try:
         admin = create_engine(url, isolation_level="AUTOCOMMIT")
@@ -28,7 +28,7 @@ def sibling_database(url: str) -> str:
         admin.dispose()
     except Exception:  # no CREATEDB right: share the given database
         target = url
-    _siblings[url] = target
+    _siblings[(url, suffix)] = target
     return target
 
 

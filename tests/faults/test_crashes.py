@@ -179,6 +179,10 @@ class Run:
         if self.point.step == "summary_inflight":
             self.c.openai.set_latency(0.8)
         self.kill_during("initiate_inflight", "POST", "/api/transfer/initiate")
+        # Armed before the transfer starts: B's phone can answer (and press 1) before A is seen in the
+        # consult room when the machine is busy, and a crash point armed after that is never reached.
+        self.kill_during("leg_answer_inflight", "POST", "/twilio/leg/answer")
+        self.kill_during("leg_gather_inflight", "POST", "/twilio/leg/gather")
         reply = self.a.post(
             "/api/transfer/initiate",
             {
@@ -226,8 +230,6 @@ class Run:
 
     def phone_b_joins(self) -> bool:
         room = self.transfer["consult_room"]
-        self.kill_during("leg_answer_inflight", "POST", "/twilio/leg/answer")
-        self.kill_during("leg_gather_inflight", "POST", "/twilio/leg/gather")
         self.wait(lambda: self.joined(self.b.id, room) or self.ended(), 20, "phone B in the consult room")
         self.wait(lambda: self.transfer_state() in (T.TARGET_ACCEPTED,) + T.TERMINAL, 15, "target_accepted")
         return not self.ended()
