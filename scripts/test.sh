@@ -33,7 +33,7 @@ for arg in "$@"; do
   esac
 done
 
-[ "${COVERAGE:-0}" = 1 ] && .venv/bin/python -m coverage erase
+rm -f .coverage .coverage.*  # each process writes its own data file; earlier runs' must not be combined
 status=0
 if [ "$whole" = 1 ]; then
   alongside=(tests/faults tests/unit tests/sandbox tests/summary tests/security)
