@@ -22,11 +22,12 @@ from gateway.domain.caller_id import callable_number, mask_caller
 from gateway.services import job_types as J
 from gateway.services.answers import Answers
 from gateway.services.legs import Legs
-from gateway.services.lookups import active_transfer, call_by_sid, live_legs
+from gateway.services.lookups import call_by_sid, live_legs
 from gateway.services.ports import Dest, Gateway, LegOutcomes, LiveKitHealth
 from gateway.services.replies import Goodbye, Hold, Menu, Nothing, Reply, Webhook
 from gateway.services.routing import Routing
 from gateway.services.teams import TeamService
+from gateway.services.uow import UnitOfWork
 
 CALLER_GONE = ("completed", "canceled", "failed", "busy", "no-answer")
 
@@ -362,31 +363,31 @@ class Caller:
 
         self.store.run(work)
 
-    def hangup(self, session: Session, call: Call, reason: str) -> None:
+    def hangup(self, uow: UnitOfWork, call: Call, reason: str) -> None:
         if call.end_reason == C.AGENT_ENDED:
             reason = C.AGENT_ENDED  # the caller's line closes after the goodbye the agent caused
-        entry = self.routing.queues.live_entry(session, call.id)
+        entry = uow.queue.live(call.id)
         if entry is not None and entry.kind == Q.CALLBACK and call.state == C.QUEUED and reason.startswith("caller "):
             # They asked to be called back: the line ends, their place in the queue does not.
-            self.store.record(session, call.id, "caller_left_for_callback", team=entry.team_id)
+            uow.timeline.record(call.id, "caller_left_for_callback", team=entry.team_id)
             return
-        outcome = self.store.transition(session, call, C.CALL, "hangup", end_reason=reason, ended_at=utcnow())
+        outcome = uow.transition(call, C.CALL, "hangup", end_reason=reason, ended_at=utcnow())
         if not outcome.changed:
             return
-        self.store.record(session, call.id, "call_ended", reason=reason)
-        entry = self.routing.queues.live_entry(session, call.id)
+        uow.timeline.record(call.id, "call_ended", reason=reason)
+        entry = uow.queue.live(call.id)
         if entry is not None:  # hung up while waiting in line (or while being offered): abandoned
-            self.routing.queues.end(session, entry, "hangup", reason)
-        transfer = active_transfer(session, call.id)
+            self.routing.queues.end(uow, entry, "hangup", reason)
+        transfer = uow.transfers.active(call.id)
         if transfer is not None:
-            self.transfers.on_caller_hangup(session, transfer)
+            self.transfers.on_caller_hangup(uow, transfer)
         rooms = {call.room}
-        for leg in live_legs(session, call.id):
+        for leg in uow.legs.live(call.id):
             rooms.add(leg.room)
-            self.legs.end_leg(session, leg, "cancel", "caller hung up")
+            self.legs.end_leg(uow, leg, "cancel", "caller hung up")
         for room in sorted(rooms):
-            self.store.enqueue(session, J.DeleteRoom(room, call.id), dedupe_key=f"delete:{room}")
-        self.store.enqueue(session, J.PurgeCallData(call.id), delay_s=self.gw.settings.retention_hours * 3600)
+            uow.jobs.add(J.DeleteRoom(room, call.id), dedupe_key=f"delete:{room}")
+        uow.jobs.add(J.PurgeCallData(call.id), delay_s=self.gw.settings.retention_hours * 3600)
 
     def queue_timeout(self, call_id: str) -> None:
         def work(session: Session) -> None:

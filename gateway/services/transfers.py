@@ -6,13 +6,10 @@ process manager's (``transfer_events``); the moves both use are in ``transfer_mo
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from gateway.adapters.store import Store
 from gateway.adapters.store.db import new_id
-from gateway.adapters.store.models import Agent, Call, Leg, Note, QueueEntry, Team, Transfer, utcnow
-from gateway.adapters.store.uow import Session
+from gateway.adapters.store.models import Agent, Call, Leg, Note, Team, Transfer, utcnow
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
 from gateway.domain import legs as L
@@ -21,10 +18,10 @@ from gateway.domain import summary as S
 from gateway.domain import transfers as T
 from gateway.services import job_types as J
 from gateway.services.errors import Refusal, ServiceError
-from gateway.services.lookups import LIVE_LEG_STATES, existing
 from gateway.services.ports import Dest, Gateway
 from gateway.services.queues import Queues
 from gateway.services.transfer_moves import TransferMoves
+from gateway.services.uow import UnitOfWork, UnitsOfWork
 
 
 class TransferError(ServiceError):
@@ -34,10 +31,10 @@ class TransferError(ServiceError):
 class TransferService:
     def __init__(self, gw: Gateway, moves: TransferMoves, queues: Queues):
         self.gw, self.moves, self.queues = gw, moves, queues
-        self.store: Store = gw.store
+        self.units: UnitsOfWork = gw.store
 
     def get(self, transfer_id: str) -> Transfer | None:
-        return self.store.read(lambda s: s.get(Transfer, transfer_id))
+        return self.units.read(lambda uow: uow.transfers.get(transfer_id))
 
     # ---------------------------------------------------------- initiate
     def initiate(
@@ -60,16 +57,16 @@ class TransferService:
         if target_number and not agent_rules.E164.match(target_number):
             raise TransferError(Refusal.INVALID, f"target_number {target_number!r} is not an E.164 number")
 
-        def work(session: Session) -> Transfer:
+        def work(uow: UnitOfWork) -> Transfer:
             nonlocal target_agent_id
-            call, source_leg = self._transferable_call(session, call_id, agent_id)
+            call, source_leg = self._transferable_call(uow, call_id, agent_id)
             team = None
             if target_team:
                 # The team's first free member (longest idle), offered as any target is; none: A decides.
-                team = self._team_with_someone(session, target_team)
-                member = self.queues.free_agent(session, team.id, tried=[agent_id])
+                team = self._team_with_someone(uow, target_team)
+                member = self.queues.free_agent(uow, team.id, tried=[agent_id])
                 target_agent_id = member.id if member is not None else None
-            target = self._available_target(session, target_agent_id, agent_id) if target_agent_id else None
+            target = self._available_target(uow, target_agent_id, agent_id) if target_agent_id else None
             transfer = Transfer(
                 id=new_id("xfer"),
                 call_id=call.id,
@@ -87,11 +84,10 @@ class TransferService:
             )
             # Inserted with the rest at commit, where the unique active_call_id refuses a concurrent
             # second transfer (IntegrityError below): until then its changes are plain attributes.
-            session.add(transfer)
+            uow.transfers.add(transfer)
             if notes:
-                session.add(Note(call_id=call.id, agent_id=agent_id, text=transfer.notes))
-            self.store.record(
-                session,
+                uow.calls.add_note(Note(call_id=call.id, agent_id=agent_id, text=transfer.notes))
+            uow.timeline.record(
                 call.id,
                 "transfer_initiated",
                 transfer_id=transfer.id,
@@ -101,33 +97,21 @@ class TransferService:
                 **({"team": target_team} if target_team else {}),
             )
             if team is not None and target is None:
-                self._team_busy(session, transfer, team)
+                self._team_busy(uow, transfer, team)
                 return transfer
-            self._start(session, transfer, call, target)
+            self._start(uow, transfer, call, target)
             return transfer
 
         try:
-            return self.store.run(work)
-        except IntegrityError:
+            return self.units.run(work)
+        except IntegrityError:  # the call's one active transfer (a unique key) was taken meanwhile
             raise TransferError(Refusal.CONFLICT, "a transfer is already in progress for this call") from None
 
     @staticmethod
-    def _transferable_call(session: Session, call_id: str, agent_id: str) -> tuple[Call, Leg]:
+    def _transferable_call(uow: UnitOfWork, call_id: str, agent_id: str) -> tuple[Call, Leg]:
         """The call and A's joined leg in its room, if A may transfer it now."""
         # One round trip: the call, A's leg in its room, and any transfer already active.
-        found = session.execute(
-            select(Call, Leg, Transfer.id)
-            .where(Call.id == call_id)
-            .outerjoin(
-                Leg,
-                (Leg.call_id == Call.id)
-                & (Leg.agent_id == agent_id)
-                & (Leg.room == Call.room)
-                & (Leg.state == L.JOINED),
-            )
-            .outerjoin(Transfer, Transfer.active_call_id == Call.id)
-            .limit(1)
-        ).first()
+        found = uow.transfers.transferable(call_id, agent_id)
         if found is None:
             raise TransferError(Refusal.NOT_FOUND, "unknown call")
         call, source_leg, active_transfer_id = found
@@ -141,30 +125,21 @@ class TransferService:
             raise TransferError(Refusal.CONFLICT, f"the call is {call.state}, not connected")
         return call, source_leg
 
-    def _team_with_someone(self, session: Session, team_id: str) -> Team:
-        team = self.queues.team(session, team_id)
+    def _team_with_someone(self, uow: UnitOfWork, team_id: str) -> Team:
+        team = self.queues.team(uow, team_id)
         if team is None:
             raise TransferError(Refusal.NOT_FOUND, f"unknown team {team_id!r}")
-        if not self.queues.staffed(session, team.id):
+        if not self.queues.staffed(uow, team.id):
             raise TransferError(Refusal.CONFLICT, f"no one in {team.name} is signed in")
         return team
 
-    def _team_busy(self, session: Session, transfer: Transfer, team: Team) -> None:
+    def _team_busy(self, uow: UnitOfWork, transfer: Transfer, team: Team) -> None:
         """Nobody in the team is free: A hears how long the caller would wait, and chooses."""
-        ahead = session.scalar(
-            select(func.count()).where(
-                QueueEntry.team_id == team.id,
-                QueueEntry.state.in_(Q.LIVE),
-                QueueEntry.priority >= Q.PRIORITY_TRANSFER,
-            )
-        )
-        wait_s = Q.estimate_wait_s(
-            (ahead or 0) + 1, self.queues.staffed(session, team.id), self.queues.handle_times(session, team.id)
-        )
+        ahead = uow.queue.waiting_at_least(team.id, Q.PRIORITY_TRANSFER)
+        wait_s = Q.estimate_wait_s(ahead + 1, self.queues.staffed(uow, team.id), self.queues.handle_times(uow, team.id))
         notice = T.team_busy_notice(team.name, wait_s)
-        self.moves.apply(session, transfer, "team_busy", end_reason=notice)
-        self.store.record(
-            session,
+        self.moves.apply(uow, transfer, "team_busy", end_reason=notice)
+        uow.timeline.record(
             transfer.call_id,
             "transfer_team_wait",
             transfer_id=transfer.id,
@@ -176,43 +151,41 @@ class TransferService:
         """A keeps the caller in the busy team's line: on hold at transfer priority, the summary
         made now for whoever takes them; A is free. The transfer ends as queued."""
 
-        def work(session: Session) -> Transfer:
-            transfer = self._owned(session, transfer_id, agent_id)
+        def work(uow: UnitOfWork) -> Transfer:
+            transfer = self._owned(uow, transfer_id, agent_id)
             if transfer.state == T.QUEUED:
                 return transfer  # double click
             if transfer.state != T.TEAM_BUSY or not transfer.target_team:
                 raise TransferError(Refusal.CONFLICT, f"cannot queue now: transfer is {transfer.state}")
-            call = existing(session, Call, transfer.call_id, fresh=True)
-            self.moves.apply(session, transfer, "queue", end_reason=f"queued in {transfer.target_team}")
-            self.store.enqueue(session, J.Summarize(transfer.id))
-            self.store.compare_and_set(session, call, team_id=transfer.target_team)
-            self.store.transition(session, call, C.CALL, "hold")
-            self.store.compare_and_set(session, call, caller_identity=None, agent_id=None)
-            source = (
-                session.get(Leg, transfer.source_leg_id, populate_existing=True) if transfer.source_leg_id else None
-            )
-            if source is not None and source.state in LIVE_LEG_STATES:
+            call = self.moves.call_of(uow, transfer)
+            self.moves.apply(uow, transfer, "queue", end_reason=f"queued in {transfer.target_team}")
+            uow.jobs.add(J.Summarize(transfer.id))
+            uow.compare_and_set(call, team_id=transfer.target_team)
+            uow.transition(call, C.CALL, "hold")
+            uow.compare_and_set(call, caller_identity=None, agent_id=None)
+            source = uow.legs.get(transfer.source_leg_id, fresh=True) if transfer.source_leg_id else None
+            if source is not None and source.state in L.LIVE:
                 # A is done with this caller (free for the next one); their participant goes.
-                self.moves.legs.end_leg(session, source, "cancel", "caller queued in another team")
-            self.store.transition(session, call, C.CALL, "enqueue")
+                self.moves.legs.end_leg(uow, source, "cancel", "caller queued in another team")
+            uow.transition(call, C.CALL, "enqueue")
             self.queues.enqueue(
-                session,
+                uow,
                 call,
                 team_id=transfer.target_team,
                 priority=Q.PRIORITY_TRANSFER,
                 kind="transfer",
                 transfer_id=transfer.id,
             )
-            self.store.enqueue(session, J.RedirectCaller(call.id, Dest.QUEUE))
-            self.queues.dispatch(session, transfer.target_team)  # someone freed up meanwhile: at once
-            self.queues.sweep_later(session, [transfer.target_team])
+            uow.jobs.add(J.RedirectCaller(call.id, Dest.QUEUE))
+            self.queues.dispatch(uow, transfer.target_team)  # someone freed up meanwhile: at once
+            self.queues.sweep_later(uow, [transfer.target_team])
             return transfer
 
-        return self.store.run(work)
+        return self.units.run(work)
 
     @staticmethod
-    def _available_target(session: Session, target_agent_id: str, agent_id: str) -> Agent:
-        target = session.get(Agent, target_agent_id, populate_existing=True)
+    def _available_target(uow: UnitOfWork, target_agent_id: str, agent_id: str) -> Agent:
+        target = uow.agents.get(target_agent_id, fresh=True)
         if target is None:
             raise TransferError(Refusal.NOT_FOUND, "unknown target agent")
         if target.id == agent_id:
@@ -221,26 +194,25 @@ class TransferService:
             raise TransferError(Refusal.CONFLICT, f"{target.name} is {target.status}")
         return target
 
-    def _start(self, session: Session, transfer: Transfer, call: Call, target: Agent | None) -> None:
+    def _start(self, uow: UnitOfWork, transfer: Transfer, call: Call, target: Agent | None) -> None:
         """Everything at once: summary, hold, consult room, B rung."""
         # Summary first: it runs while B is being reached, never after.
-        self.store.enqueue(session, J.Summarize(transfer.id))
-        self.store.enqueue(
-            session,
+        uow.jobs.add(J.Summarize(transfer.id))
+        uow.jobs.add(
             J.SummaryDeadline(transfer.id),
             delay_s=self.gw.settings.summary_deadline_s,
             timer_of=transfer.id,
         )
-        self.store.transition(session, call, C.CALL, "hold")
-        self.store.enqueue(session, J.HoldCaller(call.id, transfer.id))
-        self.store.enqueue(session, J.CreateRoom(call.id, transfer.consult_room, transfer.id))
+        uow.transition(call, C.CALL, "hold")
+        uow.jobs.add(J.HoldCaller(call.id, transfer.id))
+        uow.jobs.add(J.CreateRoom(call.id, transfer.consult_room, transfer.id))
         # A stays with the caller until the caller is really on hold (see on_caller_held):
         # if Twilio cannot put the caller on hold, nobody has left them alone.
-        self.moves.reach_target(session, transfer, call, target)
+        self.moves.reach_target(uow, transfer, call, target)
 
     # ------------------------------------------------------- agent requests
-    def _owned(self, session: Session, transfer_id: str, agent_id: str) -> Transfer:
-        transfer = self.moves.fresh(session, transfer_id)
+    def _owned(self, uow: UnitOfWork, transfer_id: str, agent_id: str) -> Transfer:
+        transfer = self.moves.fresh(uow, transfer_id)
         if transfer is None:
             raise TransferError(Refusal.NOT_FOUND, "unknown transfer")
         if transfer.source_agent_id != agent_id:
@@ -250,11 +222,11 @@ class TransferService:
     def complete(self, transfer_id: str, agent_id: str) -> Transfer:
         """A says connect: bridge the caller from hold into the room where A and B are."""
 
-        def work(session: Session) -> Transfer:
-            transfer = self._owned(session, transfer_id, agent_id)
+        def work(uow: UnitOfWork) -> Transfer:
+            transfer = self._owned(uow, transfer_id, agent_id)
             if transfer.state == T.CONFERENCED:
                 return transfer  # double click
-            joined = session.execute(select(Leg).where(Leg.transfer_id == transfer.id, Leg.state == L.JOINED)).scalars()
+            joined = uow.legs.of_transfer(transfer.id, [L.JOINED])
             target_joined = [leg_ for leg_ in joined if leg_.agent_id != transfer.source_agent_id]
             if transfer.state != T.TARGET_ACCEPTED or not target_joined:
                 raise TransferError(
@@ -262,40 +234,39 @@ class TransferService:
                     f"cannot connect now: transfer is {transfer.state}"
                     + ("" if target_joined else ", and B has not joined the consult room"),
                 )
-            self.moves.connect_caller(session, transfer)
-            self.store.enqueue(
-                session,
+            self.moves.connect_caller(uow, transfer)
+            uow.jobs.add(
                 J.IntroTimeout(transfer.id),
                 delay_s=self.gw.settings.intro_timeout_s,
                 timer_of=transfer.id,
             )
             return transfer
 
-        return self.store.run(work)
+        return self.units.run(work)
 
     def leave(self, transfer_id: str, agent_id: str) -> Transfer:
-        def work(session: Session) -> Transfer:
-            transfer = self._owned(session, transfer_id, agent_id)
+        def work(uow: UnitOfWork) -> Transfer:
+            transfer = self._owned(uow, transfer_id, agent_id)
             if transfer.state == T.COMPLETED:
                 return transfer
             if transfer.state != T.CONFERENCED:
                 raise TransferError(Refusal.CONFLICT, f"cannot leave now: transfer is {transfer.state}")
-            self.moves.drop_source(session, transfer, "left after introduction")
+            self.moves.drop_source(uow, transfer, "left after introduction")
             return transfer
 
-        return self.store.run(work)
+        return self.units.run(work)
 
     def cancel(self, transfer_id: str, agent_id: str) -> Transfer:
-        def work(session: Session) -> Transfer:
-            transfer = self._owned(session, transfer_id, agent_id)
+        def work(uow: UnitOfWork) -> Transfer:
+            transfer = self._owned(uow, transfer_id, agent_id)
             if transfer.state == T.CANCELLED:
                 return transfer
             if transfer.state == T.TEAM_BUSY:  # the caller never left A: nothing to undo
-                self.moves.apply(session, transfer, "cancel", end_reason="cancelled by agent: team busy")
+                self.moves.apply(uow, transfer, "cancel", end_reason="cancelled by agent: team busy")
                 return transfer
-            if not self.moves.apply(session, transfer, "cancel", end_reason="cancelled by agent"):
+            if not self.moves.apply(uow, transfer, "cancel", end_reason="cancelled by agent"):
                 raise TransferError(Refusal.CONFLICT, f"cannot cancel now: transfer is {transfer.state}")
-            self.moves.return_caller(session, transfer)
+            self.moves.return_caller(uow, transfer)
             return transfer
 
-        return self.store.run(work)
+        return self.units.run(work)

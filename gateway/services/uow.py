@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from gateway.adapters.store.models import Agent, Call, Leg, QueueEntry, Team, TimelineEntry
+from gateway.adapters.store.models import Agent, Call, Leg, Note, QueueEntry, Team, TimelineEntry, Transfer
 from gateway.domain.machine import Outcome, StateMachine
 from gateway.services.job_types import Job
 
@@ -43,6 +43,8 @@ class CallRows(Protocol):
         """(connected, ended) of the team's newest calls answered and ended since ``since``."""
         ...
 
+    def add_note(self, note: Note) -> None: ...
+
 
 class LegRows(Protocol):
     def add(self, leg: Leg) -> None: ...
@@ -50,6 +52,10 @@ class LegRows(Protocol):
     def live(self, call_id: str, *, transfer_id: str | None = ANY_TRANSFER) -> list[Leg]:
         """The call's ringing, accepted and joined legs, oldest first; ``transfer_id=None``: the
         caller's own offers only, an id: that transfer's legs only."""
+        ...
+
+    def of_transfer(self, transfer_id: str, states: Iterable[str]) -> list[Leg]:
+        """The transfer's legs (A's in the consult room, B's) in these states, oldest first."""
         ...
 
     def offered_agents(self, call_id: str) -> set[str]:
@@ -99,6 +105,27 @@ class QueueRows(Protocol):
         """The entry's place in its team's line, 1 at the head (offered entries count)."""
         ...
 
+    def waiting_at_least(self, team_id: str, priority: int) -> int:
+        """Live entries of the team at ``priority`` or above."""
+        ...
+
+
+class TransferRows(Protocol):
+    def add(self, transfer: Transfer) -> None:
+        """Inserted at commit, where the one active transfer a call may have is checked (a second
+        one fails the commit with IntegrityError)."""
+        ...
+
+    def get(self, transfer_id: str, *, fresh: bool = False) -> Transfer | None: ...
+    def active(self, call_id: str) -> Transfer | None:
+        """The call's transfer under way."""
+        ...
+
+    def transferable(self, call_id: str, agent_id: str) -> tuple[Call, Leg | None, str | None] | None:
+        """The call, the agent's joined leg in its room, and the id of a transfer under way (one
+        read), or None for no such call."""
+        ...
+
 
 class Timeline(Protocol):
     def record(
@@ -140,6 +167,8 @@ class UnitOfWork(Protocol):
     def teams(self) -> TeamRows: ...
     @property
     def queue(self) -> QueueRows: ...
+    @property
+    def transfers(self) -> TransferRows: ...
     @property
     def timeline(self) -> Timeline: ...
     @property

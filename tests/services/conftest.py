@@ -15,18 +15,24 @@ from sqlalchemy import text
 
 from gateway.adapters.store import Store
 from gateway.adapters.store.memory import MemoryStore
-from gateway.adapters.store.models import Agent, Base, Call, Team, utcnow
+from gateway.adapters.store.models import Agent, Base, Call, Leg, Team, utcnow
 from gateway.config import Settings, normalise_database_url
 from gateway.domain import agents as agent_rules
 from gateway.domain import calls as C
+from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.services import job_types as J
+from gateway.services.answers import Answers
+from gateway.services.caller import Caller
 from gateway.services.legs import Legs
-from gateway.services.ports import Gateway
+from gateway.services.ports import Gateway, LiveKitHealth
 from gateway.services.queues import Queues
 from gateway.services.routing import Routing
+from gateway.services.transfer_events import TransferEvents
+from gateway.services.transfer_moves import TransferMoves
+from gateway.services.transfers import TransferService
 
-RING_S, MAX_WAIT_S = 20.0, 120.0
+RING_S, MAX_WAIT_S, INTRO_S = 20.0, 120.0, 60.0
 BACKENDS = ["memory", "sqlite"] + (["postgres"] if os.environ.get("TEST_DATABASE_URL") else [])
 
 
@@ -74,12 +80,17 @@ class Desk:
 
     def __init__(self, units):
         self.units = units
-        settings = Settings(ring_timeout_s=RING_S, queue_timeout_s=MAX_WAIT_S)
+        settings = Settings(ring_timeout_s=RING_S, queue_timeout_s=MAX_WAIT_S, intro_timeout_s=INTRO_S)
         gw = Gateway(settings=settings, store=units, telephony=None, rooms=None, summarizer=None, urls=None)
+        # As gateway.bootstrap wires them (the providers are never called: their work is only queued).
         self.legs = Legs(gw)
         self.queues = Queues(gw, self.legs)
         self.routing = Routing(gw, self.legs, self.queues)
-        self.legs.agent_free = self.queues.offer_next_to  # as gateway.bootstrap wires it
+        self.moves = TransferMoves(gw, self.legs, self.routing)
+        self.transfers = TransferService(gw, self.moves, self.queues)
+        self.events = TransferEvents(units, self.legs, self.moves)
+        self.caller = Caller(gw, self.legs, self.routing, Answers(gw), self.events, LiveKitHealth())
+        self.legs.agent_free = self.queues.offer_next_to
         self._calls = 0
 
     def run(self, work):
@@ -124,6 +135,28 @@ class Desk:
         self.run(lambda uow: uow.calls.add(call))
         return call.id
 
+    def connected_call(self, agent_id, *, team=None) -> tuple[str, str]:
+        """A caller talking with ``agent_id`` (who answered in the console): (call id, the agent's leg)."""
+        call_id = self.call(team=team)
+
+        def work(uow):
+            call = uow.calls.get(call_id)
+            uow.compare_and_set(call, state=C.CONNECTED, agent_id=agent_id, connected_at=utcnow())
+            uow.compare_and_set(uow.agents.get(agent_id), status=agent_rules.BUSY)
+            leg = Leg(
+                id=f"leg_{call_id}_{agent_id}",
+                call_id=call_id,
+                agent_id=agent_id,
+                kind="browser",
+                room=call.room,
+                state=L.JOINED,
+                identity=agent_id,
+            )
+            uow.legs.add(leg)
+            return leg.id
+
+        return call_id, self.run(work)
+
     def route_new_call(self, call_id) -> bool:
         return self.run(lambda uow: self.routing.route_new_call(uow, uow.calls.get(call_id)))
 
@@ -131,6 +164,18 @@ class Desk:
         self.run(lambda uow: uow.compare_and_set(uow.agents.get(agent_id), status=status))
 
     # ---------------------------------------------------- what happened
+    def transfer(self, transfer_id):
+        return self.units.read(lambda uow: uow.transfers.get(transfer_id))
+
+    def legs_of(self, call_id) -> list[tuple[str, str, str, str | None]]:
+        """(agent, room, state, end reason) of the call's live legs, oldest first."""
+        return self.units.read(
+            lambda uow: [(leg.agent_id, leg.room, leg.state, leg.end_reason) for leg in uow.legs.live(call_id)]
+        )
+
+    def leg(self, leg_id):
+        return self.units.read(lambda uow: uow.legs.get(leg_id))
+
     def status(self, agent_id) -> str:
         return self.units.read(lambda uow: uow.agents.get(agent_id).status)
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, UniqueConstraint, inspect
+from sqlalchemy.exc import IntegrityError
 
 from gateway.adapters.store.db import NewJob, OutboxJob, StaleState, timer_key
 from gateway.adapters.store.models import (
@@ -30,9 +31,11 @@ from gateway.adapters.store.models import (
     Base,
     Call,
     Leg,
+    Note,
     QueueEntry,
     Team,
     TimelineEntry,
+    Transfer,
     utcnow,
 )
 from gateway.domain import agents as agent_rules
@@ -45,8 +48,11 @@ _R = TypeVar("_R", bound=Base)
 Key = tuple[type[Base], tuple[Any, ...]]
 
 
-class UniqueViolation(Exception):
-    """A commit would store two rows with one unique key (the database's IntegrityError)."""
+class UniqueViolation(IntegrityError):
+    """A commit would store two rows with one unique key: the database's IntegrityError."""
+
+    def __init__(self, what: str):
+        super().__init__("COMMIT", None, ValueError(f"unique key: {what}"))
 
 
 class MemoryStore:
@@ -57,6 +63,7 @@ class MemoryStore:
         self.timeline: list[TimelineEntry] = []
         self.jobs: list[NewJob] = []
         self.receipts: set[str] = set()
+        self.note_ids = 0
         self._commit = threading.Lock()
 
     @contextmanager
@@ -95,6 +102,7 @@ class MemoryUnitOfWork:
         self.agents = MemoryAgents(self)
         self.teams = MemoryTeams(self)
         self.queue = MemoryQueue(self)
+        self.transfers = MemoryTransfers(self)
         self.timeline = MemoryTimeline(self)
         self.jobs = MemoryOutbox(self)
 
@@ -215,6 +223,11 @@ class MemoryCalls(_Rows):
         ended.sort(key=lambda times: times[1], reverse=True)
         return ended[:limit]
 
+    def add_note(self, note: Note) -> None:
+        self.unit.store.note_ids += 1
+        note.id = self.unit.store.note_ids
+        self.unit.add(note)
+
 
 class MemoryLegs(_Rows):
     def add(self, leg: Leg) -> None:
@@ -231,6 +244,11 @@ class MemoryLegs(_Rows):
             and leg.state in L.LIVE
             and (transfer_id == "any" or leg.transfer_id == transfer_id)
         ]
+        return sorted(legs, key=lambda leg: leg.created_at)
+
+    def of_transfer(self, transfer_id: str, states: Iterable[str]) -> list[Leg]:
+        states = tuple(states)
+        legs = [leg for leg in self.unit.all(Leg) if leg.transfer_id == transfer_id and leg.state in states]
         return sorted(legs, key=lambda leg: leg.created_at)
 
     def offered_agents(self, call_id: str) -> set[str]:
@@ -305,6 +323,33 @@ class MemoryQueue(_Rows):
         return 1 + sum(
             1 for e in live if e.team_id == entry.team_id and e.state in Q.LIVE and e.id != entry.id and ahead(e)
         )
+
+    def waiting_at_least(self, team_id: str, priority: int) -> int:
+        entries = self.unit.all(QueueEntry)
+        return sum(1 for e in entries if e.team_id == team_id and e.state in Q.LIVE and e.priority >= priority)
+
+
+class MemoryTransfers(_Rows):
+    def add(self, transfer: Transfer) -> None:
+        self.unit.add(transfer)
+
+    def get(self, transfer_id: str, *, fresh: bool = False) -> Transfer | None:
+        return self.unit.get(Transfer, transfer_id, fresh=fresh)
+
+    def active(self, call_id: str) -> Transfer | None:
+        return next((t for t in self.unit.all(Transfer) if t.active_call_id == call_id), None)
+
+    def transferable(self, call_id: str, agent_id: str) -> tuple[Call, Leg | None, str | None] | None:
+        call = self.unit.get(Call, call_id)
+        if call is None:
+            return None
+        joined = [
+            leg
+            for leg in self.unit.all(Leg)
+            if leg.call_id == call.id and leg.agent_id == agent_id and leg.room == call.room and leg.state == L.JOINED
+        ]
+        active = self.active(call.id)
+        return call, (joined[0] if joined else None), (active.id if active else None)
 
 
 class MemoryTimeline(_Rows):

@@ -24,9 +24,11 @@ from gateway.adapters.store.models import (
     Call,
     Job,
     Leg,
+    Note,
     QueueEntry,
     Team,
     TimelineEntry,
+    Transfer,
     utcnow,
 )
 from gateway.domain import agents as agent_rules
@@ -57,6 +59,10 @@ class SqlUnitOfWork(_Session):
     @cached_property
     def queue(self) -> SqlQueue:
         return SqlQueue(self)
+
+    @cached_property
+    def transfers(self) -> SqlTransfers:
+        return SqlTransfers(self)
 
     @cached_property
     def timeline(self) -> SqlTimeline:
@@ -104,6 +110,9 @@ class SqlCalls(_Rows):
         ).all()
         return [(connected, ended) for connected, ended in rows if connected and ended]
 
+    def add_note(self, note: Note) -> None:
+        self.session.add(note)
+
 
 class SqlLegs(_Rows):
     def add(self, leg: Leg) -> None:
@@ -118,6 +127,10 @@ class SqlLegs(_Rows):
             query = (
                 query.where(Leg.transfer_id == transfer_id) if transfer_id else query.where(Leg.transfer_id.is_(None))
             )
+        return list(self.session.execute(query.order_by(Leg.created_at)).scalars())
+
+    def of_transfer(self, transfer_id: str, states: Iterable[str]) -> list[Leg]:
+        query = select(Leg).where(Leg.transfer_id == transfer_id, Leg.state.in_(tuple(states)))
         return list(self.session.execute(query.order_by(Leg.created_at)).scalars())
 
     def offered_agents(self, call_id: str) -> set[str]:
@@ -222,6 +235,45 @@ class SqlQueue(_Rows):
             )
         )
         return (ahead or 0) + 1
+
+    def waiting_at_least(self, team_id: str, priority: int) -> int:
+        return (
+            self.session.scalar(
+                select(func.count()).where(
+                    QueueEntry.team_id == team_id,
+                    QueueEntry.state.in_(Q.LIVE),
+                    QueueEntry.priority >= priority,
+                )
+            )
+            or 0
+        )
+
+
+class SqlTransfers(_Rows):
+    def add(self, transfer: Transfer) -> None:
+        self.session.add(transfer)
+
+    def get(self, transfer_id: str, *, fresh: bool = False) -> Transfer | None:
+        return self.session.get(Transfer, transfer_id, populate_existing=fresh)
+
+    def active(self, call_id: str) -> Transfer | None:
+        return self.session.execute(select(Transfer).where(Transfer.active_call_id == call_id)).scalar_one_or_none()
+
+    def transferable(self, call_id: str, agent_id: str) -> tuple[Call, Leg | None, str | None] | None:
+        found = self.session.execute(
+            select(Call, Leg, Transfer.id)
+            .where(Call.id == call_id)
+            .outerjoin(
+                Leg,
+                (Leg.call_id == Call.id)
+                & (Leg.agent_id == agent_id)
+                & (Leg.room == Call.room)
+                & (Leg.state == L.JOINED),
+            )
+            .outerjoin(Transfer, Transfer.active_call_id == Call.id)
+            .limit(1)
+        ).first()
+        return None if found is None else (found[0], found[1], found[2])
 
 
 class SqlTimeline(_Rows):
