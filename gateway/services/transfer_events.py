@@ -5,7 +5,8 @@ up, timers and job results) with transitions of the transfer state machine and w
 the caller and the agents (``transfer_moves``). Every ending keeps the caller on the line: on
 hold, back with A, with B, or back in routing. It implements ``ports.LegOutcomes``, the port
 through which the leg, caller and room services report to it. A new transfer ending is a
-transition in ``domain/transfers.py`` and a branch here.
+transition in ``domain/transfers.py`` and a branch here, with a test in
+``tests/services/test_transfers.py`` (the unit of work's in-memory twin and the database).
 """
 
 from __future__ import annotations

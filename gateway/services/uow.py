@@ -16,7 +16,8 @@ Two implementations, one set of service tests (tests/services) run over both:
   the services' rules in milliseconds, without a database.
 
 Services not yet moved onto this port still take the SQL unit of work itself (a ``Session``);
-the ones that are (routing, queues, legs) accept either.
+the ones that are (routing, queues, legs, transfers with their process manager and moves, the
+caller's hang-up) accept either.
 """
 
 from __future__ import annotations
