@@ -16,8 +16,8 @@ Two implementations, one set of service tests (tests/services) run over both:
   the services' rules in milliseconds, without a database.
 
 Services not yet moved onto this port still take the SQL unit of work itself (a ``Session``);
-the ones that are (routing, queues, legs, transfers with their process manager and moves, the
-caller's hang-up) accept either.
+the ones that are (routing, queues, legs, agent_legs, transfers with their process manager and
+moves, the caller's hang-up) accept either.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ class LegRows(Protocol):
 
     def of_transfer(self, transfer_id: str, states: Iterable[str]) -> list[Leg]:
         """The transfer's legs (A's in the consult room, B's) in these states, oldest first."""
+        ...
+
+    def of_agent(self, agent_id: str, *, states: Iterable[str], call_id: str | None = None) -> list[Leg]:
+        """The agent's legs in these states (on that call only, with ``call_id``), oldest first."""
         ...
 
     def offered_agents(self, call_id: str) -> set[str]:

@@ -22,12 +22,14 @@ from gateway.domain import calls as C
 from gateway.domain import legs as L
 from gateway.domain import queues as Q
 from gateway.services import job_types as J
+from gateway.services.agent_legs import AgentLegs
 from gateway.services.answers import Answers
 from gateway.services.caller import Caller
 from gateway.services.legs import Legs
 from gateway.services.ports import Gateway, LiveKitHealth
 from gateway.services.queues import Queues
 from gateway.services.routing import Routing
+from gateway.services.summaries import Summaries
 from gateway.services.transfer_events import TransferEvents
 from gateway.services.transfer_moves import TransferMoves
 from gateway.services.transfers import TransferService
@@ -89,7 +91,10 @@ class Desk:
         self.moves = TransferMoves(gw, self.legs, self.routing)
         self.transfers = TransferService(gw, self.moves, self.queues)
         self.events = TransferEvents(units, self.legs, self.moves)
-        self.caller = Caller(gw, self.legs, self.routing, Answers(gw), self.events, LiveKitHealth())
+        answers = Answers(gw)
+        self.caller = Caller(gw, self.legs, self.routing, answers, self.events, LiveKitHealth())
+        summaries = Summaries(gw, lambda provider, kind: None)
+        self.agent_legs = AgentLegs(gw, self.legs, self.routing, answers, summaries, self.events)
         self.legs.agent_free = self.queues.offer_next_to
         self._calls = 0
 
@@ -185,6 +190,10 @@ class Desk:
     def ringing(self, call_id) -> list[tuple[str, str]]:
         """(agent, channel) of the call's legs still ringing, oldest first."""
         return self.units.read(lambda uow: [(leg.agent_id, leg.kind) for leg in uow.legs.live(call_id)])
+
+    def offers(self, call_id) -> list[tuple[str, str]]:
+        """(agent, leg id) of the call's live legs, oldest first."""
+        return self.units.read(lambda uow: [(leg.agent_id, leg.id) for leg in uow.legs.live(call_id)])
 
     def live_leg_ids(self, call_id) -> list[str]:
         return self.units.read(lambda uow: [leg.id for leg in uow.legs.live(call_id)])

@@ -17,19 +17,8 @@ AVAILABLE, BUSY, OFFLINE = agent_rules.AVAILABLE, agent_rules.BUSY, agent_rules.
 
 
 def ring_out(desk, call_id):
-    """The agent rung for the caller lets it ring out (the ring timer fires): their legs end as
-    missed, then the caller goes where AgentLegs.after_leg_failed sends them."""
-
-    def work(uow):
-        for leg in uow.legs.live(call_id):
-            desk.legs.end_leg(uow, leg, "no_answer", "ring timeout")
-        call = uow.calls.get(call_id, fresh=True)
-        if call.state == C.QUEUED:
-            desk.routing.queue_offer_failed(uow, call)
-        else:
-            return desk.routing.route(uow, call)
-
-    return desk.run(work)
+    """The ring timer of the caller's offer fires: the agent rung did not answer."""
+    desk.agent_legs.ring_timeout(desk.live_leg_ids(call_id))
 
 
 def test_the_longest_idle_member_of_the_team_is_offered_the_call(desk):
@@ -75,16 +64,17 @@ def test_an_agent_who_let_it_ring_is_not_offered_the_same_caller_again(desk):
     desk.route_new_call(call)
     assert desk.ringing(call) == [("alice", "browser")]
 
-    assert ring_out(desk, call) == "ringing"
+    ring_out(desk, call)
 
     assert desk.ringing(call) == [("bob", "browser")]
     assert desk.status("alice") == OFFLINE  # "not responding": the line stops ringing an empty desk
     assert desk.kinds(call) == ["agent_ringing", "leg_no_answer", "agent_not_responding", "agent_ringing"]
 
     desk.set_status("alice", AVAILABLE)  # back at the desk: still not rung again by this routing
-    assert ring_out(desk, call) == "queued"  # bob missed it too: the caller waits in line
+    ring_out(desk, call)  # bob missed it too: the caller waits in line, hearing its greeting
     assert desk.ringing(call) == []
     assert desk.line(Q.DEFAULT_TEAM, call) == {call: (Q.WAITING, 1)}
+    assert desk.jobs(J.RedirectCaller.kind) == [(J.RedirectCaller(call, Dest.QUEUE), 0)]
 
 
 def test_with_nobody_free_callers_wait_in_line_in_the_order_they_called(desk):

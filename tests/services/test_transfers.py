@@ -2,8 +2,9 @@
 keeps the caller on the line (B fails: back to A; A leaves: to B, or to routing; the caller hangs
 up: abandoned). The same tests on the in-memory twin and on the database (conftest.py).
 
-The events are what the leg and room services report (B's console accepts, B joins the consult
-room, a ring times out, A hangs up); the providers' side is only queued, as jobs."""
+The events come in as the leg services take them (B's console accepts or declines, a ring times
+out, A leaves the room) and as the room service reports a join; the providers' side is only
+queued, as jobs."""
 
 from __future__ import annotations
 
@@ -37,29 +38,21 @@ def held(desk):
     return call, desk.transfer(transfer.id)
 
 
-def event(desk, leg_id, leg_event, then=None):
-    """A leg's event, as the leg and room services record it, then reported to the process manager."""
+def joins(desk, leg_id):
+    """LiveKit reports the leg's agent in its room (as RoomEvents records it)."""
 
     def work(uow):
         leg = uow.legs.get(leg_id, fresh=True)
-        if leg_event in ("no_answer", "decline", "leave"):
-            desk.legs.end_leg(
-                uow,
-                leg,
-                leg_event,
-                {"no_answer": "ring timeout", "decline": "declined in console"}.get(leg_event, "agent hung up"),
-            )
-        else:
-            uow.transition(leg, L.LEG, leg_event)
-        if then is not None:
-            then(uow, leg)
+        uow.transition(leg, L.LEG, "join")
+        if leg.transfer_id:
+            desk.events.on_target_joined(uow, leg)
 
     desk.run(work)
 
 
-def b_accepts_and_joins(desk, transfer):
-    event(desk, transfer.target_leg_id, "accept", desk.events.on_target_accepted)
-    event(desk, transfer.target_leg_id, "join", desk.events.on_target_joined)
+def b_accepts_and_joins(desk, call):
+    assert desk.agent_legs.browser_accept("bob", call) is not None
+    joins(desk, next(leg for agent, leg in desk.offers(call) if agent == "bob"))
 
 
 def consult_leg(desk, call, agent_id):
@@ -90,7 +83,7 @@ def test_starting_a_transfer_holds_the_caller_rings_b_and_moves_a_to_the_consult
 def test_b_does_not_answer_and_the_caller_goes_back_to_a(desk, held):
     call, transfer = held
 
-    event(desk, transfer.target_leg_id, "no_answer", desk.events.on_target_failed)
+    desk.agent_legs.ring_timeout([transfer.target_leg_id])
 
     ended = desk.transfer(transfer.id)
     assert (ended.state, ended.end_reason, ended.active_call_id) == (T.NO_ANSWER, "B did not answer", None)
@@ -112,7 +105,7 @@ def test_b_declines_before_the_caller_is_held_and_the_caller_stays_with_a(desk):
         agent_id="alice", call_id=call, target_agent_id="bob", target_number=None, mode="warm", notes=None
     )
 
-    event(desk, transfer.target_leg_id, "decline", desk.events.on_target_failed)
+    assert desk.agent_legs.browser_decline("bob", call)
 
     assert desk.transfer(transfer.id).state == T.DECLINED
     assert desk.legs_of(call) == [("alice", call, L.JOINED, None)]  # A never left the caller's room
@@ -121,8 +114,8 @@ def test_b_declines_before_the_caller_is_held_and_the_caller_stays_with_a(desk):
 
 def test_a_completes_the_transfer_and_leaves_b_with_the_caller(desk, held):
     call, transfer = held
-    event(desk, consult_leg(desk, call, "alice"), "join")
-    b_accepts_and_joins(desk, transfer)
+    joins(desk, consult_leg(desk, call, "alice"))
+    b_accepts_and_joins(desk, call)
 
     desk.transfers.complete(transfer.id, "alice")
 
@@ -144,7 +137,7 @@ def test_a_completes_the_transfer_and_leaves_b_with_the_caller(desk, held):
 
 def test_a_cannot_connect_the_caller_before_b_is_in_the_consult_room(desk, held):
     call, transfer = held
-    event(desk, transfer.target_leg_id, "accept", desk.events.on_target_accepted)
+    desk.agent_legs.browser_accept("bob", call)
 
     with pytest.raises(TransferError) as refused:
         desk.transfers.complete(transfer.id, "alice")
@@ -168,9 +161,9 @@ def test_a_second_transfer_of_the_same_call_is_refused(desk, held):
 
 def test_a_hangs_up_after_b_accepted_and_the_caller_goes_to_b(desk, held):
     call, transfer = held
-    b_accepts_and_joins(desk, transfer)
+    b_accepts_and_joins(desk, call)
 
-    event(desk, consult_leg(desk, call, "alice"), "leave", desk.events.on_agent_left)
+    assert desk.agent_legs.agent_leave_room("alice", transfer.consult_room)
 
     done = desk.transfer(transfer.id)
     assert (done.state, done.end_reason) == (T.COMPLETED, "A hung up after B accepted")
@@ -182,7 +175,7 @@ def test_a_hangs_up_after_b_accepted_and_the_caller_goes_to_b(desk, held):
 def test_a_hangs_up_before_b_answers_and_the_caller_is_routed_again(desk, held):
     call, transfer = held
 
-    event(desk, consult_leg(desk, call, "alice"), "leave", desk.events.on_agent_left)
+    assert desk.agent_legs.agent_leave_room("alice", transfer.consult_room)
 
     done = desk.transfer(transfer.id)
     assert (done.state, done.end_reason) == (T.CANCELLED, "A hung up before B accepted")
@@ -206,3 +199,98 @@ def test_the_caller_hangs_up_during_the_transfer(desk, held):
     assert desk.status("bob") == AVAILABLE and desk.status("alice") == AVAILABLE
     deleted = {job.room for job, _ in desk.jobs(J.DeleteRoom.kind)}
     assert deleted == {call, transfer.consult_room}
+
+
+def test_a_cancels_and_the_caller_goes_back_to_a(desk, held):
+    call, transfer = held
+
+    desk.transfers.cancel(transfer.id, "alice")
+
+    done = desk.transfer(transfer.id)
+    assert (done.state, done.end_reason) == (T.CANCELLED, "cancelled by agent")
+    assert desk.legs_of(call) == [("alice", transfer.consult_room, L.ACCEPTED, None)]
+    assert desk.leg(transfer.target_leg_id).end_reason == "transfer cancelled"
+    assert ("caller_returning", None, {"to": "agent A", "reason": "cancelled by agent"}) in desk.timeline(call)
+
+
+def test_the_caller_put_on_hold_fails_and_stays_with_a(desk):
+    desk.agent("alice", status=BUSY)
+    desk.agent("bob", idle_min=5)
+    call, a_leg = desk.connected_call("alice")
+    transfer = desk.transfers.initiate(
+        agent_id="alice", call_id=call, target_agent_id="bob", target_number=None, mode="warm", notes=None
+    )
+
+    desk.events.hold_failed(transfer.id, "Twilio said no")
+
+    done = desk.transfer(transfer.id)
+    assert (done.state, done.end_reason) == (T.FAILED, "could not hold the caller: Twilio said no")
+    assert desk.call_state(call) == (C.CONNECTED, None)
+    assert desk.legs_of(call) == [("alice", call, L.JOINED, None)]
+    assert desk.status("bob") == AVAILABLE
+    assert desk.kinds(call)[-1] == "caller_stays_with_agent"
+
+
+def test_an_outside_number_whose_voicemail_answers_sends_the_caller_back_to_a(desk):
+    desk.agent("alice", status=BUSY)
+    call, _ = desk.connected_call("alice")
+    transfer = desk.transfers.initiate(
+        agent_id="alice", call_id=call, target_agent_id=None, target_number="+15550009999", mode="warm", notes=None
+    )
+    desk.events.on_caller_held(transfer.id)
+    (b_leg,) = [leg for agent, leg in desk.offers(call) if agent is None]
+    assert (J.DialLeg(b_leg, "+15550009999", True), 0) in desk.jobs(J.DialLeg.kind)
+
+    desk.agent_legs.leg_answered(b_leg, "machine_end_beep")
+
+    done = desk.transfer(transfer.id)
+    assert (done.state, done.end_reason) == (T.NO_ANSWER, "B's voicemail answered")
+    assert (J.HangupLeg(b_leg), 0) in desk.jobs(J.HangupLeg.kind)
+    assert ("caller_returning", None, {"to": "agent A", "reason": "B's voicemail answered"}) in desk.timeline(call)
+
+
+def test_the_introduction_time_runs_out_and_a_is_dropped(desk, held):
+    call, transfer = held
+    joins(desk, consult_leg(desk, call, "alice"))
+    b_accepts_and_joins(desk, call)
+    desk.transfers.complete(transfer.id, "alice")
+
+    desk.events.intro_timeout(transfer.id)
+
+    done = desk.transfer(transfer.id)
+    assert (done.state, done.end_reason) == (T.COMPLETED, "introduction time over")
+    assert [agent for agent, _, _, _ in desk.legs_of(call)] == ["bob"]
+
+
+def test_b_leaves_during_the_introduction_and_a_keeps_the_caller(desk, held):
+    call, transfer = held
+    joins(desk, consult_leg(desk, call, "alice"))
+    b_accepts_and_joins(desk, call)
+    desk.transfers.complete(transfer.id, "alice")
+
+    assert desk.agent_legs.agent_leave_room("bob", transfer.consult_room)
+
+    done = desk.transfer(transfer.id)
+    assert (done.state, done.end_reason) == (T.FAILED, "B left during the introduction")
+    assert desk.units.read(lambda uow: uow.calls.get(call).agent_id) == "alice"
+    assert [agent for agent, _, _, _ in desk.legs_of(call)] == ["alice"]
+
+
+def test_a_who_never_comes_back_is_set_not_responding_and_the_caller_is_routed_again(desk, held):
+    call, transfer = held
+    desk.agent_legs.ring_timeout([transfer.target_leg_id])  # B does not answer: back to A
+    a_leg = consult_leg(desk, call, "alice")
+
+    desk.events.return_timeout(call, a_leg)  # a ring's time later, A is still not in the room
+
+    assert desk.status("alice") == OFFLINE
+    assert desk.legs_of(call) == [("carol", transfer.consult_room, L.RINGING, None)]
+    assert desk.call_state(call) == (C.ON_HOLD, None)
+    assert desk.kinds(call)[-5:] == [
+        "agent_not_back",
+        "leg_cancelled",
+        "agent_not_responding",
+        "agent_ringing",
+        "caller_rerouted",
+    ]
+    assert desk.jobs(J.RedirectCaller.kind)[-1] == (J.RedirectCaller(call, Dest.HOLD), 0)

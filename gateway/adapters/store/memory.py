@@ -251,6 +251,15 @@ class MemoryLegs(_Rows):
         legs = [leg for leg in self.unit.all(Leg) if leg.transfer_id == transfer_id and leg.state in states]
         return sorted(legs, key=lambda leg: leg.created_at)
 
+    def of_agent(self, agent_id: str, *, states: Iterable[str], call_id: str | None = None) -> list[Leg]:
+        states = tuple(states)
+        legs = [
+            leg
+            for leg in self.unit.all(Leg)
+            if leg.agent_id == agent_id and leg.state in states and call_id in (None, leg.call_id)
+        ]
+        return sorted(legs, key=lambda leg: leg.created_at)
+
     def offered_agents(self, call_id: str) -> set[str]:
         legs = self.unit.all(Leg)
         return {leg.agent_id for leg in legs if leg.call_id == call_id and leg.transfer_id is None and leg.agent_id}

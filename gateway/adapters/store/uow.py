@@ -133,6 +133,12 @@ class SqlLegs(_Rows):
         query = select(Leg).where(Leg.transfer_id == transfer_id, Leg.state.in_(tuple(states)))
         return list(self.session.execute(query.order_by(Leg.created_at)).scalars())
 
+    def of_agent(self, agent_id: str, *, states: Iterable[str], call_id: str | None = None) -> list[Leg]:
+        query = select(Leg).where(Leg.agent_id == agent_id, Leg.state.in_(tuple(states)))
+        if call_id is not None:
+            query = query.where(Leg.call_id == call_id)
+        return list(self.session.execute(query.order_by(Leg.created_at)).scalars())
+
     def offered_agents(self, call_id: str) -> set[str]:
         return {
             agent_id
