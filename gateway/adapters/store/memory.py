@@ -125,10 +125,11 @@ class MemoryUnitOfWork:
         if held is None:
             return self._hold(key, stored)  # type: ignore[return-value]
         if fresh and key not in self._written:  # read again: another unit may have committed since
-            values = _values(stored)
-            for name, value in values.items():
-                setattr(held, name, value)
-            self._as_read[key] = values
+            as_read = self._as_read[key]
+            for name, value in _values(stored).items():
+                if getattr(held, name) == as_read[name]:  # changed here: kept, as a session flushes it first
+                    setattr(held, name, value)
+                    as_read[name] = copy.deepcopy(value)
         return held  # type: ignore[return-value]
 
     def all(self, model: type[_R]) -> list[_R]:
@@ -179,6 +180,9 @@ class MemoryUnitOfWork:
                 for key, row in self._held.items()
                 if key in self._written or _values(row) != self._as_read[key]
             }
+            for key in self._added:
+                if key in tables.get(key[0], {}):
+                    raise UniqueViolation(f"{key[0].__tablename__} {key[1]}")
             changed.update(self._added)
             for model in {key[0] for key in changed}:
                 _check_unique(model, {**tables.get(model, {}), **{k: r for k, r in changed.items() if k[0] is model}})
