@@ -255,11 +255,11 @@ class AgentLegs:
     def _callback_number(self, call_id: str) -> str | None:
         """The number a waiting callback will be dialled at, or None if the call is no callback."""
 
-        def read(session: Session) -> str | None:
-            entry = self.routing.queues.live_entry(session, call_id)
+        def read(uow: UnitOfWork) -> str | None:
+            entry = uow.queue.live(call_id)
             return (entry.callback_number or "") if entry is not None and entry.kind == Q.CALLBACK else None
 
-        return self.store.read(read)
+        return self.units.read(read)
 
     def leg_digits(self, leg_id: str, digits: str, again: bool = False) -> Reply:
         """A key (or none: Twilio posts empty Digits when the wait after the prompt ran out). No

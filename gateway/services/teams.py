@@ -123,12 +123,6 @@ class TeamService:
         return self.store.read(work)
 
     @staticmethod
-    def team_for_number(session: Session, number: str | None) -> str:
-        """The team a dialled number goes to: its (first) mapping, else the default team."""
-        teams = TeamService.teams_for_number(session, number)
-        return teams[0] if teams else Q.DEFAULT_TEAM
-
-    @staticmethod
     def teams_for_number(session: Session, number: str | None) -> builtins.list[str]:
         """Every team a dialled number goes to, in menu order (empty: unmapped)."""
         if not number:

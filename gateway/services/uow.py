@@ -16,8 +16,8 @@ Two implementations, one set of service tests (tests/services) run over both:
   the services' rules in milliseconds, without a database.
 
 Services not yet moved onto this port still take the SQL unit of work itself (a ``Session``);
-the ones that are (routing, queues, legs, agent_legs, transfers with their process manager and
-moves, the caller's hang-up) accept either.
+the ones that are (caller, routing, queues, legs, agent_legs, transfers with their process manager
+and moves) accept either.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from gateway.adapters.store.models import Agent, Call, Leg, Note, QueueEntry, Team, TimelineEntry, Transfer
+from gateway.adapters.store.models import Agent, Call, Leg, Note, QueueEntry, Team, TimelineEntry, Transfer, Voicemail
 from gateway.domain.machine import Outcome, StateMachine
 from gateway.services.job_types import Job
 
@@ -44,7 +44,12 @@ class CallRows(Protocol):
         """(connected, ended) of the team's newest calls answered and ended since ``since``."""
         ...
 
+    def by_sid(self, call_sid: str) -> Call | None:
+        """The call of this Twilio CallSid."""
+        ...
+
     def add_note(self, note: Note) -> None: ...
+    def add_voicemail(self, voicemail: Voicemail) -> None: ...
 
 
 class LegRows(Protocol):
@@ -57,6 +62,10 @@ class LegRows(Protocol):
 
     def of_transfer(self, transfer_id: str, states: Iterable[str]) -> list[Leg]:
         """The transfer's legs (A's in the consult room, B's) in these states, oldest first."""
+        ...
+
+    def any_for(self, call_id: str) -> bool:
+        """Has the call had a leg at all (an agent was ever offered it)?"""
         ...
 
     def of_agent(self, agent_id: str, *, states: Iterable[str], call_id: str | None = None) -> list[Leg]:
@@ -90,6 +99,11 @@ class TeamRows(Protocol):
     def add(self, team: Team) -> None: ...
     def get(self, team_id: str) -> Team | None: ...
     def add_member(self, team_id: str, agent_id: str) -> None: ...
+    def add_number(self, number: str, team_id: str, position: int = 1) -> None: ...
+    def for_number(self, number: str) -> list[str]:
+        """The teams a dialled number goes to, in menu order (empty: unmapped, the default team)."""
+        ...
+
     def of_agent(self, agent_id: str) -> list[str]:
         """The ids of the teams the agent is a member of."""
         ...
@@ -141,6 +155,10 @@ class Timeline(Protocol):
         """The call's committed entries, oldest first."""
         ...
 
+    def has(self, call_id: str, kind: str) -> bool:
+        """Has the call a committed entry of this kind (this unit's own are written at commit)?"""
+        ...
+
 
 class Outbox(Protocol):
     def add(
@@ -186,6 +204,11 @@ class UnitOfWork(Protocol):
 
     def compare_and_set(self, row: Any, **changes: Any) -> None:
         """Change a versioned row if nobody changed it since it was read (else StaleState)."""
+        ...
+
+    def flush(self) -> None:
+        """Write the rows added so far: a unique key another unit holds fails here (IntegrityError),
+        before this unit goes on to touch other rows."""
         ...
 
 

@@ -212,9 +212,13 @@ class Desk:
         return self.units.read(work)
 
     def jobs(self, *kinds) -> list[tuple[J.Job, float]]:
-        """The jobs waiting to run (of these kinds), decoded, with the seconds until each is due."""
+        """The jobs waiting to run (of these kinds), decoded, with the whole seconds until each is due (0: now)."""
         pending = self.units.read(lambda uow: uow.jobs.pending())
-        return [(J.decode(kind, payload), round(due)) for kind, payload, due in pending if not kinds or kind in kinds]
+        return [
+            (J.decode(kind, payload), max(0, round(due)))
+            for kind, payload, due in pending
+            if not kinds or kind in kinds
+        ]
 
     def timeline(self, call_id) -> list[tuple[str, str | None, dict]]:
         """(kind, agent, detail) of the call's timeline."""

@@ -34,8 +34,10 @@ from gateway.adapters.store.models import (
     Note,
     QueueEntry,
     Team,
+    TeamNumber,
     TimelineEntry,
     Transfer,
+    Voicemail,
     utcnow,
 )
 from gateway.domain import agents as agent_rules
@@ -63,7 +65,7 @@ class MemoryStore:
         self.timeline: list[TimelineEntry] = []
         self.jobs: list[NewJob] = []
         self.receipts: set[str] = set()
-        self.note_ids = 0
+        self.row_ids = 0  # numbers of the rows the database numbers (notes, voicemails)
         self._commit = threading.Lock()
 
     @contextmanager
@@ -168,6 +170,16 @@ class MemoryUnitOfWork:
             self._held[key] = row
             self._as_read.setdefault(key, _values(stored))
 
+    def flush(self) -> None:
+        """The rows added so far meet the unique keys of the stored ones (the rest waits for the commit)."""
+        with self.store._commit:
+            for model in {key[0] for key in self._added}:
+                added = {k: r for k, r in self._added.items() if k[0] is model}
+                for key in added:
+                    if key in self.store.rows.get(model, {}):
+                        raise UniqueViolation(f"{model.__tablename__} {key[1]}")
+                _check_unique(model, {**self.store.rows.get(model, {}), **added})
+
     # ------------------------------------------------------------ commit
     def commit(self) -> None:
         with self.store._commit:
@@ -227,9 +239,17 @@ class MemoryCalls(_Rows):
         ended.sort(key=lambda times: times[1], reverse=True)
         return ended[:limit]
 
+    def by_sid(self, call_sid: str) -> Call | None:
+        return next((call for call in self.unit.all(Call) if call.twilio_sid == call_sid), None)
+
+    def add_voicemail(self, voicemail: Voicemail) -> None:
+        self.unit.store.row_ids += 1
+        voicemail.id = self.unit.store.row_ids
+        self.unit.add(voicemail)
+
     def add_note(self, note: Note) -> None:
-        self.unit.store.note_ids += 1
-        note.id = self.unit.store.note_ids
+        self.unit.store.row_ids += 1
+        note.id = self.unit.store.row_ids
         self.unit.add(note)
 
 
@@ -254,6 +274,9 @@ class MemoryLegs(_Rows):
         states = tuple(states)
         legs = [leg for leg in self.unit.all(Leg) if leg.transfer_id == transfer_id and leg.state in states]
         return sorted(legs, key=lambda leg: leg.created_at)
+
+    def any_for(self, call_id: str) -> bool:
+        return any(leg.call_id == call_id for leg in self.unit.all(Leg))
 
     def of_agent(self, agent_id: str, *, states: Iterable[str], call_id: str | None = None) -> list[Leg]:
         states = tuple(states)
@@ -311,6 +334,13 @@ class MemoryTeams(_Rows):
 
     def of_agent(self, agent_id: str) -> list[str]:
         return [member.team_id for member in self.unit.all(AgentTeam) if member.agent_id == agent_id]
+
+    def add_number(self, number: str, team_id: str, position: int = 1) -> None:
+        self.unit.add(TeamNumber(number=number, team_id=team_id, position=position))
+
+    def for_number(self, number: str) -> list[str]:
+        mapped = [row for row in self.unit.all(TeamNumber) if row.number == number]
+        return [row.team_id for row in sorted(mapped, key=lambda row: (row.position, row.team_id))]
 
 
 class MemoryQueue(_Rows):
@@ -374,6 +404,9 @@ class MemoryTimeline(_Rows):
 
     def of_call(self, call_id: str) -> list[TimelineEntry]:
         return [_copy(entry) for entry in self.unit.store.timeline if entry.call_id == call_id]
+
+    def has(self, call_id: str, kind: str) -> bool:
+        return any(entry.call_id == call_id and entry.kind == kind for entry in self.unit.store.timeline)
 
 
 class MemoryOutbox(_Rows):

@@ -27,8 +27,10 @@ from gateway.adapters.store.models import (
     Note,
     QueueEntry,
     Team,
+    TeamNumber,
     TimelineEntry,
     Transfer,
+    Voicemail,
     utcnow,
 )
 from gateway.domain import agents as agent_rules
@@ -110,8 +112,14 @@ class SqlCalls(_Rows):
         ).all()
         return [(connected, ended) for connected, ended in rows if connected and ended]
 
+    def by_sid(self, call_sid: str) -> Call | None:
+        return self.session.execute(select(Call).where(Call.twilio_sid == call_sid)).scalar_one_or_none()
+
     def add_note(self, note: Note) -> None:
         self.session.add(note)
+
+    def add_voicemail(self, voicemail: Voicemail) -> None:
+        self.session.add(voicemail)
 
 
 class SqlLegs(_Rows):
@@ -132,6 +140,9 @@ class SqlLegs(_Rows):
     def of_transfer(self, transfer_id: str, states: Iterable[str]) -> list[Leg]:
         query = select(Leg).where(Leg.transfer_id == transfer_id, Leg.state.in_(tuple(states)))
         return list(self.session.execute(query.order_by(Leg.created_at)).scalars())
+
+    def any_for(self, call_id: str) -> bool:
+        return self.session.execute(select(Leg.id).where(Leg.call_id == call_id).limit(1)).first() is not None
 
     def of_agent(self, agent_id: str, *, states: Iterable[str], call_id: str | None = None) -> list[Leg]:
         query = select(Leg).where(Leg.agent_id == agent_id, Leg.state.in_(tuple(states)))
@@ -204,6 +215,13 @@ class SqlTeams(_Rows):
 
     def of_agent(self, agent_id: str) -> list[str]:
         return list(self.session.execute(select(AgentTeam.team_id).where(AgentTeam.agent_id == agent_id)).scalars())
+
+    def add_number(self, number: str, team_id: str, position: int = 1) -> None:
+        self.session.add(TeamNumber(number=number, team_id=team_id, position=position))
+
+    def for_number(self, number: str) -> list[str]:
+        query = select(TeamNumber.team_id).where(TeamNumber.number == number)
+        return list(self.session.execute(query.order_by(TeamNumber.position, TeamNumber.team_id)).scalars())
 
 
 class SqlQueue(_Rows):
@@ -291,6 +309,10 @@ class SqlTimeline(_Rows):
     def of_call(self, call_id: str) -> list[TimelineEntry]:
         query = select(TimelineEntry).where(TimelineEntry.call_id == call_id).order_by(TimelineEntry.id)
         return list(self.session.execute(query).scalars())
+
+    def has(self, call_id: str, kind: str) -> bool:
+        query = select(TimelineEntry.id).where(TimelineEntry.call_id == call_id, TimelineEntry.kind == kind)
+        return self.session.execute(query).first() is not None
 
 
 class SqlOutbox(_Rows):
