@@ -384,8 +384,7 @@ class AgentLegs:
         that ending must read as the agent's hang-up, not as a lost bridge to re-route; the caller's
         final status callback then records the call as ended by the agent."""
         uow.timeline.record(call.id, "agent_ended_call", agent_id=agent_id)
-        uow.compare_and_set(call, end_reason=C.AGENT_ENDED)
-        self.routing.send_caller_to_goodbye(uow, call)
+        self.routing.send_caller_to_goodbye(uow, call, end_reason=C.AGENT_ENDED)
 
 
 def spoken_number(number: str) -> str:

@@ -119,12 +119,17 @@ class JobRunner:
                 self._submit(job_id, kind, leased)
 
     def _lease_new_job(self, kind: str) -> float | None:
-        """Urgent jobs are stored already leased to us when a thread of their lane is free: the
-        thread starts them straight after the commit, with no claim round trip on the way."""
-        if kind not in URGENT_KINDS or not self.running:
+        """A job due now is stored already leased to us when a thread of its lane is free: the
+        thread starts it straight after the commit, with no claim (a round trip and a commit)
+        on the way. With every thread of the lane busy it is stored pending, for any worker."""
+        if not self.running:
             return None
         with self._queued_lock:
-            return self.lease_s if self._urgent_busy < self.urgent_threads else None
+            if kind in URGENT_KINDS:
+                free = self._urgent_busy < self.urgent_threads
+            else:
+                free = len(self._queued) - self._urgent_busy < self.threads
+            return self.lease_s if free else None
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """For tests and shutdown: wait until no job of this process is running or due now."""

@@ -83,9 +83,11 @@ class Legs:
         responding", so the line does not keep ringing someone who is not there."""
         if not agent_id:
             return
-        live = uow.legs.agent_has_live(agent_id)
-        agent = uow.agents.get(agent_id, fresh=True)
-        if agent is None or live or agent.status != agent_rules.BUSY:
+        found = uow.agents.fresh_with_live_leg(agent_id)
+        if found is None:
+            return
+        agent, live = found
+        if live or agent.status != agent_rules.BUSY:
             return
         if missed is None:
             uow.compare_and_set(agent, status=agent_rules.AVAILABLE, idle_since=utcnow())

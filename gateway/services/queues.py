@@ -16,7 +16,7 @@ members with its waiting callers, so of the two, the later commit always sees th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from gateway.adapters.store.db import new_id
@@ -123,8 +123,8 @@ class Queues:
     def position(self, uow: UnitOfWork, entry: QueueEntry) -> int:
         return uow.queue.position(entry)
 
-    def head(self, uow: UnitOfWork, team_ids: Iterable[str]) -> QueueEntry | None:
-        """The next entry for an agent of these teams (domain.queues.place_key order)."""
+    def head(self, uow: UnitOfWork, team_ids: Iterable[str]) -> tuple[QueueEntry, Call] | None:
+        """The next entry for an agent of these teams (domain.queues.place_key order), with its call."""
         return uow.queue.head(team_ids)
 
     def end(self, uow: UnitOfWork, entry: QueueEntry, event: str, reason: str) -> bool:
@@ -151,18 +151,20 @@ class Queues:
 
     # ------------------------------------------------------------ offers
     def offer_next_to(self, uow: UnitOfWork, agent: Agent) -> bool:
-        """``agent`` just became free: offer them the oldest waiting caller of their teams, at once."""
-        teams = uow.teams.of_agent(agent.id)
-        if not teams:
+        """``agent`` was just made available by this unit of work (so as read, it is current: the
+        unit holds the row until it commits): offer them the oldest waiting caller of their teams,
+        at once. The head of the agent's teams and its call come in one read."""
+        if agent.status != agent_rules.AVAILABLE:
             return False
-        fresh = uow.agents.get(agent.id, fresh=True)
-        if fresh is None or fresh.status != agent_rules.AVAILABLE:
+        claimed_at = utcnow()
+        found = uow.queue.head_for(agent.id)
+        if found is None:
+            teams = uow.teams.of_agent(agent.id)
+            if teams:
+                self.sweep_later(uow, teams)  # a caller enqueued in a transaction not yet committed
             return False
-        entry = self.head(uow, teams)
-        if entry is None:
-            self.sweep_later(uow, teams)  # a caller enqueued in a transaction not yet committed
-            return False
-        return self.offer(uow, entry, fresh)
+        entry, call = found
+        return self.offer(uow, entry, agent, call, claimed_at)
 
     def dispatch(self, uow: UnitOfWork, team_id: str, limit: int = 5) -> int:
         """Pair the team's free members with its waiting callers, oldest first (each pair claimed
@@ -174,16 +176,22 @@ class Queues:
             agent = self.free_agent(uow, team_id)
             if agent is None:
                 break
-            entry = self.head(uow, [team_id])
-            if entry is None or not self.offer(uow, entry, agent):
+            claimed_at = utcnow()
+            found = self.head(uow, [team_id])
+            if found is None or not self.offer(uow, found[0], agent, found[1], claimed_at):
                 break
             offered += 1
         return offered
 
-    def offer(self, uow: UnitOfWork, entry: QueueEntry, agent: Agent) -> bool:
-        claimed_at = utcnow()  # the head row is ours from here (its lock): the offer's place in time
-        call = uow.calls.get(entry.call_id, fresh=True)
-        if call is None or agent.status != agent_rules.AVAILABLE:
+    def offer(self, uow: UnitOfWork, entry: QueueEntry, agent: Agent, call: Call, claimed_at: datetime) -> bool:
+        """Offer the head ``entry`` this unit holds (and its ``call``, read with it) to ``agent``.
+
+        ``claimed_at``, when the claim of the head began, is the offer's place in time (the entry's
+        and the timeline's): two units claiming at once take the first two callers in the order
+        their claims began (the later one skips the row the earlier one holds), and a unit's
+        statements after that may run late on a busy machine, so a time taken after them could
+        put the second caller's offer before the first's."""
+        if agent.status != agent_rules.AVAILABLE:
             return False
         outcome = uow.transition(
             entry, Q.ENTRY, "offer", offered_agent_id=agent.id, offered_at=claimed_at, offers=entry.offers + 1
@@ -191,7 +199,9 @@ class Queues:
         if not outcome.changed:
             return False
         self.legs.reserve_agent(uow, agent)
-        uow.timeline.record(call.id, "queue_offered", agent_id=agent.id, team=entry.team_id, offer=entry.offers)
+        uow.timeline.record_at(
+            claimed_at, call.id, "queue_offered", agent_id=agent.id, team=entry.team_id, offer=entry.offers
+        )
         self.legs.ring_agent(uow, call, agent, room=call.room)
         return True
 

@@ -125,12 +125,15 @@ class Routing:
         say so, and if it does not, a look at the room's participants will (webhooks are hints)."""
         uow.jobs.add(J.ReconcileRoom(call_id, room, 0, gone), delay_s=L.RECONCILE_AFTER_S[0])
 
-    def send_caller_to_goodbye(self, uow: UnitOfWork, call: Call) -> None:
+    def send_caller_to_goodbye(self, uow: UnitOfWork, call: Call, **changes: object) -> None:
         """The agent ended the call: the caller is redirected to goodbye. Marked as a redirect in
         flight, so the end of the <Dial> it interrupts is not taken for a lost bridge (which would
-        route a caller who is leaving to another agent, or into the queue)."""
+        route a caller who is leaving to another agent, or into the queue). ``changes``: more of
+        the call's fields, written in the same update."""
         if not call.redirecting:
-            uow.compare_and_set(call, redirecting=True)
+            changes["redirecting"] = True
+        if changes:
+            uow.compare_and_set(call, **changes)
         uow.jobs.add(J.RedirectCaller(call.id, Dest.GOODBYE))
 
     def to_voicemail(self, uow: UnitOfWork, call: Call, reason: str) -> None:

@@ -94,6 +94,11 @@ class AgentRows(Protocol):
         """Members signed in (available or busy) who can be reached: 0 means nobody could come."""
         ...
 
+    def fresh_with_live_leg(self, agent_id: str) -> tuple[Agent, bool] | None:
+        """The agent read again, and whether they have a ringing, accepted or joined leg on any
+        call: one read (on an agent's way back to available)."""
+        ...
+
 
 class TeamRows(Protocol):
     def add(self, team: Team) -> None: ...
@@ -115,9 +120,14 @@ class QueueRows(Protocol):
         """The call's waiting or offered entry."""
         ...
 
-    def head(self, team_ids: Iterable[str]) -> QueueEntry | None:
+    def head(self, team_ids: Iterable[str]) -> tuple[QueueEntry, Call] | None:
         """The next waiting entry of these teams (highest priority, then oldest), held for this
-        unit: a unit running at the same moment is given the one after (``FOR UPDATE SKIP LOCKED``)."""
+        unit: a unit running at the same moment is given the one after (``FOR UPDATE SKIP LOCKED``);
+        with its call, read again in the same statement."""
+        ...
+
+    def head_for(self, agent_id: str) -> tuple[QueueEntry, Call] | None:
+        """``head`` of the teams the agent is a member of, in the same one read."""
         ...
 
     def position(self, entry: QueueEntry) -> int:
@@ -150,6 +160,19 @@ class Timeline(Protocol):
     def record(
         self, call_id: str, kind: str, *, transfer_id: str | None = None, agent_id: str | None = None, **detail: Any
     ) -> None: ...
+
+    def record_at(
+        self,
+        at: datetime,
+        call_id: str,
+        kind: str,
+        *,
+        transfer_id: str | None = None,
+        agent_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """``record`` of something that happened at ``at`` rather than now."""
+        ...
 
     def of_call(self, call_id: str) -> list[TimelineEntry]:
         """The call's committed entries, oldest first."""

@@ -50,7 +50,7 @@ def _table(model: type[models.Base]) -> Table:
 RECONNECTS = 2  # fresh connections tried after a dead one, before the error reaches the caller
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The newest Alembic revision (tests/integration/test_schema.py keeps it equal to Alembic's head).
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 # SQLite: how long one statement waits for another writer's lock, and how long a unit of work keeps
 # trying in all. Twilio gives the voice URL 15 s: a locked database must end in the apology well
 # inside that (2 s + at most 6 s of retries), not in Twilio's generic error after 30 s a statement.
@@ -131,10 +131,18 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             self._sqlite_pragmas()
+        # One statement that stands alone (a look by key, a job's claim or finish) needs no
+        # transaction around it: on Postgres it runs in autocommit, one round trip instead of
+        # three (BEGIN, the statement, COMMIT), and a claim's row lock ends with the statement.
+        # The same pool; SQLite keeps its BEGIN IMMEDIATE.
+        self._direct = self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # A unit of work is a session with the services' repositories (uow.py imports this module).
         from gateway.adapters.store.uow import SqlUnitOfWork
 
         self._sessions = sessionmaker(self.engine, class_=SqlUnitOfWork, expire_on_commit=False)
+        # A read (``Store.read``) holds nothing together either: under READ COMMITTED each of its
+        # statements sees what was committed when it began, in a transaction or not.
+        self._reads = sessionmaker(self._direct, class_=SqlUnitOfWork, expire_on_commit=False)
         # Called with (id, kind, leased) of the due jobs a unit of work committed (the job runner
         # subscribes); ``leased`` is a ClaimedJob when the job was stored already leased to us.
         self.job_listeners: list[Callable[[list[tuple[int, str, ClaimedJob | None]]], None]] = []
@@ -187,9 +195,10 @@ class Store:
 
     # ---------------------------------------------------------- units of work
     @contextmanager
-    def session(self) -> Iterator[SqlUnitOfWork]:
-        """One transaction; commits on success. Jobs added are handed to the runner after commit."""
-        session = self._sessions()
+    def session(self, *, read_only: bool = False) -> Iterator[SqlUnitOfWork]:
+        """One transaction; commits on success. Jobs added are handed to the runner after commit.
+        ``read_only``: statements that change nothing, run without a transaction around them."""
+        session = (self._reads if read_only else self._sessions)()
         session.info["new_jobs"] = []
         session.info["new_entries"] = []
         session.info["lease_new_job"] = self.lease_new_job
@@ -281,7 +290,7 @@ class Store:
         return self.reconnecting(lambda: self._read_once(work))
 
     def _read_once(self, work: Callable[[SqlUnitOfWork], T]) -> T:
-        with self.session() as session:
+        with self.session(read_only=True) as session:
             return work(session)
 
     def peek(self, model: Any, key: Any) -> Any:
@@ -290,7 +299,7 @@ class Store:
         statement = _PEEK[model]
 
         def attempt():
-            with self.engine.connect() as conn:
+            with self._direct.connect() as conn:
                 return conn.execute(statement, {"pk": key}).first()
 
         return self.reconnecting(attempt)
@@ -348,6 +357,20 @@ class Store:
         agent_id: str | None = None,
         **detail: Any,
     ) -> None:
+        Store.record_at(session, utcnow(), call_id, kind, transfer_id=transfer_id, agent_id=agent_id, **detail)
+
+    @staticmethod
+    def record_at(
+        session: Session,
+        at: datetime,
+        call_id: str,
+        kind: str,
+        *,
+        transfer_id: str | None = None,
+        agent_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """``record`` of something that happened at ``at`` rather than now."""
         session.info["new_entries"].append(
             {
                 "call_id": call_id,
@@ -355,7 +378,7 @@ class Store:
                 "agent_id": agent_id,
                 "kind": kind,
                 "detail": detail,
-                "at": utcnow(),
+                "at": at,
             }
         )
 
@@ -449,7 +472,7 @@ class Store:
         def attempt() -> ClaimedJob | None:
             # One statement (Core, not the ORM: this runs for every job): the row lock makes
             # concurrent claimers of the same job wait and then find it taken.
-            with self.engine.begin() as conn:
+            with self._direct.begin() as conn:
                 row = conn.execute(_CLAIM, params).first()
             return ClaimedJob(row.id, row.kind, row.payload or {}, row.attempts, row.locked_until) if row else None
 
@@ -461,7 +484,7 @@ class Store:
         locked_until = utcnow() + timedelta(seconds=lease_s)
 
         def attempt() -> bool:
-            with self.engine.begin() as conn:
+            with self._direct.begin() as conn:
                 return (
                     conn.execute(
                         update(jobs)
@@ -491,7 +514,7 @@ class Store:
         now = utcnow()
 
         def attempt():
-            with self.engine.begin() as conn:
+            with self._direct.begin() as conn:  # two reads: nothing to hold together
                 due = []
                 if limit:
                     due = [(row.id, row.kind) for row in conn.execute(_DUE, {"now": now, "limit": limit})]
@@ -508,7 +531,7 @@ class Store:
             statement, params = _FINISH, {"job_id": job_id, "error": error, "outcome": "failed" if error else "done"}
 
         def attempt() -> None:
-            with self.engine.begin() as conn:
+            with self._direct.begin() as conn:
                 conn.execute(statement, params)
 
         self.reconnecting(attempt)

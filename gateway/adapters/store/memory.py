@@ -316,6 +316,10 @@ class MemoryAgents(_Rows):
         free.sort(key=lambda agent: (agent.idle_since is not None, agent.idle_since or datetime.min, agent.id))
         return self.get(free[0].id, fresh=True) if free else None
 
+    def fresh_with_live_leg(self, agent_id: str) -> tuple[Agent, bool] | None:
+        agent = self.get(agent_id, fresh=True)
+        return None if agent is None else (agent, self.unit.legs.agent_has_live(agent_id))
+
     def staffed(self, team_id: str) -> int:
         members = _members(self.unit, team_id)
         agents = self.unit.all(Agent)
@@ -350,11 +354,18 @@ class MemoryQueue(_Rows):
     def live(self, call_id: str) -> QueueEntry | None:
         return next((e for e in self.unit.all(QueueEntry) if e.active_call_id == call_id), None)
 
-    def head(self, team_ids: Iterable[str]) -> QueueEntry | None:
+    def head(self, team_ids: Iterable[str]) -> tuple[QueueEntry, Call] | None:
         teams = set(team_ids)
         waiting = [e for e in self.unit.all(QueueEntry) if e.team_id in teams and e.state == Q.WAITING]
         waiting.sort(key=lambda e: (-e.priority, e.enqueued_at, e.id))
-        return self.unit.get(QueueEntry, waiting[0].id, fresh=True) if waiting else None
+        if not waiting:
+            return None
+        entry = self.unit.get(QueueEntry, waiting[0].id, fresh=True)
+        call = self.unit.get(Call, waiting[0].call_id, fresh=True)
+        return (entry, call) if entry is not None and call is not None else None
+
+    def head_for(self, agent_id: str) -> tuple[QueueEntry, Call] | None:
+        return self.head(self.unit.teams.of_agent(agent_id))
 
     def position(self, entry: QueueEntry) -> int:
         def ahead(other: QueueEntry) -> bool:
@@ -399,8 +410,20 @@ class MemoryTimeline(_Rows):
     def record(
         self, call_id: str, kind: str, *, transfer_id: str | None = None, agent_id: str | None = None, **detail: Any
     ) -> None:
+        self.record_at(utcnow(), call_id, kind, transfer_id=transfer_id, agent_id=agent_id, **detail)
+
+    def record_at(
+        self,
+        at: datetime,
+        call_id: str,
+        kind: str,
+        *,
+        transfer_id: str | None = None,
+        agent_id: str | None = None,
+        **detail: Any,
+    ) -> None:
         entry = {"call_id": call_id, "transfer_id": transfer_id, "agent_id": agent_id, "kind": kind}
-        self.unit.new_entries.append({**entry, "detail": copy.deepcopy(detail), "at": utcnow()})
+        self.unit.new_entries.append({**entry, "detail": copy.deepcopy(detail), "at": at})
 
     def of_call(self, call_id: str) -> list[TimelineEntry]:
         return [_copy(entry) for entry in self.unit.store.timeline if entry.call_id == call_id]

@@ -67,6 +67,8 @@ class Call(Base):
         Index("ix_calls_room", "room"),
         Index("ix_calls_created", "created_at"),
         Index("ix_calls_channel_state", "channel", "state"),
+        # A team's newest handle times (the queue's wait estimate, on every pass of the hold loop).
+        Index("ix_calls_team_ended", "team_id", "ended_at"),
     )
 
 

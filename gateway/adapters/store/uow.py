@@ -187,6 +187,12 @@ class SqlAgents(_Rows):
         with self.session.no_autoflush:  # a new call's rows go in together at commit
             return self.session.execute(query.execution_options(populate_existing=True)).scalars().first()
 
+    def fresh_with_live_leg(self, agent_id: str) -> tuple[Agent, bool] | None:
+        live = select(Leg.id).where(Leg.agent_id == agent_id, Leg.state.in_(L.LIVE)).exists()
+        query = select(Agent, live).where(Agent.id == agent_id).execution_options(populate_existing=True)
+        row = self.session.execute(query).first()
+        return (row[0], bool(row[1])) if row is not None else None
+
     def staffed(self, team_id: str) -> int:
         return (
             self.session.scalar(
@@ -231,16 +237,24 @@ class SqlQueue(_Rows):
     def live(self, call_id: str) -> QueueEntry | None:
         return self.session.execute(select(QueueEntry).where(QueueEntry.active_call_id == call_id)).scalar_one_or_none()
 
-    def head(self, team_ids: Iterable[str]) -> QueueEntry | None:
+    def head(self, team_ids: Iterable[str]) -> tuple[QueueEntry, Call] | None:
+        return self._head(sorted(set(team_ids)))
+
+    def head_for(self, agent_id: str) -> tuple[QueueEntry, Call] | None:
+        return self._head(select(AgentTeam.team_id).where(AgentTeam.agent_id == agent_id).scalar_subquery())
+
+    def _head(self, teams: Any) -> tuple[QueueEntry, Call] | None:
         query = (
-            select(QueueEntry)
-            .where(QueueEntry.team_id.in_(sorted(set(team_ids))), QueueEntry.state == Q.WAITING)
+            select(QueueEntry, Call)
+            .join(Call, Call.id == QueueEntry.call_id)
+            .where(QueueEntry.team_id.in_(teams), QueueEntry.state == Q.WAITING)
             .order_by(QueueEntry.priority.desc(), QueueEntry.enqueued_at, QueueEntry.id)
             .limit(1)
         )
         if self.session.locks_rows:
-            query = query.with_for_update(skip_locked=True)
-        return self.session.execute(query.execution_options(populate_existing=True)).scalars().first()
+            query = query.with_for_update(skip_locked=True, of=QueueEntry)
+        row = self.session.execute(query.execution_options(populate_existing=True)).first()
+        return (row[0], row[1]) if row is not None else None
 
     def position(self, entry: QueueEntry) -> int:
         ahead = self.session.scalar(
@@ -305,6 +319,18 @@ class SqlTimeline(_Rows):
         self, call_id: str, kind: str, *, transfer_id: str | None = None, agent_id: str | None = None, **detail: Any
     ) -> None:
         Store.record(self.session, call_id, kind, transfer_id=transfer_id, agent_id=agent_id, **detail)
+
+    def record_at(
+        self,
+        at: datetime,
+        call_id: str,
+        kind: str,
+        *,
+        transfer_id: str | None = None,
+        agent_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        Store.record_at(self.session, at, call_id, kind, transfer_id=transfer_id, agent_id=agent_id, **detail)
 
     def of_call(self, call_id: str) -> list[TimelineEntry]:
         query = select(TimelineEntry).where(TimelineEntry.call_id == call_id).order_by(TimelineEntry.id)
