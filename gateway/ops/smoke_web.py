@@ -33,7 +33,7 @@ def _record(hop: str, **detail) -> None:
 
 @bp.post("/answer")
 @signed
-@twiml_view("empty")  # a phone is on the line: never an error page
+@twiml_view("empty", rendered=True)  # a phone is on the line: never an error page
 def answer():
     _record("voice_webhook", answered_by=form("AnsweredBy") or None)
     heard_url = smoke.hop_url(_gw().urls.origin, "heard", probe=_probe())
@@ -42,7 +42,7 @@ def answer():
 
 @bp.post("/heard")
 @signed
-@twiml_view("empty")  # a phone is on the line: never an error page
+@twiml_view("empty", rendered=True)  # a phone is on the line: never an error page
 def heard():
     """Requested by the <Redirect> after the announcement: it has been said in full."""
     _record("whisper_heard")
@@ -52,7 +52,7 @@ def heard():
 
 @bp.post("/gather")
 @signed
-@twiml_view("empty")  # a phone is on the line: never an error page
+@twiml_view("empty", rendered=True)  # a phone is on the line: never an error page
 def gather():
     digits = form("Digits")
     _record("key_pressed", digits=digits)
@@ -72,7 +72,7 @@ def gather():
 
 @bp.post("/dial-action")
 @signed
-@twiml_view("empty")  # a phone is on the line: never an error page
+@twiml_view("empty", rendered=True)  # a phone is on the line: never an error page
 def dial_action():
     _record("dial_ended", status=form("DialCallStatus"), sip_code=form("DialSipResponseCode") or None)
     return twiml.goodbye(smoke.ENDED)

@@ -106,15 +106,17 @@ def signed(view):
     return wrapper
 
 
-def twiml_view(fallback: str = "apology"):
+def twiml_view(fallback: str = "apology", *, rendered: bool = False):
     """The view's reply rendered as TwiML; whatever goes wrong, answer 200 with TwiML that keeps the
-    caller informed."""
+    caller informed. ``rendered``: the view answers a TwiML document it built itself (the operator's
+    test call in ``ops/smoke_web.py``, which is no service's use case and has no reply values)."""
 
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             try:
-                return answer(view(*args, **kwargs))
+                result = view(*args, **kwargs)
+                return xml(result) if rendered else answer(result)
             except Exception:
                 log.exception("TwiML endpoint %s failed", request.path)
                 if fallback == "empty":
