@@ -280,19 +280,6 @@ DAY_CALL = (
     Call.ended_at,
     Call.end_reason,
 )
-DAY_TRANSFER = (
-    Transfer.id,
-    Transfer.call_id,
-    Transfer.state,
-    Transfer.mode,
-    Transfer.source_agent_id,
-    Transfer.target_agent_id,
-    Transfer.target_number,
-    Transfer.created_at,
-    Transfer.target_joined_at,
-    Transfer.ended_at,
-    Transfer.end_reason,
-)
 LIVE_CALL = (Call.id, Call.team_id, Call.channel, Call.from_number, Call.agent_id, Call.state, Call.created_at)
 LIVE_TRANSFER = (
     Transfer.id,
@@ -304,6 +291,8 @@ LIVE_TRANSFER = (
     Transfer.target_number,
     Transfer.created_at,
 )
+# The day's figures need, beyond the live board's columns, how each transfer ended.
+DAY_TRANSFER = (*LIVE_TRANSFER, Transfer.target_joined_at, Transfer.ended_at, Transfer.end_reason)
 
 
 # ------------------------------------------------------------ the live rows

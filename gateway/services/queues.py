@@ -229,12 +229,6 @@ class Queues:
             uow.timeline.record(call.id, "callback_requested", team=entry.team_id, position=self.position(uow, entry))
         return True
 
-    def is_callback(self, call_id: str) -> bool:
-        """Is this call a caller waiting to be called back (their entry a callback)?"""
-        return self.units.read(
-            lambda uow: (entry := self.live_entry(uow, call_id)) is not None and entry.kind == Q.CALLBACK
-        )
-
     def start_callback(self, uow: UnitOfWork, entry: QueueEntry, agent_id: str | None, attempt: int = 1) -> None:
         """The agent who accepted the callback is in the room: dial the caller (services.callbacks).
         Once per offer and attempt, however often the agent's arrival is reported."""
