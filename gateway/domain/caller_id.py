@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+from gateway.domain.agents import E164, mask_phone
+
 # A number already masked for display or after retention (its last four digits): not withheld.
 MASKED = re.compile(r"^…\d{1,4}$")
 WITHHELD_LABEL = "Withheld number"
@@ -52,4 +53,4 @@ def mask_caller(from_: str | None) -> str:
     number = (from_ or "").strip()
     if is_withheld(number):
         return WITHHELD_LABEL
-    return number if MASKED.match(number) else "…" + number[-4:]
+    return number if MASKED.match(number) else mask_phone(number)

@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from gateway.domain import calls as C
-from gateway.domain.caller_id import E164, callable_number, mask_caller
+from gateway.domain.agents import E164
+from gateway.domain.caller_id import callable_number, mask_caller
 
 CHANNEL_PHONE, CHANNEL_WEB = "phone", "web"
 CHANNELS = (CHANNEL_PHONE, CHANNEL_WEB)
